@@ -1,0 +1,12 @@
+//! The local data model and the values it is built from. No I/O lives here: every other module
+//! may use `domain`, and `domain` uses nothing of the crate.
+
+mod entities;
+mod ids;
+mod notification;
+
+pub use entities::{
+    Activity, ActivityKind, Company, CompanyProduct, Contact, OwnershipStatus, SalesforceKind,
+};
+pub use ids::{IdError, SalesforceId};
+pub use notification::{ChangeType, Notification, ObjectType, OrgId};
