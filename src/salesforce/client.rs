@@ -1,0 +1,373 @@
+//! One org's connection: the session token, the single-flight refresh, the connection state,
+//! the call counter and the latest API budget. Every REST call goes through [`Client::send`].
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header::{ACCEPT, HeaderMap};
+use reqwest::{Method, RequestBuilder, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use tracing::Instrument as _;
+
+use super::error::SalesforceError;
+use super::limits::{ApiUsage, LIMIT_INFO_HEADER};
+use super::oauth::{OAuthClient, OAuthSettings, TokenResponse, http_client};
+use super::vault::{TokenStore, TokenVault};
+use crate::domain::OrgId;
+
+/// The loop-prevention tag sent on every write (`Sforce-Call-Options: client=sfsync`); it shows
+/// up in CDC `changeOrigin`, so sfsync can drop its own echoes.
+pub const CALL_OPTIONS: &str = "client=sfsync";
+
+/// The default timeout of one REST call.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Whether a connection can make calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionState {
+    /// Calls go out; an expired session is refreshed on the way.
+    Connected,
+    /// The refresh token was refused (`invalid_grant`) or is missing: no call goes out until a
+    /// person authorizes again ([`Client::reauthorized`]).
+    NeedsReauth,
+}
+
+/// A Salesforce connection for one org. Cheap to clone: clones share the session, the
+/// single-flight refresh, the state and the counters.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    oauth: OAuthClient,
+    org_id: OrgId,
+    vault: Arc<TokenVault>,
+    store: Arc<dyn TokenStore>,
+    session: RwLock<Session>,
+    refresh_lock: tokio::sync::Mutex<()>,
+    needs_reauth: AtomicBool,
+    api_calls: AtomicU64,
+    usage: Mutex<Option<ApiUsage>>,
+    timeout: Duration,
+}
+
+struct Session {
+    access_token: Option<SecretString>,
+    generation: u64,
+    instance_url: String,
+}
+
+/// A response read to the end: status and body.
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) body: Bytes,
+}
+
+impl Reply {
+    /// The error this reply stands for, or the reply itself when the status is 2xx.
+    pub(crate) fn success(self) -> Result<Self, SalesforceError> {
+        if self.status.is_success() {
+            Ok(self)
+        } else {
+            Err(SalesforceError::from_response(
+                self.status.as_u16(),
+                &self.body,
+            ))
+        }
+    }
+
+    /// Decodes a JSON body.
+    pub(crate) fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &'static str,
+    ) -> Result<T, SalesforceError> {
+        serde_json::from_slice(&self.body).map_err(|_| SalesforceError::Unexpected {
+            what,
+            status: self.status.as_u16(),
+        })
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("org_id", &self.inner.org_id)
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A connection to `org_id` at `instance_url`. Its refresh token is read, sealed, from
+    /// `store` when the first call needs a session (or after a 401).
+    pub fn new(
+        settings: OAuthSettings,
+        org_id: OrgId,
+        instance_url: impl Into<String>,
+        vault: Arc<TokenVault>,
+        store: Arc<dyn TokenStore>,
+    ) -> Result<Self, SalesforceError> {
+        let http = http_client()?;
+        let oauth = OAuthClient::with_http(http.clone(), settings);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                oauth,
+                org_id,
+                vault,
+                store,
+                session: RwLock::new(Session {
+                    access_token: None,
+                    generation: 0,
+                    instance_url: instance_url.into().trim_end_matches('/').to_string(),
+                }),
+                refresh_lock: tokio::sync::Mutex::new(()),
+                needs_reauth: AtomicBool::new(false),
+                api_calls: AtomicU64::new(0),
+                usage: Mutex::new(None),
+                timeout: DEFAULT_TIMEOUT,
+            }),
+        })
+    }
+
+    /// A connection built from a fresh code exchange: the org comes from the identity URL, the
+    /// refresh token is sealed and saved before the access token is used.
+    pub fn from_token_response(
+        settings: OAuthSettings,
+        token: TokenResponse,
+        vault: Arc<TokenVault>,
+        store: Arc<dyn TokenStore>,
+    ) -> Result<Self, SalesforceError> {
+        let org_id = token.org_id().ok_or(SalesforceError::Unexpected {
+            what: "identity url of the token response",
+            status: 200,
+        })?;
+        let client = Self::new(settings, org_id, token.instance_url.clone(), vault, store)?;
+        client.reauthorized(token)?;
+        Ok(client)
+    }
+
+    /// Starts with a known access token instead of refreshing on the first call.
+    pub fn with_access_token(self, access_token: SecretString) -> Self {
+        self.write_session(|s| {
+            s.access_token = Some(access_token);
+            s.generation += 1;
+        });
+        self
+    }
+
+    /// Installs tokens from a new authorization (after `NeedsReauth`): the refresh token, if
+    /// any, is sealed and saved first, then the session is replaced and the state is
+    /// `Connected` again.
+    pub fn reauthorized(&self, token: TokenResponse) -> Result<(), SalesforceError> {
+        if let Some(refresh) = &token.refresh_token {
+            self.save_refresh_token(refresh)?;
+        }
+        self.install(token);
+        self.inner.needs_reauth.store(false, Ordering::Release);
+        Ok(())
+    }
+
+    /// Seals and saves a refresh token for this org.
+    pub fn save_refresh_token(&self, refresh_token: &SecretString) -> Result<(), SalesforceError> {
+        let sealed = self.inner.vault.seal(&self.inner.org_id, refresh_token)?;
+        self.inner
+            .store
+            .save_sealed(&self.inner.org_id, &sealed)
+            .map_err(SalesforceError::Store)
+    }
+
+    /// The org this connection talks to.
+    pub fn org_id(&self) -> &OrgId {
+        &self.inner.org_id
+    }
+
+    /// The instance URL calls go to (updated from each token response).
+    pub fn instance_url(&self) -> String {
+        self.read_session(|s| s.instance_url.clone())
+    }
+
+    /// The OAuth settings (API version, connected app).
+    pub fn settings(&self) -> &OAuthSettings {
+        self.inner.oauth.settings()
+    }
+
+    /// Whether calls can go out.
+    pub fn state(&self) -> ConnectionState {
+        if self.inner.needs_reauth.load(Ordering::Acquire) {
+            ConnectionState::NeedsReauth
+        } else {
+            ConnectionState::Connected
+        }
+    }
+
+    /// The latest `Sforce-Limit-Info: api-usage` seen on a response of this org.
+    pub fn api_usage(&self) -> Option<ApiUsage> {
+        *self
+            .inner
+            .usage
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// REST calls sent by this connection (token calls not included).
+    pub fn api_calls(&self) -> u64 {
+        self.inner.api_calls.load(Ordering::Relaxed)
+    }
+
+    /// Token endpoint calls sent by this connection.
+    pub fn token_requests(&self) -> u64 {
+        self.inner.oauth.token_requests()
+    }
+
+    /// `/services/data/vNN.0` followed by `rest`.
+    pub(crate) fn data_path(&self, rest: &str) -> String {
+        format!("/services/data/v{}{rest}", self.settings().api_version)
+    }
+
+    fn read_session<T>(&self, f: impl FnOnce(&Session) -> T) -> T {
+        f(&self
+            .inner
+            .session
+            .read()
+            .unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn write_session(&self, f: impl FnOnce(&mut Session)) {
+        f(&mut self
+            .inner
+            .session
+            .write()
+            .unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn install(&self, token: TokenResponse) {
+        self.write_session(|s| {
+            s.access_token = Some(token.access_token);
+            s.instance_url = token.instance_url.trim_end_matches('/').to_string();
+            s.generation += 1;
+        });
+    }
+
+    fn record_usage(&self, headers: &HeaderMap) {
+        let usage = headers
+            .get(LIMIT_INFO_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(ApiUsage::parse_header);
+        if let Some(usage) = usage {
+            *self
+                .inner
+                .usage
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(usage);
+        }
+    }
+
+    /// Sends one REST call to `path` (absolute, e.g. `/services/data/v62.0/…`, or a
+    /// `nextRecordsUrl`), reads the whole response and records the budget. A 401 refreshes the
+    /// session once (single-flight across clones) and repeats the call; every other status is
+    /// returned for the caller to interpret. `write` adds the loop-prevention tag.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        write: bool,
+        build: impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Reply, SalesforceError> {
+        let span = tracing::debug_span!(
+            "sf.request",
+            org = %self.inner.org_id,
+            method = %method,
+            status = tracing::field::Empty,
+        );
+        async {
+            let mut refreshed = false;
+            loop {
+                if self.inner.needs_reauth.load(Ordering::Acquire) {
+                    return Err(SalesforceError::NeedsReauth);
+                }
+                let (token, generation, base) = self.read_session(|s| {
+                    (s.access_token.clone(), s.generation, s.instance_url.clone())
+                });
+                let Some(token) = token else {
+                    self.refresh_after(generation).await?;
+                    continue;
+                };
+                let mut request = self
+                    .inner
+                    .http
+                    .request(method.clone(), format!("{base}{path}"))
+                    .bearer_auth(token.expose_secret())
+                    .header(ACCEPT, "application/json")
+                    .timeout(self.inner.timeout);
+                if write {
+                    request = request.header("Sforce-Call-Options", CALL_OPTIONS);
+                }
+                self.inner.api_calls.fetch_add(1, Ordering::Relaxed);
+                let response = build(request)
+                    .send()
+                    .await
+                    .map_err(SalesforceError::transport)?;
+                let status = response.status();
+                tracing::Span::current().record("status", status.as_u16());
+                self.record_usage(response.headers());
+                let body = response.bytes().await.map_err(SalesforceError::transport)?;
+                if status == StatusCode::UNAUTHORIZED && !refreshed {
+                    tracing::info!("session refused, refreshing once");
+                    refreshed = true;
+                    self.refresh_after(generation).await?;
+                    continue;
+                }
+                return Ok(Reply { status, body });
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Refreshes the session unless another caller already replaced the one at `seen`.
+    /// Concurrent callers queue on one lock; the first refreshes, the rest see a newer
+    /// generation and return, so N callers cost one token call.
+    async fn refresh_after(&self, seen: u64) -> Result<(), SalesforceError> {
+        let _guard = self.inner.refresh_lock.lock().await;
+        if self.inner.needs_reauth.load(Ordering::Acquire) {
+            return Err(SalesforceError::NeedsReauth);
+        }
+        if self.read_session(|s| s.generation) != seen {
+            return Ok(());
+        }
+        let org = &self.inner.org_id;
+        let Some(sealed) = self
+            .inner
+            .store
+            .load_sealed(org)
+            .map_err(SalesforceError::Store)?
+        else {
+            tracing::warn!(org = %org, "no refresh token stored; the connection needs re-authorization");
+            self.inner.needs_reauth.store(true, Ordering::Release);
+            return Err(SalesforceError::NeedsReauth);
+        };
+        let refresh_token = self.inner.vault.open(org, &sealed)?;
+        match self.inner.oauth.refresh(&refresh_token).await {
+            Ok(token) => {
+                if let Some(rotated) = &token.refresh_token {
+                    self.save_refresh_token(rotated)?;
+                }
+                self.install(token);
+                Ok(())
+            }
+            Err(err) if err.code() == Some("invalid_grant") => {
+                tracing::warn!(org = %org, "refresh token refused; the connection needs re-authorization");
+                self.inner.needs_reauth.store(true, Ordering::Release);
+                Err(err)
+            }
+            Err(err) => Err(err),
+        }
+    }
+}

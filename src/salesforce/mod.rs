@@ -1,0 +1,33 @@
+//! Salesforce REST and OAuth client: the only module that names reqwest.
+//!
+//! - [`oauth`]: the web server flow with PKCE, code exchange, refresh, signature check.
+//! - [`Client`]: one org's connection; single-flight refresh on 401, connection state, API
+//!   budget, and the REST operations ([`rest`]), queries as streams ([`query`]) and sObject
+//!   Collections ([`composite`]).
+//! - [`error`]: [`SalesforceError`] and the one classification ([`ErrorClass`]) every caller uses.
+//! - [`limits`]: `Sforce-Limit-Info` parsing.
+//! - [`vault`]: refresh tokens sealed at rest and the [`TokenStore`] that keeps them.
+//!
+//! The wire shapes follow salesforce-protocol.md sections 2 and 3. Retry schedules belong to
+//! callers; the client itself only refreshes an expired session once.
+
+mod client;
+pub mod composite;
+pub mod error;
+pub mod limits;
+pub mod oauth;
+pub mod query;
+pub mod rest;
+pub mod vault;
+
+pub use client::{CALL_OPTIONS, Client, ConnectionState};
+pub use composite::{MAX_COLLECTION, RecordResult};
+pub use error::{ApiErrorItem, DuplicateResult, ErrorClass, SalesforceError, TransportKind};
+pub use limits::ApiUsage;
+pub use oauth::{AuthorizeRequest, OAuthClient, OAuthSettings, Pkce, TokenResponse};
+pub use query::QueryPage;
+pub use rest::{Fetched, RecordExt, UpsertOutcome};
+pub use vault::{TokenKey, TokenStore, TokenStoreError, TokenVault, VaultError};
+
+/// A record as Salesforce sends it: field name → JSON value, `attributes` included on reads.
+pub type Record = serde_json::Map<String, serde_json::Value>;
