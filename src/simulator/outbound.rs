@@ -1,0 +1,474 @@
+//! Outbound Messages: per-object rules, the notification queue and the deliverer that POSTs
+//! SOAP 1.1 `notifications` (salesforce-protocol.md 1.2, 1.6) until a `200` with
+//! `<Ack>true</Ack>` comes back, with exponential back-off and switchable duplicate and
+//! out-of-order delivery.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use quick_xml::escape::escape;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::SimulatorConfig;
+use super::org::{Record, parse_datetime};
+use super::schema;
+use super::state::Shared;
+use crate::domain::SalesforceId;
+
+/// At most this many notifications travel in one message.
+const MAX_PER_MESSAGE: usize = 100;
+
+/// How messages are delivered.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeliveryMode {
+    /// Deliver every acknowledged message a second time.
+    pub duplicate: bool,
+    /// Shuffle notifications and messages instead of sending them in queue order.
+    pub out_of_order: bool,
+}
+
+/// Counters of the deliverer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboundStats {
+    /// Notifications queued since start.
+    pub notifications_queued: u64,
+    /// Notifications whose message was acknowledged.
+    pub notifications_acked: u64,
+    /// Notifications waiting (queued or being retried).
+    pub pending: u64,
+    /// SOAP messages POSTed (duplicates included).
+    pub messages_sent: u64,
+    /// Messages answered 200 with `<Ack>true</Ack>`.
+    pub messages_acked: u64,
+    /// Messages that failed (refused, nacked, not 200, unreachable) and will be retried.
+    pub messages_failed: u64,
+}
+
+/// A notification waiting for delivery.
+#[derive(Debug, Clone)]
+pub(crate) struct Pending {
+    pub(crate) id: SalesforceId,
+    pub(crate) object: String,
+    pub(crate) record_id: SalesforceId,
+    pub(crate) attempts: u32,
+    pub(crate) due: Instant,
+}
+
+/// Rules, destination, mode, queue and counters.
+#[derive(Debug)]
+pub(crate) struct OutboundState {
+    pub(crate) url: Option<String>,
+    pub(crate) rules: BTreeMap<String, Vec<String>>,
+    pub(crate) mode: DeliveryMode,
+    pub(crate) queue: Vec<Pending>,
+    pub(crate) stats: OutboundStats,
+    pub(crate) in_flight: u64,
+    action_ids: BTreeMap<String, SalesforceId>,
+}
+
+impl OutboundState {
+    /// The default rules (Account, Contact, Lead, Opportunity) and the configured URL.
+    pub(crate) fn new(config: &SimulatorConfig) -> Self {
+        let rules = ["Account", "Contact", "Lead", "Opportunity"]
+            .into_iter()
+            .filter_map(|o| {
+                let fields = schema::default_outbound_fields(o)?;
+                Some((
+                    o.to_string(),
+                    fields.iter().map(|f| (*f).to_string()).collect(),
+                ))
+            })
+            .collect();
+        let action_ids = schema::OBJECTS
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                (
+                    o.name.to_string(),
+                    SalesforceId::mint("04k", "5g", 1 + i as u64),
+                )
+            })
+            .collect();
+        Self {
+            url: config.outbound_url.clone(),
+            rules,
+            mode: DeliveryMode::default(),
+            queue: Vec::new(),
+            stats: OutboundStats::default(),
+            in_flight: 0,
+            action_ids,
+        }
+    }
+
+    /// Queues one notification, due now.
+    pub(crate) fn enqueue(&mut self, id: SalesforceId, object: &str, record_id: SalesforceId) {
+        self.queue.push(Pending {
+            id,
+            object: object.to_string(),
+            record_id,
+            attempts: 0,
+            due: Instant::now(),
+        });
+        self.stats.notifications_queued += 1;
+    }
+
+    /// Counters, with the pending count filled in.
+    pub(crate) fn stats(&self) -> OutboundStats {
+        OutboundStats {
+            pending: self.queue.len() as u64 + self.in_flight,
+            ..self.stats.clone()
+        }
+    }
+}
+
+/// One message ready to POST.
+struct Batch {
+    object: String,
+    items: Vec<Pending>,
+    body: String,
+}
+
+/// Delivers queued notifications until the simulator shuts down.
+pub(crate) async fn run(shared: Arc<Shared>) {
+    loop {
+        let (batches, url, next_due) = take_due(&shared);
+        if batches.is_empty() {
+            let wait = next_due.map_or(Duration::from_secs(3600), |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            tokio::select! {
+                () = shared.cancel.cancelled() => return,
+                () = shared.outbound_wake.notified() => {
+                    // Let a burst of changes gather into one message.
+                    tokio::time::sleep(shared.config.outbound_batch_window).await;
+                }
+                () = tokio::time::sleep(wait) => {}
+            }
+            continue;
+        }
+        let Some(url) = url else { continue };
+        for batch in batches {
+            deliver(&shared, &url, batch).await;
+        }
+    }
+}
+
+/// Takes the due notifications off the queue and renders them into messages.
+fn take_due(shared: &Shared) -> (Vec<Batch>, Option<String>, Option<Instant>) {
+    let mut st = shared.lock();
+    let st = &mut *st;
+    let now = Instant::now();
+    let next_due = st.outbound.queue.iter().map(|p| p.due).min();
+    let Some(url) = st.outbound.url.clone() else {
+        return (Vec::new(), None, None);
+    };
+    let (due, rest): (Vec<Pending>, Vec<Pending>) =
+        st.outbound.queue.drain(..).partition(|p| p.due <= now);
+    st.outbound.queue = rest;
+    if due.is_empty() {
+        return (Vec::new(), Some(url), next_due);
+    }
+    let mut by_object: BTreeMap<String, Vec<Pending>> = BTreeMap::new();
+    for p in due {
+        by_object.entry(p.object.clone()).or_default().push(p);
+    }
+    let mut batches = Vec::new();
+    for (object, mut items) in by_object {
+        if st.outbound.mode.out_of_order {
+            items.shuffle(&mut st.rng);
+        }
+        let fields = st.outbound.rules.get(&object).cloned().unwrap_or_default();
+        let action_id = st.outbound.action_ids.get(&object).cloned();
+        for chunk in items.chunks(MAX_PER_MESSAGE) {
+            let notifications: Vec<(&Pending, Record)> = chunk
+                .iter()
+                .filter_map(|p| st.org.find(&p.record_id).map(|(_, r)| (p, r.clone())))
+                .collect();
+            if notifications.is_empty() {
+                continue;
+            }
+            let envelope = Envelope {
+                org_id: shared.org_id.as_str(),
+                action_id: action_id.as_ref().map_or("", |a| a.as_str()),
+                session_id: None,
+                enterprise_url: &format!(
+                    "{}/services/Soap/c/{}/{}",
+                    shared.instance_url,
+                    shared.config.api_version,
+                    shared.org_id.as_15()
+                ),
+                partner_url: &format!(
+                    "{}/services/Soap/u/{}/{}",
+                    shared.instance_url,
+                    shared.config.api_version,
+                    shared.org_id.as_15()
+                ),
+            };
+            let body = soap_message(
+                &envelope,
+                &object,
+                &fields,
+                &notifications
+                    .iter()
+                    .map(|(p, r)| (p.id.as_str(), r))
+                    .collect::<Vec<_>>(),
+            );
+            st.outbound.in_flight += notifications.len() as u64;
+            batches.push(Batch {
+                object: object.clone(),
+                items: notifications.into_iter().map(|(p, _)| p.clone()).collect(),
+                body,
+            });
+        }
+    }
+    if st.outbound.mode.out_of_order {
+        batches.shuffle(&mut st.rng);
+    }
+    (batches, Some(url), next_due)
+}
+
+/// POSTs one message; on failure its notifications go back on the queue with back-off.
+async fn deliver(shared: &Shared, url: &str, batch: Batch) {
+    let acked = post(shared, url, &batch.body).await;
+    let duplicate = {
+        let mut st = shared.lock();
+        st.outbound.in_flight = st
+            .outbound
+            .in_flight
+            .saturating_sub(batch.items.len() as u64);
+        st.outbound.stats.messages_sent += 1;
+        if acked {
+            st.outbound.stats.messages_acked += 1;
+            st.outbound.stats.notifications_acked += batch.items.len() as u64;
+        } else {
+            st.outbound.stats.messages_failed += 1;
+            let base = shared.config.outbound_retry_base;
+            let max = shared.config.outbound_retry_max;
+            for mut p in batch.items.clone() {
+                p.attempts += 1;
+                let backoff = base
+                    .saturating_mul(1u32 << p.attempts.saturating_sub(1).min(20))
+                    .min(max);
+                p.due = Instant::now() + backoff;
+                st.outbound.queue.push(p);
+            }
+            tracing::debug!(object = %batch.object, "outbound message not acknowledged, will retry");
+        }
+        acked && st.outbound.mode.duplicate
+    };
+    if duplicate {
+        let again = post(shared, url, &batch.body).await;
+        let mut st = shared.lock();
+        st.outbound.stats.messages_sent += 1;
+        if again {
+            st.outbound.stats.messages_acked += 1;
+        } else {
+            st.outbound.stats.messages_failed += 1;
+        }
+    }
+}
+
+/// One POST; true when the answer is 200 with `<Ack>true</Ack>`.
+async fn post(shared: &Shared, url: &str, body: &str) -> bool {
+    let response = shared
+        .http
+        .post(url)
+        .header("Content-Type", "text/xml; charset=utf-8")
+        .header("SOAPAction", "\"\"")
+        .body(body.to_string())
+        .send()
+        .await;
+    let Ok(response) = response else { return false };
+    if response.status().as_u16() != 200 {
+        return false;
+    }
+    response.text().await.is_ok_and(|text| is_ack(&text))
+}
+
+/// Whether a response body is a SOAP `notificationsResponse` with `Ack` true.
+pub(crate) fn is_ack(text: &str) -> bool {
+    let Ok(doc) = roxmltree::Document::parse(text.trim_start_matches('\u{feff}')) else {
+        return false;
+    };
+    doc.descendants()
+        .find(|n| n.has_tag_name("Ack"))
+        .and_then(|n| n.text())
+        .is_some_and(|t| t.trim() == "true" || t.trim() == "1")
+}
+
+/// The envelope-level values of one message.
+pub(crate) struct Envelope<'a> {
+    pub(crate) org_id: &'a str,
+    pub(crate) action_id: &'a str,
+    pub(crate) session_id: Option<&'a str>,
+    pub(crate) enterprise_url: &'a str,
+    pub(crate) partner_url: &'a str,
+}
+
+/// Renders a SOAP 1.1 `notifications` message in the shape of sample C: `sf:Id` first, then the
+/// rule's fields in alphabetical order, nulls left out.
+pub(crate) fn soap_message(
+    env: &Envelope<'_>,
+    object: &str,
+    fields: &[String],
+    notifications: &[(&str, &Record)],
+) -> String {
+    let mut sorted: Vec<&String> = fields.iter().filter(|f| f.as_str() != "Id").collect();
+    sorted.sort_by_key(|f| f.to_ascii_lowercase());
+    let mut out = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><soapenv:Envelope \
+         xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\" \
+         xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\" \
+         xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"><soapenv:Body>\
+         <notifications xmlns=\"http://soap.sforce.com/2005/09/outbound\">",
+    );
+    element(&mut out, "OrganizationId", env.org_id);
+    element(&mut out, "ActionId", env.action_id);
+    match env.session_id {
+        Some(s) => element(&mut out, "SessionId", s),
+        None => out.push_str("<SessionId xsi:nil=\"true\"/>"),
+    }
+    element(&mut out, "EnterpriseUrl", env.enterprise_url);
+    element(&mut out, "PartnerUrl", env.partner_url);
+    for (id, record) in notifications {
+        out.push_str("<Notification>");
+        element(&mut out, "Id", id);
+        out.push_str(&format!(
+            "<sObject xsi:type=\"sf:{}\" xmlns:sf=\"urn:sobject.enterprise.soap.sforce.com\">",
+            escape(object)
+        ));
+        if let Some(Value::String(record_id)) = record.get("Id") {
+            element(&mut out, "sf:Id", record_id);
+        }
+        for field in &sorted {
+            if let Some(text) = record
+                .get(field.as_str())
+                .and_then(|v| soap_value(field, v))
+            {
+                element(&mut out, &format!("sf:{field}"), &text);
+            }
+        }
+        out.push_str("</sObject></Notification>");
+    }
+    out.push_str("</notifications></soapenv:Body></soapenv:Envelope>");
+    out
+}
+
+fn element(out: &mut String, name: &str, text: &str) {
+    out.push('<');
+    out.push_str(name);
+    out.push('>');
+    out.push_str(&escape(text));
+    out.push_str("</");
+    out.push_str(name);
+    out.push('>');
+}
+
+/// A field value as Outbound Message XML text: `true`/`false`, `120000.0`, `…000Z`.
+fn soap_value(field: &str, value: &Value) -> Option<String> {
+    Some(match value {
+        Value::Null => return None,
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => match schema::kind(field) {
+            schema::Kind::Integer => n.as_i64().map_or_else(|| n.to_string(), |i| i.to_string()),
+            _ => {
+                let f = n.as_f64()?;
+                if f.fract() == 0.0 && f.abs() < 1e15 {
+                    format!("{f:.1}")
+                } else {
+                    f.to_string()
+                }
+            }
+        },
+        Value::String(s) if schema::kind(field) == schema::Kind::DateTime => {
+            match parse_datetime(s) {
+                Some(d) => d.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+                None => s.clone(),
+            }
+        }
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_message_matches_sample_c_byte_for_byte() {
+        let record = json!({"Id": "0067F000003pmdWQAQ", "AccountId": "0017F000007ydJmQAI", "Amount": 120000.0,
+            "CloseDate": "2017-04-03", "LeadSource": "Phone Inquiry", "Name": "Express Logistics SLA",
+            "StageName": "Perception Analysis", "Type": null});
+        let record = record.as_object().cloned().unwrap_or_default();
+        let fields: Vec<String> = [
+            "StageName",
+            "Name",
+            "Id",
+            "Amount",
+            "LeadSource",
+            "AccountId",
+            "CloseDate",
+            "Type",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
+        let env = Envelope {
+            org_id: "00D7F00000107XsUAI",
+            action_id: "04k7F0000008V3hQAE",
+            session_id: None,
+            enterprise_url: "https://ap5.salesforce.com/services/Soap/c/47.0/00D7F00000107Xs",
+            partner_url: "https://ap5.salesforce.com/services/Soap/u/47.0/00D7F00000107Xs",
+        };
+        let xml = soap_message(
+            &env,
+            "Opportunity",
+            &fields,
+            &[("04l7F000008aeAyQAI", &record)],
+        );
+        let sample_c = r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><notifications xmlns="http://soap.sforce.com/2005/09/outbound"><OrganizationId>00D7F00000107XsUAI</OrganizationId><ActionId>04k7F0000008V3hQAE</ActionId><SessionId xsi:nil="true"/><EnterpriseUrl>https://ap5.salesforce.com/services/Soap/c/47.0/00D7F00000107Xs</EnterpriseUrl><PartnerUrl>https://ap5.salesforce.com/services/Soap/u/47.0/00D7F00000107Xs</PartnerUrl><Notification><Id>04l7F000008aeAyQAI</Id><sObject xsi:type="sf:Opportunity" xmlns:sf="urn:sobject.enterprise.soap.sforce.com"><sf:Id>0067F000003pmdWQAQ</sf:Id><sf:AccountId>0017F000007ydJmQAI</sf:AccountId><sf:Amount>120000.0</sf:Amount><sf:CloseDate>2017-04-03</sf:CloseDate><sf:LeadSource>Phone Inquiry</sf:LeadSource><sf:Name>Express Logistics SLA</sf:Name><sf:StageName>Perception Analysis</sf:StageName></sObject></Notification></notifications></soapenv:Body></soapenv:Envelope>"#;
+        assert_eq!(xml, sample_c);
+    }
+
+    #[test]
+    fn text_is_escaped_and_datetimes_end_in_z() {
+        let record = json!({"Id": "0015g00000000001AAA", "Name": "A & B <x>", "SystemModstamp": "2024-01-02T03:04:05.000+0000"});
+        let record = record.as_object().cloned().unwrap_or_default();
+        let env = Envelope {
+            org_id: "o",
+            action_id: "a",
+            session_id: None,
+            enterprise_url: "e",
+            partner_url: "p",
+        };
+        let xml = soap_message(
+            &env,
+            "Account",
+            &["Name".into(), "SystemModstamp".into()],
+            &[("n", &record)],
+        );
+        assert!(
+            xml.contains("<sf:Name>A &amp; B &lt;x&gt;</sf:Name>"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<sf:SystemModstamp>2024-01-02T03:04:05.000Z</sf:SystemModstamp>"),
+            "{xml}"
+        );
+    }
+
+    #[test]
+    fn only_a_true_ack_counts() {
+        let ack = r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><notificationsResponse xmlns="http://soap.sforce.com/2005/09/outbound"><Ack>true</Ack></notificationsResponse></soapenv:Body></soapenv:Envelope>"#;
+        assert!(is_ack(ack));
+        assert!(!is_ack(&ack.replace("true", "false")));
+        assert!(!is_ack("not xml"));
+    }
+}
