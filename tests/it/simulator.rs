@@ -220,3 +220,1075 @@ async fn a_second_delete_answers_entity_is_deleted() {
         json!([{"message": "entity is deleted", "errorCode": "ENTITY_IS_DELETED", "fields": []}])
     );
 }
+
+#[tokio::test]
+async fn an_upsert_creates_201_then_updates_200_and_several_matches_answer_300() {
+    let org = Org::start().await;
+
+    let (s1, created) = body(
+        org.patch("/sobjects/Account/Ext_Id__c/A-1", json!({"Name": "Acme"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let (s2, updated) = body(
+        org.patch("/sobjects/Account/Ext_Id__c/A-1", json!({"Name": "Acme 2"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+
+    assert_eq!(s1, StatusCode::CREATED);
+    assert_eq!(created["created"], true);
+    assert_eq!(created["success"], true);
+    assert_eq!(created["errors"], json!([]));
+    assert_eq!(s2, StatusCode::OK);
+    assert_eq!(updated["created"], false);
+    assert_eq!(updated["id"], created["id"]);
+
+    org.create("Account", json!({"Name": "Twin 1", "Ext_Id__c": "T"}))
+        .await;
+    org.create("Account", json!({"Name": "Twin 2", "Ext_Id__c": "T"}))
+        .await;
+    let (s3, many) = body(
+        org.patch("/sobjects/Account/Ext_Id__c/T", json!({"Name": "X"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s3, StatusCode::MULTIPLE_CHOICES);
+    assert_eq!(many.as_array().map(Vec::len), Some(2));
+
+    let (s4, unknown) = body(
+        org.patch("/sobjects/Account/Nope/1", json!({"Name": "X"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s4, StatusCode::NOT_FOUND);
+    assert_eq!(
+        unknown,
+        json!([{"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}])
+    );
+}
+
+#[tokio::test]
+async fn if_modified_since_answers_304_unless_the_record_changed_later() {
+    let org = Org::start().await;
+    let id = org.create("Account", json!({"Name": "Acme"})).await;
+    let later = (chrono::Utc::now() + chrono::Duration::hours(1))
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
+    let earlier = (chrono::Utc::now() - chrono::Duration::hours(1))
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
+
+    let not_modified = org
+        .get(&format!("/sobjects/Account/{id}"))
+        .header("If-Modified-Since", later)
+        .send()
+        .await
+        .unwrap();
+    let modified = org
+        .get(&format!("/sobjects/Account/{id}"))
+        .header("If-Modified-Since", earlier)
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(not_modified.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(modified.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_query_over_2001_records_pages_with_next_records_url() {
+    let org = Org::start().await;
+    let seeded = org
+        .sim
+        .seed_org(&sfsync::simulator::SeedSpec {
+            accounts: 2001,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(seeded.accounts.len(), 2001);
+
+    let q = "SELECT Id, Name, SystemModstamp FROM Account WHERE SystemModstamp > 2000-01-01T00:00:00Z ORDER BY SystemModstamp, Id";
+    let (status, first) = body(org.get("/query").query(&[("q", q)]).send().await.unwrap()).await;
+
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(first["totalSize"], 2001);
+    assert_eq!(first["done"], false);
+    assert_eq!(first["records"].as_array().map(Vec::len), Some(2000));
+    assert_eq!(first["records"][0]["attributes"]["type"], "Account");
+    let next = first["nextRecordsUrl"].as_str().unwrap();
+    assert!(
+        next.starts_with("/services/data/v62.0/query/01g") && next.ends_with("-2000"),
+        "{next}"
+    );
+
+    let resp = org
+        .http
+        .get(format!("{}{next}", org.sim.instance_url()))
+        .bearer_auth(&org.creds.access_token)
+        .send()
+        .await
+        .unwrap();
+    let (_, second) = body(resp).await;
+    assert_eq!(second["done"], true);
+    assert_eq!(second["records"].as_array().map(Vec::len), Some(1));
+    assert!(second.get("nextRecordsUrl").is_none());
+}
+
+#[tokio::test]
+async fn the_batch_size_query_option_is_honoured() {
+    let org = Org::start().await;
+    org.sim
+        .seed_org(&sfsync::simulator::SeedSpec {
+            accounts: 450,
+            ..Default::default()
+        })
+        .unwrap();
+
+    let resp = org
+        .get("/query")
+        .query(&[("q", "SELECT Id FROM Account")])
+        .header("Sforce-Query-Options", "batchSize=200")
+        .send()
+        .await
+        .unwrap();
+    let (_, v) = body(resp).await;
+
+    assert_eq!(v["records"].as_array().map(Vec::len), Some(200));
+    assert!(v["nextRecordsUrl"].as_str().unwrap().ends_with("-200"));
+}
+
+#[tokio::test]
+async fn query_all_returns_deleted_rows_that_query_hides() {
+    let org = Org::start().await;
+    let id = org.create("Contact", json!({"LastName": "Gone"})).await;
+    org.delete(&format!("/sobjects/Contact/{id}"))
+        .send()
+        .await
+        .unwrap();
+    let q = [(
+        "q",
+        "SELECT Id, IsDeleted FROM Contact WHERE IsDeleted = true",
+    )];
+
+    let (_, live) = body(org.get("/query").query(&q).send().await.unwrap()).await;
+    let (_, all) = body(org.get("/queryAll").query(&q).send().await.unwrap()).await;
+
+    assert_eq!(live["totalSize"], 0);
+    assert_eq!(all["totalSize"], 1);
+    assert_eq!(all["records"][0]["Id"], id);
+}
+
+#[tokio::test]
+async fn an_unknown_column_answers_invalid_field() {
+    let org = Org::start().await;
+
+    let (status, v) = body(
+        org.get("/query")
+            .query(&[("q", "SELECT Nope FROM Account")])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(v[0]["errorCode"], "INVALID_FIELD");
+}
+
+#[tokio::test]
+async fn collections_answer_per_record_results_with_status_code() {
+    let org = Org::start().await;
+    let records = json!({"allOrNone": false, "records": [
+        {"attributes": {"type": "Account"}, "Name": "Good"},
+        {"attributes": {"type": "Account"}, "Website": "x"},
+    ]});
+
+    let (status, v) = body(
+        org.post("/composite/sobjects", records)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v[0]["success"], true);
+    assert_eq!(v[0]["errors"], json!([]));
+    assert_eq!(
+        v[1],
+        json!({"success": false, "errors": [{"statusCode": "REQUIRED_FIELD_MISSING", "message": "Required fields are missing: [Name]", "fields": ["Name"]}]})
+    );
+}
+
+#[tokio::test]
+async fn all_or_none_rolls_back_the_valid_records() {
+    let org = Org::start().await;
+    let records = json!({"allOrNone": true, "records": [
+        {"attributes": {"type": "Account"}, "Name": "Good"},
+        {"attributes": {"type": "Account"}},
+    ]});
+
+    let (_, v) = body(
+        org.post("/composite/sobjects", records)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+
+    assert_eq!(
+        v[0]["errors"][0]["statusCode"],
+        "ALL_OR_NONE_OPERATION_ROLLED_BACK"
+    );
+    assert_eq!(v[1]["errors"][0]["statusCode"], "REQUIRED_FIELD_MISSING");
+    assert!(org.sim.list("Account").is_empty());
+}
+
+#[tokio::test]
+async fn collections_update_delete_and_retrieve_in_id_order() {
+    let org = Org::start().await;
+    let a = org.create("Account", json!({"Name": "A"})).await;
+    let b = org.create("Account", json!({"Name": "B"})).await;
+
+    let update = json!({"records": [{"attributes": {"type": "Account"}, "id": a, "Name": "A2"}]});
+    let (_, updated) = body(
+        org.patch("/composite/sobjects", update)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let (_, deleted) = body(
+        org.delete(&format!("/composite/sobjects?ids={b}&allOrNone=false"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let (status, got) = body(
+        org.get(&format!(
+            "/composite/sobjects/Account?ids={b},{a}&fields=Name"
+        ))
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+
+    assert_eq!(updated, json!([{"id": a, "success": true, "errors": []}]));
+    assert_eq!(deleted, json!([{"id": b, "success": true, "errors": []}]));
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(got[0], Value::Null);
+    assert_eq!(got[1]["Name"], "A2");
+}
+
+#[tokio::test]
+async fn a_collection_upsert_reports_the_created_flag() {
+    let org = Org::start().await;
+    org.create("Contact", json!({"LastName": "Old", "Ext__c": "k1"}))
+        .await;
+    let records = json!({"allOrNone": false, "records": [
+        {"attributes": {"type": "Contact"}, "Ext__c": "k1", "LastName": "Updated"},
+        {"attributes": {"type": "Contact"}, "Ext__c": "k2", "LastName": "New"},
+    ]});
+
+    let (_, v) = body(
+        org.patch("/composite/sobjects/Contact/Ext__c", records)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+
+    assert_eq!(v[0]["created"], false);
+    assert_eq!(v[1]["created"], true);
+    assert_eq!(org.sim.list("Contact").len(), 2);
+}
+
+#[tokio::test]
+async fn the_token_response_has_the_documented_fields_and_a_verifiable_signature() {
+    let org = Org::start().await;
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", org.creds.refresh_token.as_str()),
+        ("client_id", org.creds.client_id.as_str()),
+        ("client_secret", org.creds.client_secret.as_str()),
+    ];
+
+    let (status, v) = body(
+        org.http
+            .post(format!("{}/services/oauth2/token", org.sim.instance_url()))
+            .form(&form)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+
+    assert_eq!(status, StatusCode::OK);
+    for key in [
+        "access_token",
+        "signature",
+        "scope",
+        "instance_url",
+        "id",
+        "token_type",
+        "issued_at",
+    ] {
+        assert!(v[key].is_string(), "{key} in {v}");
+    }
+    assert!(
+        v.get("refresh_token").is_none(),
+        "a refresh does not rotate the refresh token"
+    );
+    assert_eq!(v["token_type"], "Bearer");
+    assert_eq!(v["instance_url"], org.sim.instance_url());
+    let expected = token_signature(
+        &org.creds.client_secret,
+        v["id"].as_str().unwrap(),
+        v["issued_at"].as_str().unwrap(),
+    );
+    assert_eq!(v["signature"], expected);
+    let resp = org
+        .http
+        .get(format!("{}/limits", org.base))
+        .bearer_auth(v["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
+#[test]
+fn the_signature_function_reproduces_the_documented_vector() {
+    let id = "https://login.salesforce.com/id/00Dxx0000001gPFEAY/005xx000001SwiUAAS";
+    assert_eq!(
+        token_signature("TESTSECRET123", id, "1278448832702"),
+        "RFh95UvNhLc8buqYMXbtJsXjNgCdTT1giduU1Ytzzcw="
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_refresh_token_answers_invalid_grant() {
+    let org = Org::start().await;
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", "5AepNOPE"),
+        ("client_id", org.creds.client_id.as_str()),
+    ];
+
+    let (status, v) = body(
+        org.http
+            .post(format!("{}/services/oauth2/token", org.sim.instance_url()))
+            .form(&form)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        v,
+        json!({"error": "invalid_grant", "error_description": "expired access/refresh token"})
+    );
+}
+
+#[tokio::test]
+async fn the_web_server_flow_checks_the_pkce_verifier() {
+    use base64::Engine;
+    use sha2::Digest;
+    let org = Org::start().await;
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let verifier = "a-verifier-of-enough-length-0123456789-abcdefghijk";
+    let challenge =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier));
+    let authorize = |challenge: String| {
+        no_redirect
+            .get(format!(
+                "{}/services/oauth2/authorize",
+                org.sim.instance_url()
+            ))
+            .query(&[
+                ("response_type", "code"),
+                ("client_id", org.creds.client_id.as_str()),
+                ("redirect_uri", "http://127.0.0.1:9/cb"),
+                ("state", "s-1"),
+                ("code_challenge", challenge.as_str()),
+                ("code_challenge_method", "S256"),
+            ])
+            .send()
+    };
+    let exchange = |code: String, verifier: &'static str| {
+        let form = vec![
+            ("grant_type", "authorization_code".to_string()),
+            ("code", code),
+            ("client_id", org.creds.client_id.clone()),
+            ("client_secret", org.creds.client_secret.clone()),
+            ("redirect_uri", "http://127.0.0.1:9/cb".to_string()),
+            ("code_verifier", verifier.to_string()),
+        ];
+        org.http
+            .post(format!("{}/services/oauth2/token", org.sim.instance_url()))
+            .form(&form)
+            .send()
+    };
+    let code_of = |resp: &reqwest::Response| -> (String, String) {
+        let location = url::Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
+        let q: std::collections::HashMap<String, String> =
+            location.query_pairs().into_owned().collect();
+        (q["code"].clone(), q["state"].clone())
+    };
+
+    let resp = authorize(challenge.clone()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::FOUND);
+    let (code, state) = code_of(&resp);
+    assert_eq!(state, "s-1");
+    let (status, v) = body(exchange(code, verifier).await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(v["refresh_token"].is_string());
+
+    let (code, _) = code_of(&authorize(challenge).await.unwrap());
+    let (status, v) = body(
+        exchange(code, "the-wrong-verifier-0123456789-abcdefghijklmnopq")
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"], "invalid_request");
+}
+
+#[tokio::test]
+async fn a_bad_token_answers_invalid_session_id() {
+    let org = Org::start().await;
+
+    let resp = org
+        .http
+        .get(format!("{}/limits", org.base))
+        .bearer_auth("00Dnope!ARnope")
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let (_, v) = body(resp).await;
+    assert_eq!(
+        v,
+        json!([{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])
+    );
+}
+
+#[tokio::test]
+async fn the_session_expires_after_n_calls_and_a_refresh_brings_a_working_token() {
+    let org = Org::start().await;
+    org.sim.set_faults(Faults {
+        session_expiry_after_calls: Some(2),
+        ..Faults::default()
+    });
+
+    let statuses = [
+        org.get("/limits").send().await.unwrap().status(),
+        org.get("/limits").send().await.unwrap().status(),
+        org.get("/limits").send().await.unwrap().status(),
+    ];
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", org.creds.refresh_token.as_str()),
+        ("client_id", org.creds.client_id.as_str()),
+    ];
+    let (_, token) = body(
+        org.http
+            .post(format!("{}/services/oauth2/token", org.sim.instance_url()))
+            .form(&form)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let after = org
+        .http
+        .get(format!("{}/limits", org.base))
+        .bearer_auth(token["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(
+        statuses,
+        [StatusCode::OK, StatusCode::OK, StatusCode::UNAUTHORIZED]
+    );
+    assert_eq!(after.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_daily_limit_answers_request_limit_exceeded_and_limits_reports_it() {
+    let org = Org::start_with(SimulatorConfig {
+        daily_api_limit: 3,
+        ..SimulatorConfig::default()
+    })
+    .await;
+
+    let (_, limits) = body(org.get("/limits").send().await.unwrap()).await;
+    org.get("/limits").send().await.unwrap();
+    let last_ok = org.get("/limits").send().await.unwrap();
+    let refused = org.get("/limits").send().await.unwrap();
+
+    assert_eq!(
+        limits["DailyApiRequests"],
+        json!({"Max": 3, "Remaining": 2})
+    );
+    assert_eq!(last_ok.headers()["Sforce-Limit-Info"], "api-usage=3/3");
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let (_, v) = body(refused).await;
+    assert_eq!(
+        v,
+        json!([{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}])
+    );
+}
+
+#[tokio::test]
+async fn reading_a_merged_loser_answers_entity_is_deleted_and_query_all_finds_its_master() {
+    let org = Org::start().await;
+    let master = org
+        .sim
+        .create("Contact", json!({"LastName": "Keep"}))
+        .unwrap();
+    let loser = org
+        .sim
+        .create("Contact", json!({"LastName": "Lose"}))
+        .unwrap();
+    let task = org
+        .sim
+        .create("Task", json!({"Subject": "Call", "WhoId": loser.as_str()}))
+        .unwrap();
+
+    org.sim
+        .merge(&master, std::slice::from_ref(&loser))
+        .unwrap();
+
+    let (status, v) = body(
+        org.get(&format!("/sobjects/Contact/{loser}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(v[0]["errorCode"], "ENTITY_IS_DELETED");
+    let q = [(
+        "q",
+        "SELECT Id, MasterRecordId FROM Contact WHERE IsDeleted = true AND MasterRecordId != null",
+    )];
+    let (_, all) = body(org.get("/queryAll").query(&q).send().await.unwrap()).await;
+    assert_eq!(all["records"][0]["MasterRecordId"], master.as_str());
+    assert_eq!(org.sim.get(&task).unwrap()["WhoId"], master.as_str());
+}
+
+#[tokio::test]
+async fn a_converted_lead_is_read_only() {
+    let org = Org::start().await;
+    let lead = org
+        .sim
+        .create(
+            "Lead",
+            json!({"LastName": "Black", "Company": "Acme", "Email": "b@acme.test"}),
+        )
+        .unwrap();
+
+    let converted = org.sim.convert_lead(&lead, Default::default()).unwrap();
+
+    let (_, l) = body(org.get(&format!("/sobjects/Lead/{lead}?fields=IsConverted,ConvertedContactId,ConvertedAccountId,ConvertedOpportunityId,ConvertedDate")).send().await.unwrap()).await;
+    assert_eq!(l["IsConverted"], true);
+    assert_eq!(l["ConvertedContactId"], converted.contact_id.as_str());
+    assert_eq!(l["ConvertedAccountId"], converted.account_id.as_str());
+    assert_eq!(
+        l["ConvertedOpportunityId"],
+        converted
+            .opportunity_id
+            .as_ref()
+            .map(|o| o.as_str())
+            .unwrap()
+    );
+    assert!(l["ConvertedDate"].is_string());
+    let contact = org.sim.get(&converted.contact_id).unwrap();
+    assert_eq!(contact["Email"], "b@acme.test");
+    assert_eq!(contact["AccountId"], converted.account_id.as_str());
+
+    let (status, v) = body(
+        org.patch(&format!("/sobjects/Lead/{lead}"), json!({"Title": "x"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(v[0]["errorCode"], "CANNOT_UPDATE_CONVERTED_LEAD");
+}
+
+#[tokio::test]
+async fn a_lock_row_fault_refuses_writes_with_unable_to_lock_row() {
+    let org = Org::start().await;
+    org.sim.set_faults(Faults {
+        lock_row_rate: 1.0,
+        ..Faults::default()
+    });
+
+    let (status, v) = body(
+        org.post("/sobjects/Account", json!({"Name": "A"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(v[0]["errorCode"], "UNABLE_TO_LOCK_ROW");
+    assert!(org.sim.list("Account").is_empty());
+    assert_eq!(
+        org.get("/limits").send().await.unwrap().status(),
+        StatusCode::OK,
+        "reads are not locked"
+    );
+}
+
+#[tokio::test]
+async fn a_5xx_fault_answers_server_unavailable() {
+    let org = Org::start().await;
+    org.sim.set_faults(Faults {
+        error_5xx_rate: 1.0,
+        ..Faults::default()
+    });
+
+    let resp = org.get("/limits").send().await.unwrap();
+
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(resp.headers().contains_key("Sforce-Limit-Info"));
+}
+
+#[tokio::test]
+async fn a_dropped_connection_gets_no_answer_and_writes_nothing() {
+    let org = Org::start().await;
+    org.sim.set_faults(Faults {
+        drop_connection_rate: 1.0,
+        ..Faults::default()
+    });
+
+    let result = org
+        .post("/sobjects/Account", json!({"Name": "A"}))
+        .send()
+        .await;
+
+    assert!(result.is_err(), "{result:?}");
+    assert!(org.sim.list("Account").is_empty());
+}
+
+#[tokio::test]
+async fn a_drop_after_commit_writes_the_record_but_never_answers() {
+    let org = Org::start().await;
+    org.sim.set_faults(Faults {
+        drop_after_commit_rate: 1.0,
+        ..Faults::default()
+    });
+
+    let result = org
+        .post("/sobjects/Account", json!({"Name": "A"}))
+        .send()
+        .await;
+
+    assert!(result.is_err(), "{result:?}");
+    assert_eq!(org.sim.list("Account").len(), 1);
+}
+
+#[tokio::test]
+async fn api_calls_are_counted_per_endpoint() {
+    let org = Org::start().await;
+    let id = org.create("Account", json!({"Name": "A"})).await;
+    org.get(&format!("/sobjects/Account/{id}"))
+        .send()
+        .await
+        .unwrap();
+    org.get(&format!("/sobjects/Account/{id}"))
+        .send()
+        .await
+        .unwrap();
+
+    let calls = org.sim.api_calls();
+
+    assert_eq!(calls.total, 3);
+    assert_eq!(
+        calls.by_endpoint.get("GET /sobjects/{object}/{id}"),
+        Some(&2)
+    );
+    assert_eq!(calls.by_endpoint.get("POST /sobjects/{object}"), Some(&1));
+}
+
+#[tokio::test]
+async fn the_control_surface_changes_records_and_reads_counters_over_http() {
+    let org = Org::start().await;
+    let ctl = format!("{}/__sim", org.sim.instance_url());
+
+    let (status, created) = body(
+        org.http
+            .post(format!("{ctl}/records/Account"))
+            .json(&json!({"Name": "Ctl"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let patched = org
+        .http
+        .patch(format!("{ctl}/records/Account/{id}"))
+        .json(&json!({"Phone": "1"}))
+        .send()
+        .await
+        .unwrap();
+    let (_, raw) = body(
+        org.http
+            .get(format!("{ctl}/records/Account/{id}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let faults = org
+        .http
+        .put(format!("{ctl}/faults"))
+        .json(&json!({"latency_ms": 1}))
+        .send()
+        .await
+        .unwrap();
+    let (_, calls) = body(
+        org.http
+            .get(format!("{ctl}/api-calls"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(patched.status(), StatusCode::NO_CONTENT);
+    assert_eq!(raw["Phone"], "1");
+    assert_eq!(faults.status(), StatusCode::NO_CONTENT);
+    assert_eq!(org.sim.faults().latency_ms, 1);
+    assert_eq!(calls["total"], 0, "control calls are not API calls");
+}
+
+/// A tiny Outbound Message receiver on 127.0.0.1:0 that records every POST and nacks the first
+/// `nacks` of them.
+#[derive(Clone, Default)]
+struct Receiver {
+    seen: Arc<Mutex<Vec<(axum::http::HeaderMap, String)>>>,
+    nacks: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+const ACK: &str = r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><notificationsResponse xmlns="http://soap.sforce.com/2005/09/outbound"><Ack>true</Ack></notificationsResponse></soapenv:Body></soapenv:Envelope>"#;
+
+impl Receiver {
+    async fn start(nacks: usize) -> (Receiver, String) {
+        let receiver = Receiver::default();
+        receiver
+            .nacks
+            .store(nacks, std::sync::atomic::Ordering::SeqCst);
+        let r = receiver.clone();
+        let app = axum::Router::new().route(
+            "/om",
+            axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+                let r = r.clone();
+                async move {
+                    r.seen.lock().unwrap().push((headers, body));
+                    let nack = r
+                        .nacks
+                        .fetch_update(
+                            std::sync::atomic::Ordering::SeqCst,
+                            std::sync::atomic::Ordering::SeqCst,
+                            |n| n.checked_sub(1),
+                        )
+                        .is_ok();
+                    let text = if nack {
+                        ACK.replace("true", "false")
+                    } else {
+                        ACK.to_string()
+                    };
+                    ([("content-type", "text/xml; charset=utf-8")], text)
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/om", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (receiver, url)
+    }
+
+    fn messages(&self) -> Vec<(axum::http::HeaderMap, String)> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// Polls `check` until it holds or five seconds pass.
+async fn eventually(what: &str, check: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn fast_outbound(url: Option<String>) -> SimulatorConfig {
+    SimulatorConfig {
+        outbound_url: url,
+        outbound_retry_base: Duration::from_millis(20),
+        outbound_batch_window: Duration::from_millis(5),
+        ..SimulatorConfig::default()
+    }
+}
+
+/// The notification ids of one message.
+fn notification_ids(xml: &str) -> Vec<String> {
+    let doc = roxmltree::Document::parse(xml).unwrap();
+    doc.descendants()
+        .filter(|n| n.has_tag_name("Notification"))
+        .filter_map(|n| {
+            n.children()
+                .find(|c| c.has_tag_name("Id"))
+                .and_then(|c| c.text())
+                .map(String::from)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_changed_record_sends_a_soap_message_of_the_documented_shape() {
+    let (receiver, url) = Receiver::start(0).await;
+    let org = Org::start_with(fast_outbound(Some(url))).await;
+
+    let id = org
+        .sim
+        .create(
+            "Contact",
+            json!({"FirstName": "Jeraldine", "LastName": "Black & Co", "Title": "White"}),
+        )
+        .unwrap();
+    eventually("one message", || receiver.messages().len() == 1).await;
+
+    let (headers, xml) = receiver.messages().remove(0);
+    assert_eq!(headers["content-type"], "text/xml; charset=utf-8");
+    assert_eq!(headers["soapaction"], "\"\"");
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let envelope = doc.root_element();
+    assert_eq!(
+        envelope.tag_name().namespace(),
+        Some("http://schemas.xmlsoap.org/soap/envelope/")
+    );
+    let notifications = doc
+        .descendants()
+        .find(|n| n.has_tag_name("notifications"))
+        .unwrap();
+    assert_eq!(
+        notifications.tag_name().namespace(),
+        Some("http://soap.sforce.com/2005/09/outbound")
+    );
+    let children: Vec<_> = notifications
+        .children()
+        .filter(|n| n.is_element())
+        .collect();
+    let names: Vec<&str> = children.iter().map(|n| n.tag_name().name()).collect();
+    assert_eq!(
+        names,
+        [
+            "OrganizationId",
+            "ActionId",
+            "SessionId",
+            "EnterpriseUrl",
+            "PartnerUrl",
+            "Notification"
+        ]
+    );
+    assert_eq!(children[0].text(), Some(org.sim.org_id().as_str()));
+    assert!(children[1].text().unwrap().starts_with("04k"));
+    assert_eq!(
+        children[2].attribute(("http://www.w3.org/2001/XMLSchema-instance", "nil")),
+        Some("true")
+    );
+    assert!(children[3].text().unwrap().ends_with(&format!(
+        "/services/Soap/c/62.0/{}",
+        org.sim.org_id().as_15()
+    )));
+    let notification_id = children[5]
+        .children()
+        .find(|c| c.has_tag_name("Id"))
+        .and_then(|c| c.text())
+        .unwrap();
+    assert!(notification_id.starts_with("04l") && notification_id.len() == 18);
+    let sobject = children[5]
+        .children()
+        .find(|c| c.has_tag_name("sObject"))
+        .unwrap();
+    assert_eq!(
+        sobject.attribute(("http://www.w3.org/2001/XMLSchema-instance", "type")),
+        Some("sf:Contact")
+    );
+    let fields: Vec<(&str, &str)> = sobject
+        .children()
+        .filter(|c| c.is_element())
+        .map(|c| {
+            assert_eq!(
+                c.tag_name().namespace(),
+                Some("urn:sobject.enterprise.soap.sforce.com")
+            );
+            (c.tag_name().name(), c.text().unwrap_or_default())
+        })
+        .collect();
+    assert_eq!(fields[0], ("Id", id.as_str()));
+    let rest: Vec<&str> = fields[1..].iter().map(|(n, _)| *n).collect();
+    let mut sorted = rest.clone();
+    sorted.sort_by_key(|n| n.to_ascii_lowercase());
+    assert_eq!(rest, sorted, "fields after sf:Id are alphabetical");
+    assert!(!rest.contains(&"Email"), "null fields are left out");
+    let field = |name: &str| fields.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+    assert_eq!(field("LastName"), Some("Black & Co"));
+    assert!(field("SystemModstamp").unwrap().ends_with(".000Z"));
+    eventually("the ack counted", || {
+        org.sim.outbound_stats().messages_acked == 1
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn numbers_and_booleans_travel_as_salesforce_writes_them() {
+    let (receiver, url) = Receiver::start(0).await;
+    let org = Org::start_with(fast_outbound(Some(url))).await;
+
+    org.sim.create("Opportunity", json!({"Name": "Express Logistics SLA", "StageName": "Perception Analysis", "CloseDate": "2017-04-03", "Amount": 120000})).unwrap();
+    eventually("one message", || receiver.messages().len() == 1).await;
+
+    let xml = &receiver.messages()[0].1;
+    assert!(xml.contains("<sf:Amount>120000.0</sf:Amount>"), "{xml}");
+    assert!(
+        xml.contains("<sf:CloseDate>2017-04-03</sf:CloseDate>"),
+        "{xml}"
+    );
+    assert!(xml.contains("<sf:IsClosed>false</sf:IsClosed>"), "{xml}");
+    assert!(
+        xml.contains("<sf:Probability>70.0</sf:Probability>"),
+        "{xml}"
+    );
+}
+
+#[tokio::test]
+async fn an_unacknowledged_message_is_retried_until_acked() {
+    let (receiver, url) = Receiver::start(2).await;
+    let org = Org::start_with(fast_outbound(Some(url))).await;
+
+    org.sim.create("Account", json!({"Name": "Retry"})).unwrap();
+    eventually("the third delivery acked", || {
+        org.sim.outbound_stats().messages_acked == 1
+    })
+    .await;
+
+    let messages = receiver.messages();
+    assert_eq!(messages.len(), 3);
+    let ids: Vec<Vec<String>> = messages.iter().map(|(_, b)| notification_ids(b)).collect();
+    assert!(
+        ids.iter().all(|i| *i == ids[0]),
+        "the same notification each time: {ids:?}"
+    );
+    let stats = org.sim.outbound_stats();
+    assert_eq!(
+        (
+            stats.messages_failed,
+            stats.pending,
+            stats.notifications_acked
+        ),
+        (2, 0, 1)
+    );
+}
+
+#[tokio::test]
+async fn duplicate_mode_delivers_a_message_twice() {
+    let (receiver, url) = Receiver::start(0).await;
+    let org = Org::start_with(fast_outbound(Some(url))).await;
+    org.sim.set_delivery_mode(DeliveryMode {
+        duplicate: true,
+        out_of_order: false,
+    });
+
+    org.sim
+        .create("Lead", json!({"LastName": "Twice", "Company": "Dup"}))
+        .unwrap();
+    eventually("two deliveries", || receiver.messages().len() == 2).await;
+
+    let messages = receiver.messages();
+    assert_eq!(
+        notification_ids(&messages[0].1),
+        notification_ids(&messages[1].1)
+    );
+}
+
+#[tokio::test]
+async fn a_message_holds_at_most_100_notifications_of_one_type() {
+    let (receiver, url) = Receiver::start(0).await;
+    let org = Org::start_with(fast_outbound(None)).await;
+    org.sim
+        .seed_org(&sfsync::simulator::SeedSpec {
+            accounts: 150,
+            contacts_per_account: 1,
+            fire_outbound: true,
+            ..Default::default()
+        })
+        .unwrap();
+
+    org.sim.set_outbound_url(Some(url));
+    eventually("300 notifications acked", || {
+        org.sim.outbound_stats().notifications_acked == 300
+    })
+    .await;
+
+    let messages = receiver.messages();
+    let mut total = 0;
+    for (_, xml) in &messages {
+        let n = notification_ids(xml).len();
+        assert!((1..=100).contains(&n), "{n} notifications in one message");
+        let types: std::collections::BTreeSet<&str> = xml
+            .match_indices("xsi:type=\"sf:")
+            .map(|(i, _)| &xml[i + 13..i + 17])
+            .collect();
+        assert_eq!(types.len(), 1, "one object type per message");
+        total += n;
+    }
+    assert_eq!(total, 300);
+    assert_eq!(messages.len(), 4);
+}
+
+#[tokio::test]
+async fn rest_writes_fire_outbound_messages_too() {
+    let (receiver, url) = Receiver::start(0).await;
+    let org = Org::start_with(fast_outbound(Some(url))).await;
+
+    let id = org.create("Account", json!({"Name": "Via API"})).await;
+    eventually("one message", || receiver.messages().len() == 1).await;
+
+    assert!(
+        receiver.messages()[0]
+            .1
+            .contains(&format!("<sf:Id>{id}</sf:Id>"))
+    );
+}
