@@ -25,6 +25,10 @@ pub const CALL_OPTIONS: &str = "client=sfsync";
 /// The default timeout of one REST call.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// Whether a connection can make calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -54,7 +58,7 @@ struct Inner {
     needs_reauth: AtomicBool,
     api_calls: AtomicU64,
     usage: Mutex<Option<ApiUsage>>,
-    timeout: Duration,
+    timeout_ms: AtomicU64,
 }
 
 struct Session {
@@ -131,7 +135,7 @@ impl Client {
                 needs_reauth: AtomicBool::new(false),
                 api_calls: AtomicU64::new(0),
                 usage: Mutex::new(None),
-                timeout: DEFAULT_TIMEOUT,
+                timeout_ms: AtomicU64::new(millis(DEFAULT_TIMEOUT)),
             }),
         })
     }
@@ -159,6 +163,15 @@ impl Client {
             s.access_token = Some(access_token);
             s.generation += 1;
         });
+        self
+    }
+
+    /// Sets the timeout of each REST call (default 60 s); a call that takes longer fails as a
+    /// retryable [`TransportKind::Timeout`](super::TransportKind).
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        self.inner
+            .timeout_ms
+            .store(millis(timeout), Ordering::Relaxed);
         self
     }
 
@@ -305,7 +318,9 @@ impl Client {
                     .request(method.clone(), format!("{base}{path}"))
                     .bearer_auth(token.expose_secret())
                     .header(ACCEPT, "application/json")
-                    .timeout(self.inner.timeout);
+                    .timeout(Duration::from_millis(
+                        self.inner.timeout_ms.load(Ordering::Relaxed),
+                    ));
                 if write {
                     request = request.header("Sforce-Call-Options", CALL_OPTIONS);
                 }
