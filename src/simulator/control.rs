@@ -46,8 +46,8 @@ fn body_object(body: &Bytes) -> Result<Map<String, Value>, SimError> {
     }
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Response> {
-    serde_json::from_slice(body).map_err(|e| error(SimError::bad_body(e.to_string())))
+fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, SimError> {
+    serde_json::from_slice(body).map_err(|e| SimError::bad_body(e.to_string()))
 }
 
 async fn credentials(State(shared): Shr) -> Response {
@@ -102,7 +102,7 @@ struct MergeRequest {
 async fn merge(State(shared): Shr, body: Bytes) -> Response {
     let req: MergeRequest = match parse(&body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(e) => return error(e),
     };
     match shared.merge(&req.master_id, &req.loser_ids) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
@@ -120,7 +120,7 @@ struct ConvertRequest {
 async fn convert(State(shared): Shr, body: Bytes) -> Response {
     let req: ConvertRequest = match parse(&body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(e) => return error(e),
     };
     match shared.convert(&req.lead_id, &req.options) {
         Ok(result) => Json(json!(result)).into_response(),
@@ -138,7 +138,7 @@ async fn set_faults(State(shared): Shr, body: Bytes) -> Response {
             shared.lock().faults = f;
             StatusCode::NO_CONTENT.into_response()
         }
-        Err(r) => r,
+        Err(e) => error(e),
     }
 }
 
@@ -167,7 +167,7 @@ mod double_option {
 async fn set_outbound(State(shared): Shr, body: Bytes) -> Response {
     let req: OutboundRequest = match parse(&body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(e) => return error(e),
     };
     {
         let mut st = shared.lock();
@@ -218,7 +218,7 @@ async fn reset_usage(State(shared): Shr) -> Response {
 async fn seed(State(shared): Shr, body: Bytes) -> Response {
     let spec: super::SeedSpec = match parse(&body) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(e) => return error(e),
     };
     match super::seed(&shared, &spec) {
         Ok(summary) => Json(json!(summary)).into_response(),
