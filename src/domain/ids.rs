@@ -71,7 +71,10 @@ impl SalesforceId {
 
     /// Builds an id from a three-character key prefix and a number, as the simulator mints them.
     pub fn mint(prefix: &str, pod: &str, n: u64) -> Self {
-        let body = format!("{prefix}{pod}{n:0>width$}", width = 15 - prefix.len() - pod.len());
+        let body = format!(
+            "{prefix}{pod}{n:0>width$}",
+            width = 15 - prefix.len() - pod.len()
+        );
         Self::parse(&body[..15]).unwrap_or_else(|_| unreachable!("minted ids are alphanumeric"))
     }
 
@@ -152,14 +155,23 @@ mod tests {
             ("00558000001N0Ke", "00558000001N0KeAAK"),
             ("a0D30000001n7Pi", "a0D30000001n7PiEAI"),
         ] {
-            assert_eq!(SalesforceId::parse(id15).map(|i| i.to_string()), Ok(id18.to_string()));
-            assert_eq!(SalesforceId::parse(id18).map(|i| i.to_string()), Ok(id18.to_string()));
+            assert_eq!(
+                SalesforceId::parse(id15).map(|i| i.to_string()),
+                Ok(id18.to_string())
+            );
+            assert_eq!(
+                SalesforceId::parse(id18).map(|i| i.to_string()),
+                Ok(id18.to_string())
+            );
         }
     }
 
     #[test]
     fn the_widely_copied_wrong_suffix_is_rejected() {
-        assert_eq!(SalesforceId::parse("a0D30000001n7PiEAC"), Err(IdError::Checksum));
+        assert_eq!(
+            SalesforceId::parse("a0D30000001n7PiEAC"),
+            Err(IdError::Checksum)
+        );
     }
 
     #[test]
@@ -178,7 +190,10 @@ mod tests {
     #[test]
     fn bad_lengths_and_characters_are_named() {
         assert_eq!(SalesforceId::parse("003"), Err(IdError::Length(3)));
-        assert_eq!(SalesforceId::parse("0031I0000081tb-"), Err(IdError::Charset));
+        assert_eq!(
+            SalesforceId::parse("0031I0000081tb-"),
+            Err(IdError::Charset)
+        );
     }
 
     #[test]

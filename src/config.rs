@@ -1,0 +1,327 @@
+//! Configuration: one TOML file with environment overrides, validated at load.
+//!
+//! This is the only module that reads the environment. Every key is documented in
+//! `deploy/sfsync.example.toml`. Environment overrides use the prefix `SFSYNC_` and `__` between
+//! sections, e.g. `SFSYNC_SERVER__LISTEN=0.0.0.0:8080` or `SFSYNC_STORE__PATH=/var/lib/sfsync`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::domain::OrgId;
+
+/// Why the configuration cannot be used. Each message names the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read or a value has the wrong type.
+    #[error("config: {0}")]
+    Load(String),
+    /// A value is present but not acceptable.
+    #[error("config: {key}: {reason}")]
+    Invalid {
+        /// The dotted key, e.g. `connections[0].org_id`.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The HTTP listener and the local API.
+    pub server: ServerConfig,
+    /// The embedded store.
+    pub store: StoreConfig,
+    /// Webhook intake limits.
+    #[serde(default)]
+    pub intake: IntakeConfig,
+    /// One entry per Salesforce org.
+    #[serde(default)]
+    pub connections: Vec<ConnectionConfig>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on, e.g. `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// Bearer token that `/api/v1` requires.
+    pub api_token: SecretString,
+    /// Seconds a request may take before it is answered 408.
+    #[serde(default = "default_request_timeout_s")]
+    pub request_timeout_s: u64,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Directory of the sled store; created if missing.
+    pub path: PathBuf,
+    /// How long a notification's dedupe key is kept, in hours (at least 168: 7 days).
+    #[serde(default = "default_dedupe_ttl_h")]
+    pub dedupe_ttl_hours: u64,
+}
+
+/// `[intake]`: limits on what the webhook endpoints accept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntakeConfig {
+    /// Largest accepted request body in bytes (default 1 MiB).
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Allowed clock skew of signed events in seconds, both ways (default 300).
+    #[serde(default = "default_tolerance")]
+    pub timestamp_tolerance_s: u64,
+}
+
+impl Default for IntakeConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: default_max_body(),
+            timestamp_tolerance_s: default_tolerance(),
+        }
+    }
+}
+
+/// `[[connections]]`: one Salesforce org.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionConfig {
+    /// The org id, 15 or 18 characters, prefix `00D`.
+    pub org_id: String,
+    /// The last path segment of this org's webhook URLs; unguessable, at least 16 characters.
+    pub webhook_key: SecretString,
+    /// Standard Webhooks secrets (`whsec_` + base64 of 24 to 64 bytes); several while rotating.
+    #[serde(default)]
+    pub webhook_secrets: Vec<SecretString>,
+}
+
+fn default_request_timeout_s() -> u64 {
+    30
+}
+fn default_dedupe_ttl_h() -> u64 {
+    7 * 24
+}
+fn default_max_body() -> usize {
+    1024 * 1024
+}
+fn default_tolerance() -> u64 {
+    300
+}
+
+/// A connection once validated: the org id parsed, the secrets decoded.
+#[derive(Clone)]
+pub struct Connection {
+    /// The org.
+    pub org_id: OrgId,
+    /// Its webhook path key.
+    pub webhook_key: SecretString,
+    /// Decoded Standard Webhooks keys.
+    pub webhook_secrets: std::sync::Arc<Vec<secrecy::SecretBox<Vec<u8>>>>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("org_id", &self.org_id)
+            .field("webhook_key", &"[REDACTED]")
+            .field("webhook_secrets", &self.webhook_secrets.len())
+            .finish()
+    }
+}
+
+impl Config {
+    /// Loads `path` (TOML), applies `SFSYNC_*` environment overrides and validates the result.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        if !path.exists() {
+            return Err(ConfigError::Load(format!(
+                "file {} does not exist",
+                path.display()
+            )));
+        }
+        Self::from_figment(
+            Figment::from(Toml::file(path)).merge(Env::prefixed("SFSYNC_").split("__")),
+        )
+    }
+
+    /// Parses a TOML string without environment overrides (tests, the demo, benchmarks).
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        Self::from_figment(Figment::from(Toml::string(text)))
+    }
+
+    fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let config: Config = figment.extract().map_err(|e| {
+            let key = e.path.join(".");
+            let mut msg = e.kind.to_string();
+            if !key.is_empty() {
+                msg = format!("{key}: {msg}");
+            }
+            ConfigError::Load(msg)
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every value and names the first bad key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.server.api_token.expose_secret().len() < 16 {
+            return Err(invalid(
+                "server.api_token",
+                "must be at least 16 characters",
+            ));
+        }
+        if self.store.dedupe_ttl_hours < 168 {
+            return Err(invalid(
+                "store.dedupe_ttl_hours",
+                "must be at least 168 (Salesforce retries for 24 h; keep 7 days)",
+            ));
+        }
+        if self.intake.max_body_bytes < 4096 {
+            return Err(invalid("intake.max_body_bytes", "must be at least 4096"));
+        }
+        let mut seen_keys = std::collections::HashSet::new();
+        let mut seen_orgs = std::collections::HashSet::new();
+        for (i, c) in self.connections.iter().enumerate() {
+            let org = OrgId::parse(&c.org_id)
+                .map_err(|e| invalid(format!("connections[{i}].org_id"), e.to_string()))?;
+            if !seen_orgs.insert(org.as_15().to_string()) {
+                return Err(invalid(
+                    format!("connections[{i}].org_id"),
+                    "org listed twice",
+                ));
+            }
+            let key = c.webhook_key.expose_secret();
+            if key.len() < 16
+                || !key
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(invalid(
+                    format!("connections[{i}].webhook_key"),
+                    "must be at least 16 characters of [A-Za-z0-9_-]",
+                ));
+            }
+            if !seen_keys.insert(key.to_string()) {
+                return Err(invalid(
+                    format!("connections[{i}].webhook_key"),
+                    "used twice",
+                ));
+            }
+            for (j, s) in c.webhook_secrets.iter().enumerate() {
+                crate::http::webhook::signature::decode_secret(s.expose_secret()).map_err(|e| {
+                    invalid(
+                        format!("connections[{i}].webhook_secrets[{j}]"),
+                        e.to_string(),
+                    )
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The validated connections.
+    pub fn connections(&self) -> Vec<Connection> {
+        self.connections
+            .iter()
+            .filter_map(|c| {
+                Some(Connection {
+                    org_id: OrgId::parse(&c.org_id).ok()?,
+                    webhook_key: c.webhook_key.clone(),
+                    webhook_secrets: c
+                        .webhook_secrets
+                        .iter()
+                        .filter_map(|s| {
+                            crate::http::webhook::signature::decode_secret(s.expose_secret())
+                                .ok()
+                                .map(|k| secrecy::SecretBox::new(Box::new(k)))
+                        })
+                        .collect::<Vec<_>>()
+                        .into(),
+                })
+            })
+            .collect()
+    }
+
+    /// How long dedupe keys live.
+    pub fn dedupe_ttl(&self) -> Duration {
+        Duration::from_secs(self.store.dedupe_ttl_hours * 3600)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+api_token = "0123456789abcdef0123"
+[store]
+path = "./data"
+[[connections]]
+org_id = "00D7F00000107Xs"
+webhook_key = "a-long-random-key-1234"
+webhook_secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
+"#;
+
+    #[test]
+    fn a_good_file_loads_and_normalizes_the_org_id() {
+        let c = Config::from_toml(GOOD).expect("valid config");
+        assert_eq!(c.connections()[0].org_id.as_str(), "00D7F00000107XsUAI");
+        assert_eq!(c.intake.max_body_bytes, 1024 * 1024);
+    }
+
+    fn error_of(text: &str) -> String {
+        Config::from_toml(text)
+            .map(|_| ())
+            .expect_err("must fail")
+            .to_string()
+    }
+
+    #[test]
+    fn a_bad_org_id_is_named_by_its_key() {
+        let e = error_of(&GOOD.replace("00D7F00000107Xs", "001xx"));
+        assert!(e.contains("connections[0].org_id"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_secret_is_named_by_its_key_without_its_value() {
+        let e = error_of(&GOOD.replace("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_!!"));
+        assert!(e.contains("connections[0].webhook_secrets[0]"), "{e}");
+        assert!(!e.contains("!!"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused() {
+        let e = error_of(&GOOD.replace("[store]", "[store]\nsize = 3"));
+        assert!(e.contains("size"), "{e}");
+    }
+
+    #[test]
+    fn a_short_dedupe_window_is_refused() {
+        let e = error_of(&GOOD.replace("[store]", "[store]\ndedupe_ttl_hours = 24"));
+        assert!(e.contains("store.dedupe_ttl_hours"), "{e}");
+    }
+
+    #[test]
+    fn a_wrongly_typed_value_names_its_key() {
+        let e = error_of(&GOOD.replace("\"127.0.0.1:8080\"", "8080"));
+        assert!(e.contains("server.listen") || e.contains("listen"), "{e}");
+    }
+}

@@ -1,0 +1,31 @@
+//! sfsync keeps a sales application's Companies, Contacts, pipeline and activities in agreement
+//! with each customer's Salesforce org.
+//!
+//! The pipeline, left to right:
+//!
+//! ```text
+//! Salesforce ──SOAP/signed JSON──▶ http::webhook ──verify, parse──▶ store: dedupe + pending ──fsync──▶ Ack
+//! pending ──worker::inbox──▶ salesforce: batched retrieve ──▶ sync::pull (match, policy) ──▶ store
+//! app ──/api/v1──▶ store: record + outbox entry ──worker::outbox──▶ salesforce: collections ──▶ store
+//! ```
+//!
+//! Modules:
+//! - [`config`]: the TOML file and its env overrides, validated at load; the only reader of env.
+//! - [`app`]: the composition root that wires config, store and HTTP together.
+//! - [`http`]: the router, the webhook endpoints and the local API.
+//! - [`domain`]: entities and ids, no I/O.
+//! - [`store`]: the only module that names sled.
+//! - [`salesforce`]: the only module that names reqwest: OAuth, REST, composite, errors, limits.
+//! - [`simulator`]: a Salesforce org on loopback for tests, the demo and benchmarks.
+//! - [`replay`] and [`bench`]: the `replay` and `bench` commands.
+
+pub mod app;
+pub mod bench;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod replay;
+pub mod salesforce;
+pub mod simulator;
+pub mod store;

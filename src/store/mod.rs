@@ -1,0 +1,137 @@
+//! The embedded store: the only module that names sled (0.34).
+//!
+//! Typed trees, every key prefixed by org (see [`keys`]), multi-tree transactions for anything
+//! that must move together, and real durability: sled's `flush` ends in `sync_file_range`, which
+//! is not an fsync, so [`Store::make_durable`] follows it with an `fsync` of the data file, and
+//! concurrent callers share one flush (group commit).
+
+mod durability;
+mod inbox;
+pub(crate) mod keys;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use inbox::{DedupeSource, Delivery, IngestOutcome, PendingEntry, PendingRecord};
+
+use durability::GroupCommit;
+
+/// What went wrong in the store. Callers answer 503: the cause is logged, never sent.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled reported an error.
+    #[error("store: {0}")]
+    Sled(#[from] sled::Error),
+    /// A filesystem call failed.
+    #[error("store i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// A stored value could not be decoded.
+    #[error("store: corrupt value in {tree}: {reason}")]
+    Corrupt {
+        /// The tree holding it.
+        tree: &'static str,
+        /// What failed to decode.
+        reason: String,
+    },
+    /// The durability flush failed or was refused; nothing may be acknowledged.
+    #[error("store: flush failed: {0}")]
+    Flush(String),
+}
+
+/// A handle on the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    db: sled::Db,
+    dedupe: sled::Tree,
+    dedupe_by_time: sled::Tree,
+    pending: sled::Tree,
+    resync: sled::Tree,
+    tokens: sled::Tree,
+    pending_count: AtomicU64,
+    commit: GroupCommit,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(path)?;
+        let db = sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
+        let pending = db.open_tree("inbox_pending")?;
+        let pending_count = AtomicU64::new(pending.len() as u64);
+        let commit = GroupCommit::start(db.clone(), path)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                dedupe: db.open_tree("inbox_dedupe")?,
+                dedupe_by_time: db.open_tree("inbox_dedupe_by_time")?,
+                resync: db.open_tree("inbox_resync")?,
+                tokens: db.open_tree("oauth_tokens")?,
+                pending,
+                pending_count,
+                commit,
+                db,
+            }),
+        })
+    }
+
+    /// The directory the store lives in.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Waits until every write committed before this call is on disk: one sled flush and one
+    /// `fsync` of the data file, shared with every caller waiting at the same time.
+    pub async fn make_durable(&self) -> Result<(), StoreError> {
+        self.inner.commit.wait().await
+    }
+
+    /// How many group flushes have completed since open.
+    pub fn flushes_completed(&self) -> u64 {
+        self.inner.commit.completed()
+    }
+
+    /// Makes every following flush fail (or succeed again): the seam the ack-after-durable test
+    /// uses to prove that nothing is acknowledged without a flush.
+    pub fn inject_flush_failure(&self, fail: bool) {
+        self.inner.commit.inject_failure(fail);
+    }
+
+    /// Records pending in the inbox.
+    pub fn pending_count(&self) -> u64 {
+        self.inner.pending_count.load(Ordering::Relaxed)
+    }
+
+    /// A sealed (encrypted) OAuth refresh token for an org, as stored.
+    pub fn load_sealed_token(
+        &self,
+        org: &crate::domain::OrgId,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .inner
+            .tokens
+            .get(org.as_str().as_bytes())?
+            .map(|v| v.to_vec()))
+    }
+
+    /// Stores a sealed refresh token for an org and makes it durable before returning: a rotated
+    /// refresh token that is lost locks the org out.
+    pub fn save_sealed_token(
+        &self,
+        org: &crate::domain::OrgId,
+        sealed: &[u8],
+    ) -> Result<(), StoreError> {
+        self.inner.tokens.insert(org.as_str().as_bytes(), sealed)?;
+        self.inner.db.flush()?;
+        durability::fsync_data_file(&self.inner.path)?;
+        Ok(())
+    }
+}
