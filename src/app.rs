@@ -1,0 +1,114 @@
+//! The composition root: config in, a running service out. Tests, the demo and the benchmarks
+//! build the same [`App`] on `127.0.0.1:0` with a temporary store.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::http::webhook::outbound_message::XmlLimits;
+use crate::http::{AppState, Connections, Counters};
+use crate::store::Store;
+
+/// How often expired dedupe keys are removed.
+const EXPIRY_EVERY: Duration = Duration::from_secs(3600);
+
+/// Choices that are not configuration: they exist for the benchmarks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AppOptions {
+    /// Acknowledge webhooks without storing them (the HTTP floor of `sfsync bench ingest`).
+    pub skip_store: bool,
+}
+
+/// A built, bound, not yet running service.
+pub struct App {
+    state: AppState,
+    listener: TcpListener,
+    request_timeout: Duration,
+    dedupe_ttl: Duration,
+}
+
+impl App {
+    /// Opens the store, binds the listener and wires the router.
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        Self::build_with(config, AppOptions::default()).await
+    }
+
+    /// [`App::build`] with options.
+    pub async fn build_with(config: &Config, options: AppOptions) -> anyhow::Result<Self> {
+        let store = Store::open(&config.store.path)
+            .with_context(|| format!("opening the store at {}", config.store.path.display()))?;
+        let listener = TcpListener::bind(config.server.listen)
+            .await
+            .with_context(|| format!("binding {}", config.server.listen))?;
+        let state = AppState {
+            store,
+            connections: Arc::new(Connections::new(config.connections())),
+            counters: Arc::new(Counters::default()),
+            api_token: Arc::new(config.server.api_token.clone()),
+            max_body: config.intake.max_body_bytes,
+            timestamp_tolerance_s: config.intake.timestamp_tolerance_s,
+            xml_limits: XmlLimits::default(),
+            skip_store: options.skip_store,
+        };
+        Ok(Self {
+            state,
+            listener,
+            request_timeout: Duration::from_secs(config.server.request_timeout_s),
+            dedupe_ttl: config.dedupe_ttl(),
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// The shared state (tests read counters and the store through it).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` is cancelled, then finishes in-flight requests and flushes.
+    pub async fn run_until(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let tracker = TaskTracker::new();
+        let store = self.state.store.clone();
+        let ttl = self.dedupe_ttl;
+        let token = shutdown.clone();
+        tracker.spawn(async move {
+            let mut tick = tokio::time::interval(EXPIRY_EVERY);
+            loop {
+                tokio::select! {
+                    _ = token.cancelled() => break,
+                    _ = tick.tick() => match store.expire_dedupe(chrono::Utc::now(), ttl) {
+                        Ok(n) if n > 0 => tracing::info!(removed = n, "expired dedupe keys"),
+                        Ok(_) => {}
+                        Err(e) => tracing::error!(error = %e, "dedupe expiry failed"),
+                    },
+                }
+            }
+        });
+        tracing::info!(addr = %self.local_addr(), "listening");
+        let router = crate::http::router(self.state.clone(), self.request_timeout);
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .await
+            .context("serving http")?;
+        tracker.close();
+        tracker.wait().await;
+        self.state
+            .store
+            .make_durable()
+            .await
+            .context("final flush")?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

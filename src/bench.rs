@@ -1,0 +1,157 @@
+//! `sfsync bench`: figures measured as ratios against a baseline run in the same command.
+//!
+//! `bench ingest`: the same service is started twice on loopback with a temporary store: once as
+//! it runs in production (each message stored in one transaction and fsynced before the ack, with
+//! group commit), once with the store write skipped (the HTTP floor). 32 senders post
+//! 10-notification Outbound Messages to each; the last line is
+//! `ingest durable_per_s=… floor_per_s=… ratio=… p99_ms=…`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{App, AppOptions};
+use crate::cli::IngestBenchArgs;
+use crate::config::Config;
+use crate::domain::{OrgId, SalesforceId};
+
+const ORG: &str = "00D7F00000107XsUAI";
+const KEY: &str = "bench-webhook-key-0001";
+
+/// An Outbound Message of Contact notifications, shaped as Salesforce sends them.
+pub fn outbound_message_xml(org: &OrgId, notes: &[(SalesforceId, SalesforceId)]) -> String {
+    let mut xml = String::with_capacity(600 + notes.len() * 420);
+    xml.push_str(r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><notifications xmlns="http://soap.sforce.com/2005/09/outbound">"#);
+    xml.push_str(&format!(
+        "<OrganizationId>{org}</OrganizationId><ActionId>04k7F0000008V3hQAE</ActionId><SessionId xsi:nil=\"true\"/><EnterpriseUrl>https://ap5.salesforce.com/services/Soap/c/47.0/{o15}</EnterpriseUrl><PartnerUrl>https://ap5.salesforce.com/services/Soap/u/47.0/{o15}</PartnerUrl>",
+        o15 = org.as_15()
+    ));
+    for (notification, record) in notes {
+        xml.push_str(&format!(
+            "<Notification><Id>{notification}</Id><sObject xsi:type=\"sf:Contact\" xmlns:sf=\"urn:sobject.enterprise.soap.sforce.com\"><sf:Id>{record}</sf:Id><sf:Email>bench@example.com</sf:Email><sf:FirstName>Bench</sf:FirstName><sf:LastName>Sender</sf:LastName><sf:SystemModstamp>2024-05-01T10:00:00.000Z</sf:SystemModstamp></sObject></Notification>"
+        ));
+    }
+    xml.push_str("</notifications></soapenv:Body></soapenv:Envelope>");
+    xml
+}
+
+struct RunResult {
+    notifications_per_s: f64,
+    p99_ms: f64,
+}
+
+async fn run_once(
+    args: &IngestBenchArgs,
+    skip_store: bool,
+    run_no: u64,
+    messages: usize,
+) -> anyhow::Result<RunResult> {
+    let dir = match &args.dir {
+        Some(d) => tempfile::Builder::new()
+            .prefix("sfsync-bench")
+            .tempdir_in(d)?,
+        None => tempfile::Builder::new().prefix("sfsync-bench").tempdir()?,
+    };
+    let config = Config::from_toml(&format!(
+        "[server]\nlisten = \"{}\"\napi_token = \"bench-token-0123456789\"\n[store]\npath = \"{}\"\n[[connections]]\norg_id = \"{ORG}\"\nwebhook_key = \"{KEY}\"\n",
+        args.listen,
+        dir.path().display()
+    ))?;
+    let app = App::build_with(&config, AppOptions { skip_store }).await?;
+    let url = format!(
+        "http://{}/webhooks/salesforce/outbound/{KEY}",
+        app.local_addr()
+    );
+    let token = CancellationToken::new();
+    let server = tokio::spawn(app.run_until(token.clone()));
+
+    let org = OrgId::parse(ORG)?;
+    let bodies: Arc<Vec<String>> = Arc::new(
+        (0..messages)
+            .map(|m| {
+                let notes: Vec<_> = (0..args.per_message)
+                    .map(|i| {
+                        let n = (run_no * 10_000_000) + (m * args.per_message + i) as u64;
+                        (
+                            SalesforceId::mint("04l", "B", n),
+                            SalesforceId::mint("003", "B", n),
+                        )
+                    })
+                    .collect();
+                outbound_message_xml(&org, &notes)
+            })
+            .collect(),
+    );
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.senders)
+        .build()?;
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..args.senders {
+        let (client, url, bodies, next) =
+            (client.clone(), url.clone(), bodies.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(body) = bodies.get(i) else { break };
+                let t = Instant::now();
+                let resp = client
+                    .post(&url)
+                    .header("content-type", "text/xml; charset=utf-8")
+                    .body(body.clone())
+                    .send()
+                    .await?;
+                anyhow::ensure!(resp.status().is_success(), "status {}", resp.status());
+                resp.bytes().await?;
+                latencies.push(t.elapsed());
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let mut latencies = Vec::with_capacity(messages);
+    for t in tasks {
+        latencies.extend(t.await.context("sender panicked")??);
+    }
+    let elapsed = started.elapsed();
+    token.cancel();
+    server.await.context("server task")??;
+    latencies.sort();
+    let p99 = latencies
+        .get((latencies.len() * 99 / 100).min(latencies.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(Duration::ZERO);
+    Ok(RunResult {
+        notifications_per_s: (messages * args.per_message) as f64 / elapsed.as_secs_f64(),
+        p99_ms: p99.as_secs_f64() * 1000.0,
+    })
+}
+
+/// Runs `bench ingest` and prints its figures.
+pub async fn ingest(args: &IngestBenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.senders > 0 && args.per_message > 0 && args.messages > 0,
+        "counts must be positive"
+    );
+    let warm = (args.messages / 10).max(1);
+    run_once(args, true, 1, warm).await?;
+    run_once(args, false, 2, warm).await?;
+    let floor = run_once(args, true, 3, args.messages).await?;
+    let durable = run_once(args, false, 4, args.messages).await?;
+    println!(
+        "floor: {:.0} notifications/s (p99 {:.1} ms); durable: {:.0} notifications/s (p99 {:.1} ms)",
+        floor.notifications_per_s, floor.p99_ms, durable.notifications_per_s, durable.p99_ms
+    );
+    println!(
+        "ingest durable_per_s={:.0} floor_per_s={:.0} ratio={:.2} p99_ms={:.1}",
+        durable.notifications_per_s,
+        floor.notifications_per_s,
+        durable.notifications_per_s / floor.notifications_per_s,
+        durable.p99_ms
+    );
+    Ok(())
+}

@@ -1,0 +1,299 @@
+//! The webhook endpoints: `POST /webhooks/salesforce/outbound/{webhook_key}` (SOAP Outbound
+//! Messages) and `POST /webhooks/salesforce/events/{webhook_key}` (Standard-Webhooks-signed JSON).
+//!
+//! Both follow one order: resolve the key to its org (401), check the media type (415), read the
+//! body up to the limit (413), verify the signature before parsing (signed events, 401), parse
+//! (400), check the org (403), then store every notification with its dedupe key in one
+//! transaction and answer only once that write is on disk.
+
+pub mod outbound_message;
+pub mod signature;
+pub mod signed_event;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+
+use super::AppState;
+use crate::config::Connection;
+use crate::store::{DedupeSource, Delivery, IngestOutcome, StoreError};
+
+/// Why a webhook request was refused. Every message is safe to send: none carries a secret, a
+/// signature or request content.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    /// The key in the path belongs to no connection.
+    #[error("unknown webhook key")]
+    UnknownKey,
+    /// The org has no Standard Webhooks secret configured.
+    #[error("signed events are not configured for this connection")]
+    NoSecrets,
+    /// The message names another org than the key's.
+    #[error("organization id does not match this endpoint")]
+    WrongOrg,
+    /// The body is larger than allowed.
+    #[error("request body larger than {0} bytes")]
+    TooLarge(usize),
+    /// The media type is not the expected one.
+    #[error("unsupported media type: expected {0}")]
+    MediaType(&'static str),
+    /// The body could not be read.
+    #[error("request body could not be read")]
+    BodyRead,
+    /// Signature verification failed.
+    #[error("signature verification failed: {0}")]
+    Signature(#[from] signature::SignatureError),
+    /// The SOAP body is malformed or hostile.
+    #[error("{0}")]
+    Outbound(#[from] outbound_message::OutboundParseError),
+    /// The JSON body is malformed.
+    #[error("{0}")]
+    Event(#[from] signed_event::EventParseError),
+    /// The store could not make the message durable; the sender must retry.
+    #[error("temporarily unable to store the message")]
+    Store(#[from] StoreError),
+}
+
+impl WebhookError {
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        use signature::SignatureError as S;
+        match self {
+            Self::UnknownKey | Self::NoSecrets => StatusCode::UNAUTHORIZED,
+            Self::Signature(S::MissingHeader(_) | S::MalformedHeader(_)) => StatusCode::BAD_REQUEST,
+            Self::Signature(_) => StatusCode::UNAUTHORIZED,
+            Self::WrongOrg => StatusCode::FORBIDDEN,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::MediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::BodyRead | Self::Outbound(_) | Self::Event(_) => StatusCode::BAD_REQUEST,
+            Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn log(&self, endpoint: &'static str) {
+        match self {
+            Self::Store(e) => tracing::error!(endpoint, error = %e, "webhook not stored"),
+            other => {
+                tracing::warn!(endpoint, status = other.status().as_u16(), reason = %other, "webhook rejected")
+            }
+        }
+    }
+}
+
+/// Finds the connection a path key belongs to.
+fn connection<'a>(state: &'a AppState, key: &str) -> Result<&'a Connection, WebhookError> {
+    state
+        .connections
+        .by_key(key)
+        .ok_or(WebhookError::UnknownKey)
+}
+
+fn media_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// Reads the body, refusing it as soon as it passes `limit` bytes.
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<bytes::Bytes, WebhookError> {
+    use futures::StreamExt;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(WebhookError::TooLarge(limit));
+    }
+    let mut stream = body.into_data_stream();
+    let mut buf = bytes::BytesMut::with_capacity(declared.map_or(8192, |n| n as usize));
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| WebhookError::BodyRead)?;
+        if buf.len() + chunk.len() > limit {
+            return Err(WebhookError::TooLarge(limit));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// Stores the deliveries and waits until they are durable.
+async fn store_durably(
+    state: &AppState,
+    conn: &Connection,
+    deliveries: &[Delivery],
+) -> Result<IngestOutcome, WebhookError> {
+    if state.skip_store {
+        return Ok(IngestOutcome {
+            accepted: deliveries.len() as u64,
+            ..IngestOutcome::default()
+        });
+    }
+    let outcome = state.store.ingest(&conn.org_id, deliveries, Utc::now())?;
+    // Duplicates wait too: the first copy's write may still be on its way to disk.
+    state.store.make_durable().await?;
+    state.counters.record(&outcome);
+    Ok(outcome)
+}
+
+fn soap(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+/// `POST /webhooks/salesforce/outbound/{webhook_key}`.
+pub(super) async fn outbound(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match handle_outbound(&state, &key, &headers, body).await {
+        Ok(()) => soap(StatusCode::OK, outbound_message::ACK.to_string()),
+        Err(e) => {
+            e.log("outbound");
+            state.counters.rejected();
+            let reason = match &e {
+                WebhookError::Store(_) => "temporarily unable to store the message".to_string(),
+                other => other.to_string(),
+            };
+            soap(e.status(), outbound_message::fault(&reason))
+        }
+    }
+}
+
+async fn handle_outbound(
+    state: &AppState,
+    key: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(), WebhookError> {
+    let conn = connection(state, key)?;
+    if !matches!(
+        media_type(headers).as_str(),
+        "text/xml" | "application/xml" | "application/soap+xml"
+    ) {
+        return Err(WebhookError::MediaType("text/xml"));
+    }
+    let body = read_body(headers, body, state.max_body).await?;
+    let message = outbound_message::parse(&body, &state.xml_limits)?;
+    let claimed = crate::domain::SalesforceId::parse(&message.organization_id)
+        .map_err(|_| WebhookError::WrongOrg)?;
+    if claimed.as_15() != conn.org_id.as_15() {
+        return Err(WebhookError::WrongOrg);
+    }
+    let mut deliveries = Vec::with_capacity(message.notifications.len());
+    for n in &message.notifications {
+        match n.to_notification() {
+            Some(note) => deliveries.push(Delivery {
+                dedupe_id: n.id.to_string(),
+                source: DedupeSource::OutboundNotification,
+                notifications: vec![note],
+                resync: vec![],
+            }),
+            None => {
+                state.counters.ignored(1);
+                tracing::info!(org = %conn.org_id, object = %n.object_type, "notification for an object sfsync does not sync; acknowledged");
+            }
+        }
+    }
+    let outcome = store_durably(state, conn, &deliveries).await?;
+    tracing::info!(org = %conn.org_id, accepted = outcome.accepted, duplicates = outcome.duplicates, "outbound message stored");
+    Ok(())
+}
+
+/// `POST /webhooks/salesforce/events/{webhook_key}`.
+pub(super) async fn events(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match handle_event(&state, &key, &headers, body).await {
+        Ok((outcome, records)) => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({
+                "status": "accepted",
+                "duplicate": outcome.duplicates > 0,
+                "records": records,
+            })),
+        )
+            .into_response(),
+        Err(e) => {
+            e.log("events");
+            state.counters.rejected();
+            let body = serde_json::json!({"error": {"status": e.status().as_u16(), "message": e.to_string()}});
+            (e.status(), axum::Json(body)).into_response()
+        }
+    }
+}
+
+async fn handle_event(
+    state: &AppState,
+    key: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(IngestOutcome, usize), WebhookError> {
+    let conn = connection(state, key)?;
+    if conn.webhook_secrets.is_empty() {
+        return Err(WebhookError::NoSecrets);
+    }
+    if media_type(headers) != "application/json" {
+        return Err(WebhookError::MediaType("application/json"));
+    }
+    let body = read_body(headers, body, state.max_body).await?;
+    let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let signed = signature::SignedHeaders {
+        id: h("webhook-id"),
+        timestamp: h("webhook-timestamp"),
+        signature: h("webhook-signature"),
+    };
+    let id = signature::verify(
+        signed,
+        &body,
+        &conn.webhook_secrets,
+        Utc::now().timestamp(),
+        state.timestamp_tolerance_s,
+    )?;
+    let event = signed_event::parse(&body)?;
+    if event
+        .org_id
+        .as_ref()
+        .is_some_and(|o| o.as_15() != conn.org_id.as_15())
+    {
+        return Err(WebhookError::WrongOrg);
+    }
+    let records = event.notifications.len();
+    if records == 0 && !event.resync {
+        state.counters.ignored(1);
+        tracing::info!(org = %conn.org_id, object = %event.object_type, "event for an object sfsync does not sync; acknowledged");
+    }
+    let resync = match (
+        event.resync,
+        crate::domain::ObjectType::from_api_name(&event.object_type),
+    ) {
+        (true, Some(t)) => vec![t],
+        _ => vec![],
+    };
+    let delivery = Delivery {
+        dedupe_id: id.to_string(),
+        source: DedupeSource::WebhookId,
+        notifications: event.notifications,
+        resync,
+    };
+    let outcome = store_durably(state, conn, std::slice::from_ref(&delivery)).await?;
+    tracing::info!(org = %conn.org_id, webhook_id = id, records, duplicate = outcome.duplicates > 0, "signed event stored");
+    Ok((outcome, records))
+}

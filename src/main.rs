@@ -1,0 +1,67 @@
+//! The `sfsync` binary: parse the command line, load config, start telemetry, hand over.
+
+use anyhow::Context;
+use clap::Parser;
+use sfsync::cli::{BenchCommand, Cli, Command};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+fn init_tracing(json: bool) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Cancels the token on SIGINT or SIGTERM.
+fn shutdown_on_signal(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+        tracing::info!("shutting down");
+        token.cancel();
+    });
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing(cli.log_json);
+    match cli.command {
+        Command::Serve(args) => {
+            let config = sfsync::config::Config::load(&args.config)?;
+            let app = sfsync::app::App::build(&config)
+                .await
+                .context("starting sfsync")?;
+            let token = CancellationToken::new();
+            shutdown_on_signal(token.clone());
+            app.run_until(token).await
+        }
+        Command::Replay(args) => {
+            let failed = sfsync::replay::run(&args).await?;
+            if failed > 0 {
+                anyhow::bail!("{failed} file(s) were not accepted");
+            }
+            Ok(())
+        }
+        Command::Bench(args) => match args.which {
+            BenchCommand::Ingest(a) => sfsync::bench::ingest(&a).await,
+        },
+    }
+}
