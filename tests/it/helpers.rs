@@ -1,0 +1,184 @@
+//! `spawn_app()`: the real service on 127.0.0.1:0 with a temporary store, and a client for it.
+
+use std::path::PathBuf;
+
+use sfsync::app::App;
+use sfsync::config::Config;
+use sfsync::domain::OrgId;
+use sfsync::http::AppState;
+use sfsync::http::webhook::signature;
+use sfsync::store::Store;
+use tempfile::TempDir;
+use tokio_util::sync::CancellationToken;
+
+pub const ORG: &str = "00D7F00000107XsUAI";
+pub const OTHER_ORG: &str = "00D1I000003qqqEUAQ";
+pub const KEY: &str = "test-webhook-key-0001";
+pub const OTHER_KEY: &str = "test-webhook-key-0002";
+pub const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+pub const OLD_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub const TOKEN: &str = "test-api-token-0123456789";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub shutdown: CancellationToken,
+    pub server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    pub dir: TempDir,
+}
+
+pub fn config_toml(store: &std::path::Path, secrets: &[&str]) -> String {
+    let secrets: Vec<String> = secrets.iter().map(|s| format!("\"{s}\"")).collect();
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+api_token = "{TOKEN}"
+[store]
+path = "{store}"
+[[connections]]
+org_id = "{ORG}"
+webhook_key = "{KEY}"
+webhook_secrets = [{secrets}]
+[[connections]]
+org_id = "{OTHER_ORG}"
+webhook_key = "{OTHER_KEY}"
+webhook_secrets = ["{OLD_SECRET}"]
+"#,
+        store = store.display(),
+        secrets = secrets.join(", ")
+    )
+}
+
+/// Starts the service with `secrets` for the main org.
+pub async fn spawn_app_with(secrets: &[&str]) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config =
+        Config::from_toml(&config_toml(&dir.path().join("store"), secrets)).expect("config");
+    let app = App::build(&config).await.expect("build app");
+    let base = format!("http://{}", app.local_addr());
+    let state = app.state().clone();
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(app.run_until(shutdown.clone()));
+    TestApp {
+        base,
+        client: reqwest::Client::new(),
+        state,
+        shutdown,
+        server: Some(server),
+        dir,
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[SECRET]).await
+}
+
+pub fn org() -> OrgId {
+    OrgId::parse(ORG).expect("org")
+}
+
+pub fn fixture_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(fixture_path(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+}
+
+pub fn decoded(secret: &str) -> Vec<u8> {
+    signature::decode_secret(secret).expect("secret")
+}
+
+impl TestApp {
+    pub fn store(&self) -> &Store {
+        &self.state.store
+    }
+
+    pub async fn post_outbound(
+        &self,
+        key: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        self.client
+            .post(format!("{}/webhooks/salesforce/outbound/{key}", self.base))
+            .header("content-type", "text/xml; charset=utf-8")
+            .header("soapaction", "\"\"")
+            .body(body)
+            .send()
+            .await
+            .expect("post")
+    }
+
+    /// Posts a JSON event signed with `secret` at `ts`.
+    pub async fn post_event(
+        &self,
+        key: &str,
+        id: &str,
+        ts: i64,
+        secret: &str,
+        body: &[u8],
+    ) -> reqwest::Response {
+        let sig = signature::sign(&decoded(secret), id, ts, body);
+        self.post_event_raw(
+            key,
+            Some(id),
+            Some(&ts.to_string()),
+            Some(&sig),
+            body.to_vec(),
+        )
+        .await
+    }
+
+    pub async fn post_event_raw(
+        &self,
+        key: &str,
+        id: Option<&str>,
+        ts: Option<&str>,
+        sig: Option<&str>,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(format!("{}/webhooks/salesforce/events/{key}", self.base))
+            .header("content-type", "application/json")
+            .body(body);
+        for (name, value) in [
+            ("webhook-id", id),
+            ("webhook-timestamp", ts),
+            ("webhook-signature", sig),
+        ] {
+            if let Some(v) = value {
+                req = req.header(name, v);
+            }
+        }
+        req.send().await.expect("post")
+    }
+
+    pub async fn status(&self) -> serde_json::Value {
+        self.client
+            .get(format!("{}/api/v1/status", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("status")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    pub async fn stop(mut self) -> TempDir {
+        self.shutdown.cancel();
+        if let Some(s) = self.server.take() {
+            s.await.expect("join").expect("server");
+        }
+        self.dir
+    }
+}
+
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}

@@ -1,0 +1,12 @@
+//! sfsync's integration tests: one binary, the real server on 127.0.0.1:0 with a temporary store.
+
+#![allow(unreachable_pub, missing_docs)]
+
+mod config_cli;
+mod crash;
+mod helpers;
+mod intake_hostile;
+mod intake_outbound;
+mod intake_signed;
+mod salesforce_client;
+mod simulator;
