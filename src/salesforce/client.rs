@@ -179,6 +179,11 @@ impl Client {
     /// any, is sealed and saved first, then the session is replaced and the state is
     /// `Connected` again.
     pub fn reauthorized(&self, token: TokenResponse) -> Result<(), SalesforceError> {
+        if token.org_id().is_some_and(|org| org != self.inner.org_id) {
+            return Err(SalesforceError::InvalidRequest(
+                "the token belongs to another org",
+            ));
+        }
         if let Some(refresh) = &token.refresh_token {
             self.save_refresh_token(refresh)?;
         }
@@ -312,18 +317,7 @@ impl Client {
                     self.refresh_after(generation).await?;
                     continue;
                 };
-                let mut request = self
-                    .inner
-                    .http
-                    .request(method.clone(), format!("{base}{path}"))
-                    .bearer_auth(token.expose_secret())
-                    .header(ACCEPT, "application/json")
-                    .timeout(Duration::from_millis(
-                        self.inner.timeout_ms.load(Ordering::Relaxed),
-                    ));
-                if write {
-                    request = request.header("Sforce-Call-Options", CALL_OPTIONS);
-                }
+                let request = self.prepare(method.clone(), &base, path, &token, write)?;
                 self.inner.api_calls.fetch_add(1, Ordering::Relaxed);
                 let response = build(request)
                     .send()
@@ -344,6 +338,37 @@ impl Client {
         }
         .instrument(span)
         .await
+    }
+
+    /// The request every REST call starts from: the bearer token, JSON, the timeout and, on
+    /// writes, the loop-prevention tag. `path` must be a path on the instance, never a full URL,
+    /// so the token cannot be sent to another host.
+    fn prepare(
+        &self,
+        method: Method,
+        base: &str,
+        path: &str,
+        token: &SecretString,
+        write: bool,
+    ) -> Result<RequestBuilder, SalesforceError> {
+        if !path.starts_with('/') || path.starts_with("//") {
+            return Err(SalesforceError::InvalidRequest(
+                "a salesforce path must start with one slash",
+            ));
+        }
+        let mut request = self
+            .inner
+            .http
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(token.expose_secret())
+            .header(ACCEPT, "application/json")
+            .timeout(Duration::from_millis(
+                self.inner.timeout_ms.load(Ordering::Relaxed),
+            ));
+        if write {
+            request = request.header("Sforce-Call-Options", CALL_OPTIONS);
+        }
+        Ok(request)
     }
 
     /// Refreshes the session unless another caller already replaced the one at `seen`.
@@ -368,7 +393,14 @@ impl Client {
             self.inner.needs_reauth.store(true, Ordering::Release);
             return Err(SalesforceError::NeedsReauth);
         };
-        let refresh_token = self.inner.vault.open(org, &sealed)?;
+        let refresh_token = match self.inner.vault.open(org, &sealed) {
+            Ok(token) => token,
+            Err(err) => {
+                tracing::warn!(org = %org, error = %err, "the stored refresh token does not open; the connection needs re-authorization");
+                self.inner.needs_reauth.store(true, Ordering::Release);
+                return Err(err.into());
+            }
+        };
         match self.inner.oauth.refresh(&refresh_token).await {
             Ok(token) => {
                 if let Some(rotated) = &token.refresh_token {
@@ -384,5 +416,113 @@ impl Client {
             }
             Err(err) => Err(err),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::salesforce::vault::{TokenKey, TokenStoreError};
+    use secrecy::SecretBox;
+
+    #[derive(Default)]
+    struct MemoryStore(Mutex<Option<Vec<u8>>>);
+
+    impl TokenStore for MemoryStore {
+        fn load_sealed(&self, _: &OrgId) -> Result<Option<Vec<u8>>, TokenStoreError> {
+            Ok(self.0.lock().map_err(|_| "poisoned")?.clone())
+        }
+        fn save_sealed(&self, _: &OrgId, sealed: &[u8]) -> Result<(), TokenStoreError> {
+            *self.0.lock().map_err(|_| "poisoned")? = Some(sealed.to_vec());
+            Ok(())
+        }
+    }
+
+    fn client() -> Client {
+        let settings = OAuthSettings {
+            client_id: "id".into(),
+            client_secret: SecretString::from("secret"),
+            redirect_uri: "http://127.0.0.1:1/cb".into(),
+            login_url: "http://127.0.0.1:1".into(),
+            api_version: "62.0".into(),
+        };
+        let vault = TokenVault::new(TokenKey::new(1, SecretBox::new(Box::new([1; 32]))));
+        Client::new(
+            settings,
+            OrgId::parse("00D7F00000107XsUAI").expect("org"),
+            "http://127.0.0.1:1/",
+            Arc::new(vault),
+            Arc::new(MemoryStore::default()),
+        )
+        .expect("client")
+    }
+
+    fn headers(write: bool) -> reqwest::Request {
+        client()
+            .prepare(
+                Method::PATCH,
+                "http://127.0.0.1:1",
+                "/services/data/v62.0/sobjects/Account/001",
+                &SecretString::from("TOKEN"),
+                write,
+            )
+            .expect("prepare")
+            .build()
+            .expect("request")
+    }
+
+    #[test]
+    fn writes_carry_the_loop_prevention_tag_and_reads_do_not() {
+        let write = headers(true);
+        let read = headers(false);
+        assert_eq!(
+            write
+                .headers()
+                .get("sforce-call-options")
+                .and_then(|v| v.to_str().ok()),
+            Some("client=sfsync")
+        );
+        assert!(read.headers().get("sforce-call-options").is_none());
+        assert_eq!(
+            write
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok()),
+            Some("Bearer TOKEN")
+        );
+        assert_eq!(
+            write.url().as_str(),
+            "http://127.0.0.1:1/services/data/v62.0/sobjects/Account/001"
+        );
+    }
+
+    #[test]
+    fn a_full_url_is_refused_so_the_token_stays_on_the_instance() {
+        for path in ["https://evil.example/x", "//evil.example/x", "x"] {
+            let result = client().prepare(
+                Method::GET,
+                "http://127.0.0.1:1",
+                path,
+                &SecretString::from("TOKEN"),
+                false,
+            );
+            assert!(result.is_err(), "{path}");
+        }
+    }
+
+    #[test]
+    fn the_data_path_carries_the_configured_version() {
+        assert_eq!(client().data_path("/query"), "/services/data/v62.0/query");
+        assert_eq!(client().instance_url(), "http://127.0.0.1:1");
+    }
+
+    #[test]
+    fn the_state_serializes_as_the_status_api_names_it() {
+        assert_eq!(
+            serde_json::to_string(&ConnectionState::NeedsReauth)
+                .ok()
+                .as_deref(),
+            Some("\"needs_reauth\"")
+        );
     }
 }

@@ -1042,3 +1042,83 @@ async fn no_error_message_or_debug_output_holds_a_token() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_refresh_token_sealed_under_another_key_needs_reauth_without_a_token_call() {
+    let h = harness().await;
+    let other_key = Arc::new(TokenVault::new(TokenKey::new(
+        1,
+        SecretBox::new(Box::new([9u8; 32])),
+    )));
+    let client = Client::new(
+        h.settings.clone(),
+        h.sim.org_id(),
+        h.sim.instance_url(),
+        other_key,
+        h.store.clone(),
+    )
+    .expect("client");
+
+    let err = client.fetch_limits().await.expect_err("cannot open");
+
+    assert_eq!(err.class(), ErrorClass::Auth { needs_reauth: true });
+    assert_eq!(client.state(), ConnectionState::NeedsReauth);
+    assert_eq!(client.token_requests(), 0);
+    assert_eq!(h.sim.api_calls().total, 0);
+}
+
+#[tokio::test]
+async fn an_org_without_a_stored_refresh_token_needs_reauth() {
+    let h = harness().await;
+    let client = Client::new(
+        h.settings.clone(),
+        h.sim.org_id(),
+        h.sim.instance_url(),
+        h.vault.clone(),
+        Arc::new(MemoryStore::default()),
+    )
+    .expect("client");
+
+    let err = client
+        .fetch_limits()
+        .await
+        .expect_err("nothing to refresh with");
+
+    assert!(matches!(err, SalesforceError::NeedsReauth));
+    assert_eq!(client.state(), ConnectionState::NeedsReauth);
+    assert_eq!(client.token_requests(), 0);
+}
+
+#[tokio::test]
+async fn tokens_of_another_org_are_not_installed() {
+    let h = harness().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let other = Simulator::start(
+        listener,
+        SimulatorConfig {
+            seed: 99,
+            ..SimulatorConfig::default()
+        },
+    )
+    .await
+    .expect("second simulator");
+    assert_ne!(other.org_id(), h.sim.org_id());
+    let token = OAuthClient::new(settings_for(&other))
+        .expect("oauth")
+        .refresh(&SecretString::from(other.credentials().refresh_token))
+        .await
+        .expect("refresh on the other org");
+
+    let err = h.client.reauthorized(token).expect_err("wrong org");
+
+    assert_eq!(err.class(), ErrorClass::Permanent);
+    let sealed = h
+        .store
+        .load_sealed(&h.sim.org_id())
+        .expect("load")
+        .expect("still stored");
+    let opened = h.vault.open(&h.sim.org_id(), &sealed).expect("open");
+    assert_eq!(opened.expose_secret(), h.sim.credentials().refresh_token);
+}
