@@ -693,7 +693,9 @@ fn run_query(shared: &Shared, q: Option<&String>, headers: &HeaderMap, all: bool
             .collect()
     };
     let total = rows.len();
+    st.cursors_opened += 1;
     let cursor = super::state::Cursor {
+        opened: st.cursors_opened,
         rows,
         total,
         batch: batch_size(headers),
@@ -712,8 +714,26 @@ fn page(shared: &Shared, st: &mut super::state::State, mut cursor: super::state:
         let locator = format!("{}-{}", st.org.mint("01g").as_str(), served);
         body["nextRecordsUrl"] = json!(format!("{}/query/{}", shared.data_path(), locator));
         st.cursors.insert(locator, cursor);
+        close_old_cursors(st);
     }
     body
+}
+
+/// Open cursors are capped; past the cap the oldest is closed (its locator then answers
+/// `INVALID_QUERY_LOCATOR`), as Salesforce caps open cursors per user.
+fn close_old_cursors(st: &mut super::state::State) {
+    const MAX_OPEN_CURSORS: usize = 200;
+    while st.cursors.len() > MAX_OPEN_CURSORS {
+        let oldest = st
+            .cursors
+            .iter()
+            .min_by_key(|(_, c)| c.opened)
+            .map(|(k, _)| k.clone());
+        match oldest {
+            Some(k) => st.cursors.remove(&k),
+            None => break,
+        };
+    }
 }
 
 async fn query_more(State(shared): Shr, Path((_, locator)): Path<(String, String)>) -> Response {

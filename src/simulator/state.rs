@@ -72,6 +72,8 @@ pub(crate) struct Auth {
 /// A query cursor: the rows not yet returned.
 #[derive(Debug)]
 pub(crate) struct Cursor {
+    /// When the cursor was opened, to close the oldest first.
+    pub(crate) opened: u64,
     pub(crate) rows: Vec<Value>,
     pub(crate) total: usize,
     pub(crate) batch: usize,
@@ -88,6 +90,8 @@ pub(crate) struct State {
     /// Calls counted against the daily limit.
     pub(crate) used: u64,
     pub(crate) cursors: HashMap<String, Cursor>,
+    /// Cursors opened so far.
+    pub(crate) cursors_opened: u64,
     pub(crate) outbound: OutboundState,
 }
 
@@ -332,6 +336,7 @@ pub(crate) fn build(config: SimulatorConfig, instance_url: String) -> Arc<Shared
         calls: ApiCalls::default(),
         used: 0,
         cursors: HashMap::new(),
+        cursors_opened: 0,
         outbound: OutboundState::new(&config),
     };
     let refresh_token = format!("5Aep{}", st.token(83));

@@ -1292,3 +1292,112 @@ async fn rest_writes_fire_outbound_messages_too() {
             .contains(&format!("<sf:Id>{id}</sf:Id>"))
     );
 }
+
+#[tokio::test]
+async fn out_of_order_mode_shuffles_the_notifications() {
+    let (receiver, url) = Receiver::start(0).await;
+    let org = Org::start_with(fast_outbound(None)).await;
+    org.sim.set_delivery_mode(DeliveryMode {
+        duplicate: false,
+        out_of_order: true,
+    });
+    for n in 0..20 {
+        org.sim
+            .create("Account", json!({"Name": format!("A{n}")}))
+            .unwrap();
+    }
+
+    org.sim.set_outbound_url(Some(url));
+    eventually("20 notifications acked", || {
+        org.sim.outbound_stats().notifications_acked == 20
+    })
+    .await;
+
+    let ids: Vec<String> = receiver
+        .messages()
+        .iter()
+        .flat_map(|(_, xml)| notification_ids(xml))
+        .collect();
+    let mut queued_order = ids.clone();
+    queued_order.sort();
+    assert_eq!(ids.len(), 20);
+    assert_ne!(
+        ids, queued_order,
+        "notification ids are minted in queue order"
+    );
+}
+
+#[tokio::test]
+async fn without_an_outbound_url_notifications_wait_in_the_queue() {
+    let (receiver, url) = Receiver::start(0).await;
+    let org = Org::start_with(fast_outbound(None)).await;
+
+    org.sim
+        .create("Account", json!({"Name": "Waiting"}))
+        .unwrap();
+    tokio::task::yield_now().await;
+    assert_eq!(org.sim.outbound_stats().pending, 1);
+    assert!(receiver.messages().is_empty());
+
+    org.sim.set_outbound_url(Some(url));
+    eventually("the held message delivered", || {
+        receiver.messages().len() == 1
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_intake_parser_reads_a_simulator_message_unchanged() {
+    use sfsync::http::webhook::outbound_message::{XmlLimits, parse};
+    let (receiver, url) = Receiver::start(0).await;
+    let org = Org::start_with(fast_outbound(Some(url))).await;
+
+    let id = org
+        .sim
+        .create(
+            "Contact",
+            json!({"FirstName": "Doug", "LastName": "Bunting", "Email": "drb24@cornell.edu"}),
+        )
+        .unwrap();
+    eventually("one message", || receiver.messages().len() == 1).await;
+
+    let parsed = parse(receiver.messages()[0].1.as_bytes(), &XmlLimits::default())
+        .expect("the intake parser accepts it");
+    assert_eq!(parsed.organization_id, org.sim.org_id().as_str());
+    assert!(!parsed.has_session_id);
+    assert_eq!(parsed.notifications.len(), 1);
+    let n = &parsed.notifications[0];
+    assert_eq!(n.object_type, "Contact");
+    assert_eq!(n.record_id, id);
+    assert_eq!(
+        n.fields.get("Email").cloned().flatten().as_deref(),
+        Some("drb24@cornell.edu")
+    );
+    assert!(n.system_modstamp().is_some());
+}
+
+#[tokio::test]
+async fn the_same_seed_gives_the_same_org_and_credentials() {
+    let a = Org::start_with(SimulatorConfig {
+        seed: 7,
+        ..SimulatorConfig::default()
+    })
+    .await;
+    let b = Org::start_with(SimulatorConfig {
+        seed: 7,
+        ..SimulatorConfig::default()
+    })
+    .await;
+    let c = Org::start_with(SimulatorConfig {
+        seed: 8,
+        ..SimulatorConfig::default()
+    })
+    .await;
+
+    assert_eq!(a.sim.org_id(), b.sim.org_id());
+    assert_eq!(
+        (a.creds.client_secret.clone(), a.creds.refresh_token.clone()),
+        (b.creds.client_secret.clone(), b.creds.refresh_token.clone())
+    );
+    assert_ne!(a.sim.org_id(), c.sim.org_id());
+}
