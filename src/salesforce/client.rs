@@ -54,7 +54,9 @@ struct Inner {
     vault: Arc<TokenVault>,
     store: Arc<dyn TokenStore>,
     session: RwLock<Session>,
-    refresh_lock: tokio::sync::Mutex<()>,
+    /// Guards refreshes; holds a rotated refresh token whose save failed, to be saved (and
+    /// used) by the next refresh instead of being lost.
+    refresh_lock: tokio::sync::Mutex<Option<SecretString>>,
     needs_reauth: AtomicBool,
     api_calls: AtomicU64,
     usage: Mutex<Option<ApiUsage>>,
@@ -131,7 +133,7 @@ impl Client {
                     generation: 0,
                     instance_url: instance_url.into().trim_end_matches('/').to_string(),
                 }),
-                refresh_lock: tokio::sync::Mutex::new(()),
+                refresh_lock: tokio::sync::Mutex::new(None),
                 needs_reauth: AtomicBool::new(false),
                 api_calls: AtomicU64::new(0),
                 usage: Mutex::new(None),
@@ -186,6 +188,9 @@ impl Client {
         }
         if let Some(refresh) = &token.refresh_token {
             self.save_refresh_token(refresh)?;
+            if let Ok(mut unsaved) = self.inner.refresh_lock.try_lock() {
+                *unsaved = None;
+            }
         }
         self.install(token);
         self.inner.needs_reauth.store(false, Ordering::Release);
@@ -375,12 +380,16 @@ impl Client {
     /// Concurrent callers queue on one lock; the first refreshes, the rest see a newer
     /// generation and return, so N callers cost one token call.
     async fn refresh_after(&self, seen: u64) -> Result<(), SalesforceError> {
-        let _guard = self.inner.refresh_lock.lock().await;
+        let mut unsaved = self.inner.refresh_lock.lock().await;
         if self.inner.needs_reauth.load(Ordering::Acquire) {
             return Err(SalesforceError::NeedsReauth);
         }
         if self.read_session(|s| s.generation) != seen {
             return Ok(());
+        }
+        if let Some(pending) = unsaved.as_ref() {
+            self.save_refresh_token(pending)?;
+            *unsaved = None;
         }
         let org = &self.inner.org_id;
         let Some(sealed) = self
@@ -404,7 +413,11 @@ impl Client {
         match self.inner.oauth.refresh(&refresh_token).await {
             Ok(token) => {
                 if let Some(rotated) = &token.refresh_token {
-                    self.save_refresh_token(rotated)?;
+                    if let Err(err) = self.save_refresh_token(rotated) {
+                        tracing::error!(org = %org, error = %err, "a rotated refresh token could not be saved; keeping it to save on the next refresh");
+                        *unsaved = Some(rotated.clone());
+                        return Err(err);
+                    }
                 }
                 self.install(token);
                 Ok(())
