@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use base64::Engine;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -40,6 +40,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/query/{locator}", get(query_more))
         .route("/queryAll/{locator}", get(query_more))
         .route("/sobjects/{object}", post(create))
+        .route("/sobjects/{object}/updated", get(updated))
+        .route("/sobjects/{object}/updated/", get(updated))
+        .route("/sobjects/{object}/deleted", get(deleted))
+        .route("/sobjects/{object}/deleted/", get(deleted))
         .route(
             "/sobjects/{object}/{id}",
             get(read).patch(update).delete(delete),
@@ -343,7 +347,8 @@ fn present(
     Value::Object(out)
 }
 
-/// Resolves a `fields=` list against an object; `INVALID_FIELD` for unknown names.
+/// Resolves a `fields=` list against an object; `INVALID_FIELD` for unknown names. Record
+/// reads answer the `Id` as well, as Salesforce does.
 fn field_list(
     obj: &schema::ObjectInfo,
     fields: Option<&String>,
@@ -351,7 +356,7 @@ fn field_list(
     let Some(fields) = fields.filter(|f| !f.trim().is_empty()) else {
         return Ok(None);
     };
-    let mut out = Vec::new();
+    let mut out = vec!["Id".to_string()];
     for name in fields.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let f = obj
             .field(name)
@@ -638,6 +643,82 @@ async fn upsert(
         Ok(Err(ids)) => multiple_choices(&shared, &object, &ids),
         Err(e) => error(e),
     }
+}
+
+// ---------------------------------------------------------------- replication
+
+/// The `start`/`end` window of getUpdated/getDeleted, seconds truncated as Salesforce does.
+fn window(params: &HashMap<String, String>) -> Result<(DateTime<Utc>, DateTime<Utc>), SimError> {
+    let at = |k: &str| -> Result<DateTime<Utc>, SimError> {
+        let raw = params
+            .get(k)
+            .ok_or_else(|| SimError::bad_body(format!("missing {k}")))?;
+        // An unencoded `+` in the offset arrives as a space.
+        org::parse_datetime(&raw.replace(' ', "+"))
+            .map(|d| {
+                d.with_second(0)
+                    .unwrap_or(d)
+                    .with_nanosecond(0)
+                    .unwrap_or(d)
+            })
+            .ok_or_else(|| SimError::bad_body(format!("{k} is not a datetime: {raw}")))
+    };
+    Ok((at("start")?, at("end")?))
+}
+
+fn stamp(record: &Map<String, Value>) -> Option<DateTime<Utc>> {
+    record
+        .get("SystemModstamp")
+        .and_then(Value::as_str)
+        .and_then(org::parse_datetime)
+}
+
+async fn updated(
+    State(shared): Shr,
+    Path((_, object)): Path<(String, String)>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let result = (|| {
+        let obj = object_info(&object)?;
+        let (start, end) = window(&params)?;
+        let st = shared.lock();
+        let ids: Vec<&str> = st
+            .org
+            .all(obj)
+            .filter(|r| !is_deleted(r))
+            .filter(|r| stamp(r).is_some_and(|s| s >= start && s < end))
+            .filter_map(|r| r.get("Id").and_then(Value::as_str))
+            .collect();
+        Ok(Json(json!({"ids": ids, "latestDateCovered": org::rest_datetime(end)})).into_response())
+    })();
+    result.unwrap_or_else(error)
+}
+
+async fn deleted(
+    State(shared): Shr,
+    Path((_, object)): Path<(String, String)>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let result = (|| {
+        let obj = object_info(&object)?;
+        let (start, end) = window(&params)?;
+        let st = shared.lock();
+        let records: Vec<Value> = st
+            .org
+            .all(obj)
+            .filter(|r| is_deleted(r))
+            .filter_map(|r| Some((r.get("Id")?.clone(), stamp(r)?)))
+            .filter(|(_, s)| *s >= start && *s < end)
+            .map(|(id, s)| json!({"id": id, "deletedDate": org::rest_datetime(s)}))
+            .collect();
+        Ok(Json(json!({
+            "deletedRecords": records,
+            "earliestDateAvailable": org::rest_datetime(start),
+            "latestDateCovered": org::rest_datetime(end),
+        }))
+        .into_response())
+    })();
+    result.unwrap_or_else(error)
 }
 
 // ---------------------------------------------------------------- query

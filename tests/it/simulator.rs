@@ -137,6 +137,7 @@ async fn a_read_shows_attributes_and_the_chosen_fields_in_rest_datetime_format()
             && stamp.ends_with(".000+0000"),
         "{stamp}"
     );
+    assert_eq!(v["Id"], id, "a record read answers its Id as well");
     assert!(v.get("Website").is_none());
 }
 
@@ -1400,4 +1401,55 @@ async fn the_same_seed_gives_the_same_org_and_credentials() {
         (b.creds.client_secret.clone(), b.creds.refresh_token.clone())
     );
     assert_ne!(a.sim.org_id(), c.sim.org_id());
+}
+
+#[tokio::test]
+async fn get_updated_and_get_deleted_cover_the_window() {
+    let org = Org::start().await;
+    let kept = org.create("Account", json!({"Name": "Kept"})).await;
+    let gone = org.create("Account", json!({"Name": "Gone"})).await;
+    org.delete(&format!("/sobjects/Account/{gone}"))
+        .send()
+        .await
+        .unwrap();
+    let start = (chrono::Utc::now() - chrono::Duration::hours(1))
+        .format("%Y-%m-%dT%H:%M:%S+00:00")
+        .to_string();
+    let end = (chrono::Utc::now() + chrono::Duration::hours(1))
+        .format("%Y-%m-%dT%H:%M:%S+00:00")
+        .to_string();
+    let window = [("start", start.as_str()), ("end", end.as_str())];
+
+    let (s1, up) = body(
+        org.get("/sobjects/Account/updated/")
+            .query(&window)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let (s2, del) = body(
+        org.get("/sobjects/Account/deleted/")
+            .query(&window)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+
+    assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK));
+    assert_eq!(up["ids"], json!([kept]));
+    assert!(
+        up["latestDateCovered"]
+            .as_str()
+            .unwrap()
+            .ends_with(":00.000+0000")
+    );
+    assert_eq!(del["deletedRecords"][0]["id"], gone);
+    assert!(
+        del["deletedRecords"][0]["deletedDate"]
+            .as_str()
+            .unwrap()
+            .ends_with(".000+0000")
+    );
 }
