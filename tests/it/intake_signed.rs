@@ -96,7 +96,8 @@ async fn bad_signatures_and_headers_are_refused_and_nothing_is_stored() {
     let body = fixture("events/contact_update.json");
     let ts = now().to_string();
     let good = sfsync::http::webhook::signature::sign(&decoded(SECRET), "msg_x", now(), &body);
-    let cases: Vec<(Option<&str>, Option<&str>, Option<&str>, u16)> = vec![
+    type Case<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>, u16);
+    let cases: Vec<Case<'_>> = vec![
         (Some("msg_x"), Some(&ts), Some("v1,"), 401),
         (
             Some("msg_x"),
