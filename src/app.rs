@@ -112,3 +112,27 @@ impl App {
         Ok(())
     }
 }
+
+/// Refresh tokens kept in the store, sealed by the Salesforce vault: the [`TokenStore`] the
+/// service's clients use.
+///
+/// [`TokenStore`]: crate::salesforce::TokenStore
+#[derive(Clone)]
+pub struct StoreTokens(pub Store);
+
+impl crate::salesforce::TokenStore for StoreTokens {
+    fn load_sealed(
+        &self,
+        org: &crate::domain::OrgId,
+    ) -> Result<Option<Vec<u8>>, crate::salesforce::TokenStoreError> {
+        Ok(self.0.load_sealed_token(org)?)
+    }
+
+    fn save_sealed(
+        &self,
+        org: &crate::domain::OrgId,
+        sealed: &[u8],
+    ) -> Result<(), crate::salesforce::TokenStoreError> {
+        Ok(self.0.save_sealed_token(org, sealed)?)
+    }
+}

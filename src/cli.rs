@@ -27,6 +27,114 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Measure a figure; prints one summary line last.
     Bench(BenchArgs),
+    /// Run a Salesforce org on loopback; prints one JSON line with its credentials.
+    Simulator(SimulatorArgs),
+    /// Simulator, service, real notifications and pushes, then a summary. No setup needed.
+    Demo(DemoArgs),
+    /// Import from Salesforce through a running service, with a progress bar.
+    Import(ImportArgs),
+    /// List, retry or discard outbox entries of a running service.
+    Outbox(OutboxArgs),
+}
+
+/// `sfsync simulator`.
+#[derive(Debug, Args)]
+pub struct SimulatorArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    pub listen: SocketAddr,
+    /// Where to send Outbound Messages (the service's outbound webhook URL).
+    #[arg(long)]
+    pub outbound_url: Option<String>,
+    /// Seed for ids, credentials and faults.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// `sfsync demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Accounts in the seeded org.
+    #[arg(long, default_value_t = 20)]
+    pub accounts: usize,
+    /// Seed for the simulated org.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+}
+
+/// `sfsync import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Base URL of the running service.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// The API bearer token.
+    #[arg(long, env = "SFSYNC_API_TOKEN")]
+    pub token: String,
+    /// The org to import into.
+    #[arg(long)]
+    pub org: String,
+    /// What to import.
+    #[command(subcommand)]
+    pub what: ImportWhat,
+}
+
+/// What `sfsync import` brings in.
+#[derive(Debug, Subcommand)]
+pub enum ImportWhat {
+    /// Accounts matching a SOQL WHERE clause (empty: all).
+    Accounts {
+        /// The WHERE clause, e.g. "Industry = 'Energy'".
+        #[arg(long, default_value = "")]
+        filter: String,
+    },
+    /// Contacts and Leads of an Account.
+    Contacts {
+        /// The Account id.
+        #[arg(long)]
+        account: String,
+    },
+    /// Opportunities of an Account.
+    Opportunities {
+        /// The Account id.
+        #[arg(long)]
+        account: String,
+    },
+}
+
+/// `sfsync outbox`.
+#[derive(Debug, Args)]
+pub struct OutboxArgs {
+    /// Base URL of the running service.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// The API bearer token.
+    #[arg(long, env = "SFSYNC_API_TOKEN")]
+    pub token: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: OutboxAction,
+}
+
+/// `sfsync outbox` actions.
+#[derive(Debug, Subcommand)]
+pub enum OutboxAction {
+    /// List entries, optionally by state (pending, dead, done).
+    List {
+        /// Only this state.
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Retry a dead entry now.
+    Retry {
+        /// The entry id.
+        id: u64,
+    },
+    /// Discard a dead entry.
+    Discard {
+        /// The entry id.
+        id: u64,
+    },
 }
 
 /// `sfsync serve`.
@@ -67,6 +175,35 @@ pub struct BenchArgs {
 pub enum BenchCommand {
     /// Durable acked notifications per second against the HTTP floor.
     Ingest(IngestBenchArgs),
+    /// API calls per record and change-to-local-write latency of the pull side.
+    Pull(PullBenchArgs),
+    /// API calls per record and drain rate of the push side.
+    Push(PushBenchArgs),
+}
+
+/// `sfsync bench pull`.
+#[derive(Debug, Args)]
+pub struct PullBenchArgs {
+    /// Distinct records changed.
+    #[arg(long, default_value_t = 10_000)]
+    pub records: usize,
+    /// Notifications per record, delivered out of order.
+    #[arg(long, default_value_t = 3)]
+    pub k: usize,
+    /// Simulated Salesforce API latency in milliseconds.
+    #[arg(long, default_value_t = 50)]
+    pub latency_ms: u64,
+}
+
+/// `sfsync bench push`.
+#[derive(Debug, Args)]
+pub struct PushBenchArgs {
+    /// Local changes of mixed kinds.
+    #[arg(long, default_value_t = 10_000)]
+    pub records: usize,
+    /// Simulated Salesforce API latency in milliseconds.
+    #[arg(long, default_value_t = 50)]
+    pub latency_ms: u64,
 }
 
 /// `sfsync bench ingest`.

@@ -49,9 +49,85 @@ pub struct Config {
     /// Webhook intake limits.
     #[serde(default)]
     pub intake: IntakeConfig,
+    /// The Salesforce API and OAuth endpoints.
+    #[serde(default)]
+    pub salesforce: SalesforceConfig,
+    /// Pull rules (the match ladder's conflict policies, the stage table).
+    #[serde(default)]
+    pub sync: SyncConfig,
+    /// Push delivery (retries, API budget).
+    #[serde(default)]
+    pub outbox: OutboxConfig,
     /// One entry per Salesforce org.
     #[serde(default)]
     pub connections: Vec<ConnectionConfig>,
+}
+
+/// `[salesforce]`. The connected app's client id, secret and redirect URI come from the
+/// environment (`SALESFORCE_CLIENT_ID`, `SALESFORCE_CLIENT_SECRET`, `SALESFORCE_REDIRECT_URI`);
+/// the key that encrypts refresh tokens at rest from `SFSYNC_TOKEN_KEY` (base64 of 32 bytes).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SalesforceConfig {
+    /// OAuth host: `https://login.salesforce.com`, `https://test.salesforce.com` or a My Domain.
+    #[serde(default = "default_login_url")]
+    pub login_url: String,
+    /// REST API version, e.g. `62.0`.
+    #[serde(default = "default_api_version")]
+    pub api_version: String,
+    /// Seconds before a Salesforce call times out.
+    #[serde(default = "default_sf_timeout")]
+    pub request_timeout_s: u64,
+}
+
+impl Default for SalesforceConfig {
+    fn default() -> Self {
+        Self {
+            login_url: default_login_url(),
+            api_version: default_api_version(),
+            request_timeout_s: default_sf_timeout(),
+        }
+    }
+}
+
+/// `[sync]`: how pulled records are applied.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    /// Contacts and Leads: `salesforce_wins` (default) or `ours_wins`.
+    #[serde(default)]
+    pub conflict_contact: crate::domain::ConflictPolicy,
+    /// Companies: `salesforce_wins` (default) or `ours_wins`.
+    #[serde(default)]
+    pub conflict_company: crate::domain::ConflictPolicy,
+    /// What a new local contact is pushed as: `contact` (default) or `lead`.
+    #[serde(default)]
+    pub push_as: crate::domain::PushAs,
+}
+
+/// `[outbox]`: how local changes are delivered.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxConfig {
+    /// First retry delay in milliseconds (full jitter up to it, doubling per attempt).
+    #[serde(default = "default_retry_base_ms")]
+    pub retry_base_ms: u64,
+    /// Longest retry delay in milliseconds.
+    #[serde(default = "default_retry_cap_ms")]
+    pub retry_cap_ms: u64,
+    /// Share of the org's daily API limit sfsync may use before it pauses (0 to 1).
+    #[serde(default = "default_limit_share")]
+    pub limit_share: f64,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        Self {
+            retry_base_ms: default_retry_base_ms(),
+            retry_cap_ms: default_retry_cap_ms(),
+            limit_share: default_limit_share(),
+        }
+    }
 }
 
 /// `[server]`.
@@ -112,6 +188,24 @@ pub struct ConnectionConfig {
     pub webhook_secrets: Vec<SecretString>,
 }
 
+fn default_login_url() -> String {
+    "https://login.salesforce.com".into()
+}
+fn default_api_version() -> String {
+    "62.0".into()
+}
+fn default_sf_timeout() -> u64 {
+    30
+}
+fn default_retry_base_ms() -> u64 {
+    1_000
+}
+fn default_retry_cap_ms() -> u64 {
+    300_000
+}
+fn default_limit_share() -> f64 {
+    0.8
+}
 fn default_request_timeout_s() -> u64 {
     30
 }
@@ -195,6 +289,29 @@ impl Config {
         if self.intake.max_body_bytes < 4096 {
             return Err(invalid("intake.max_body_bytes", "must be at least 4096"));
         }
+        if !(self.outbox.limit_share > 0.0 && self.outbox.limit_share <= 1.0) {
+            return Err(invalid(
+                "outbox.limit_share",
+                "must be above 0 and at most 1",
+            ));
+        }
+        if self.outbox.retry_base_ms == 0 || self.outbox.retry_cap_ms < self.outbox.retry_base_ms {
+            return Err(invalid(
+                "outbox.retry_cap_ms",
+                "must be at least outbox.retry_base_ms, which must be above 0",
+            ));
+        }
+        let version_ok = self
+            .salesforce
+            .api_version
+            .split_once('.')
+            .is_some_and(|(major, minor)| major.parse::<u32>().is_ok() && minor == "0");
+        if !version_ok {
+            return Err(invalid("salesforce.api_version", "must look like 62.0"));
+        }
+        if url::Url::parse(&self.salesforce.login_url).is_err() {
+            return Err(invalid("salesforce.login_url", "must be a URL"));
+        }
         let mut seen_keys = std::collections::HashSet::new();
         let mut seen_orgs = std::collections::HashSet::new();
         for (i, c) in self.connections.iter().enumerate() {
@@ -256,6 +373,29 @@ impl Config {
                 })
             })
             .collect()
+    }
+
+    /// The connected app's OAuth settings: `SALESFORCE_CLIENT_ID`, `SALESFORCE_CLIENT_SECRET` and
+    /// `SALESFORCE_REDIRECT_URI` from the environment, the rest from `[salesforce]`.
+    pub fn oauth_settings(&self) -> Result<crate::salesforce::OAuthSettings, ConfigError> {
+        let var = |name: &'static str| {
+            std::env::var(name).map_err(|_| invalid(name, "environment variable is not set"))
+        };
+        Ok(crate::salesforce::OAuthSettings {
+            client_id: var("SALESFORCE_CLIENT_ID")?,
+            client_secret: SecretString::from(var("SALESFORCE_CLIENT_SECRET")?),
+            redirect_uri: var("SALESFORCE_REDIRECT_URI")?,
+            login_url: self.salesforce.login_url.clone(),
+            api_version: self.salesforce.api_version.clone(),
+        })
+    }
+
+    /// The key refresh tokens are sealed with: `SFSYNC_TOKEN_KEY`, base64 of 32 bytes.
+    pub fn token_key() -> Result<crate::salesforce::TokenKey, ConfigError> {
+        let raw = std::env::var("SFSYNC_TOKEN_KEY")
+            .map_err(|_| invalid("SFSYNC_TOKEN_KEY", "environment variable is not set"))?;
+        crate::salesforce::TokenKey::from_base64(1, &SecretString::from(raw))
+            .map_err(|e| invalid("SFSYNC_TOKEN_KEY", e.to_string()))
     }
 
     /// How long dedupe keys live.

@@ -62,6 +62,12 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Bench(args) => match args.which {
             BenchCommand::Ingest(a) => sfsync::bench::ingest(&a).await,
+            BenchCommand::Pull(a) => sfsync::bench::pull::run(&a).await,
+            BenchCommand::Push(a) => sfsync::bench::push::run(&a).await,
         },
+        Command::Simulator(a) => sfsync::simulator::run_cli(a.listen, a.outbound_url, a.seed).await,
+        Command::Demo(a) => sfsync::demo::run(&a).await,
+        Command::Import(a) => sfsync::commands::import(&a).await,
+        Command::Outbox(a) => sfsync::commands::outbox(&a).await,
     }
 }

@@ -3,10 +3,13 @@
 
 mod entities;
 mod ids;
+pub mod normalize;
 mod notification;
+mod policy;
 
 pub use entities::{
     Activity, ActivityKind, Company, CompanyProduct, Contact, OwnershipStatus, SalesforceKind,
 };
 pub use ids::{IdError, SalesforceId};
 pub use notification::{ChangeType, Notification, ObjectType, OrgId};
+pub use policy::{ConflictPolicy, PushAs};

@@ -8,12 +8,15 @@
 mod durability;
 mod inbox;
 pub(crate) mod keys;
+mod records;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use inbox::{DedupeSource, Delivery, IngestOutcome, PendingEntry, PendingRecord};
+
+pub use records::{LocalRef, Provenance, RecordKind, Tx, TxAbort, TxError, TxResult};
 
 use durability::GroupCommit;
 
@@ -53,6 +56,12 @@ struct Inner {
     pending: sled::Tree,
     resync: sled::Tree,
     tokens: sled::Tree,
+    records: sled::Tree,
+    index: sled::Tree,
+    provenance: sled::Tree,
+    conflicts: sled::Tree,
+    outbox: sled::Tree,
+    meta: sled::Tree,
     pending_count: AtomicU64,
     commit: GroupCommit,
 }
@@ -75,6 +84,12 @@ impl Store {
                 dedupe_by_time: db.open_tree("inbox_dedupe_by_time")?,
                 resync: db.open_tree("inbox_resync")?,
                 tokens: db.open_tree("oauth_tokens")?,
+                records: db.open_tree("records")?,
+                index: db.open_tree("records_index")?,
+                provenance: db.open_tree("provenance")?,
+                conflicts: db.open_tree("conflicts")?,
+                outbox: db.open_tree("outbox")?,
+                meta: db.open_tree("meta")?,
                 pending,
                 pending_count,
                 commit,

@@ -12,6 +12,9 @@ use sha2::{Digest, Sha256};
 
 use super::AppState;
 
+mod pull;
+mod push;
+
 /// An API error: a status and a message for the caller. 5xx messages are opaque.
 #[derive(Debug)]
 pub struct ApiError {
@@ -64,6 +67,8 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
 pub(super) fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/status", get(status))
+        .merge(pull::routes())
+        .merge(push::routes())
         .route_layer(middleware::from_fn_with_state(state, require_token))
 }
 

@@ -6,6 +6,9 @@
 //! 10-notification Outbound Messages to each; the last line is
 //! `ingest durable_per_s=… floor_per_s=… ratio=… p99_ms=…`.
 
+pub mod pull;
+pub mod push;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};

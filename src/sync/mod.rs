@@ -1,0 +1,5 @@
+//! Sync rules: `pull` applies Salesforce records locally (match ladder, conflict policy), `push`
+//! builds the payloads that local changes send to Salesforce.
+
+pub mod pull;
+pub mod push;

@@ -1,0 +1,1 @@
+//! Push: payloads for local changes bound for Salesforce (being written).

@@ -1,0 +1,1 @@
+//! The inbox worker: pending notifications to batched pulls (being written).

@@ -1,0 +1,1 @@
+//! The outbox worker: local changes to Salesforce (being written).
