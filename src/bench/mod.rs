@@ -44,6 +44,8 @@ pub fn outbound_message_xml(org: &OrgId, notes: &[(SalesforceId, SalesforceId)])
 struct RunResult {
     notifications_per_s: f64,
     p99_ms: f64,
+    flushes: u64,
+    elapsed: Duration,
 }
 
 async fn run_once(
@@ -68,6 +70,8 @@ async fn run_once(
         "http://{}/webhooks/salesforce/outbound/{KEY}",
         app.local_addr()
     );
+    let store = app.state().store.clone();
+    let flushes_before = store.flushes_completed();
     let token = CancellationToken::new();
     let server = tokio::spawn(app.run_until(token.clone()));
 
@@ -121,6 +125,8 @@ async fn run_once(
         latencies.extend(t.await.context("sender panicked")??);
     }
     let elapsed = started.elapsed();
+    let flushes = store.flushes_completed() - flushes_before;
+    drop(store);
     token.cancel();
     server.await.context("server task")??;
     latencies.sort();
@@ -131,6 +137,8 @@ async fn run_once(
     Ok(RunResult {
         notifications_per_s: (messages * args.per_message) as f64 / elapsed.as_secs_f64(),
         p99_ms: p99.as_secs_f64() * 1000.0,
+        flushes,
+        elapsed,
     })
 }
 
@@ -149,6 +157,14 @@ pub async fn ingest(args: &IngestBenchArgs) -> anyhow::Result<()> {
         "floor: {:.0} notifications/s (p99 {:.1} ms); durable: {:.0} notifications/s (p99 {:.1} ms)",
         floor.notifications_per_s, floor.p99_ms, durable.notifications_per_s, durable.p99_ms
     );
+    if durable.flushes > 0 {
+        println!(
+            "durable: {} group commits (flush + fsync), {:.1} messages each, one every {:.2} ms",
+            durable.flushes,
+            args.messages as f64 / durable.flushes as f64,
+            durable.elapsed.as_secs_f64() * 1000.0 / durable.flushes as f64
+        );
+    }
     println!(
         "ingest durable_per_s={:.0} floor_per_s={:.0} ratio={:.2} p99_ms={:.1}",
         durable.notifications_per_s,

@@ -30,20 +30,6 @@ pub(crate) fn dedupe(org: &OrgId, kind: DedupeKind, id: &str) -> Vec<u8> {
     k
 }
 
-/// `received_ms(8, BE) ‖ dedupe key`: the expiry index.
-pub(crate) fn dedupe_by_time(received_ms: u64, dedupe_key: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(8 + dedupe_key.len());
-    k.extend_from_slice(&received_ms.to_be_bytes());
-    k.extend_from_slice(dedupe_key);
-    k
-}
-
-/// Splits an expiry-index key into its time and the dedupe key.
-pub(crate) fn split_dedupe_by_time(key: &[u8]) -> Option<(u64, &[u8])> {
-    let (ms, rest) = key.split_at_checked(8)?;
-    Some((u64::from_be_bytes(ms.try_into().ok()?), rest))
-}
-
 /// `org(18) ‖ object code(1) ‖ record id(18)`.
 pub(crate) fn pending(org: &OrgId, object: ObjectType, id: &SalesforceId) -> Vec<u8> {
     let mut k = Vec::with_capacity(37);
@@ -83,13 +69,5 @@ mod tests {
         let id = SalesforceId::parse("0031I0000081tbP").expect("id");
         let k = pending(&org, ObjectType::Contact, &id);
         assert_eq!(parse_pending(&k), Some((org, ObjectType::Contact, id)));
-    }
-
-    #[test]
-    fn expiry_keys_sort_by_time() {
-        let a = dedupe_by_time(5, b"zzz");
-        let b = dedupe_by_time(256, b"aaa");
-        assert!(a < b);
-        assert_eq!(split_dedupe_by_time(&b), Some((256, &b"aaa"[..])));
     }
 }

@@ -8,6 +8,7 @@
 mod durability;
 mod inbox;
 pub(crate) mod keys;
+mod outbox;
 mod records;
 
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use inbox::{DedupeSource, Delivery, IngestOutcome, PendingEntry, PendingRecord};
 
+pub use outbox::{OutboxCounts, OutboxEntry, OutboxState};
 pub use records::{LocalRef, Provenance, RecordKind, Tx, TxAbort, TxError, TxResult};
 
 use durability::GroupCommit;
@@ -52,7 +54,7 @@ struct Inner {
     path: PathBuf,
     db: sled::Db,
     dedupe: sled::Tree,
-    dedupe_by_time: sled::Tree,
+    inbox_lock: std::sync::Mutex<()>,
     pending: sled::Tree,
     resync: sled::Tree,
     tokens: sled::Tree,
@@ -81,7 +83,7 @@ impl Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 dedupe: db.open_tree("inbox_dedupe")?,
-                dedupe_by_time: db.open_tree("inbox_dedupe_by_time")?,
+                inbox_lock: std::sync::Mutex::new(()),
                 resync: db.open_tree("inbox_resync")?,
                 tokens: db.open_tree("oauth_tokens")?,
                 records: db.open_tree("records")?,
