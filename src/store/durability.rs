@@ -39,6 +39,7 @@ impl Drop for GroupCommit {
 struct Shared {
     completed: AtomicU64,
     fail: AtomicBool,
+    delay_ms: AtomicU64,
 }
 
 /// The file sled keeps its log and pages in.
@@ -62,6 +63,7 @@ impl GroupCommit {
         let shared = Arc::new(Shared {
             completed: AtomicU64::new(0),
             fail: AtomicBool::new(false),
+            delay_ms: AtomicU64::new(0),
         });
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
@@ -94,12 +96,21 @@ impl GroupCommit {
     pub(super) fn inject_failure(&self, fail: bool) {
         self.shared.fail.store(fail, Ordering::Release);
     }
+
+    pub(super) fn inject_delay(&self, delay: std::time::Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.shared.delay_ms.store(ms, Ordering::Release);
+    }
 }
 
 fn run(db: &sled::Db, file: &File, rx: &mpsc::Receiver<Waiter>, shared: &Shared) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         batch.extend(rx.try_iter());
+        let delay = shared.delay_ms.load(Ordering::Acquire);
+        if delay > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(delay));
+        }
         let result = if shared.fail.load(Ordering::Acquire) {
             Err("flush failure injected".to_string())
         } else {

@@ -122,6 +122,12 @@ impl Store {
         self.inner.commit.inject_failure(fail);
     }
 
+    /// Makes every following flush take `delay` longer: the seam that shows acknowledgements
+    /// wait for the flush and that concurrent callers share one.
+    pub fn inject_flush_delay(&self, delay: std::time::Duration) {
+        self.inner.commit.inject_delay(delay);
+    }
+
     /// Records pending in the inbox.
     pub fn pending_count(&self) -> u64 {
         self.inner.pending_count.load(Ordering::Relaxed)

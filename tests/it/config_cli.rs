@@ -109,3 +109,112 @@ async fn replay_reports_a_rejected_file_and_fails() {
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn the_simulator_command_prints_credentials_that_work() {
+    use std::io::BufRead;
+    let mut child = sfsync()
+        .args(["simulator", "--listen", "127.0.0.1:0", "--seed", "3"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read");
+        line
+    })
+    .await
+    .expect("join");
+    let creds: serde_json::Value = serde_json::from_str(&line).expect("one JSON line");
+    for field in [
+        "instance_url",
+        "client_id",
+        "client_secret",
+        "refresh_token",
+        "access_token",
+    ] {
+        assert!(
+            creds[field].as_str().is_some_and(|s| !s.is_empty()),
+            "{field} in {line}"
+        );
+    }
+    let instance = creds["instance_url"].as_str().unwrap_or_default();
+    assert!(
+        instance.starts_with("http://127.0.0.1:") && !instance.ends_with(":0"),
+        "{instance}"
+    );
+    let client = reqwest::Client::new();
+    let resp = client
+        .get(format!("{instance}/services/data/v62.0/limits"))
+        .bearer_auth(creds["access_token"].as_str().unwrap_or_default())
+        .send()
+        .await
+        .expect("limits");
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().contains_key("sforce-limit-info"));
+    let refreshed = client
+        .post(format!("{instance}/services/oauth2/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            (
+                "refresh_token",
+                creds["refresh_token"].as_str().unwrap_or_default(),
+            ),
+            ("client_id", creds["client_id"].as_str().unwrap_or_default()),
+            (
+                "client_secret",
+                creds["client_secret"].as_str().unwrap_or_default(),
+            ),
+        ])
+        .send()
+        .await
+        .expect("token");
+    assert_eq!(refreshed.status(), 200);
+    child.kill().expect("kill");
+    child.wait().expect("reap");
+}
+
+#[tokio::test]
+async fn refresh_tokens_are_kept_sealed_in_the_store_and_survive_a_restart() {
+    use secrecy::{ExposeSecret, SecretString};
+    use sfsync::salesforce::{TokenKey, TokenStore, TokenVault};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = TokenKey::from_base64(
+        1,
+        &SecretString::from("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_string()),
+    )
+    .expect("key");
+    let vault = TokenVault::new(key);
+    let token = SecretString::from("5Aep861TSESvWeug_refresh_token_value".to_string());
+    {
+        let store = sfsync::store::Store::open(dir.path()).expect("open");
+        let tokens = sfsync::app::StoreTokens(store);
+        let sealed = vault.seal(&org(), &token).expect("seal");
+        tokens.save_sealed(&org(), &sealed).expect("save");
+    }
+    // Nothing in the store's files holds the token in the clear.
+    for entry in std::fs::read_dir(dir.path()).expect("dir") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).expect("read");
+            let needle = token.expose_secret().as_bytes();
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "{} holds the token",
+                path.display()
+            );
+        }
+    }
+    let store = sfsync::store::Store::open(dir.path()).expect("reopen");
+    let tokens = sfsync::app::StoreTokens(store);
+    let sealed = tokens.load_sealed(&org()).expect("load").expect("present");
+    let opened = vault.open(&org(), &sealed).expect("open");
+    assert_eq!(opened.expose_secret(), token.expose_secret());
+    let other = sfsync::domain::OrgId::parse(OTHER_ORG).expect("org");
+    assert!(vault.open(&other, &sealed).is_err());
+    assert!(tokens.load_sealed(&other).expect("load").is_none());
+}

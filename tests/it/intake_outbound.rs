@@ -308,3 +308,44 @@ async fn a_graceful_stop_keeps_what_was_acknowledged() {
     assert_eq!(store.pending_records(&org()).expect("pending").len(), 2);
     drop(dir);
 }
+
+#[tokio::test]
+async fn concurrent_messages_share_flushes_and_no_ack_precedes_its_flush() {
+    let app = spawn_app().await;
+    // A slow disk: each flush takes 300 ms. Every request waits for it, and requests that arrive
+    // while a flush runs are answered together by the next one.
+    app.store()
+        .inject_flush_delay(std::time::Duration::from_millis(300));
+    let before = app.store().flushes_completed();
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for n in 0..24u64 {
+        let (client, base) = (app.client.clone(), app.base.clone());
+        tasks.push(tokio::spawn(async move {
+            let nid = SalesforceId::mint("04l", "G", n);
+            let rid = SalesforceId::mint("003", "G", n);
+            let body = sfsync::bench::outbound_message_xml(&org(), &[(nid, rid)]);
+            client
+                .post(format!("{base}/webhooks/salesforce/outbound/{KEY}"))
+                .header("content-type", "text/xml")
+                .body(body)
+                .send()
+                .await
+                .expect("post")
+                .status()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.expect("join"), 200);
+    }
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(300),
+        "an ack came before a flush finished"
+    );
+    let flushes = app.store().flushes_completed() - before;
+    assert!(
+        (1..24).contains(&flushes),
+        "{flushes} flushes for 24 concurrent messages"
+    );
+    assert_eq!(app.store().pending_count(), 24);
+}

@@ -10,3 +10,4 @@ mod intake_outbound;
 mod intake_signed;
 mod salesforce_client;
 mod simulator;
+mod store_records;
