@@ -31,6 +31,8 @@ pub struct App {
     listener: TcpListener,
     request_timeout: Duration,
     dedupe_ttl: Duration,
+    /// Pull side: time between catch-up sweeps (zero: none, not even at start-up).
+    sweep_interval: Duration,
 }
 
 impl App {
@@ -55,13 +57,19 @@ impl App {
             timestamp_tolerance_s: config.intake.timestamp_tolerance_s,
             xml_limits: XmlLimits::default(),
             skip_store: options.skip_store,
+            pull: crate::sync::orgs::PullContext::new(crate::sync::pull::Rules::from_config(
+                &config.sync,
+            )),
         };
-        Ok(Self {
+        let app = Self {
             state,
             listener,
             request_timeout: Duration::from_secs(config.server.request_timeout_s),
             dedupe_ttl: config.dedupe_ttl(),
-        })
+            sweep_interval: Duration::from_secs(config.sync.sweep_interval_s),
+        };
+        app.connect_stored_orgs(config);
+        Ok(app)
     }
 
     /// The address actually bound (useful with port 0).
@@ -95,6 +103,7 @@ impl App {
                 }
             }
         });
+        self.spawn_pull_workers(&tracker, &shutdown);
         tracing::info!(addr = %self.local_addr(), "listening");
         let router = crate::http::router(self.state.clone(), self.request_timeout);
         axum::serve(self.listener, router)
@@ -110,6 +119,80 @@ impl App {
             .context("final flush")?;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- pull side (inbox worker and
+// catch-up sweep): connections per org, and the two background tasks.
+impl App {
+    /// Connects an org: its inbox is pulled and swept through `client` from now on.
+    pub fn connect_salesforce(&self, client: crate::salesforce::Client) {
+        tracing::info!(org = %client.org_id(), "salesforce connection added");
+        self.state.pull.orgs.insert(client);
+    }
+
+    /// Connects every configured org that has a stored refresh token, when the connected app's
+    /// settings and the token key are in the environment. The first call refreshes the session,
+    /// which also gives the instance URL.
+    fn connect_stored_orgs(&self, config: &Config) {
+        let (Ok(settings), Ok(key)) = (config.oauth_settings(), Config::token_key()) else {
+            tracing::info!("salesforce connected app not configured; pulls wait for a connection");
+            return;
+        };
+        let vault = Arc::new(crate::salesforce::TokenVault::new(key));
+        let tokens: Arc<dyn crate::salesforce::TokenStore> =
+            Arc::new(StoreTokens(self.state.store.clone()));
+        for conn in config.connections() {
+            if !matches!(self.state.store.load_sealed_token(&conn.org_id), Ok(Some(_))) {
+                continue;
+            }
+            let client = crate::salesforce::Client::new(
+                settings.clone(),
+                conn.org_id.clone(),
+                config.salesforce.login_url.clone(),
+                vault.clone(),
+                tokens.clone(),
+            );
+            match client {
+                Ok(c) => self.connect_salesforce(
+                    c.with_timeout(Duration::from_secs(config.salesforce.request_timeout_s)),
+                ),
+                Err(e) => tracing::error!(org = %conn.org_id, error = %e, "salesforce client"),
+            }
+        }
+    }
+
+    fn spawn_pull_workers(&self, tracker: &TaskTracker, shutdown: &CancellationToken) {
+        let worker = crate::worker::inbox::InboxWorker::new(
+            self.state.store.clone(),
+            self.state.pull.clone(),
+            crate::worker::inbox::InboxSettings::default(),
+        );
+        tracker.spawn(worker.run(shutdown.clone()));
+        if self.sweep_interval.is_zero() {
+            return;
+        }
+        let (store, ctx, every, token) = (
+            self.state.store.clone(),
+            self.state.pull.clone(),
+            self.sweep_interval,
+            shutdown.clone(),
+        );
+        tracker.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = token.cancelled() => break,
+                    _ = tick.tick() => {
+                        for client in ctx.orgs.all() {
+                            if let Err(e) = crate::sync::sweep::sweep_org(&store, &client).await {
+                                tracing::warn!(org = %client.org_id(), error = %e, "sweep failed; it runs again on schedule");
+                            }
+                        }
+                    }
+                }
+            }
+        });
     }
 }
 

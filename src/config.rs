@@ -91,7 +91,7 @@ impl Default for SalesforceConfig {
 }
 
 /// `[sync]`: how pulled records are applied.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyncConfig {
     /// Contacts and Leads: `salesforce_wins` (default) or `ours_wins`.
@@ -103,6 +103,29 @@ pub struct SyncConfig {
     /// What a new local contact is pushed as: `contact` (default) or `lead`.
     #[serde(default)]
     pub push_as: crate::domain::PushAs,
+    /// Rows added to (or replacing rows of) the standard stage table: `StageName` → status and
+    /// internal stage.
+    #[serde(default)]
+    pub stages: Vec<crate::domain::StageRule>,
+    /// Seconds between catch-up sweeps (one also runs at start-up); 0 turns the schedule off.
+    #[serde(default = "default_sweep_interval_s")]
+    pub sweep_interval_s: u64,
+}
+
+fn default_sweep_interval_s() -> u64 {
+    300
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self {
+            conflict_contact: crate::domain::ConflictPolicy::default(),
+            conflict_company: crate::domain::ConflictPolicy::default(),
+            push_as: crate::domain::PushAs::default(),
+            stages: Vec::new(),
+            sweep_interval_s: default_sweep_interval_s(),
+        }
+    }
 }
 
 /// `[outbox]`: how local changes are delivered.
@@ -118,6 +141,19 @@ pub struct OutboxConfig {
     /// Share of the org's daily API limit sfsync may use before it pauses (0 to 1).
     #[serde(default = "default_limit_share")]
     pub limit_share: f64,
+    /// How long an org's pushes pause when its API budget is spent or `limit_share` is reached,
+    /// in milliseconds, before the budget is checked again.
+    #[serde(default = "default_limit_pause_ms")]
+    pub limit_pause_ms: u64,
+    /// A custom text field (on Account, Contact, Lead, Opportunity, Task and Event) that carries
+    /// `sfsync:{kind}:{local id}` on every record sfsync creates, so a retried create finds the
+    /// record an unanswered attempt made instead of making a second one.
+    #[serde(default = "default_marker_field")]
+    pub marker_field: String,
+    /// Whether `marker_field` is an External ID field in the org: creates then go out as upserts
+    /// by it (idempotent), without a look-up before a retry.
+    #[serde(default)]
+    pub upsert_on_marker: bool,
 }
 
 impl Default for OutboxConfig {
@@ -126,8 +162,18 @@ impl Default for OutboxConfig {
             retry_base_ms: default_retry_base_ms(),
             retry_cap_ms: default_retry_cap_ms(),
             limit_share: default_limit_share(),
+            limit_pause_ms: default_limit_pause_ms(),
+            marker_field: default_marker_field(),
+            upsert_on_marker: false,
         }
     }
+}
+
+fn default_limit_pause_ms() -> u64 {
+    60_000
+}
+fn default_marker_field() -> String {
+    "Sfsync_Id__c".into()
 }
 
 /// `[server]`.

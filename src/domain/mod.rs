@@ -6,6 +6,7 @@ mod ids;
 pub mod normalize;
 mod notification;
 mod policy;
+mod stage;
 
 pub use entities::{
     Activity, ActivityKind, Company, CompanyProduct, Contact, OwnershipStatus, SalesforceKind,
@@ -13,3 +14,4 @@ pub use entities::{
 pub use ids::{IdError, SalesforceId};
 pub use notification::{ChangeType, Notification, ObjectType, OrgId};
 pub use policy::{ConflictPolicy, PushAs};
+pub use stage::{StageRule, StageTable};

@@ -168,6 +168,8 @@ pub struct AppState {
     pub xml_limits: XmlLimits,
     /// Benchmark floor only: acknowledge without storing. Never set by configuration.
     pub skip_store: bool,
+    /// The pull side: Salesforce connections per org, pull rules, imports.
+    pub pull: crate::sync::orgs::PullContext,
 }
 
 /// The whole router.

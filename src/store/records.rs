@@ -103,7 +103,6 @@ pub struct Tx<'a> {
     pub(super) conflicts: &'a TransactionalTree,
     pub(super) pending: &'a TransactionalTree,
     /// The outbox tree, for `store::outbox`.
-    #[allow(dead_code)]
     pub(super) outbox: &'a TransactionalTree,
     /// Small keyed values: cursors, connection state.
     pub(super) meta: &'a TransactionalTree,
@@ -609,5 +608,112 @@ impl<E> From<ConflictableTransactionError<StoreError>> for TxAbort<E> {
 impl<E> From<sled::transaction::UnabortableTransactionError> for TxAbort<E> {
     fn from(e: sled::transaction::UnabortableTransactionError) -> Self {
         Self::Store(e.into())
+    }
+}
+
+// ---------------------------------------------------------------- pull side (inbox worker, sweep,
+// conflicts API): reads of the pending entry inside a record transaction, removal of a duplicate
+// contact, and plain reads outside transactions.
+
+impl Tx<'_> {
+    /// A record's pending inbox entry as it is now, read inside the transaction: the inbox worker
+    /// re-checks it before clearing, so a notification that arrived during the pull is kept.
+    pub fn pending_entry(
+        &self,
+        org: &OrgId,
+        object: ObjectType,
+        id: &SalesforceId,
+    ) -> TxResult<Option<super::PendingEntry>> {
+        self.get_json(
+            self.pending,
+            "inbox_pending",
+            &keys::pending(org, object, id),
+        )
+    }
+
+    /// Removes a contact and its index entries (a duplicate left by a lead conversion).
+    pub fn delete_contact(&self, org: &OrgId, id: u64) -> TxResult<()> {
+        let Some(old) = self.contact(org, id)? else {
+            return Ok(());
+        };
+        let me = LocalRef {
+            kind: RecordKind::Contact,
+            id,
+        };
+        self.sf_link(org, old.salesforce_id.as_ref(), None, me)?;
+        if let Some(e) = old.email.as_deref().and_then(normalize::email) {
+            self.index_remove(index_key(org, IDX_EMAIL, &e), id)?;
+        }
+        self.records
+            .remove(record_key(org, RecordKind::Contact, id))?;
+        Ok(())
+    }
+
+    /// Removes a small value written with [`Tx::set_meta`].
+    pub fn remove_meta(&self, org: &OrgId, name: &str) -> TxResult<()> {
+        self.meta.remove(index_key(org, b'M', name))?;
+        Ok(())
+    }
+
+    /// A conflict document.
+    pub fn conflict<T: DeserializeOwned>(&self, org: &OrgId, id: u64) -> TxResult<Option<T>> {
+        let mut key = org.as_str().as_bytes().to_vec();
+        key.extend_from_slice(&id.to_be_bytes());
+        self.get_json(self.conflicts, "conflicts", &key)
+    }
+}
+
+impl Store {
+    /// Reads a small JSON value by name outside a transaction (see [`Tx::meta`]).
+    pub fn read_meta<T: DeserializeOwned>(
+        &self,
+        org: &OrgId,
+        name: &str,
+    ) -> Result<Option<T>, StoreError> {
+        match self.inner.meta.get(index_key(org, b'M', name))? {
+            Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(|e| {
+                StoreError::Corrupt {
+                    tree: "meta",
+                    reason: e.to_string(),
+                }
+            })?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The local record linked to a Salesforce id, read outside a transaction.
+    pub fn local_by_salesforce_id(
+        &self,
+        org: &OrgId,
+        id: &SalesforceId,
+    ) -> Result<Option<LocalRef>, StoreError> {
+        match self.inner.index.get(index_key(org, IDX_SF, id.as_str()))? {
+            Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(|e| {
+                StoreError::Corrupt {
+                    tree: "index",
+                    reason: e.to_string(),
+                }
+            })?)),
+            None => Ok(None),
+        }
+    }
+
+    /// One open conflict of an org, read outside a transaction.
+    pub fn conflict<T: DeserializeOwned>(
+        &self,
+        org: &OrgId,
+        id: u64,
+    ) -> Result<Option<T>, StoreError> {
+        let mut key = org.as_str().as_bytes().to_vec();
+        key.extend_from_slice(&id.to_be_bytes());
+        match self.inner.conflicts.get(key)? {
+            Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(|e| {
+                StoreError::Corrupt {
+                    tree: "conflicts",
+                    reason: e.to_string(),
+                }
+            })?)),
+            None => Ok(None),
+        }
     }
 }

@@ -8,6 +8,8 @@ mod helpers;
 mod intake_hostile;
 mod intake_outbound;
 mod intake_signed;
+mod pull_e2e;
+mod pull_harness;
 mod salesforce_client;
 mod simulator;
 mod store_records;

@@ -1,0 +1,68 @@
+//! The pull side's shared state: one Salesforce [`Client`] per connected org and the pull
+//! [`Rules`], cheap to clone, shared by the inbox worker, the sweep, imports and the API.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use crate::domain::OrgId;
+use crate::salesforce::Client;
+
+use super::import::Imports;
+use super::pull::Rules;
+
+/// Connected orgs, by org id.
+#[derive(Debug, Default)]
+pub struct SalesforceOrgs {
+    clients: RwLock<BTreeMap<OrgId, Client>>,
+}
+
+impl SalesforceOrgs {
+    /// Adds (or replaces) the connection of the client's org.
+    pub fn insert(&self, client: Client) {
+        self.clients
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(client.org_id().clone(), client);
+    }
+
+    /// The connection of an org.
+    pub fn get(&self, org: &OrgId) -> Option<Client> {
+        self.clients
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(org)
+            .cloned()
+    }
+
+    /// Every connection, in org id order.
+    pub fn all(&self) -> Vec<Client> {
+        self.clients
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+}
+
+/// What the pull side shares: connections, rules, running imports.
+#[derive(Debug, Clone, Default)]
+pub struct PullContext {
+    /// Connected orgs.
+    pub orgs: Arc<SalesforceOrgs>,
+    /// The `[sync]` rules.
+    pub rules: Arc<Rules>,
+    /// Imports started through the API, with their progress.
+    pub imports: Arc<Imports>,
+}
+
+impl PullContext {
+    /// A context with these rules and no connection yet.
+    pub fn new(rules: Rules) -> Self {
+        Self {
+            orgs: Arc::default(),
+            rules: Arc::new(rules),
+            imports: Arc::default(),
+        }
+    }
+}
