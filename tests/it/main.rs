@@ -10,6 +10,7 @@ mod intake_outbound;
 mod intake_signed;
 mod pull_e2e;
 mod pull_harness;
+mod pull_rules;
 mod salesforce_client;
 mod simulator;
 mod store_records;

@@ -85,7 +85,10 @@ async fn a_contact_arrives_linked_to_the_company_of_its_account() {
     assert_eq!(local.salesforce_kind, Some(SalesforceKind::Contact));
 
     env.sim
-        .update(&contact, json!({"Title": "Founder", "Phone": "+1 555 0100"}))
+        .update(
+            &contact,
+            json!({"Title": "Founder", "Phone": "+1 555 0100"}),
+        )
         .expect("update");
     let updated = eventually("the title change", WAIT, || async {
         env.contact_of(&contact)

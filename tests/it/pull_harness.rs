@@ -103,9 +103,7 @@ pub async fn start_service(sim: &Simulator, dir: &Path, sync: &str) -> Service {
     app.connect_salesforce(client_for(sim, &state.store));
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run_until(shutdown.clone()));
-    sim.set_outbound_url(Some(format!(
-        "{base}/webhooks/salesforce/outbound/{KEY}"
-    )));
+    sim.set_outbound_url(Some(format!("{base}/webhooks/salesforce/outbound/{KEY}")));
     Service {
         base,
         store: state.store.clone(),
@@ -208,7 +206,12 @@ impl PullEnv {
             .expect("connected org")
     }
 
-    pub async fn api(&self, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
         let mut req = self
             .http
             .request(method, format!("{}/api/v1{path}", self.svc.base))
