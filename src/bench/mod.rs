@@ -142,6 +142,56 @@ async fn run_once(
     })
 }
 
+/// The store alone: the same messages parsed and ingested in one thread, without HTTP or flushes,
+/// to show where the durable path's time goes.
+fn store_only(args: &IngestBenchArgs) -> anyhow::Result<(f64, f64)> {
+    use crate::http::webhook::outbound_message::{XmlLimits, parse};
+    use crate::store::{DedupeSource, Delivery, Store};
+    let dir = tempfile::Builder::new().prefix("sfsync-bench").tempdir()?;
+    let store = Store::open(dir.path())?;
+    let org = OrgId::parse(ORG)?;
+    let bodies: Vec<String> = (0..args.messages)
+        .map(|m| {
+            let notes: Vec<_> = (0..args.per_message)
+                .map(|i| {
+                    let n = 90_000_000 + (m * args.per_message + i) as u64;
+                    (
+                        SalesforceId::mint("04l", "B", n),
+                        SalesforceId::mint("003", "B", n),
+                    )
+                })
+                .collect();
+            outbound_message_xml(&org, &notes)
+        })
+        .collect();
+    let mut parse_time = Duration::ZERO;
+    let started = Instant::now();
+    for body in &bodies {
+        let t = Instant::now();
+        let message = parse(body.as_bytes(), &XmlLimits::default())?;
+        parse_time += t.elapsed();
+        let deliveries: Vec<Delivery> = message
+            .notifications
+            .iter()
+            .filter_map(|n| {
+                Some(Delivery {
+                    dedupe_id: n.id.to_string(),
+                    source: DedupeSource::OutboundNotification,
+                    notifications: vec![n.to_notification()?],
+                    resync: vec![],
+                })
+            })
+            .collect();
+        store.ingest(&org, &deliveries, chrono::Utc::now())?;
+    }
+    let total = started.elapsed();
+    let n = (args.messages * args.per_message) as f64;
+    Ok((
+        n / parse_time.as_secs_f64(),
+        n / (total - parse_time).as_secs_f64(),
+    ))
+}
+
 /// Runs `bench ingest` and prints its figures.
 pub async fn ingest(args: &IngestBenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
@@ -156,6 +206,10 @@ pub async fn ingest(args: &IngestBenchArgs) -> anyhow::Result<()> {
     println!(
         "floor: {:.0} notifications/s (p99 {:.1} ms); durable: {:.0} notifications/s (p99 {:.1} ms)",
         floor.notifications_per_s, floor.p99_ms, durable.notifications_per_s, durable.p99_ms
+    );
+    let (parse_per_s, store_per_s) = store_only(args)?;
+    println!(
+        "one thread, no http, no flush: parse {parse_per_s:.0} notifications/s, store writes {store_per_s:.0} notifications/s"
     );
     if durable.flushes > 0 {
         println!(

@@ -127,13 +127,15 @@ impl Store {
     /// [`Store::make_durable`] returns.
     ///
     /// Why no sled transaction: sled 0.34 runs every transaction under one process-wide write
-    /// lock, which made the intake ten times slower than the HTTP floor. Instead, ingests are
-    /// serialized by the store's own inbox lock, and the order of writes carries the atomicity
-    /// that matters: sled's log recovers a prefix, so a dedupe key on disk implies its pending
-    /// entries are on disk too. A crash in between leaves pending entries without a dedupe key;
-    /// the sender's retry then adds the same records again, which only coalesces. The inbox
-    /// worker's record transactions hold sled's write lock for their whole run, so they never
-    /// interleave with a single write here; at worst a cleared entry is written back and pulled
+    /// lock, which made the intake several times slower than the HTTP floor. Instead each
+    /// pending entry is merged with an atomic per-key update, concurrent requests write in
+    /// parallel, and the order of writes carries the atomicity that matters: sled's log recovers
+    /// a prefix, so a dedupe key on disk implies its pending entries are on disk too. A crash in
+    /// between leaves pending entries without a dedupe key; the sender's retry then merges the
+    /// same records again, which only coalesces. Two concurrent copies of one delivery may both
+    /// merge their records (harmless) but only one inserts the dedupe key and counts as accepted.
+    /// The inbox worker's record transactions hold sled's write lock for their whole run, so no
+    /// single write here lands inside one; at worst a cleared entry is written back and pulled
     /// once more.
     pub fn ingest(
         &self,
@@ -144,7 +146,6 @@ impl Store {
         let i = &self.inner;
         let now_ms = now.timestamp_millis();
         let received = u64::try_from(now_ms).unwrap_or(0).to_be_bytes();
-        let _guard = i.inbox_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut out = IngestOutcome::default();
         for d in deliveries {
             let dkey = keys::dedupe(org, kind(d.source), &d.dedupe_id);
@@ -152,30 +153,43 @@ impl Store {
                 out.duplicates += 1;
                 continue;
             }
-            out.accepted += 1;
             for n in &d.notifications {
                 let pkey = keys::pending(org, n.object, &n.record_id);
-                let old = match i.pending.get(&pkey)? {
-                    Some(v) => Some(
-                        serde_json::from_slice::<PendingEntry>(&v)
-                            .map_err(|e| corrupt("inbox_pending", e))?,
-                    ),
-                    None => None,
-                };
-                if old.is_none() {
+                let mut decode_error = None;
+                let previous = i.pending.fetch_and_update(&pkey, |old| {
+                    let old = match old.map(serde_json::from_slice::<PendingEntry>) {
+                        Some(Ok(e)) => Some(e),
+                        Some(Err(e)) => {
+                            decode_error = Some(e.to_string());
+                            None
+                        }
+                        None => None,
+                    };
+                    serde_json::to_vec(&merge(old, n, now_ms)).ok()
+                })?;
+                if let Some(e) = decode_error {
+                    tracing::warn!(error = %e, "unreadable pending entry replaced");
+                }
+                if previous.is_none() {
                     out.new_pending += 1;
                 }
-                let entry = merge(old, n, now_ms);
-                let bytes = serde_json::to_vec(&entry).map_err(|e| corrupt("inbox_pending", e))?;
-                i.pending.insert(pkey, bytes)?;
             }
             for object in &d.resync {
                 i.resync.insert(keys::resync(org, *object), &received)?;
             }
             // Last: the dedupe key, whose presence promises everything above.
-            i.dedupe.insert(dkey, &received)?;
+            let fresh = i
+                .dedupe
+                .compare_and_swap(dkey, None as Option<&[u8]>, Some(&received[..]))?
+                .is_ok();
+            if fresh {
+                out.accepted += 1;
+            } else {
+                out.duplicates += 1;
+            }
         }
-        i.pending_count.fetch_add(out.new_pending, Ordering::Relaxed);
+        i.pending_count
+            .fetch_add(out.new_pending, Ordering::Relaxed);
         Ok(out)
     }
 

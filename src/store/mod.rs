@@ -54,7 +54,6 @@ struct Inner {
     path: PathBuf,
     db: sled::Db,
     dedupe: sled::Tree,
-    inbox_lock: std::sync::Mutex<()>,
     pending: sled::Tree,
     resync: sled::Tree,
     tokens: sled::Tree,
@@ -83,7 +82,6 @@ impl Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 dedupe: db.open_tree("inbox_dedupe")?,
-                inbox_lock: std::sync::Mutex::new(()),
                 resync: db.open_tree("inbox_resync")?,
                 tokens: db.open_tree("oauth_tokens")?,
                 records: db.open_tree("records")?,
