@@ -11,6 +11,7 @@ mod intake_signed;
 mod pull_e2e;
 mod pull_harness;
 mod pull_rules;
+mod pull_storm;
 mod salesforce_client;
 mod simulator;
 mod store_records;
