@@ -60,6 +60,10 @@ impl App {
             pull: crate::sync::orgs::PullContext::new(crate::sync::pull::Rules::from_config(
                 &config.sync,
             )),
+            push: crate::worker::outbox::PushSettings {
+                push_as: config.sync.push_as,
+                outbox: config.outbox.clone(),
+            },
         };
         let app = Self {
             state,
@@ -104,6 +108,14 @@ impl App {
             }
         });
         self.spawn_pull_workers(&tracker, &shutdown);
+        // Push side: one outbox worker per connected org (also for orgs that connect later).
+        crate::worker::outbox::spawn_workers(
+            &tracker,
+            self.state.store.clone(),
+            self.state.pull.orgs.clone(),
+            self.state.push.clone(),
+            shutdown.clone(),
+        );
         tracing::info!(addr = %self.local_addr(), "listening");
         let router = crate::http::router(self.state.clone(), self.request_timeout);
         axum::serve(self.listener, router)

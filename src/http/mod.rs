@@ -170,6 +170,8 @@ pub struct AppState {
     pub skip_store: bool,
     /// The pull side: Salesforce connections per org, pull rules, imports.
     pub pull: crate::sync::orgs::PullContext,
+    /// The push side: the default `push_as` and the outbox settings.
+    pub push: crate::worker::outbox::PushSettings,
 }
 
 /// The whole router.

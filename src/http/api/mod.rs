@@ -79,6 +79,8 @@ pub struct Status {
     pub connections: Vec<ConnectionStatus>,
     /// The inbox.
     pub inbox: InboxStatus,
+    /// The outbox: entries pending and dead letters, over every org.
+    pub outbox: crate::store::OutboxCounts,
 }
 
 /// One org's state.
@@ -124,6 +126,7 @@ async fn status(State(state): State<AppState>) -> Json<Status> {
             rejected_total: c.rejected_total(),
             ignored_total: c.ignored_total(),
         },
+        outbox: push::outbox_totals(&state),
     })
 }
 

@@ -1,0 +1,256 @@
+//! The transactional outbox: one entry per local record that Salesforce has still to see.
+//!
+//! An entry is written by [`Tx::enqueue_push`] in the same transaction as the local write it
+//! describes, so a change is never stored without its entry nor an entry without its change. An
+//! entry names a record, not a payload: the drain worker pushes the record's state at the time
+//! it sends. A record has at most one live entry; a change made while the entry waits or is in
+//! flight bumps the entry's `version`, so the worker keeps the entry (and sends again) when the
+//! version it sent is no longer the latest. That keeps per-record order by construction.
+//!
+//! Keys: `org(18) ‖ 'E' ‖ entry id(8, BE)` → entry (JSON), and
+//! `org(18) ‖ 'R' ‖ kind(1) ‖ local id(8, BE)` → entry id (the per-record index).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::records::{LocalRef, RecordKind, Tx, TxResult};
+use super::{Store, StoreError};
+use crate::domain::{OrgId, PushAs};
+
+/// Where an outbox entry stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxState {
+    /// Waiting to be sent, or to be sent again after a transient failure.
+    Pending,
+    /// Refused by Salesforce for good: waits for a person to retry or discard it.
+    Dead,
+}
+
+/// One record's pending push.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    /// Entry id, increasing in enqueue order.
+    pub id: u64,
+    /// The org the record belongs to.
+    pub org_id: OrgId,
+    /// The local record to push.
+    pub target: LocalRef,
+    /// Pending or dead.
+    pub state: OutboxState,
+    /// Bumped by every change enqueued while this entry is live.
+    pub version: u64,
+    /// Failed sends so far (reset when a person retries).
+    pub attempts: u32,
+    /// A create may have reached Salesforce without its answer reaching us: look for the record
+    /// before creating it again.
+    pub maybe_sent: bool,
+    /// Not to be sent before this instant (milliseconds since the epoch).
+    pub next_attempt_ms: i64,
+    /// Salesforce's message for the last failure.
+    pub last_error: Option<String>,
+    /// For contacts: what to create in Salesforce (`None`: the configured default).
+    pub push_as: Option<PushAs>,
+    /// When the entry was first written.
+    pub created_at: DateTime<Utc>,
+    /// When the entry last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+fn kind_code(kind: RecordKind) -> u8 {
+    match kind {
+        RecordKind::Company => b'c',
+        RecordKind::Contact => b'p',
+        RecordKind::CompanyProduct => b'o',
+        RecordKind::Activity => b'a',
+    }
+}
+
+fn entry_key(org: &OrgId, id: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(27);
+    k.extend_from_slice(org.as_str().as_bytes());
+    k.push(b'E');
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+fn entry_prefix(org: &OrgId) -> Vec<u8> {
+    let mut k = org.as_str().as_bytes().to_vec();
+    k.push(b'E');
+    k
+}
+
+fn record_key(org: &OrgId, target: LocalRef) -> Vec<u8> {
+    let mut k = Vec::with_capacity(28);
+    k.extend_from_slice(org.as_str().as_bytes());
+    k.push(b'R');
+    k.push(kind_code(target.kind));
+    k.extend_from_slice(&target.id.to_be_bytes());
+    k
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        tree: "outbox",
+        reason: e.to_string(),
+    }
+}
+
+fn abort(e: StoreError) -> sled::transaction::ConflictableTransactionError<StoreError> {
+    sled::transaction::ConflictableTransactionError::Abort(e)
+}
+
+impl Tx<'_> {
+    /// Records that `target` must be pushed: a new entry, or the live entry of that record with
+    /// its version bumped (and `push_as` replaced when given). Returns the entry id.
+    pub fn enqueue_push(
+        &self,
+        org: &OrgId,
+        target: LocalRef,
+        push_as: Option<PushAs>,
+        now: DateTime<Utc>,
+    ) -> TxResult<u64> {
+        if let Some(mut entry) = self.outbox_entry_for(org, target)? {
+            entry.version += 1;
+            entry.updated_at = now;
+            if push_as.is_some() {
+                entry.push_as = push_as;
+            }
+            self.put_outbox_entry(&entry)?;
+            return Ok(entry.id);
+        }
+        let id = self.outbox.generate_id()? + 1;
+        let entry = OutboxEntry {
+            id,
+            org_id: org.clone(),
+            target,
+            state: OutboxState::Pending,
+            version: 1,
+            attempts: 0,
+            maybe_sent: false,
+            next_attempt_ms: now.timestamp_millis(),
+            last_error: None,
+            push_as,
+            created_at: now,
+            updated_at: now,
+        };
+        self.outbox
+            .insert(record_key(org, target), &id.to_be_bytes())?;
+        self.put_outbox_entry(&entry)?;
+        Ok(id)
+    }
+
+    /// An entry by id.
+    pub fn outbox_entry(&self, org: &OrgId, id: u64) -> TxResult<Option<OutboxEntry>> {
+        match self.outbox.get(entry_key(org, id))? {
+            Some(v) => Ok(Some(
+                serde_json::from_slice(&v).map_err(|e| abort(corrupt(e)))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// The live entry of a record, if any.
+    pub fn outbox_entry_for(&self, org: &OrgId, target: LocalRef) -> TxResult<Option<OutboxEntry>> {
+        let Some(raw) = self.outbox.get(record_key(org, target))? else {
+            return Ok(None);
+        };
+        let bytes: [u8; 8] = raw
+            .as_ref()
+            .try_into()
+            .map_err(|_| abort(corrupt("record index value is not 8 bytes")))?;
+        self.outbox_entry(org, u64::from_be_bytes(bytes))
+    }
+
+    /// Writes an entry back (state, attempts, schedule, error).
+    pub fn put_outbox_entry(&self, entry: &OutboxEntry) -> TxResult<()> {
+        let bytes = serde_json::to_vec(entry).map_err(|e| abort(corrupt(e)))?;
+        self.outbox
+            .insert(entry_key(&entry.org_id, entry.id), bytes)?;
+        Ok(())
+    }
+
+    /// Removes an entry and its per-record index (delivered, or discarded by a person).
+    pub fn remove_outbox_entry(&self, entry: &OutboxEntry) -> TxResult<()> {
+        self.outbox.remove(entry_key(&entry.org_id, entry.id))?;
+        let rk = record_key(&entry.org_id, entry.target);
+        if self
+            .outbox
+            .get(&rk)?
+            .is_some_and(|v| v.as_ref() == entry.id.to_be_bytes())
+        {
+            self.outbox.remove(rk)?;
+        }
+        Ok(())
+    }
+}
+
+/// Entries of one org by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct OutboxCounts {
+    /// Entries waiting to be sent.
+    pub pending: u64,
+    /// Dead letters.
+    pub dead: u64,
+}
+
+impl Store {
+    fn scan_outbox(
+        &self,
+        org: &OrgId,
+    ) -> impl Iterator<Item = Result<OutboxEntry, StoreError>> + use<> {
+        self.inner.outbox.scan_prefix(entry_prefix(org)).map(|kv| {
+            let (_, v) = kv?;
+            serde_json::from_slice(&v).map_err(corrupt)
+        })
+    }
+
+    /// An org's outbox entries in enqueue order, optionally only those in `state`.
+    pub fn outbox_entries(
+        &self,
+        org: &OrgId,
+        state: Option<OutboxState>,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let mut out = Vec::new();
+        for e in self.scan_outbox(org) {
+            let e = e?;
+            if state.is_none_or(|s| s == e.state) {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Pending entries of an org whose time has come (`next_attempt_ms <= now_ms`), oldest
+    /// first, at most `limit`.
+    pub fn due_outbox(
+        &self,
+        org: &OrgId,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let mut out = Vec::new();
+        for e in self.scan_outbox(org) {
+            let e = e?;
+            if e.state == OutboxState::Pending && e.next_attempt_ms <= now_ms {
+                out.push(e);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many entries of an org are pending and dead.
+    pub fn outbox_counts(&self, org: &OrgId) -> Result<OutboxCounts, StoreError> {
+        let mut counts = OutboxCounts::default();
+        for e in self.scan_outbox(org) {
+            match e?.state {
+                OutboxState::Pending => counts.pending += 1,
+                OutboxState::Dead => counts.dead += 1,
+            }
+        }
+        Ok(counts)
+    }
+}
