@@ -35,6 +35,19 @@ pub enum Command {
     Import(ImportArgs),
     /// List, retry or discard outbox entries of a running service.
     Outbox(OutboxArgs),
+    /// Print a running service's status: connections, inbox, outbox, API usage.
+    Status(StatusArgs),
+}
+
+/// `sfsync status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Base URL of the running service.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// The API bearer token.
+    #[arg(long, env = "SFSYNC_API_TOKEN")]
+    pub token: String,
 }
 
 /// `sfsync simulator`.

@@ -69,5 +69,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Demo(a) => sfsync::demo::run(&a).await,
         Command::Import(a) => sfsync::commands::import(&a).await,
         Command::Outbox(a) => sfsync::commands::outbox(&a).await,
+        Command::Status(a) => sfsync::commands::status(&a).await,
     }
 }

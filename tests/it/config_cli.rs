@@ -218,3 +218,41 @@ async fn refresh_tokens_are_kept_sealed_in_the_store_and_survive_a_restart() {
     assert!(vault.open(&other, &sealed).is_err());
     assert!(tokens.load_sealed(&other).expect("load").is_none());
 }
+
+#[tokio::test]
+async fn the_status_command_prints_the_running_services_status() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.post_outbound(KEY, fixture("outbound/account.xml"))
+            .await
+            .status(),
+        200
+    );
+    let base = app.base.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        sfsync()
+            .args(["status", "--url", &base, "--token", TOKEN])
+            .output()
+            .expect("run")
+    })
+    .await
+    .expect("join");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(doc["inbox"]["received_total"], 1);
+    let base = app.base.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        sfsync()
+            .args(["status", "--url", &base, "--token", "wrong-token-000000000"])
+            .output()
+            .expect("run")
+    })
+    .await
+    .expect("join");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+}
