@@ -16,7 +16,7 @@ use crate::domain::{ChangeType, Notification, ObjectType, OrgId, SalesforceId};
 use crate::salesforce::{Client, RecordExt as _, SalesforceError};
 use crate::store::{DedupeSource, Delivery, Store, StoreError, TxAbort, TxError};
 
-use super::pull::parse_datetime;
+use super::pull::{SAME_SECOND_MARGIN_MS, parse_datetime};
 
 /// How far back the first sweep of an org looks (Outbound Messages retry for 24 h).
 pub const FIRST_LOOKBACK_HOURS: i64 = 24;
@@ -102,6 +102,13 @@ async fn sweep_object(
     );
     let mut pages = std::pin::pin!(client.query_pages(&soql, true));
     let mut last = cursor.clone();
+    // Rows of a second that was not over when the query ran may still gain changes with the
+    // same stamp (or lower ids): they are queued, but the cursor stays before them so the next
+    // sweep reads them again, and their dedupe id names this run so that re-read is queued too.
+    let started = Utc::now();
+    let settled_ms = started.timestamp_millis() - 1_000 - SAME_SECOND_MARGIN_MS;
+    let run = started.timestamp_millis();
+    let mut unsettled = false;
     while let Some(page) = pages.try_next().await? {
         let mut deliveries = Vec::new();
         for row in &page.records {
@@ -112,7 +119,7 @@ async fn sweep_object(
                 continue;
             };
             let stamp_ms = stamp.timestamp_millis();
-            if (stamp_ms, id.as_str()) <= (last.stamp_ms, last.id.as_str()) {
+            if (stamp_ms, id.as_str()) <= (cursor.stamp_ms, cursor.id.as_str()) {
                 continue;
             }
             let deleted = row.bool_field("IsDeleted") == Some(true);
@@ -121,11 +128,21 @@ async fn sweep_object(
             } else {
                 report.changed += 1;
             }
-            deliveries.push(delivery(object, &id, stamp, deleted));
-            last = Cursor {
-                stamp_ms,
-                id: id.to_string(),
-            };
+            let settled = stamp_ms <= settled_ms;
+            unsettled |= !settled;
+            deliveries.push(delivery(
+                object,
+                &id,
+                stamp,
+                deleted,
+                (!settled).then_some(run),
+            ));
+            if settled && !unsettled {
+                last = Cursor {
+                    stamp_ms,
+                    id: id.to_string(),
+                };
+            }
         }
         if deliveries.is_empty() {
             continue;
@@ -156,14 +173,19 @@ fn delivery(
     id: &SalesforceId,
     stamp: DateTime<Utc>,
     deleted: bool,
+    run: Option<i64>,
 ) -> Delivery {
+    let mut dedupe_id = format!(
+        "sweep:{}:{}:{}",
+        object.api_name(),
+        id,
+        stamp.timestamp_millis()
+    );
+    if let Some(run) = run {
+        dedupe_id.push_str(&format!(":{run}"));
+    }
     Delivery {
-        dedupe_id: format!(
-            "sweep:{}:{}:{}",
-            object.api_name(),
-            id,
-            stamp.timestamp_millis()
-        ),
+        dedupe_id,
         source: DedupeSource::WebhookId,
         notifications: vec![Notification {
             object,
@@ -202,7 +224,7 @@ mod tests {
     fn a_sweep_row_becomes_a_stamped_notification_with_a_stable_dedupe_id() {
         let id = SalesforceId::parse("0031I0000081tbP").expect("id");
         let at = parse_datetime("2024-05-01T10:00:00.000Z").expect("datetime");
-        let d = delivery(ObjectType::Contact, &id, at, true);
+        let d = delivery(ObjectType::Contact, &id, at, true, None);
         assert_eq!(d.dedupe_id, format!("sweep:Contact:{id}:1714557600000"));
         assert_eq!(d.notifications[0].change, ChangeType::Delete);
         assert_eq!(d.notifications[0].system_modstamp, Some(at));

@@ -10,6 +10,7 @@ mod intake_outbound;
 mod intake_signed;
 mod pull_e2e;
 mod pull_harness;
+mod pull_sweep;
 mod push_api;
 mod push_faults;
 mod push_rules;

@@ -95,6 +95,16 @@ pub fn client_for(sim: &Simulator, store: &Store) -> Client {
 
 /// Starts the service on `dir` against `sim` and points the simulator's Outbound Messages at it.
 pub async fn start_service(sim: &Simulator, dir: &Path, sync: &str) -> Service {
+    let svc = start_service_quiet(sim, dir, sync).await;
+    sim.set_outbound_url(Some(format!(
+        "{}/webhooks/salesforce/outbound/{KEY}",
+        svc.base
+    )));
+    svc
+}
+
+/// The service without pointing Outbound Messages at it (they stay held or dropped).
+pub async fn start_service_quiet(sim: &Simulator, dir: &Path, sync: &str) -> Service {
     let config =
         Config::from_toml(&config_toml(&dir.join("store"), &sim.org_id(), sync)).expect("config");
     let app = App::build(&config).await.expect("build app");
@@ -103,7 +113,6 @@ pub async fn start_service(sim: &Simulator, dir: &Path, sync: &str) -> Service {
     app.connect_salesforce(client_for(sim, &state.store));
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run_until(shutdown.clone()));
-    sim.set_outbound_url(Some(format!("{base}/webhooks/salesforce/outbound/{KEY}")));
     Service {
         base,
         store: state.store.clone(),

@@ -1,0 +1,115 @@
+//! The catch-up sweep: changes made while the service was down, whose Outbound Messages never
+//! arrived, are found by the `(SystemModstamp, Id)` cursor at the next start-up.
+
+use std::time::Duration;
+
+use serde_json::json;
+use sfsync::domain::ObjectType;
+use sfsync::simulator::{SeedSpec, SimulatorConfig};
+use sfsync::sync::sweep;
+
+use crate::pull_harness::{PullEnv, eventually, start_service, start_service_quiet, start_sim};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+#[tokio::test]
+async fn the_start_up_sweep_recovers_changes_made_while_the_service_was_down() {
+    // Arrange: an org the service learns about through its first start-up sweep alone.
+    let sim = start_sim(SimulatorConfig::default()).await;
+    let seeded = sim
+        .seed_org(&SeedSpec {
+            accounts: 6,
+            contacts_per_account: 2,
+            ..SeedSpec::default()
+        })
+        .expect("seed");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let svc = start_service(&sim, dir.path(), "sweep_interval_s = 3600").await;
+    let env = PullEnv {
+        org: sim.org_id(),
+        sim: sim.clone(),
+        svc,
+        dir,
+        http: reqwest::Client::new(),
+    };
+    eventually("the initial sync", WAIT, || async {
+        (env.store().companies(&env.org).ok()?.len() == 6
+            && env.store().contacts(&env.org).ok()?.len() == 12)
+            .then_some(())
+    })
+    .await;
+    let first_cursor = sweep::cursor(env.store(), &env.org, ObjectType::Account)
+        .expect("cursor")
+        .expect("the first sweep stored its cursor");
+    let survivor = env.company_of(&seeded.accounts[2]).expect("survivor");
+    let merged_away = env.company_of(&seeded.accounts[3]).expect("loser");
+    let deleted = env.contact_of(&seeded.contacts[0]).expect("contact");
+    let PullEnv {
+        sim, svc, dir, org, ..
+    } = env;
+    svc.stop().await;
+
+    // Act: while the service is down, Outbound Messages go nowhere and are never delivered.
+    sim.set_outbound_url(None);
+    sim.update(&seeded.accounts[0], json!({"Name": "Renamed While Down"}))
+        .expect("rename");
+    sim.delete(&seeded.contacts[0]).expect("delete");
+    sim.merge(&seeded.accounts[2], &[seeded.accounts[3].clone()])
+        .expect("merge");
+    let born = sim
+        .create("Account", json!({"Name": "Born While Down"}))
+        .expect("create");
+    let svc = start_service_quiet(&sim, dir.path(), "sweep_interval_s = 3600").await;
+    let env = PullEnv {
+        org,
+        sim,
+        svc,
+        dir,
+        http: reqwest::Client::new(),
+    };
+
+    // Assert: the start-up sweep found all four.
+    eventually("the recovered changes", WAIT, || async {
+        let renamed = env.company_of(&seeded.accounts[0])?.name == "Renamed While Down";
+        let unlinked = env
+            .store()
+            .contacts(&env.org)
+            .ok()?
+            .into_iter()
+            .find(|c| c.id == deleted.id)?
+            .salesforce_id
+            .is_none();
+        let moved = env
+            .store()
+            .contacts(&env.org)
+            .ok()?
+            .into_iter()
+            .filter(|c| c.company_id == Some(survivor.id))
+            .count()
+            == 4;
+        let loser_unlinked = env
+            .store()
+            .companies(&env.org)
+            .ok()?
+            .into_iter()
+            .find(|c| c.id == merged_away.id)?
+            .salesforce_id
+            .is_none();
+        let created = env.company_of(&born).is_some();
+        (renamed && unlinked && moved && loser_unlinked && created).then_some(())
+    })
+    .await;
+    let cursor = sweep::cursor(env.store(), &env.org, ObjectType::Account)
+        .expect("cursor")
+        .expect("cursor");
+    assert!(cursor.stamp_ms >= first_cursor.stamp_ms);
+    assert!(
+        env.sim.outbound_stats().pending > 0,
+        "the Outbound Messages were never delivered"
+    );
+    let calls = env.client().api_calls();
+    assert!(
+        calls <= 20,
+        "a sweep and its pulls stay cheap: {calls} calls"
+    );
+}
