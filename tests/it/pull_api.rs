@@ -1,0 +1,214 @@
+//! The pull side's local API: imports with progress, the conflict list, and resolving a
+//! conflict by picking a candidate or creating a new record.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use reqwest::Method;
+use serde_json::{Value, json};
+use sfsync::domain::Company;
+use sfsync::simulator::SeedSpec;
+use sfsync::store::TxAbort;
+
+use crate::pull_harness::{PullEnv, eventually, start};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn finished_import(env: &PullEnv, id: u64) -> Value {
+    eventually("the import to finish", WAIT, || async {
+        let (status, body) = env.api(Method::GET, &format!("/imports/{id}"), None).await;
+        assert_eq!(status, 200, "{body}");
+        (body["state"] != "running").then_some(body)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_import_of_accounts_by_filter_reports_progress_and_applies_every_row() {
+    let env = start().await;
+    env.sim.set_outbound_url(None);
+    let seeded = env
+        .sim
+        .seed_org(&SeedSpec {
+            accounts: 30,
+            contacts_per_account: 2,
+            opportunities_per_account: 1,
+            ..SeedSpec::default()
+        })
+        .expect("seed");
+    let energy = env
+        .sim
+        .list("Account")
+        .into_iter()
+        .filter(|a| a["Industry"] == "Energy")
+        .count() as u64;
+    assert!(energy > 0);
+
+    let (status, started) = env
+        .api(
+            Method::POST,
+            "/imports",
+            Some(json!({"kind": "accounts", "filter": "Industry = 'Energy'"})),
+        )
+        .await;
+    assert_eq!(status, 202, "{started}");
+    let done = finished_import(&env, started["id"].as_u64().expect("id")).await;
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(done["total"], energy);
+    assert_eq!(done["processed"], energy);
+    assert_eq!(done["created"], energy);
+    assert_eq!(
+        env.store().companies(&env.org).expect("companies").len() as u64,
+        energy
+    );
+
+    let account = &seeded.accounts[0];
+    let (_, started) = env
+        .api(
+            Method::POST,
+            "/imports",
+            Some(json!({"kind": "contacts", "account": account.as_str()})),
+        )
+        .await;
+    let done = finished_import(&env, started["id"].as_u64().expect("id")).await;
+    assert_eq!(done["state"], "done", "{done}");
+    let company = env.company_of(account).expect("the account came in too");
+    let people = env.store().contacts(&env.org).expect("contacts");
+    assert_eq!(
+        people
+            .iter()
+            .filter(|c| c.company_id == Some(company.id))
+            .count(),
+        2
+    );
+    let (_, started) = env
+        .api(
+            Method::POST,
+            "/imports",
+            Some(json!({"kind": "opportunities", "account": account.as_str()})),
+        )
+        .await;
+    let done = finished_import(&env, started["id"].as_u64().expect("id")).await;
+    assert_eq!(done["created"], 1, "{done}");
+    assert!(env.product_of(&seeded.opportunities[0]).is_some());
+}
+
+#[tokio::test]
+async fn an_import_of_an_unknown_account_fails_visibly() {
+    let env = start().await;
+    let (_, started) = env
+        .api(
+            Method::POST,
+            "/imports",
+            Some(json!({"kind": "contacts", "account": "001000000000042"})),
+        )
+        .await;
+    let done = finished_import(&env, started["id"].as_u64().expect("id")).await;
+    assert_eq!(done["state"], "failed");
+    assert!(done["error"].as_str().is_some_and(|e| !e.is_empty()));
+    let (status, _) = env
+        .api(Method::POST, "/imports", Some(json!({"kind": "nonsense"})))
+        .await;
+    assert_eq!(status, 422);
+}
+
+fn local_company(env: &PullEnv, name: &str, website: &str) -> u64 {
+    env.store()
+        .transact(|tx| {
+            let c = Company {
+                id: tx.next_id()?,
+                org_id: env.org.clone(),
+                name: name.into(),
+                domain: sfsync::domain::normalize::domain(website),
+                website: Some(website.into()),
+                industry: None,
+                annual_revenue: None,
+                employees: None,
+                salesforce_id: None,
+                updated_at: Utc::now(),
+            };
+            tx.put_company(&c)?;
+            Ok::<_, TxAbort<()>>(c.id)
+        })
+        .expect("company")
+}
+
+#[tokio::test]
+async fn a_conflict_is_listed_with_its_candidates_and_resolved_by_picking_one() {
+    let env = start().await;
+    let a = local_company(&env, "Pick Me", "pick.com");
+    let b = local_company(&env, "Not Me", "www.pick.com");
+    let id = env
+        .sim
+        .create("Account", json!({"Name": "Pick", "Website": "pick.com"}))
+        .expect("create");
+    let listed = eventually("the conflict in the API", WAIT, || async {
+        let (_, body) = env.api(Method::GET, "/conflicts", None).await;
+        body.as_array().filter(|l| !l.is_empty()).cloned()
+    })
+    .await;
+    let conflict = &listed[0];
+    assert_eq!(conflict["salesforce_id"], id.as_str());
+    assert_eq!(conflict["rung"], "domain");
+    assert_eq!(conflict["candidates"], json!([a, b]));
+    assert_eq!(conflict["candidate_records"][0]["name"], "Pick Me");
+    let cid = conflict["id"].as_u64().expect("id");
+
+    let (status, body) = env
+        .api(
+            Method::POST,
+            &format!("/conflicts/{cid}/resolve"),
+            Some(json!({"candidate": 999})),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let (status, body) = env
+        .api(
+            Method::POST,
+            &format!("/conflicts/{cid}/resolve"),
+            Some(json!({"candidate": a})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["outcome"], "updated");
+    assert_eq!(env.company_of(&id).map(|c| c.id), Some(a));
+    let (_, after) = env.api(Method::GET, "/conflicts", None).await;
+    assert_eq!(after, json!([]));
+    let (status, _) = env
+        .api(
+            Method::POST,
+            &format!("/conflicts/{cid}/resolve"),
+            Some(json!({"candidate": a})),
+        )
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn a_conflict_resolved_by_creating_a_new_record_links_a_fresh_one() {
+    let env = start().await;
+    let a = local_company(&env, "Twin A", "twins.com");
+    let b = local_company(&env, "Twin B", "twins.com");
+    let id = env
+        .sim
+        .create("Account", json!({"Name": "Twins", "Website": "twins.com"}))
+        .expect("create");
+    let listed = eventually("the conflict in the API", WAIT, || async {
+        let (_, body) = env.api(Method::GET, "/conflicts", None).await;
+        body.as_array().filter(|l| !l.is_empty()).cloned()
+    })
+    .await;
+    let cid = listed[0]["id"].as_u64().expect("id");
+    let (status, body) = env
+        .api(
+            Method::POST,
+            &format!("/conflicts/{cid}/resolve"),
+            Some(json!({"create": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["outcome"], "created");
+    let linked = env.company_of(&id).expect("linked");
+    assert!(linked.id != a && linked.id != b);
+    assert_eq!(linked.name, "Twins");
+}
