@@ -124,6 +124,9 @@ pub struct OutboxArgs {
     /// The API bearer token.
     #[arg(long, env = "SFSYNC_API_TOKEN")]
     pub token: String,
+    /// The org (needed when the service has several).
+    #[arg(long)]
+    pub org: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub action: OutboxAction,

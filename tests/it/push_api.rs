@@ -204,3 +204,42 @@ async fn the_openapi_document_is_served_and_lists_the_routes() {
             .is_some_and(|r| r.contains(&json!("last_name")))
     );
 }
+
+fn cli(env: &PushEnv, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sfsync"))
+        .args(["outbox", "--url", &env.app.base, "--token", TOKEN])
+        .args(args)
+        .output()
+        .expect("run sfsync outbox");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outbox_command_lists_dead_letters_and_retries_them() {
+    let mut env = push_env().await;
+    env.create(
+        "/contacts",
+        json!({"last_name": "Orphan", "push_as": "lead"}),
+    )
+    .await;
+    drain(&mut env.worker).await;
+    let (_, dead) = env.get("/outbox?state=dead").await;
+    let id = dead[0]["id"].as_u64().expect("id").to_string();
+
+    let (ok, listed) = cli(&env, &["list", "--state", "dead"]);
+    assert!(ok, "{listed}");
+    assert!(listed.contains("REQUIRED_FIELD_MISSING"), "{listed}");
+    let (ok, out) = cli(&env, &["retry", &id]);
+    assert!(ok, "{out}");
+    let (_, pending) = env.get("/outbox?state=pending").await;
+    assert_eq!(pending[0]["id"].to_string(), id);
+    let (ok, out) = cli(&env, &["discard", &id]);
+    assert!(!ok, "a pending entry is not discarded: {out}");
+}
