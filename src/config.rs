@@ -154,6 +154,10 @@ pub struct OutboxConfig {
     /// by it (idempotent), without a look-up before a retry.
     #[serde(default)]
     pub upsert_on_marker: bool,
+    /// Failed sends after which an entry becomes a dead letter even though its errors were
+    /// transient (default 50: about four hours at the default back-off).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
 }
 
 impl Default for OutboxConfig {
@@ -165,6 +169,7 @@ impl Default for OutboxConfig {
             limit_pause_ms: default_limit_pause_ms(),
             marker_field: default_marker_field(),
             upsert_on_marker: false,
+            max_attempts: default_max_attempts(),
         }
     }
 }
@@ -174,6 +179,9 @@ fn default_limit_pause_ms() -> u64 {
 }
 fn default_marker_field() -> String {
     "Sfsync_Id__c".into()
+}
+fn default_max_attempts() -> u32 {
+    50
 }
 
 /// `[server]`.

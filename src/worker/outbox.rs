@@ -537,12 +537,15 @@ impl OutboxWorker {
                 });
             if let Some((r, rule)) = hit {
                 if let Some(id) = r.sf_id() {
+                    // Only sfsync's own write may be skipped by the inbox: a record found by
+                    // email carries someone else's change, which must still be pulled.
+                    let ours = rule == "push:found-earlier-create";
                     out.push((
                         i,
                         Outcome::Linked {
                             id,
                             rule,
-                            stamp_ms: stamp_ms(r),
+                            stamp_ms: stamp_ms(r).filter(|_| ours),
                         },
                     ));
                 }
@@ -731,8 +734,10 @@ impl OutboxWorker {
         let org = &self.org;
         let config = &self.config;
         let seed: u64 = rand::rng().random();
-        self.store
-            .transact(|tx| -> Result<(), TxAbort<Infallible>> {
+        let gave_up = self
+            .store
+            .transact(|tx| -> Result<usize, TxAbort<Infallible>> {
+                let mut gave_up = 0;
                 let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
                 for (entry_id, version, item, outcome) in rows {
                     let Some(mut entry) = tx.outbox_entry(org, *entry_id)? else {
@@ -775,6 +780,17 @@ impl OutboxWorker {
                             if *count {
                                 entry.attempts = entry.attempts.saturating_add(1);
                             }
+                            if entry.attempts >= config.max_attempts {
+                                entry.state = OutboxState::Dead;
+                                entry.last_error = Some(format!(
+                                    "gave up after {} attempts: {message}",
+                                    entry.attempts
+                                ));
+                                entry.updated_at = now;
+                                tx.put_outbox_entry(&entry)?;
+                                gave_up += 1;
+                                continue;
+                            }
                             let delay = if *count {
                                 backoff_ms(config, entry.attempts, &mut rng)
                             } else {
@@ -813,7 +829,7 @@ impl OutboxWorker {
                         }
                     }
                 }
-                Ok(())
+                Ok(gave_up)
             })?;
         for (_, _, _, outcome) in rows {
             match outcome {
@@ -824,6 +840,8 @@ impl OutboxWorker {
                 Outcome::Repoint { .. } => report.repointed += 1,
             }
         }
+        report.dead += gave_up;
+        report.retrying -= gave_up.min(report.retrying);
         Ok(())
     }
 }

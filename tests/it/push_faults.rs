@@ -221,3 +221,31 @@ async fn a_restart_in_the_middle_of_a_drain_loses_and_duplicates_nothing() {
         assert_eq!(assert_no_duplicates(&sim, object), expected, "{object}");
     }
 }
+
+#[tokio::test]
+async fn an_entry_that_keeps_failing_transiently_becomes_a_dead_letter_after_max_attempts() {
+    let mut env = push_env().await;
+    let company = env.company("Unlucky").await;
+    env.sim.set_faults(Faults {
+        error_5xx_rate: 1.0,
+        ..Faults::default()
+    });
+
+    let reports = drain(&mut env.worker).await;
+
+    let (_, dead) = env.get("/outbox?state=dead").await;
+    let message = dead[0]["last_error"].as_str().expect("message");
+    assert!(
+        message.starts_with("gave up after 50 attempts"),
+        "{message}"
+    );
+    assert_eq!(reports.iter().map(|r| r.dead).sum::<usize>(), 1);
+    // "Sync to Salesforce" gives it another chance.
+    env.sim.set_faults(Faults::default());
+    let (status, _) = env
+        .post(&format!("/companies/{company}/sync"), json!({}))
+        .await;
+    assert_eq!(status, 202);
+    drain(&mut env.worker).await;
+    assert_eq!(env.live("Account").len(), 1);
+}

@@ -133,6 +133,8 @@ async fn a_person_both_sides_have_is_linked_and_not_created_again() {
     drain(&mut env.worker).await;
 
     assert_eq!(env.sf_id("/contacts", ours, "salesforce_id").await, theirs);
+    // Their record was linked, not written: its next notification must still be pulled.
+    assert_eq!(stamp(&env, &theirs), None);
     assert_ne!(env.sf_id("/contacts", other, "salesforce_id").await, theirs);
     let wesker: Vec<_> = env
         .live("Contact")

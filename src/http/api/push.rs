@@ -1126,7 +1126,15 @@ async fn sync_record(state: &AppState, org: Option<&str>, target: LocalRef) -> A
         if !exists {
             return refuse(PushApiError::NotFound("record"));
         }
-        enqueue(tx, &org, target, None, "api:sync", now)
+        let id = enqueue(tx, &org, target, None, "api:sync", now)?;
+        // "Now": past any back-off, and a dead letter is given another chance.
+        if let Some(mut e) = tx.outbox_entry(&org, id)? {
+            e.state = OutboxState::Pending;
+            e.attempts = 0;
+            e.next_attempt_ms = now.timestamp_millis();
+            tx.put_outbox_entry(&e)?;
+        }
+        Ok(id)
     })
     .await?;
     Ok((
