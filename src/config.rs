@@ -155,7 +155,7 @@ pub struct OutboxConfig {
     #[serde(default)]
     pub upsert_on_marker: bool,
     /// Failed sends after which an entry becomes a dead letter even though its errors were
-    /// transient (default 50: about four hours at the default back-off).
+    /// transient (default 50: at most about three and a half hours at the default back-off).
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
 }

@@ -249,3 +249,39 @@ async fn an_entry_that_keeps_failing_transiently_becomes_a_dead_letter_after_max
     drain(&mut env.worker).await;
     assert_eq!(env.live("Account").len(), 1);
 }
+
+#[tokio::test]
+async fn with_an_external_id_marker_a_retried_create_is_an_idempotent_upsert() {
+    let env = push_env().await;
+    let companies = 2;
+    mixed_changes(&env, companies).await;
+    let mut worker = sfsync::worker::outbox::OutboxWorker::new(
+        env.app.store().clone(),
+        client_for(&env.sim, env.app.store()),
+        sfsync::config::OutboxConfig {
+            upsert_on_marker: true,
+            ..outbox_config()
+        },
+        sfsync::domain::PushAs::Contact,
+    );
+    env.sim.set_faults(Faults {
+        drop_after_commit_rate: 1.0,
+        ..Faults::default()
+    });
+    let first = worker.step().await.expect("step");
+    assert!(first.retrying > 0, "{first:?}");
+    env.sim.set_faults(Faults::default());
+
+    drain(&mut worker).await;
+
+    let upserts: u64 = env
+        .sim
+        .api_calls()
+        .by_endpoint
+        .iter()
+        .filter(|(k, _)| k.starts_with("PATCH /composite/sobjects/{object}/{field}"))
+        .map(|(_, n)| n)
+        .sum();
+    assert!(upserts > 0, "{:?}", env.sim.api_calls());
+    assert_landed_once(&env, companies).await;
+}
