@@ -179,11 +179,15 @@ fn first_message(errors: &[crate::salesforce::ApiErrorItem]) -> String {
 /// The outcome every entry of a failed call gets, by the call's error class.
 fn call_failure(err: &SalesforceError) -> Outcome {
     match err.class() {
-        ErrorClass::Retryable | ErrorClass::Auth { .. } => Outcome::Retry {
+        ErrorClass::Retryable
+        | ErrorClass::Auth {
+            needs_reauth: false,
+        } => Outcome::Retry {
             message: err.to_string(),
             count: true,
         },
-        ErrorClass::Limit => Outcome::Retry {
+        // Waiting for the budget or for a person to authorize again is not the entry's failure.
+        ErrorClass::Limit | ErrorClass::Auth { needs_reauth: true } => Outcome::Retry {
             message: err.to_string(),
             count: false,
         },
@@ -436,7 +440,7 @@ impl OutboxWorker {
                 Ok(results) => {
                     let stamps = self.stamps(sobject, &results).await;
                     for (&i, r) in send.iter().zip(&results) {
-                        outcomes[i].1 = Some(record_outcome(r, "push:create", &stamps));
+                        outcomes[i].1 = Some(record_outcome(r, "push:create", &stamps, true));
                     }
                 }
                 Err(e) => {
@@ -652,7 +656,7 @@ impl OutboxWorker {
                     rule: "push:update",
                     stamp_ms: stamps.get(id).copied(),
                 },
-                _ => record_outcome(r, "push:update", &stamps),
+                _ => record_outcome(r, "push:update", &stamps, false),
             };
             out.push((item.clone(), outcome));
         }
@@ -903,6 +907,7 @@ fn record_outcome(
     r: &RecordResult,
     rule: &'static str,
     stamps: &HashMap<SalesforceId, i64>,
+    creating: bool,
 ) -> Outcome {
     if r.success {
         return match r.sf_id() {
@@ -917,7 +922,7 @@ fn record_outcome(
             },
         };
     }
-    // A duplicate rule that names the record both sides have: link to it.
+    // A create refused by a duplicate rule that names the record both sides have: link to it.
     if let Some(id) = r
         .errors
         .iter()
@@ -925,6 +930,7 @@ fn record_outcome(
         .filter_map(|e| e.duplicate_result.as_ref())
         .flat_map(|d| d.matched_ids())
         .find_map(|s| SalesforceId::parse(&s).ok())
+        .filter(|_| creating)
     {
         return Outcome::Linked {
             id,
@@ -1117,6 +1123,21 @@ mod tests {
             for _ in 0..50 {
                 assert!(backoff_ms(&config, attempt, &mut rng) <= ceiling);
             }
+        }
+    }
+
+    #[test]
+    fn a_create_refused_by_a_duplicate_rule_links_to_the_match_and_an_update_does_not() {
+        let body = r#"{"success":false,"errors":[{"statusCode":"DUPLICATES_DETECTED","message":"Use one of these records?","duplicateResut":{"allowSave":false,"duplicateRule":"Contact_Rule","matchResults":[{"matchRecords":[{"record":{"Id":"0031I0000081tbPQAQ"}}]}]}}]}"#;
+        let r: RecordResult = serde_json::from_str(body).expect("result");
+        let stamps = HashMap::new();
+        match record_outcome(&r, "push:create", &stamps, true) {
+            Outcome::Linked { id, .. } => assert_eq!(id.as_str(), "0031I0000081tbPQAQ"),
+            other => panic!("not linked: {other:?}"),
+        }
+        match record_outcome(&r, "push:update", &stamps, false) {
+            Outcome::Dead { message } => assert!(message.starts_with("DUPLICATES_DETECTED")),
+            other => panic!("not dead: {other:?}"),
         }
     }
 
