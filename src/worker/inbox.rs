@@ -46,6 +46,9 @@ pub struct InboxSettings {
     pub limit_share: f64,
     /// How long `run` waits when there is nothing due.
     pub idle_wait: Duration,
+    /// How long a notification may wait for others to share its retrieve call: records are
+    /// pulled once a full batch (200) is waiting or the oldest has waited this long.
+    pub gather: Duration,
 }
 
 impl Default for InboxSettings {
@@ -58,6 +61,7 @@ impl Default for InboxSettings {
             limit_pause: Duration::from_secs(300),
             limit_share: 0.9,
             idle_wait: Duration::from_millis(25),
+            gather: Duration::from_millis(250),
         }
     }
 }
@@ -278,6 +282,21 @@ impl InboxWorker {
                 }
             }
             to_pull.entry(rec.object).or_default().push(rec);
+        }
+        // Wait for company unless a batch is full or someone has waited long enough.
+        let waiting: usize = to_pull.values().map(Vec::len).sum();
+        let oldest = to_pull
+            .values()
+            .flatten()
+            .map(|r| r.entry.first_seen_ms)
+            .min();
+        let gather_ms = i64::try_from(self.settings.gather.as_millis()).unwrap_or(i64::MAX);
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        if gone.is_empty()
+            && waiting < MAX_COLLECTION
+            && oldest.is_some_and(|o| now_ms - o < gather_ms)
+        {
+            return Ok((report.skipped > 0).then_some(report));
         }
         // Retrieve, 200 ids a call, a few calls at a time.
         let mut jobs = Vec::new();
