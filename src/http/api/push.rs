@@ -860,13 +860,15 @@ fn contact_company(
     Ok(())
 }
 
-#[utoipa::path(post, path = "/api/v1/contacts", request_body = NewContact,
-    responses((status = 201, body = Written<ContactView>), (status = 422, body = ErrorBody)))]
-async fn create_contact(State(state): State<AppState>, body: Bytes) -> ApiResult<Response> {
-    let req: NewContact = parse_body(&body)?;
-    let org = org_for(&state, req.org_id.as_deref())?;
-    let push_as = req.push_as.unwrap_or(state.push.push_as);
-    let contact = Contact {
+fn contact_ref(id: u64) -> LocalRef {
+    LocalRef {
+        kind: RecordKind::Contact,
+        id,
+    }
+}
+
+fn new_contact(org: &OrgId, req: &NewContact, now: DateTime<Utc>) -> ApiResult<Contact> {
+    let c = Contact {
         id: 0,
         org_id: org.clone(),
         company_id: req.company_id,
@@ -877,24 +879,43 @@ async fn create_contact(State(state): State<AppState>, body: Bytes) -> ApiResult
         phone: req.phone.clone(),
         salesforce_id: None,
         salesforce_kind: None,
-        updated_at: Utc::now(),
+        updated_at: now,
     };
-    check_contact(&contact)?;
-    let (c, outbox) = write(&state.store, |tx| {
-        let c = Contact {
-            id: tx.next_id()?,
-            ..contact.clone()
-        };
-        contact_company(tx, &org, &c, push_as)?;
-        tx.put_contact(&c)?;
-        let target = LocalRef {
-            kind: RecordKind::Contact,
-            id: c.id,
-        };
-        let id = enqueue(tx, &org, target, Some(push_as), "api:create", c.updated_at)?;
-        Ok((c, id))
-    })
-    .await?;
+    check_contact(&c)?;
+    Ok(c)
+}
+
+/// Stores a new contact (its company pushed first when it must become its Account).
+fn insert_contact(
+    tx: &Tx<'_>,
+    contact: &Contact,
+    push_as: PushAs,
+) -> Result<(Contact, u64), TxAbort<Refusal>> {
+    let c = Contact {
+        id: tx.next_id()?,
+        ..contact.clone()
+    };
+    contact_company(tx, &c.org_id, &c, push_as)?;
+    tx.put_contact(&c)?;
+    let id = enqueue(
+        tx,
+        &c.org_id,
+        contact_ref(c.id),
+        Some(push_as),
+        "api:create",
+        c.updated_at,
+    )?;
+    Ok((c, id))
+}
+
+#[utoipa::path(post, path = "/api/v1/contacts", request_body = NewContact,
+    responses((status = 201, body = Written<ContactView>), (status = 422, body = ErrorBody)))]
+async fn create_contact(State(state): State<AppState>, body: Bytes) -> ApiResult<Response> {
+    let req: NewContact = parse_body(&body)?;
+    let org = org_for(&state, req.org_id.as_deref())?;
+    let push_as = req.push_as.unwrap_or(state.push.push_as);
+    let contact = new_contact(&org, &req, Utc::now())?;
+    let (c, outbox) = write(&state.store, |tx| insert_contact(tx, &contact, push_as)).await?;
     Ok(created(ContactView::from(c), Some(outbox)))
 }
 
@@ -918,11 +939,7 @@ async fn update_contact(
         check_contact(&c).or_else(refuse)?;
         contact_company(tx, &org, &c, req.push_as.unwrap_or(default_as))?;
         tx.put_contact(&c)?;
-        let target = LocalRef {
-            kind: RecordKind::Contact,
-            id: c.id,
-        };
-        let id = enqueue(tx, &org, target, req.push_as, "api:update", now)?;
+        let id = enqueue(tx, &org, contact_ref(c.id), req.push_as, "api:update", now)?;
         Ok((c, id))
     })
     .await?;
@@ -963,12 +980,8 @@ fn product_ref(id: u64) -> LocalRef {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/company-products", request_body = NewProduct,
-    responses((status = 201, body = Written<ProductView>), (status = 422, body = ErrorBody)))]
-async fn create_product(State(state): State<AppState>, body: Bytes) -> ApiResult<Response> {
-    let req: NewProduct = parse_body(&body)?;
-    let org = org_for(&state, req.org_id.as_deref())?;
-    let product = CompanyProduct {
+fn new_product(org: &OrgId, req: &NewProduct, now: DateTime<Utc>) -> ApiResult<CompanyProduct> {
+    let p = CompanyProduct {
         id: 0,
         org_id: org.clone(),
         company_id: req.company_id,
@@ -978,44 +991,65 @@ async fn create_product(State(state): State<AppState>, body: Bytes) -> ApiResult
         stage: req.stage.clone(),
         close_date: req.close_date,
         salesforce_opportunity_id: None,
-        updated_at: Utc::now(),
+        updated_at: now,
     };
-    check_product(&product)?;
-    let (p, outbox) = write(&state.store, |tx| {
-        let Some(company) = tx.company(&org, product.company_id)? else {
-            return refuse(invalid("company_id", "no such company"));
-        };
-        let p = CompanyProduct {
-            id: tx.next_id()?,
-            ..product.clone()
-        };
-        tx.put_company_product(&p)?;
-        if company.salesforce_id.is_none()
-            && tx
-                .outbox_entry_for(&org, company_ref(company.id))?
-                .is_none()
-        {
-            enqueue(
-                tx,
-                &org,
-                company_ref(company.id),
-                None,
-                "api:account-for-opportunity",
-                p.updated_at,
-            )?;
-        }
-        let id = enqueue(
+    check_product(&p)?;
+    Ok(p)
+}
+
+/// Stores a new company product; an unlinked company is pushed first as its Account.
+fn insert_product(
+    tx: &Tx<'_>,
+    product: &CompanyProduct,
+) -> Result<(CompanyProduct, u64), TxAbort<Refusal>> {
+    let org = &product.org_id;
+    let Some(company) = tx.company(org, product.company_id)? else {
+        return refuse(invalid("company_id", "no such company"));
+    };
+    let p = CompanyProduct {
+        id: tx.next_id()?,
+        ..product.clone()
+    };
+    tx.put_company_product(&p)?;
+    let account = company_ref(company.id);
+    if company.salesforce_id.is_none() && tx.outbox_entry_for(org, account)?.is_none() {
+        enqueue(
             tx,
-            &org,
-            product_ref(p.id),
+            org,
+            account,
             None,
-            "api:create",
+            "api:account-for-opportunity",
             p.updated_at,
         )?;
-        Ok((p, id))
-    })
-    .await?;
+    }
+    let id = enqueue(tx, org, product_ref(p.id), None, "api:create", p.updated_at)?;
+    Ok((p, id))
+}
+
+#[utoipa::path(post, path = "/api/v1/company-products", request_body = NewProduct,
+    responses((status = 201, body = Written<ProductView>), (status = 422, body = ErrorBody)))]
+async fn create_product(State(state): State<AppState>, body: Bytes) -> ApiResult<Response> {
+    let req: NewProduct = parse_body(&body)?;
+    let org = org_for(&state, req.org_id.as_deref())?;
+    let product = new_product(&org, &req, Utc::now())?;
+    let (p, outbox) = write(&state.store, |tx| insert_product(tx, &product)).await?;
     Ok(created(ProductView::from(p), Some(outbox)))
+}
+
+fn apply_product(p: &mut CompanyProduct, req: &ProductChanges, now: DateTime<Utc>) {
+    if let Some(s) = req.status {
+        p.status = s;
+    }
+    if req.opportunity_size.is_some() {
+        p.opportunity_size = req.opportunity_size;
+    }
+    if req.stage.is_some() {
+        p.stage = req.stage.clone();
+    }
+    if req.close_date.is_some() {
+        p.close_date = req.close_date;
+    }
+    p.updated_at = now;
 }
 
 #[utoipa::path(patch, path = "/api/v1/company-products/{id}", request_body = ProductChanges,
@@ -1033,19 +1067,7 @@ async fn update_product(
         let Some(mut p) = tx.company_product(&org, id)? else {
             return refuse(PushApiError::NotFound("company product"));
         };
-        if let Some(s) = req.status {
-            p.status = s;
-        }
-        if req.opportunity_size.is_some() {
-            p.opportunity_size = req.opportunity_size;
-        }
-        if req.stage.is_some() {
-            p.stage = req.stage.clone();
-        }
-        if req.close_date.is_some() {
-            p.close_date = req.close_date;
-        }
-        p.updated_at = now;
+        apply_product(&mut p, &req, now);
         check_product(&p).or_else(refuse)?;
         tx.put_company_product(&p)?;
         let id = enqueue(tx, &org, product_ref(p.id), None, "api:update", now)?;
@@ -1058,90 +1080,103 @@ async fn update_product(
     }))
 }
 
-#[utoipa::path(post, path = "/api/v1/activities", request_body = NewActivity,
-    responses((status = 201, body = Written<ActivityView>), (status = 422, body = ErrorBody)))]
-async fn create_activity(State(state): State<AppState>, body: Bytes) -> ApiResult<Response> {
-    let req: NewActivity = parse_body(&body)?;
-    let org = org_for(&state, req.org_id.as_deref())?;
+fn check_activity(req: &NewActivity) -> ApiResult<()> {
     non_empty("subject", &req.subject)?;
     if let (Some(s), Some(e)) = (req.starts_at, req.ends_at) {
         if e <= s {
             return Err(invalid("ends_at", "must be after starts_at"));
         }
     }
-    let now = Utc::now();
-    let (a, outbox) = write(&state.store, |tx| {
-        let contact = match req.contact_id {
-            Some(id) => match tx.contact(&org, id)? {
-                Some(c) => Some(c),
-                None => return refuse(invalid("contact_id", "no such contact")),
-            },
-            None => None,
-        };
-        let company_id = req
-            .company_id
-            .or(contact.as_ref().and_then(|c| c.company_id));
-        if let Some(id) = req.company_id {
-            if tx.company(&org, id)?.is_none() {
-                return refuse(invalid("company_id", "no such company"));
-            }
+    Ok(())
+}
+
+/// Stores a new activity (its company defaults to its contact's).
+fn insert_activity(
+    tx: &Tx<'_>,
+    org: &OrgId,
+    req: &NewActivity,
+    now: DateTime<Utc>,
+) -> Result<(Activity, u64), TxAbort<Refusal>> {
+    let contact = match req.contact_id {
+        Some(id) => match tx.contact(org, id)? {
+            Some(c) => Some(c),
+            None => return refuse(invalid("contact_id", "no such contact")),
+        },
+        None => None,
+    };
+    if let Some(id) = req.company_id {
+        if tx.company(org, id)?.is_none() {
+            return refuse(invalid("company_id", "no such company"));
         }
-        let a = Activity {
-            id: tx.next_id()?,
-            org_id: org.clone(),
-            kind: req.kind,
-            contact_id: req.contact_id,
-            company_id,
-            subject: req.subject.trim().to_string(),
-            description: req.description.clone(),
-            occurred_at: req.occurred_at.unwrap_or(now),
-            starts_at: req.starts_at,
-            ends_at: req.ends_at,
-            salesforce_id: None,
-        };
-        tx.put_activity(&a)?;
-        let target = LocalRef {
-            kind: RecordKind::Activity,
-            id: a.id,
-        };
-        let id = enqueue(tx, &org, target, None, "api:create", now)?;
-        Ok((a, id))
-    })
-    .await?;
+    }
+    let a = Activity {
+        id: tx.next_id()?,
+        org_id: org.clone(),
+        kind: req.kind,
+        contact_id: req.contact_id,
+        company_id: req.company_id.or(contact.and_then(|c| c.company_id)),
+        subject: req.subject.trim().to_string(),
+        description: req.description.clone(),
+        occurred_at: req.occurred_at.unwrap_or(now),
+        starts_at: req.starts_at,
+        ends_at: req.ends_at,
+        salesforce_id: None,
+    };
+    tx.put_activity(&a)?;
+    let target = LocalRef {
+        kind: RecordKind::Activity,
+        id: a.id,
+    };
+    let id = enqueue(tx, org, target, None, "api:create", now)?;
+    Ok((a, id))
+}
+
+#[utoipa::path(post, path = "/api/v1/activities", request_body = NewActivity,
+    responses((status = 201, body = Written<ActivityView>), (status = 422, body = ErrorBody)))]
+async fn create_activity(State(state): State<AppState>, body: Bytes) -> ApiResult<Response> {
+    let req: NewActivity = parse_body(&body)?;
+    let org = org_for(&state, req.org_id.as_deref())?;
+    check_activity(&req)?;
+    let now = Utc::now();
+    let (a, outbox) = write(&state.store, |tx| insert_activity(tx, &org, &req, now)).await?;
     Ok(created(ActivityView::from(a), Some(outbox)))
 }
 
 // ---------------------------------------------------------------- "Sync to Salesforce"
 
+/// Enqueues a record's push to go out now: past any back-off, and a dead letter gets another
+/// chance.
+fn enqueue_now(
+    tx: &Tx<'_>,
+    org: &OrgId,
+    target: LocalRef,
+    now: DateTime<Utc>,
+) -> Result<u64, TxAbort<Refusal>> {
+    let exists = match target.kind {
+        RecordKind::Company => tx.company(org, target.id)?.is_some(),
+        RecordKind::Contact => tx.contact(org, target.id)?.is_some(),
+        RecordKind::CompanyProduct => tx.company_product(org, target.id)?.is_some(),
+        RecordKind::Activity => tx.activity(org, target.id)?.is_some(),
+    };
+    if !exists {
+        return refuse(PushApiError::NotFound("record"));
+    }
+    let id = enqueue(tx, org, target, None, "api:sync", now)?;
+    if let Some(mut e) = tx.outbox_entry(org, id)? {
+        e.state = OutboxState::Pending;
+        e.attempts = 0;
+        e.next_attempt_ms = now.timestamp_millis();
+        tx.put_outbox_entry(&e)?;
+    }
+    Ok(id)
+}
+
 async fn sync_record(state: &AppState, org: Option<&str>, target: LocalRef) -> ApiResult<Response> {
     let org = org_for(state, org)?;
     let now = Utc::now();
-    let outbox = write(&state.store, |tx| {
-        let exists = match target.kind {
-            RecordKind::Company => tx.company(&org, target.id)?.is_some(),
-            RecordKind::Contact => tx.contact(&org, target.id)?.is_some(),
-            RecordKind::CompanyProduct => tx.company_product(&org, target.id)?.is_some(),
-            RecordKind::Activity => tx.activity(&org, target.id)?.is_some(),
-        };
-        if !exists {
-            return refuse(PushApiError::NotFound("record"));
-        }
-        let id = enqueue(tx, &org, target, None, "api:sync", now)?;
-        // "Now": past any back-off, and a dead letter is given another chance.
-        if let Some(mut e) = tx.outbox_entry(&org, id)? {
-            e.state = OutboxState::Pending;
-            e.attempts = 0;
-            e.next_attempt_ms = now.timestamp_millis();
-            tx.put_outbox_entry(&e)?;
-        }
-        Ok(id)
-    })
-    .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(serde_json::json!({ "outbox_id": outbox })),
-    )
-        .into_response())
+    let outbox = write(&state.store, |tx| enqueue_now(tx, &org, target, now)).await?;
+    let body = Json(serde_json::json!({ "outbox_id": outbox }));
+    Ok((StatusCode::ACCEPTED, body).into_response())
 }
 
 /// `POST /api/v1/companies/{id}/sync`: push the company's current state now.
@@ -1163,11 +1198,7 @@ async fn sync_contact(
     Path(id): Path<u64>,
     Query(q): Query<OrgQuery>,
 ) -> ApiResult<Response> {
-    let target = LocalRef {
-        kind: RecordKind::Contact,
-        id,
-    };
-    sync_record(&state, q.org_id.as_deref(), target).await
+    sync_record(&state, q.org_id.as_deref(), contact_ref(id)).await
 }
 
 /// `POST /api/v1/company-products/{id}/sync`.
@@ -1286,6 +1317,43 @@ async fn list_outbox(
 }
 
 /// Retries a dead letter now (attempts reset) or discards it.
+fn resolve(
+    tx: &Tx<'_>,
+    org: &OrgId,
+    id: u64,
+    retry: bool,
+    now: DateTime<Utc>,
+) -> Result<OutboxEntryView, TxAbort<Refusal>> {
+    let Some(mut e) = tx.outbox_entry(org, id)? else {
+        return refuse(PushApiError::NotFound("outbox entry"));
+    };
+    if e.state != OutboxState::Dead {
+        return refuse(PushApiError::Conflict(
+            "only dead entries can be retried or discarded",
+        ));
+    }
+    let rule = if retry {
+        "api:retry-dead-letter"
+    } else {
+        "api:discard-dead-letter"
+    };
+    tx.add_provenance(
+        org,
+        e.target,
+        &provenance(&format!("outbox:{id}"), rule, now),
+    )?;
+    if retry {
+        e.state = OutboxState::Pending;
+        e.attempts = 0;
+        e.next_attempt_ms = now.timestamp_millis();
+        e.updated_at = now;
+        tx.put_outbox_entry(&e)?;
+    } else {
+        tx.remove_outbox_entry(&e)?;
+    }
+    Ok(e.into())
+}
+
 async fn resolve_dead(
     state: &AppState,
     org: Option<&str>,
@@ -1294,37 +1362,7 @@ async fn resolve_dead(
 ) -> ApiResult<OutboxEntryView> {
     let org = org_for(state, org)?;
     let now = Utc::now();
-    write(&state.store, |tx| {
-        let Some(mut e) = tx.outbox_entry(&org, id)? else {
-            return refuse(PushApiError::NotFound("outbox entry"));
-        };
-        if e.state != OutboxState::Dead {
-            return refuse(PushApiError::Conflict(
-                "only dead entries can be retried or discarded",
-            ));
-        }
-        let rule = if retry {
-            "api:retry-dead-letter"
-        } else {
-            "api:discard-dead-letter"
-        };
-        tx.add_provenance(
-            &org,
-            e.target,
-            &provenance(&format!("outbox:{id}"), rule, now),
-        )?;
-        if retry {
-            e.state = OutboxState::Pending;
-            e.attempts = 0;
-            e.next_attempt_ms = now.timestamp_millis();
-            e.updated_at = now;
-            tx.put_outbox_entry(&e)?;
-        } else {
-            tx.remove_outbox_entry(&e)?;
-        }
-        Ok(e.into())
-    })
-    .await
+    write(&state.store, |tx| resolve(tx, &org, id, retry, now)).await
 }
 
 #[utoipa::path(post, path = "/api/v1/outbox/{id}/retry", params(("id" = u64, Path), OrgQuery),
