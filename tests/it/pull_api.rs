@@ -212,3 +212,34 @@ async fn a_conflict_resolved_by_creating_a_new_record_links_a_fresh_one() {
     assert!(linked.id != a && linked.id != b);
     assert_eq!(linked.name, "Twins");
 }
+
+#[tokio::test]
+async fn the_import_command_drives_the_api_to_the_end() {
+    let env = start().await;
+    env.sim.set_outbound_url(None);
+    env.sim
+        .seed_org(&SeedSpec {
+            accounts: 12,
+            ..SeedSpec::default()
+        })
+        .expect("seed");
+    let args = sfsync::cli::ImportArgs {
+        url: env.svc.base.clone(),
+        token: crate::helpers::TOKEN.into(),
+        org: env.org.to_string(),
+        what: sfsync::cli::ImportWhat::Accounts {
+            filter: String::new(),
+        },
+    };
+    sfsync::commands::import(&args).await.expect("import");
+    assert_eq!(env.store().companies(&env.org).expect("list").len(), 12);
+
+    let bad = sfsync::cli::ImportArgs {
+        what: sfsync::cli::ImportWhat::Contacts {
+            account: "not-an-id".into(),
+        },
+        ..args
+    };
+    let err = sfsync::commands::import(&bad).await.expect_err("refused");
+    assert!(err.to_string().contains("422"), "{err}");
+}
