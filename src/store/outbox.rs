@@ -254,3 +254,72 @@ impl Store {
         Ok(counts)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::TxAbort;
+    use std::convert::Infallible;
+
+    fn org() -> OrgId {
+        OrgId::parse("00D7F00000107Xs").expect("org")
+    }
+
+    #[test]
+    fn a_record_has_one_live_entry_whose_version_counts_its_changes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        let target = LocalRef {
+            kind: RecordKind::Contact,
+            id: 9,
+        };
+        let other = LocalRef {
+            kind: RecordKind::Activity,
+            id: 9,
+        };
+        let now = Utc::now();
+        let (a, b, c) = store
+            .transact(|tx| -> Result<_, TxAbort<Infallible>> {
+                let a = tx.enqueue_push(&org(), target, None, now)?;
+                let b = tx.enqueue_push(&org(), target, Some(PushAs::Lead), now)?;
+                let c = tx.enqueue_push(&org(), other, None, now)?;
+                Ok((a, b, c))
+            })
+            .expect("enqueue");
+
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        let entries = store.outbox_entries(&org(), None).expect("entries");
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].version, 2);
+        assert_eq!(entries[0].push_as, Some(PushAs::Lead));
+        assert_eq!(
+            store.outbox_counts(&org()).expect("counts"),
+            OutboxCounts {
+                pending: 2,
+                dead: 0
+            }
+        );
+        assert_eq!(
+            store
+                .due_outbox(&org(), now.timestamp_millis() - 1, 10)
+                .expect("due")
+                .len(),
+            0,
+            "nothing is due before its time"
+        );
+
+        store
+            .transact(|tx| -> Result<_, TxAbort<Infallible>> {
+                tx.remove_outbox_entry(&entries[0])?;
+                Ok(())
+            })
+            .expect("remove");
+        let fresh = store
+            .transact(|tx| -> Result<_, TxAbort<Infallible>> {
+                Ok(tx.enqueue_push(&org(), target, None, now)?)
+            })
+            .expect("enqueue");
+        assert_ne!(fresh, a, "a delivered record's next change is a new entry");
+    }
+}
