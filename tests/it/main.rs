@@ -12,6 +12,7 @@ mod pull_api;
 mod pull_e2e;
 mod pull_harness;
 mod pull_sweep;
+mod pull_worker;
 mod push_api;
 mod push_faults;
 mod push_rules;

@@ -1,0 +1,259 @@
+//! The inbox worker driven one `step()` at a time: batching, skipping what is already applied,
+//! back-off after a failed pull, the pause on `REQUEST_LIMIT_EXCEEDED`, the session refresh,
+//! and the re-check that keeps a notification that arrived during a pull.
+
+use std::time::Duration;
+
+use chrono::{TimeZone as _, Utc};
+use serde_json::json;
+use sfsync::domain::{ChangeType, Notification, ObjectType, OrgId, SalesforceId};
+use sfsync::simulator::{Faults, SeedSpec, Simulator, SimulatorConfig};
+use sfsync::store::{DedupeSource, Delivery, Store};
+use sfsync::sync::orgs::PullContext;
+use sfsync::sync::pull::{self, Origin, Rules, Target};
+use sfsync::worker::inbox::{InboxSettings, InboxWorker, Outcome};
+use tempfile::TempDir;
+
+use crate::pull_harness::{client_for, start_sim};
+
+struct Rig {
+    sim: Simulator,
+    store: Store,
+    org: OrgId,
+    ctx: PullContext,
+    _dir: TempDir,
+}
+
+async fn rig() -> Rig {
+    let sim = start_sim(SimulatorConfig::default()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("store")).expect("store");
+    let ctx = PullContext::new(Rules::default());
+    ctx.orgs.insert(client_for(&sim, &store));
+    Rig {
+        org: sim.org_id(),
+        sim,
+        store,
+        ctx,
+        _dir: dir,
+    }
+}
+
+fn settings() -> InboxSettings {
+    InboxSettings {
+        gather: Duration::ZERO,
+        retry_base: Duration::from_secs(60),
+        retry_cap: Duration::from_secs(60),
+        ..InboxSettings::default()
+    }
+}
+
+impl Rig {
+    fn worker(&self) -> InboxWorker {
+        InboxWorker::new(self.store.clone(), self.ctx.clone(), settings())
+    }
+
+    fn notify(&self, object: ObjectType, id: &SalesforceId, tag: &str, stamp_s: Option<i64>) {
+        self.store
+            .ingest(
+                &self.org,
+                &[Delivery {
+                    dedupe_id: format!("test-{tag}"),
+                    source: DedupeSource::WebhookId,
+                    notifications: vec![Notification {
+                        object,
+                        record_id: id.clone(),
+                        change: ChangeType::Update,
+                        system_modstamp: stamp_s.and_then(|s| Utc.timestamp_opt(s, 0).single()),
+                    }],
+                    resync: vec![],
+                }],
+                Utc::now(),
+            )
+            .expect("ingest");
+    }
+
+    fn calls(&self) -> u64 {
+        self.ctx.orgs.get(&self.org).expect("client").api_calls()
+    }
+}
+
+fn worked(outcome: Outcome) -> sfsync::worker::inbox::StepReport {
+    match outcome {
+        Outcome::Worked(r) => r,
+        other => panic!("expected work, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn one_step_pulls_four_hundred_records_in_two_calls_and_clears_them() {
+    let rig = rig().await;
+    let seeded = rig
+        .sim
+        .seed_org(&SeedSpec {
+            accounts: 400,
+            ..SeedSpec::default()
+        })
+        .expect("seed");
+    for (i, id) in seeded.accounts.iter().enumerate() {
+        rig.notify(ObjectType::Account, id, &format!("a{i}"), None);
+        rig.notify(ObjectType::Account, id, &format!("b{i}"), None);
+    }
+    assert_eq!(rig.store.pending_count(), 400);
+    let mut worker = rig.worker();
+    let report = worked(worker.step().await.expect("step"));
+    assert_eq!(report.pulled, 400);
+    assert_eq!(report.applied, 400);
+    assert_eq!(report.api_calls, 2);
+    assert_eq!(rig.store.pending_count(), 0);
+    assert_eq!(worker.step().await.expect("step"), Outcome::Idle);
+}
+
+#[tokio::test]
+async fn a_notification_already_applied_is_cleared_without_a_call() {
+    let rig = rig().await;
+    let id = rig
+        .sim
+        .create("Account", json!({"Name": "Stamped"}))
+        .expect("create");
+    rig.notify(ObjectType::Account, &id, "first", None);
+    let mut worker = rig.worker();
+    worked(worker.step().await.expect("step"));
+    let calls = rig.calls();
+    let seen = pull::seen(&rig.store, &rig.org, &id)
+        .expect("seen")
+        .expect("a bookmark");
+    // An older stamp (a late, out-of-order delivery) needs no pull.
+    rig.notify(
+        ObjectType::Account,
+        &id,
+        "late",
+        Some(seen.stamp_ms / 1000 - 5),
+    );
+    let report = worked(worker.step().await.expect("step"));
+    assert_eq!(report.skipped, 1);
+    assert_eq!(rig.calls(), calls, "no call for a change already applied");
+    assert_eq!(rig.store.pending_count(), 0);
+}
+
+#[tokio::test]
+async fn a_failed_pull_stays_pending_and_backs_off_instead_of_hammering() {
+    let rig = rig().await;
+    let id = rig
+        .sim
+        .create("Account", json!({"Name": "Flaky"}))
+        .expect("create");
+    rig.notify(ObjectType::Account, &id, "n", None);
+    rig.sim.set_faults(Faults {
+        error_5xx_rate: 1.0,
+        ..Faults::default()
+    });
+    let mut worker = rig.worker();
+    let report = worked(worker.step().await.expect("step"));
+    assert_eq!(report.failed, 1);
+    assert_eq!(rig.store.pending_count(), 1, "still pending");
+    let calls = rig.calls();
+    assert_eq!(worker.step().await.expect("step"), Outcome::Idle);
+    assert_eq!(rig.calls(), calls, "backing off: no call");
+
+    // Once Salesforce answers again, the entry is pulled (a fresh worker has no back-off).
+    rig.sim.set_faults(Faults::default());
+    let mut fresh = rig.worker();
+    let report = worked(fresh.step().await.expect("step"));
+    assert_eq!(report.applied, 1);
+    assert_eq!(rig.store.pending_count(), 0);
+}
+
+#[tokio::test]
+async fn request_limit_exceeded_pauses_the_org_and_keeps_its_entries() {
+    let rig = rig().await;
+    let id = rig
+        .sim
+        .create("Account", json!({"Name": "Limited"}))
+        .expect("create");
+    rig.notify(ObjectType::Account, &id, "n", None);
+    rig.sim.set_faults(Faults {
+        daily_api_limit: Some(0),
+        ..Faults::default()
+    });
+    let mut worker = rig.worker();
+    let report = worked(worker.step().await.expect("step"));
+    assert_eq!(report.failed, 1);
+    assert!(worker.is_paused(&rig.org));
+    let calls = rig.calls();
+    assert_eq!(worker.step().await.expect("step"), Outcome::Paused);
+    assert_eq!(rig.calls(), calls, "a paused org makes no call");
+    assert_eq!(rig.store.pending_count(), 1);
+}
+
+#[tokio::test]
+async fn an_expired_session_is_refreshed_and_the_pull_goes_through() {
+    let rig = rig().await;
+    let id = rig
+        .sim
+        .create("Account", json!({"Name": "Sessions"}))
+        .expect("create");
+    rig.notify(ObjectType::Account, &id, "n", None);
+    rig.sim.expire_sessions();
+    let mut worker = rig.worker();
+    let report = worked(worker.step().await.expect("step"));
+    assert_eq!(report.applied, 1);
+    let client = rig.ctx.orgs.get(&rig.org).expect("client");
+    assert_eq!(client.token_requests(), 1);
+}
+
+#[tokio::test]
+async fn a_notification_that_arrives_during_the_pull_is_not_cleared() {
+    let rig = rig().await;
+    let id = rig
+        .sim
+        .create("Account", json!({"Name": "Racing"}))
+        .expect("create");
+    rig.notify(ObjectType::Account, &id, "before", None);
+    let before = rig
+        .store
+        .pending_record(&rig.org, ObjectType::Account, &id)
+        .expect("read")
+        .expect("pending");
+    let client = rig.ctx.orgs.get(&rig.org).expect("client");
+    let record = client
+        .retrieve_collection(
+            "Account",
+            std::slice::from_ref(&id),
+            pull::fields_for(ObjectType::Account),
+        )
+        .await
+        .expect("retrieve")
+        .remove(0)
+        .expect("record");
+    // A newer change and its notification land between the read and the apply.
+    rig.sim
+        .update(&id, json!({"Name": "Racing 2"}))
+        .expect("update");
+    let newer = rig.sim.get(&id).expect("record")["SystemModstamp"]
+        .as_str()
+        .and_then(pull::parse_datetime)
+        .expect("stamp");
+    rig.notify(ObjectType::Account, &id, "during", Some(newer.timestamp()));
+    pull::commit_record(
+        &rig.store,
+        &rig.org,
+        &Rules::default(),
+        ObjectType::Account,
+        &record,
+        &Origin::new("test"),
+        Target::Ladder,
+        Some(&before),
+    )
+    .expect("apply");
+    assert_eq!(
+        rig.store.pending_count(),
+        1,
+        "the newer notification waits for its pull"
+    );
+    let mut worker = rig.worker();
+    worked(worker.step().await.expect("step"));
+    let companies = rig.store.companies(&rig.org).expect("companies");
+    assert_eq!(companies[0].name, "Racing 2");
+    assert_eq!(rig.store.pending_count(), 0);
+}
