@@ -135,7 +135,7 @@ pub struct OutboxArgs {
 /// `sfsync outbox` actions.
 #[derive(Debug, Subcommand)]
 pub enum OutboxAction {
-    /// List entries, optionally by state (pending, dead, done).
+    /// List entries, optionally by state (pending or dead; delivered entries are removed).
     List {
         /// Only this state.
         #[arg(long)]
