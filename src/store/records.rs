@@ -717,3 +717,33 @@ impl Store {
         }
     }
 }
+
+impl Store {
+    /// Object types of an org waiting for a full re-read, each with the value that
+    /// [`Store::clear_resync`] compares (so a request made during the re-read stays).
+    pub fn resync_tokens(&self, org: &OrgId) -> Result<Vec<(ObjectType, Vec<u8>)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.inner.resync.scan_prefix(org.as_str().as_bytes()) {
+            let (k, v) = kv?;
+            if let Some(t) = k.get(18).copied().and_then(ObjectType::from_code) {
+                out.push((t, v.to_vec()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Clears a full re-read request if it still holds `token`; returns whether it did.
+    pub fn clear_resync(
+        &self,
+        org: &OrgId,
+        object: ObjectType,
+        token: &[u8],
+    ) -> Result<bool, StoreError> {
+        let cleared = self
+            .inner
+            .resync
+            .compare_and_swap(keys::resync(org, object), Some(token), None::<&[u8]>)?
+            .is_ok();
+        Ok(cleared)
+    }
+}

@@ -7,6 +7,9 @@
 //! Rows are stored as pending entries through [`Store::ingest`] with a dedupe id of
 //! `sweep:{object}:{id}:{stamp}`, made durable, and only then is the cursor moved, so a crash
 //! repeats a page rather than losing one. The worker skips what it already applied.
+//!
+//! An object with a full re-read request (a Change Data Capture wildcard or overflow event, see
+//! [`Store::resync_requests`]) is swept from the beginning once, then the request is cleared.
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use futures::TryStreamExt as _;
@@ -52,6 +55,8 @@ pub struct SweepReport {
     pub duplicates: u64,
     /// API calls made.
     pub api_calls: u64,
+    /// Objects re-read from the beginning because a change event asked for it.
+    pub full_rereads: u64,
 }
 
 fn cursor_key(object: ObjectType) -> String {
@@ -65,11 +70,36 @@ fn soql_second(at: DateTime<Utc>) -> String {
 
 /// Sweeps one org: every pulled object in turn.
 pub async fn sweep_org(store: &Store, client: &Client) -> Result<SweepReport, SweepError> {
+    sweep_org_at(store, client, Utc::now()).await
+}
+
+/// [`sweep_org`] as if the clock read `now`: rows stamped in the seconds just before `now` are
+/// not yet settled (tests pass a later `now` to settle them without waiting).
+pub async fn sweep_org_at(
+    store: &Store,
+    client: &Client,
+    now: DateTime<Utc>,
+) -> Result<SweepReport, SweepError> {
     let org = client.org_id().clone();
     let calls_before = client.api_calls();
     let mut report = SweepReport::default();
+    let resync = store.resync_tokens(&org)?;
     for object in ObjectType::ALL {
-        sweep_object(store, client, &org, object, &mut report).await?;
+        let request = resync.iter().find(|(o, _)| *o == object).map(|(_, t)| t);
+        sweep_object(
+            store,
+            client,
+            &org,
+            object,
+            request.is_some(),
+            now,
+            &mut report,
+        )
+        .await?;
+        if let Some(token) = request {
+            store.clear_resync(&org, object, token)?;
+            report.full_rereads += 1;
+        }
     }
     report.api_calls = client.api_calls().saturating_sub(calls_before);
     tracing::info!(org = %org, changed = report.changed, deleted = report.deleted, calls = report.api_calls, "sweep done");
@@ -82,17 +112,29 @@ async fn sweep_object(
     client: &Client,
     org: &OrgId,
     object: ObjectType,
+    full: bool,
+    now: DateTime<Utc>,
     report: &mut SweepReport,
 ) -> Result<(), SweepError> {
     let key = cursor_key(object);
     let cursor: Cursor = match store.read_meta(org, &key)? {
         Some(c) => c,
         None => Cursor {
-            stamp_ms: (Utc::now() - ChronoDuration::hours(FIRST_LOOKBACK_HOURS)).timestamp_millis(),
+            stamp_ms: (now - ChronoDuration::hours(FIRST_LOOKBACK_HOURS)).timestamp_millis(),
             id: String::new(),
         },
     };
-    let from = DateTime::<Utc>::from_timestamp_millis(cursor.stamp_ms).unwrap_or_default();
+    // A full re-read (a change event said records were missed) starts at the beginning; the
+    // stored cursor never moves back.
+    let start = if full {
+        Cursor {
+            stamp_ms: 0,
+            id: String::new(),
+        }
+    } else {
+        cursor.clone()
+    };
+    let from = DateTime::<Utc>::from_timestamp_millis(start.stamp_ms).unwrap_or_default();
     // Whole-second literal, `>=`: rows at or before the cursor are dropped below, so a stamp
     // with milliseconds is never skipped.
     let soql = format!(
@@ -105,9 +147,8 @@ async fn sweep_object(
     // Rows of a second that was not over when the query ran may still gain changes with the
     // same stamp (or lower ids): they are queued, but the cursor stays before them so the next
     // sweep reads them again, and their dedupe id names this run so that re-read is queued too.
-    let started = Utc::now();
-    let settled_ms = started.timestamp_millis() - 1_000 - SAME_SECOND_MARGIN_MS;
-    let run = started.timestamp_millis();
+    let settled_ms = now.timestamp_millis() - 1_000 - SAME_SECOND_MARGIN_MS;
+    let run = Utc::now().timestamp_millis();
     let mut unsettled = false;
     while let Some(page) = pages.try_next().await? {
         let mut deliveries = Vec::new();
@@ -119,7 +160,7 @@ async fn sweep_object(
                 continue;
             };
             let stamp_ms = stamp.timestamp_millis();
-            if (stamp_ms, id.as_str()) <= (cursor.stamp_ms, cursor.id.as_str()) {
+            if (stamp_ms, id.as_str()) <= (start.stamp_ms, start.id.as_str()) {
                 continue;
             }
             let deleted = row.bool_field("IsDeleted") == Some(true);
@@ -135,9 +176,10 @@ async fn sweep_object(
                 &id,
                 stamp,
                 deleted,
-                (!settled).then_some(run),
+                (!settled || full).then_some(run),
             ));
-            if settled && !unsettled {
+            if settled && !unsettled && (stamp_ms, id.as_str()) > (last.stamp_ms, last.id.as_str())
+            {
                 last = Cursor {
                     stamp_ms,
                     id: id.to_string(),

@@ -180,9 +180,6 @@ impl InboxWorker {
         let mut paused = false;
         for client in self.ctx.orgs.all() {
             let org = client.org_id().clone();
-            if self.store.pending_count() == 0 {
-                break;
-            }
             if self.is_paused(&org) {
                 paused = true;
                 continue;

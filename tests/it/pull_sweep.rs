@@ -113,3 +113,56 @@ async fn the_start_up_sweep_recovers_changes_made_while_the_service_was_down() {
         "a sweep and its pulls stay cheap: {calls} calls"
     );
 }
+
+#[tokio::test]
+async fn a_resync_request_re_reads_an_object_from_the_beginning_once() {
+    let env = crate::pull_harness::start().await;
+    env.sim.set_outbound_url(None);
+    env.sim
+        .seed_org(&SeedSpec {
+            accounts: 5,
+            ..SeedSpec::default()
+        })
+        .expect("seed");
+    // Sweeps "ten seconds later": every row is settled, so the cursor passes them all.
+    let later = || chrono::Utc::now() + chrono::Duration::seconds(10);
+    let first = sweep::sweep_org_at(env.store(), &env.client(), later())
+        .await
+        .expect("sweep");
+    assert_eq!(first.changed, 5);
+    let quiet = sweep::sweep_org_at(env.store(), &env.client(), later())
+        .await
+        .expect("sweep");
+    assert_eq!(quiet.changed, 0, "the cursor is past every row");
+    // A change event said Account records were missed (a wildcard or overflow event).
+    env.store()
+        .ingest(
+            &env.org,
+            &[sfsync::store::Delivery {
+                dedupe_id: "gap-1".into(),
+                source: sfsync::store::DedupeSource::WebhookId,
+                notifications: vec![],
+                resync: vec![ObjectType::Account],
+            }],
+            chrono::Utc::now(),
+        )
+        .expect("ingest");
+    let again = sweep::sweep_org_at(env.store(), &env.client(), later())
+        .await
+        .expect("sweep");
+    assert_eq!(again.full_rereads, 1);
+    assert_eq!(again.changed, 5, "every account read again");
+    assert_eq!(again.duplicates, 0, "and queued again");
+    assert!(
+        env.store()
+            .resync_requests(&env.org)
+            .expect("requests")
+            .is_empty()
+    );
+    let after = sweep::sweep_org_at(env.store(), &env.client(), later())
+        .await
+        .expect("sweep");
+    assert_eq!((after.full_rereads, after.changed), (0, 0));
+    env.settle(WAIT).await;
+    assert_eq!(env.store().companies(&env.org).expect("list").len(), 5);
+}
