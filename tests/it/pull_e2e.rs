@@ -188,3 +188,36 @@ async fn many_notifications_for_one_record_cost_one_pull_not_one_each() {
         "21 notifications should collapse into a few pulls, took {calls} calls"
     );
 }
+
+#[tokio::test]
+async fn an_org_specific_stage_table_from_config_maps_its_own_stages() {
+    let env = crate::pull_harness::start_with(
+        sfsync::simulator::SimulatorConfig::default(),
+        "sweep_interval_s = 0\n[[sync.stages]]\nstage_name = \"Pilot\"\nstatus = \"PROSPECT\"\nstage = \"pilot\"\n[[sync.stages]]\nstage_name = \"Closed Won\"\nstatus = \"CUSTOMER\"\nstage = \"won\"",
+    )
+    .await;
+    let account = env
+        .sim
+        .create("Account", json!({"Name": "Staged"}))
+        .expect("account");
+    let opp = env
+        .sim
+        .create(
+            "Opportunity",
+            json!({"Name": "Pilot deal", "StageName": "Pilot", "CloseDate": "2025-01-31",
+                   "AccountId": account.as_str()}),
+        )
+        .expect("opportunity");
+    let product = eventually("the product", WAIT, || async { env.product_of(&opp) }).await;
+    assert_eq!(product.status, OwnershipStatus::Prospect);
+    assert_eq!(product.stage.as_deref(), Some("pilot"));
+    env.sim
+        .update(&opp, json!({"StageName": "Closed Won"}))
+        .expect("won");
+    let won = eventually("the win", WAIT, || async {
+        env.product_of(&opp)
+            .filter(|p| p.status == OwnershipStatus::Customer)
+    })
+    .await;
+    assert_eq!(won.stage.as_deref(), Some("won"));
+}
