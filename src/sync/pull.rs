@@ -284,6 +284,21 @@ fn id_of(record: &Record, field: &str) -> Option<SalesforceId> {
         .and_then(|s| SalesforceId::parse(s).ok())
 }
 
+/// Whether a local record has a change Salesforce has not seen yet (a live outbox entry). Its
+/// fields are then kept as `ours_wins` would: the outbox is about to send them, and Salesforce's
+/// older values must not overwrite the change before it is sent.
+fn local_change_pending(tx: &Tx<'_>, org: &OrgId, kind: RecordKind, id: u64) -> TxResult<bool> {
+    Ok(tx.outbox_entry_for(org, LocalRef { kind, id })?.is_some())
+}
+
+fn rule_text(rule: &str, policy: ConflictPolicy, pending: bool) -> String {
+    if pending {
+        format!("{rule};policy:local_change_pending")
+    } else {
+        format!("{rule};{}", policy_rule(policy))
+    }
+}
+
 fn policy_rule(policy: ConflictPolicy) -> &'static str {
     match policy {
         ConflictPolicy::SalesforceWins => "policy:salesforce_wins",
@@ -483,8 +498,11 @@ fn apply_account(
     };
     let created = rule == "create";
     let before = company.clone();
+    let pending = !created && local_change_pending(tx, org, RecordKind::Company, company.id)?;
     let policy = if created {
         ConflictPolicy::SalesforceWins
+    } else if pending {
+        ConflictPolicy::OursWins
     } else {
         policy
     };
@@ -521,7 +539,7 @@ fn apply_account(
     let rule = if created {
         "create".to_string()
     } else {
-        format!("{rule};{}", policy_rule(policy))
+        rule_text(rule, policy, pending)
     };
     tx.add_provenance(org, target, &origin.provenance(rule.clone()))?;
     Ok(if created {
@@ -687,8 +705,11 @@ fn write_person(
     origin: &Origin,
 ) -> TxResult<Applied> {
     let created = rule == "create";
+    let pending = !created && local_change_pending(tx, org, RecordKind::Contact, contact.id)?;
     let policy = if created {
         ConflictPolicy::SalesforceWins
+    } else if pending {
+        ConflictPolicy::OursWins
     } else {
         policy
     };
@@ -722,7 +743,7 @@ fn write_person(
     let rule = if created {
         "create".to_string()
     } else {
-        format!("{rule};{}", policy_rule(policy))
+        rule_text(rule, policy, pending)
     };
     tx.add_provenance(org, target, &origin.provenance(rule.clone()))?;
     Ok(if created {
@@ -862,6 +883,24 @@ fn apply_opportunity(
         }
     };
     let before = product.clone();
+    if !created && local_change_pending(tx, org, RecordKind::CompanyProduct, product.id)? {
+        // The local change goes out first; only the link is kept in step.
+        product.salesforce_opportunity_id = Some(id.clone());
+        let target = LocalRef {
+            kind: RecordKind::CompanyProduct,
+            id: product.id,
+        };
+        if product == before {
+            return Ok(Applied::Unchanged { target });
+        }
+        tx.put_company_product(&product)?;
+        let rule = "match:salesforce_id;policy:local_change_pending";
+        tx.add_provenance(org, target, &origin.provenance(rule))?;
+        return Ok(Applied::Updated {
+            target,
+            rule: rule.into(),
+        });
+    }
     let (status, stage) = rules.stages.map(
         record.str_field("StageName").unwrap_or_default(),
         record.bool_field("IsClosed"),

@@ -257,3 +257,59 @@ async fn a_notification_that_arrives_during_the_pull_is_not_cleared() {
     assert_eq!(companies[0].name, "Racing 2");
     assert_eq!(rig.store.pending_count(), 0);
 }
+
+#[tokio::test]
+async fn a_local_change_waiting_in_the_outbox_is_not_overwritten_by_a_pull() {
+    let rig = rig().await;
+    let id = rig
+        .sim
+        .create("Account", json!({"Name": "Before", "Industry": "Retail"}))
+        .expect("create");
+    rig.notify(ObjectType::Account, &id, "create", None);
+    let mut worker = rig.worker();
+    worked(worker.step().await.expect("step"));
+    let local = rig.store.companies(&rig.org).expect("companies")[0].clone();
+    // The application renames the company; the push waits in the outbox.
+    rig.store
+        .transact(|tx| {
+            let mut c = local.clone();
+            c.name = "Ours, Unsent".into();
+            tx.put_company(&c)?;
+            tx.enqueue_push(
+                &rig.org,
+                sfsync::store::LocalRef {
+                    kind: sfsync::store::RecordKind::Company,
+                    id: c.id,
+                },
+                None,
+                Utc::now(),
+            )?;
+            Ok::<_, sfsync::store::TxAbort<()>>(())
+        })
+        .expect("local change");
+    rig.sim
+        .update(&id, json!({"Name": "Theirs", "NumberOfEmployees": 5}))
+        .expect("update");
+    rig.notify(ObjectType::Account, &id, "update", None);
+    worked(worker.step().await.expect("step"));
+    let after = rig.store.companies(&rig.org).expect("companies")[0].clone();
+    assert_eq!(after.name, "Ours, Unsent", "the unsent local change stays");
+    assert_eq!(after.employees, Some(5), "an empty field is filled");
+    let rules: Vec<String> = rig
+        .store
+        .provenance(
+            &rig.org,
+            sfsync::store::LocalRef {
+                kind: sfsync::store::RecordKind::Company,
+                id: local.id,
+            },
+        )
+        .expect("provenance")
+        .into_iter()
+        .map(|p| p.rule)
+        .collect();
+    assert_eq!(
+        rules.last().map(String::as_str),
+        Some("match:salesforce_id;policy:local_change_pending")
+    );
+}
