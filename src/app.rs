@@ -192,6 +192,7 @@ impl App {
         );
         tracker.spawn(async move {
             let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
                     _ = token.cancelled() => break,
