@@ -17,7 +17,14 @@
 //! the record is quarantined as a [`Conflict`] until a person resolves it.
 //!
 //! Conflict policy ([`ConflictPolicy`]): `salesforce_wins` overwrites the synced fields on every
-//! pull; `ours_wins` links the Salesforce id and only fills fields that are empty locally.
+//! pull; `ours_wins` links the Salesforce id and only fills fields that are empty locally. A
+//! local record with a live outbox entry (a change Salesforce has not seen yet) is treated as
+//! `ours_wins` whatever the policy, so an unsent local change is never overwritten.
+//!
+//! Links: a Contact's Company comes from `AccountId` (a Contact without one keeps its local
+//! Company); a Lead's from a unique Company with its website's or email's domain, or its
+//! `Company` name. Accounts a record points at that are not local yet are pulled first by the
+//! inbox worker.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
