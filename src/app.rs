@@ -155,7 +155,10 @@ impl App {
         let tokens: Arc<dyn crate::salesforce::TokenStore> =
             Arc::new(StoreTokens(self.state.store.clone()));
         for conn in config.connections() {
-            if !matches!(self.state.store.load_sealed_token(&conn.org_id), Ok(Some(_))) {
+            if !matches!(
+                self.state.store.load_sealed_token(&conn.org_id),
+                Ok(Some(_))
+            ) {
                 continue;
             }
             let client = crate::salesforce::Client::new(

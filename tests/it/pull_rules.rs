@@ -365,7 +365,9 @@ async fn a_merge_repoints_local_links_to_the_survivor() {
     assert_eq!(local_person.company_id, Some(local_loser.id));
     env.settle(WAIT).await;
 
-    env.sim.merge(&master, std::slice::from_ref(&loser)).expect("merge");
+    env.sim
+        .merge(&master, std::slice::from_ref(&loser))
+        .expect("merge");
     sweep_org(env.store(), &env.client()).await.expect("sweep");
     eventually("the re-point", WAIT, || async {
         let c = contact(&env, local_person.id)?;
