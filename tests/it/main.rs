@@ -21,4 +21,5 @@ mod push_rules;
 mod push_support;
 mod salesforce_client;
 mod simulator;
+mod status_api;
 mod store_records;

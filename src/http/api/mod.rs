@@ -81,6 +81,9 @@ pub struct Status {
     pub inbox: InboxStatus,
     /// The outbox: entries pending and dead letters, over every org.
     pub outbox: crate::store::OutboxCounts,
+    /// Salesforce API calls used and allowed (rolling 24 h), summed over connected orgs, as the
+    /// latest `Sforce-Limit-Info` said; `null` before the first call.
+    pub api_usage: Option<crate::salesforce::ApiUsage>,
 }
 
 /// One org's state.
@@ -88,8 +91,10 @@ pub struct Status {
 pub struct ConnectionStatus {
     /// The org id (18 characters).
     pub org_id: String,
-    /// `configured` until an OAuth connection exists.
+    /// `not_connected` until an OAuth connection exists, then `connected` or `needs_reauth`.
     pub state: &'static str,
+    /// This org's API usage, when known.
+    pub api_usage: Option<crate::salesforce::ApiUsage>,
 }
 
 /// Inbox figures: `pending` is stored; the totals count since the process started.
@@ -109,16 +114,32 @@ pub struct InboxStatus {
 
 async fn status(State(state): State<AppState>) -> Json<Status> {
     let c = &state.counters;
+    let connections: Vec<ConnectionStatus> = state
+        .connections
+        .all()
+        .iter()
+        .map(|conn| {
+            let client = state.pull.orgs.get(&conn.org_id);
+            ConnectionStatus {
+                org_id: conn.org_id.to_string(),
+                state: match client.as_ref().map(|c| c.state()) {
+                    None => "not_connected",
+                    Some(crate::salesforce::ConnectionState::Connected) => "connected",
+                    Some(crate::salesforce::ConnectionState::NeedsReauth) => "needs_reauth",
+                },
+                api_usage: client.and_then(|c| c.api_usage()),
+            }
+        })
+        .collect();
+    let api_usage = connections
+        .iter()
+        .filter_map(|c| c.api_usage)
+        .reduce(|a, b| crate::salesforce::ApiUsage {
+            used: a.used + b.used,
+            limit: a.limit + b.limit,
+        });
     Json(Status {
-        connections: state
-            .connections
-            .all()
-            .iter()
-            .map(|c| ConnectionStatus {
-                org_id: c.org_id.to_string(),
-                state: "configured",
-            })
-            .collect(),
+        connections,
         inbox: InboxStatus {
             pending: state.store.pending_count(),
             received_total: c.received_total(),
@@ -127,6 +148,7 @@ async fn status(State(state): State<AppState>) -> Json<Status> {
             ignored_total: c.ignored_total(),
         },
         outbox: push::outbox_totals(&state),
+        api_usage,
     })
 }
 
