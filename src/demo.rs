@@ -133,6 +133,158 @@ impl Demo {
     }
 }
 
+impl Demo {
+    /// `POST /api/v1{path}` and the `record` it answers with.
+    async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        let resp: Value = self
+            .http
+            .post(format!("{}{path}", self.api))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .with_context(|| format!("POST {path}"))?
+            .error_for_status()
+            .with_context(|| format!("POST {path}"))?
+            .json()
+            .await?;
+        Ok(resp["record"].clone())
+    }
+}
+
+/// Step 4: a new contact, an email sent, a meeting booked and an opportunity, written through the
+/// local API and drained by the service's outbox worker; returns one table row for each, read
+/// back from the simulated org.
+async fn push_side(
+    demo: &Demo,
+    sim: &crate::simulator::Simulator,
+    company_id: u64,
+    account: &SalesforceId,
+) -> anyhow::Result<Vec<[String; 4]>> {
+    let contact = demo
+        .post(
+            "/contacts",
+            json!({"company_id": company_id, "first_name": "Mara", "last_name": "Quinn",
+                   "email": "mara.quinn@acme-renewables.example", "title": "Head of Ops"}),
+        )
+        .await?;
+    let contact_id = contact["id"].as_u64().context("contact id")?;
+    let email = demo
+        .post(
+            "/activities",
+            json!({"kind": "email_sent", "contact_id": contact_id, "company_id": company_id,
+                   "subject": "Intro: Acme Renewables x sfsync", "description": "Sent from the approval queue"}),
+        )
+        .await?;
+    let starts = chrono::Utc::now() + chrono::Duration::days(2);
+    let meeting = demo
+        .post(
+            "/activities",
+            json!({"kind": "meeting_booked", "contact_id": contact_id, "company_id": company_id,
+                   "subject": "Discovery call", "starts_at": starts,
+                   "ends_at": starts + chrono::Duration::minutes(30)}),
+        )
+        .await?;
+    let product = demo
+        .post(
+            "/company-products",
+            json!({"company_id": company_id, "product": "Fleet Analytics", "status": "OPPORTUNITY",
+                   "opportunity_size": 25000.0,
+                   "close_date": (chrono::Utc::now() + chrono::Duration::days(30)).date_naive()}),
+        )
+        .await?;
+    let org = demo.org.clone();
+    until("the outbox to drain", || async {
+        let counts = demo.store.outbox_counts(&org)?;
+        Ok(counts.pending == 0 && counts.dead == 0)
+    })
+    .await?;
+    let store = &demo.store;
+    let sf_of = |v: Option<SalesforceId>| v.context("pushed record has no salesforce id");
+    let contact_sf = sf_of(
+        store
+            .contacts(&org)?
+            .into_iter()
+            .find(|c| c.id == contact_id)
+            .and_then(|c| c.salesforce_id),
+    )?;
+    let activity_sf = |id: u64| -> anyhow::Result<SalesforceId> {
+        sf_of(
+            store
+                .activities(&org)?
+                .into_iter()
+                .find(|a| a.id == id)
+                .and_then(|a| a.salesforce_id),
+        )
+    };
+    let email_sf = activity_sf(email["id"].as_u64().context("activity id")?)?;
+    let meeting_sf = activity_sf(meeting["id"].as_u64().context("activity id")?)?;
+    let product_id = product["id"].as_u64().context("product id")?;
+    let opp_sf = sf_of(
+        store
+            .company_products(&org)?
+            .into_iter()
+            .find(|p| p.id == product_id)
+            .and_then(|p| p.salesforce_opportunity_id),
+    )?;
+    let field = |id: &SalesforceId, f: &str| -> String {
+        sim.get(id)
+            .and_then(|r| {
+                r.get(f)
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+            })
+            .unwrap_or_else(|| "(missing)".into())
+    };
+    let row = |change: &str, id: &SalesforceId, held: String| {
+        [
+            change.to_string(),
+            id.to_string(),
+            held,
+            "pushed".to_string(),
+        ]
+    };
+    Ok(vec![
+        row(
+            "new contact",
+            &contact_sf,
+            format!(
+                "Contact {} at Account {}",
+                field(&contact_sf, "Email"),
+                field(&contact_sf, "AccountId")
+            ),
+        ),
+        row(
+            "email sent",
+            &email_sf,
+            format!(
+                "Task \"{}\", {} / {}",
+                field(&email_sf, "Subject"),
+                field(&email_sf, "TaskSubtype"),
+                field(&email_sf, "Status")
+            ),
+        ),
+        row(
+            "meeting booked",
+            &meeting_sf,
+            format!(
+                "Event \"{}\" with {}",
+                field(&meeting_sf, "Subject"),
+                field(&meeting_sf, "WhoId")
+            ),
+        ),
+        row(
+            "opportunity",
+            &opp_sf,
+            format!(
+                "Opportunity {} on {}, {}",
+                field(&opp_sf, "Amount"),
+                account,
+                field(&opp_sf, "StageName")
+            ),
+        ),
+    ])
+}
+
 /// Runs the demo.
 pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -371,8 +523,11 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
         ),
     );
 
+    println!("\n4. Changes in the app, pushed to Salesforce through the outbox");
+    let pushed = push_side(&demo, &sim, survivor.id, &a1).await?;
+
     println!();
-    let widths = [24, 18, 58, 7];
+    let widths = [24, 18, 72, 7];
     let header = ["change in Salesforce", "record", "local result", "status"];
     let line = |cols: &[String; 4]| {
         cols.iter()
@@ -391,6 +546,25 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
             .join("-+-")
     );
     for row in &demo.rows {
+        println!("{}", line(row));
+    }
+    println!();
+    let push_header = [
+        "change in the app",
+        "Salesforce record",
+        "what the org now holds",
+        "status",
+    ];
+    println!("{}", line(&push_header.map(str::to_string)));
+    println!(
+        "{}",
+        widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .join("-+-")
+    );
+    for row in &pushed {
         println!("{}", line(row));
     }
     let sim_calls = sim.api_calls();

@@ -256,3 +256,46 @@ async fn the_status_command_prints_the_running_services_status() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
 }
+
+#[tokio::test]
+async fn the_demo_runs_end_to_end_and_reports_both_directions() {
+    let out = tokio::task::spawn_blocking(|| {
+        sfsync()
+            .args(["demo"])
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("run")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let applied = stdout
+        .lines()
+        .filter(|l| l.trim_end().ends_with("| applied"))
+        .count();
+    let pushed = stdout
+        .lines()
+        .filter(|l| l.trim_end().ends_with("| pushed"))
+        .count();
+    assert_eq!(applied, 8, "{stdout}");
+    assert_eq!(pushed, 4, "{stdout}");
+    assert!(!stdout.contains("(missing)"), "{stdout}");
+    assert!(
+        stdout.contains("Task \"Intro: Acme Renewables x sfsync\", Email / Completed"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.lines().any(|l| l.starts_with("api calls: ")),
+        "{stdout}"
+    );
+    // The demo's logs stay off stdout, and quiet by default.
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains(" INFO "),
+        "info logs by default"
+    );
+}
