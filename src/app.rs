@@ -18,11 +18,17 @@ use crate::store::Store;
 /// How often expired dedupe keys are removed.
 const EXPIRY_EVERY: Duration = Duration::from_secs(3600);
 
-/// Choices that are not configuration: they exist for the benchmarks.
-#[derive(Debug, Clone, Copy, Default)]
+/// Choices that are not configuration: they exist for the benchmarks, the demo and the tests.
+#[derive(Default)]
 pub struct AppOptions {
     /// Acknowledge webhooks without storing them (the HTTP floor of `sfsync bench ingest`).
     pub skip_store: bool,
+    /// The connected app and the refresh-token key, given directly instead of read from the
+    /// environment (`SALESFORCE_*`, `SFSYNC_TOKEN_KEY`).
+    pub oauth: Option<(
+        crate::salesforce::OAuthSettings,
+        crate::salesforce::TokenKey,
+    )>,
 }
 
 /// A built, bound, not yet running service.
@@ -48,7 +54,23 @@ impl App {
         let listener = TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("binding {}", config.server.listen))?;
+        let oauth = match options.oauth {
+            Some(given) => Some(given),
+            None => match (config.oauth_settings(), Config::token_key()) {
+                (Ok(settings), Ok(key)) => Some((settings, key)),
+                _ => None,
+            },
+        };
+        let oauth = oauth.map(|(settings, key)| {
+            Arc::new(crate::http::oauth::OAuthFlow::new(
+                settings,
+                Arc::new(crate::salesforce::TokenVault::new(key)),
+                Arc::new(StoreTokens(store.clone())),
+                Duration::from_secs(config.salesforce.request_timeout_s),
+            ))
+        });
         let state = AppState {
+            oauth,
             store,
             connections: Arc::new(Connections::new(config.connections())),
             counters: Arc::new(Counters::default()),
@@ -147,13 +169,11 @@ impl App {
     /// settings and the token key are in the environment. The first call refreshes the session,
     /// which also gives the instance URL.
     fn connect_stored_orgs(&self, config: &Config) {
-        let (Ok(settings), Ok(key)) = (config.oauth_settings(), Config::token_key()) else {
+        let Some(flow) = self.state.oauth.clone() else {
             tracing::info!("salesforce connected app not configured; pulls wait for a connection");
             return;
         };
-        let vault = Arc::new(crate::salesforce::TokenVault::new(key));
-        let tokens: Arc<dyn crate::salesforce::TokenStore> =
-            Arc::new(StoreTokens(self.state.store.clone()));
+        let (settings, vault, tokens) = (flow.settings().clone(), flow.vault(), flow.tokens());
         for conn in config.connections() {
             if !matches!(
                 self.state.store.load_sealed_token(&conn.org_id),

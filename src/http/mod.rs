@@ -6,6 +6,7 @@
 //! - `GET /healthz`, `GET /readyz`, `GET /metrics` (Prometheus text format).
 
 pub mod api;
+pub mod oauth;
 pub mod webhook;
 
 use std::collections::HashMap;
@@ -172,6 +173,8 @@ pub struct AppState {
     pub pull: crate::sync::orgs::PullContext,
     /// The push side: the default `push_as` and the outbox settings.
     pub push: crate::worker::outbox::PushSettings,
+    /// The OAuth connect flow, when the connected app is configured.
+    pub oauth: Option<Arc<oauth::OAuthFlow>>,
 }
 
 /// The whole router.
@@ -186,6 +189,15 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             post(webhook::events),
         )
         .nest("/api/v1", api::router(state.clone()))
+        .route("/oauth/salesforce/callback", get(oauth::callback))
+        .merge(
+            Router::new()
+                .route("/oauth/salesforce/authorize", get(oauth::authorize))
+                .route_layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    api::require_token,
+                )),
+        )
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .route("/metrics", get(api::metrics))

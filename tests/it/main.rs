@@ -8,6 +8,7 @@ mod helpers;
 mod intake_hostile;
 mod intake_outbound;
 mod intake_signed;
+mod oauth_connect;
 mod pull_api;
 mod pull_e2e;
 mod pull_harness;
