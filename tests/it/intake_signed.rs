@@ -265,3 +265,20 @@ async fn a_wildcard_change_event_records_a_resync_request() {
         vec![ObjectType::Account]
     );
 }
+
+#[tokio::test]
+async fn a_change_event_for_sfsyncs_own_write_is_acknowledged_without_a_pull() {
+    let app = spawn_app().await;
+    let echo = br#"{"ChangeEventHeader":{"entityName":"Contact","recordIds":["0031I0000081tbPQAQ"],"changeType":"UPDATE","changeOrigin":"com/salesforce/api/rest/62.0;client=sfsync","commitTimestamp":1714640000000}}"#;
+    let resp = app.post_event(KEY, "msg_echo", now(), SECRET, echo).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(app.store().pending_count(), 0);
+    assert_eq!(app.status().await["inbox"]["ignored_total"], 1);
+    // The same change made by someone else is pulled.
+    let theirs = String::from_utf8_lossy(echo).replace("client=sfsync", "client=SfdcInternalAPI/");
+    let resp = app
+        .post_event(KEY, "msg_theirs", now(), SECRET, theirs.as_bytes())
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(app.store().pending_count(), 1);
+}

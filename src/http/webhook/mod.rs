@@ -276,7 +276,10 @@ async fn handle_event(
         return Err(WebhookError::WrongOrg);
     }
     let records = event.notifications.len();
-    if records == 0 && !event.resync {
+    if event.own_write {
+        state.counters.ignored(1);
+        tracing::info!(org = %conn.org_id, object = %event.object_type, "change event for sfsync's own write; acknowledged, nothing to pull");
+    } else if records == 0 && !event.resync {
         state.counters.ignored(1);
         tracing::info!(org = %conn.org_id, object = %event.object_type, "event for an object sfsync does not sync; acknowledged");
     }

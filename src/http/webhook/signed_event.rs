@@ -48,6 +48,9 @@ pub struct SignedEvent {
     pub notifications: Vec<Notification>,
     /// Whether every record of the object must be re-read.
     pub resync: bool,
+    /// The event reports sfsync's own write (a Change Data Capture `changeOrigin` with
+    /// `client=sfsync`): acknowledged, nothing to pull.
+    pub own_write: bool,
 }
 
 #[derive(Deserialize)]
@@ -70,6 +73,17 @@ struct ChangeEventHeader {
     change_type: String,
     #[serde(default)]
     commit_timestamp: Option<i64>,
+    #[serde(default)]
+    change_origin: Option<String>,
+}
+
+/// Whether a Change Data Capture `changeOrigin` names sfsync's own API client: sfsync tags its
+/// writes with `Sforce-Call-Options: client=sfsync`, and Salesforce reports that tag back as
+/// `…;client=sfsync`, so the event is the echo of sfsync's own write and needs no pull.
+fn is_own_write(origin: &str) -> bool {
+    origin
+        .split(';')
+        .any(|part| part.trim() == crate::salesforce::CALL_OPTIONS)
 }
 
 fn field(field: &'static str, reason: impl Into<String>) -> EventParseError {
@@ -125,6 +139,7 @@ fn build(
         object_type,
         notifications,
         resync: resync && object.is_some(),
+        own_write: false,
     })
 }
 
@@ -146,7 +161,7 @@ pub fn parse(body: &[u8]) -> Result<SignedEvent, EventParseError> {
         let stamp = h
             .commit_timestamp
             .and_then(|ms| Utc.timestamp_millis_opt(ms).single());
-        return build(
+        let mut event = build(
             None,
             h.entity_name,
             &h.record_ids,
@@ -154,7 +169,12 @@ pub fn parse(body: &[u8]) -> Result<SignedEvent, EventParseError> {
             resync,
             stamp,
             "recordIds",
-        );
+        )?;
+        if h.change_origin.as_deref().is_some_and(is_own_write) && !event.resync {
+            event.notifications.clear();
+            event.own_write = true;
+        }
+        return Ok(event);
     }
     let e: Envelope =
         serde_json::from_value(value).map_err(|e| EventParseError::Json(e.to_string()))?;
@@ -220,6 +240,16 @@ mod tests {
                 .map(|t| t.timestamp_millis()),
             Some(1_696_444_513_000)
         );
+    }
+
+    #[test]
+    fn the_echo_of_sfsyncs_own_write_names_nothing_to_pull() {
+        let own = br#"{"ChangeEventHeader":{"entityName":"Contact","recordIds":["0031I0000081tbPQAQ"],"changeType":"UPDATE","changeOrigin":"com/salesforce/api/rest/62.0;client=sfsync"}}"#;
+        let e = parse(own).expect("parse");
+        assert!(e.own_write && e.notifications.is_empty());
+        let other = br#"{"ChangeEventHeader":{"entityName":"Contact","recordIds":["0031I0000081tbPQAQ"],"changeType":"UPDATE","changeOrigin":"com/salesforce/api/rest/62.0;client=sfsync-other"}}"#;
+        let e = parse(other).expect("parse");
+        assert!(!e.own_write && e.notifications.len() == 1);
     }
 
     #[test]
