@@ -29,3 +29,35 @@ async fn a_connected_org_reports_connected_and_its_api_usage() {
     assert!(conn["api_usage"]["limit"].as_u64().expect("limit") > used);
     assert_eq!(status["api_usage"]["used"], conn["api_usage"]["used"]);
 }
+
+#[tokio::test]
+async fn the_openapi_document_covers_status_imports_and_conflicts_too() {
+    let app = spawn_app().await;
+    let doc: serde_json::Value = app
+        .client
+        .get(format!("{}/api/v1/openapi.json", app.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    let paths = doc["paths"].as_object().expect("paths");
+    for p in [
+        "/api/v1/status",
+        "/api/v1/imports",
+        "/api/v1/imports/{id}",
+        "/api/v1/conflicts",
+        "/api/v1/conflicts/{id}/resolve",
+        "/api/v1/contacts",
+        "/api/v1/outbox",
+    ] {
+        assert!(
+            paths.contains_key(p),
+            "{p} missing from {:?}",
+            paths.keys().collect::<Vec<_>>()
+        );
+    }
+    assert!(doc["components"]["schemas"]["Status"].is_object());
+}

@@ -78,32 +78,35 @@ pub(super) fn router(state: AppState) -> Router<AppState> {
 }
 
 /// `GET /api/v1/status`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Status {
     /// One entry per org.
     pub connections: Vec<ConnectionStatus>,
     /// The inbox.
     pub inbox: InboxStatus,
     /// The outbox: entries pending and dead letters, over every org.
+    #[schema(value_type = Object)]
     pub outbox: crate::store::OutboxCounts,
     /// Salesforce API calls used and allowed (rolling 24 h), summed over connected orgs, as the
     /// latest `Sforce-Limit-Info` said; `null` before the first call.
+    #[schema(value_type = Option<Object>)]
     pub api_usage: Option<crate::salesforce::ApiUsage>,
 }
 
 /// One org's state.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ConnectionStatus {
     /// The org id (18 characters).
     pub org_id: String,
     /// `not_connected` until an OAuth connection exists, then `connected` or `needs_reauth`.
     pub state: &'static str,
     /// This org's API usage, when known.
+    #[schema(value_type = Option<Object>)]
     pub api_usage: Option<crate::salesforce::ApiUsage>,
 }
 
 /// Inbox figures: `pending` is stored; the totals count since the process started.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct InboxStatus {
     /// Records waiting to be pulled.
     pub pending: u64,
@@ -117,6 +120,8 @@ pub struct InboxStatus {
     pub ignored_total: u64,
 }
 
+#[utoipa::path(get, path = "/api/v1/status",
+    responses((status = 200, body = Status), (status = 401, description = "missing or wrong bearer token")))]
 async fn status(State(state): State<AppState>) -> Json<Status> {
     let c = &state.counters;
     let connections: Vec<ConnectionStatus> = state
@@ -155,6 +160,22 @@ async fn status(State(state): State<AppState>) -> Json<Status> {
         outbox: push::outbox_totals(&state),
         api_usage,
     })
+}
+
+/// The status route's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(status),
+    components(schemas(Status, ConnectionStatus, InboxStatus))
+)]
+struct StatusApiDoc;
+
+/// The whole local API's OpenAPI document, generated from the handlers.
+pub(super) fn document() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi as _;
+    push::PushApiDoc::openapi()
+        .merge_from(pull::PullApiDoc::openapi())
+        .merge_from(StatusApiDoc::openapi())
 }
 
 /// `GET /healthz`: the process answers.

@@ -106,6 +106,11 @@ struct ImportRequest {
     what: ImportKind,
 }
 
+/// `POST /api/v1/imports`.
+#[utoipa::path(post, path = "/api/v1/imports",
+    request_body(content = serde_json::Value, description = r#"{"org"?, "kind": "accounts", "filter"?} or {"org"?, "kind": "contacts" | "opportunities", "account": "001…"}"#),
+    responses((status = 202, description = "the import's status; it runs in the background", body = serde_json::Value),
+        (status = 409, description = "the org is not connected"), (status = 422, description = "a field is wrong")))]
 async fn start_import(
     State(state): State<AppState>,
     body: Result<Json<ImportRequest>, axum::extract::rejection::JsonRejection>,
@@ -131,6 +136,10 @@ async fn start_import(
     Ok((StatusCode::ACCEPTED, Json(status)))
 }
 
+/// `GET /api/v1/imports/{id}`.
+#[utoipa::path(get, path = "/api/v1/imports/{id}", params(("id" = u64, Path, description = "Import id")),
+    responses((status = 200, description = "progress: state, total, processed, created, updated, unchanged, quarantined, error", body = serde_json::Value),
+        (status = 404, description = "no such import")))]
 async fn import_status(
     State(state): State<AppState>,
     Path(id): Path<u64>,
@@ -184,6 +193,9 @@ fn candidate_values(
     })
 }
 
+/// `GET /api/v1/conflicts`.
+#[utoipa::path(get, path = "/api/v1/conflicts", params(("org" = Option<String>, Query, description = "Only this org")),
+    responses((status = 200, description = "quarantined records with their candidates and the candidates' local values", body = [serde_json::Value])))]
 async fn list_conflicts(
     State(state): State<AppState>,
     Query(q): Query<OrgQuery>,
@@ -225,6 +237,11 @@ struct ResolveRequest {
     create: bool,
 }
 
+/// `POST /api/v1/conflicts/{id}/resolve`.
+#[utoipa::path(post, path = "/api/v1/conflicts/{id}/resolve", params(("id" = u64, Path, description = "Conflict id")),
+    request_body(content = serde_json::Value, description = r#"{"org"?, "candidate": 12} or {"org"?, "create": true}"#),
+    responses((status = 200, description = "what was applied", body = serde_json::Value),
+        (status = 404, description = "no such conflict or candidate"), (status = 422, description = "a field is wrong")))]
 async fn resolve_conflict(
     State(state): State<AppState>,
     Path(id): Path<u64>,
@@ -269,3 +286,8 @@ async fn resolve_conflict(
     state.store.make_durable().await?;
     Ok(Json(applied))
 }
+
+/// The pull side's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(start_import, import_status, list_conflicts, resolve_conflict))]
+pub(super) struct PullApiDoc;

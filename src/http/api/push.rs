@@ -1441,7 +1441,7 @@ pub(crate) struct PushApiDoc;
 /// `GET /api/v1/openapi.json`: this API, generated from the code.
 #[utoipa::path(get, path = "/api/v1/openapi.json", responses((status = 200, description = "the OpenAPI document")))]
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(PushApiDoc::openapi())
+    Json(super::document())
 }
 
 /// Pending entries and dead letters over every configured org, for `GET /api/v1/status`.
