@@ -182,6 +182,26 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Moves `id` from the `old` value's index entry to the `new` one's.
+    fn reindex(
+        &self,
+        org: &OrgId,
+        index: u8,
+        old: Option<String>,
+        new: Option<String>,
+        id: u64,
+    ) -> TxResult<()> {
+        if old != new {
+            if let Some(o) = old {
+                self.index_remove(index_key(org, index, &o), id)?;
+            }
+        }
+        if let Some(n) = new {
+            self.index_add(index_key(org, index, &n), id)?;
+        }
+        Ok(())
+    }
+
     fn sf_link(
         &self,
         org: &OrgId,
@@ -267,27 +287,14 @@ impl Tx<'_> {
                 .or(x.website.as_deref())
                 .and_then(normalize::domain)
         };
-        let (old_dom, new_dom) = (old.as_ref().and_then(dom), dom(c));
-        if old_dom != new_dom {
-            if let Some(d) = old_dom {
-                self.index_remove(index_key(org, IDX_DOMAIN, &d), c.id)?;
-            }
-        }
-        if let Some(d) = new_dom {
-            self.index_add(index_key(org, IDX_DOMAIN, &d), c.id)?;
-        }
-        let (old_name, new_name) = (
+        self.reindex(org, IDX_DOMAIN, old.as_ref().and_then(dom), dom(c), c.id)?;
+        self.reindex(
+            org,
+            IDX_NAME,
             old.as_ref().and_then(|o| normalize::company_name(&o.name)),
             normalize::company_name(&c.name),
-        );
-        if old_name != new_name {
-            if let Some(n) = old_name {
-                self.index_remove(index_key(org, IDX_NAME, &n), c.id)?;
-            }
-        }
-        if let Some(n) = new_name {
-            self.index_add(index_key(org, IDX_NAME, &n), c.id)?;
-        }
+            c.id,
+        )?;
         self.put_json(
             self.records,
             "records",
@@ -319,20 +326,8 @@ impl Tx<'_> {
             c.salesforce_id.as_ref(),
             me,
         )?;
-        let (old_e, new_e) = (
-            old.as_ref()
-                .and_then(|o| o.email.as_deref())
-                .and_then(normalize::email),
-            c.email.as_deref().and_then(normalize::email),
-        );
-        if old_e != new_e {
-            if let Some(e) = old_e {
-                self.index_remove(index_key(org, IDX_EMAIL, &e), c.id)?;
-            }
-        }
-        if let Some(e) = new_e {
-            self.index_add(index_key(org, IDX_EMAIL, &e), c.id)?;
-        }
+        let email = |x: &Contact| x.email.as_deref().and_then(normalize::email);
+        self.reindex(org, IDX_EMAIL, old.as_ref().and_then(email), email(c), c.id)?;
         self.put_json(
             self.records,
             "records",
