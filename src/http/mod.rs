@@ -71,10 +71,12 @@ pub struct Counters {
     duplicates: AtomicU64,
     rejected: AtomicU64,
     ignored: AtomicU64,
+    echoes: AtomicU64,
     prom_received: Counter,
     prom_duplicates: Counter,
     prom_rejected: Counter,
     prom_ignored: Counter,
+    prom_echoes: Counter,
     recorder: PrometheusRecorder,
 }
 
@@ -98,10 +100,12 @@ impl Default for Counters {
             duplicates: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             ignored: AtomicU64::new(0),
+            echoes: AtomicU64::new(0),
             prom_received: counter("sfsync_inbox_received_total"),
             prom_duplicates: counter("sfsync_inbox_duplicates_total"),
             prom_rejected: counter("sfsync_inbox_rejected_total"),
             prom_ignored: counter("sfsync_inbox_ignored_total"),
+            prom_echoes: counter("sfsync_inbox_echoes_total"),
             recorder,
         }
     }
@@ -124,6 +128,15 @@ impl Counters {
     pub fn ignored(&self, n: u64) {
         self.ignored.fetch_add(n, Ordering::Relaxed);
         self.prom_ignored.increment(n);
+    }
+    /// Counts notifications that only reported sfsync's own writes (nothing pulled).
+    pub fn echo(&self, n: u64) {
+        self.echoes.fetch_add(n, Ordering::Relaxed);
+        self.prom_echoes.increment(n);
+    }
+    /// Notifications recognised as the echo of sfsync's own write.
+    pub fn echoes_total(&self) -> u64 {
+        self.echoes.load(Ordering::Relaxed)
     }
     /// Deliveries stored for the first time.
     pub fn received_total(&self) -> u64 {

@@ -419,3 +419,203 @@ mod tests {
         assert_eq!(o.fields["Amount"], json!(5000.0));
     }
 }
+
+/// Fields the echo check does not compare: ids and system stamps, and values Salesforce derives
+/// from compared fields (`IsClosed`/`IsWon` from `StageName`).
+const ECHO_IGNORED: [&str; 4] = ["Id", "SystemModstamp", "IsClosed", "IsWon"];
+
+/// Whether an Outbound Message only reports sfsync's own write, so pulling the record would change
+/// nothing: its `SystemModstamp` is the one read back after the write, and every field the pull
+/// side reads for the object is in the message with exactly the value written. A field the
+/// message leaves out (null, or not selected in the org's action) or any other value means the
+/// record may hold something sfsync did not write, and it is pulled. A lead the message shows as
+/// converted is always pulled.
+pub fn is_echo(
+    object: crate::domain::ObjectType,
+    message_stamp_ms: Option<i64>,
+    message_fields: &std::collections::BTreeMap<String, Option<String>>,
+    written_stamp_ms: Option<i64>,
+    written: Option<&Record>,
+) -> bool {
+    let (Some(stamp), Some(written_stamp), Some(written)) =
+        (message_stamp_ms, written_stamp_ms, written)
+    else {
+        return false;
+    };
+    if stamp != written_stamp {
+        return false;
+    }
+    if message_fields.get("IsConverted").and_then(|v| v.as_deref()) == Some("true") {
+        return false;
+    }
+    crate::sync::pull::fields_for(object)
+        .iter()
+        .filter(|f| {
+            !ECHO_IGNORED.contains(f) && !f.starts_with("Converted") && **f != "IsConverted"
+        })
+        .all(|f| {
+            let sent = message_fields.get(*f).and_then(|v| v.as_deref());
+            match (sent, written.get(*f)) {
+                (Some(text), Some(value)) => same_value(text, value),
+                _ => false,
+            }
+        })
+}
+
+/// An Outbound Message text value against a written JSON value: numbers compare as numbers
+/// (`120000.0` is `120000`), booleans as `true`/`false`, strings exactly.
+fn same_value(text: &str, value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s == text,
+        serde_json::Value::Number(n) => n
+            .as_f64()
+            .zip(text.parse::<f64>().ok())
+            .is_some_and(|(a, b)| a == b),
+        serde_json::Value::Bool(b) => text == if *b { "true" } else { "false" },
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod echo_tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::domain::ObjectType;
+
+    fn message(pairs: &[(&str, &str)]) -> BTreeMap<String, Option<String>> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), Some((*v).to_string())))
+            .collect()
+    }
+
+    fn written() -> Record {
+        let v = json!({"FirstName": "Mara", "LastName": "Quinn", "Email": "mara@example.com",
+            "Title": "Head of Ops", "Phone": "+1 555 0100", "AccountId": "0017F000007ydJmQAI",
+            "Sfsync_Id__c": "sfsync:contact:7"});
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    const ALL: [(&str, &str); 8] = [
+        ("Id", "0031I0000081tbPQAQ"),
+        ("FirstName", "Mara"),
+        ("LastName", "Quinn"),
+        ("Email", "mara@example.com"),
+        ("Title", "Head of Ops"),
+        ("Phone", "+1 555 0100"),
+        ("AccountId", "0017F000007ydJmQAI"),
+        ("MobilePhone", "not synced"),
+    ];
+
+    #[test]
+    fn a_message_showing_exactly_what_was_written_is_an_echo() {
+        let w = written();
+        assert!(is_echo(
+            ObjectType::Contact,
+            Some(5_000),
+            &message(&ALL),
+            Some(5_000),
+            Some(&w)
+        ));
+    }
+
+    #[test]
+    fn another_stamp_a_changed_or_missing_field_or_nothing_written_is_not() {
+        let w = written();
+        assert!(!is_echo(
+            ObjectType::Contact,
+            Some(6_000),
+            &message(&ALL),
+            Some(5_000),
+            Some(&w)
+        ));
+        let mut changed = ALL;
+        changed[4] = ("Title", "CEO");
+        assert!(!is_echo(
+            ObjectType::Contact,
+            Some(5_000),
+            &message(&changed),
+            Some(5_000),
+            Some(&w)
+        ));
+        let missing: Vec<_> = ALL.iter().copied().filter(|(k, _)| *k != "Phone").collect();
+        assert!(!is_echo(
+            ObjectType::Contact,
+            Some(5_000),
+            &message(&missing),
+            Some(5_000),
+            Some(&w)
+        ));
+        assert!(!is_echo(
+            ObjectType::Contact,
+            Some(5_000),
+            &message(&ALL),
+            None,
+            Some(&w)
+        ));
+        assert!(!is_echo(
+            ObjectType::Contact,
+            Some(5_000),
+            &message(&ALL),
+            Some(5_000),
+            None
+        ));
+        assert!(!is_echo(
+            ObjectType::Contact,
+            None,
+            &message(&ALL),
+            Some(5_000),
+            Some(&w)
+        ));
+    }
+
+    #[test]
+    fn numbers_compare_as_numbers_and_a_converted_lead_is_never_an_echo() {
+        let w = json!({"Name": "Deal", "StageName": "Prospecting", "Amount": 120000,
+            "CloseDate": "2024-05-01", "AccountId": "0017F000007ydJmQAI"});
+        let w = w.as_object().cloned().unwrap_or_default();
+        let m = message(&[
+            ("Name", "Deal"),
+            ("StageName", "Prospecting"),
+            ("Amount", "120000.0"),
+            ("CloseDate", "2024-05-01"),
+            ("AccountId", "0017F000007ydJmQAI"),
+            ("IsClosed", "false"),
+        ]);
+        assert!(is_echo(
+            ObjectType::Opportunity,
+            Some(1),
+            &m,
+            Some(1),
+            Some(&w)
+        ));
+        let mut lead = written();
+        lead.insert("Company".into(), json!("Acme"));
+        lead.insert("Website".into(), json!("acme.example"));
+        let mut m: Vec<(&str, &str)> = ALL.to_vec();
+        m.extend([
+            ("Company", "Acme"),
+            ("Website", "acme.example"),
+            ("IsConverted", "true"),
+        ]);
+        assert!(!is_echo(
+            ObjectType::Lead,
+            Some(1),
+            &message(&m),
+            Some(1),
+            Some(&lead)
+        ));
+        m.pop();
+        m.push(("IsConverted", "false"));
+        assert!(is_echo(
+            ObjectType::Lead,
+            Some(1),
+            &message(&m),
+            Some(1),
+            Some(&lead)
+        ));
+    }
+}

@@ -776,6 +776,15 @@ impl OutboxWorker {
                             }
                             if let Some(ms) = stamp_ms {
                                 tx.set_meta(org, &format!("stamp:{id}"), ms)?;
+                                // What was written, so the intake can recognise the Outbound
+                                // Message that reports this write (see `sync::push::is_echo`).
+                                if let Some(item) = item {
+                                    tx.set_meta(
+                                        org,
+                                        &format!("written:{id}"),
+                                        &item.payload.fields,
+                                    )?;
+                                }
                             }
                             finished(tx, entry)?;
                         }

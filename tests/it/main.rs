@@ -17,6 +17,7 @@ mod pull_storm;
 mod pull_sweep;
 mod pull_worker;
 mod push_api;
+mod push_echo;
 mod push_faults;
 mod push_rules;
 mod push_support;

@@ -118,6 +118,8 @@ pub struct InboxStatus {
     pub rejected_total: u64,
     /// Notifications acknowledged for objects sfsync does not sync.
     pub ignored_total: u64,
+    /// Notifications that only reported sfsync's own writes: acknowledged, nothing pulled.
+    pub echoes_total: u64,
 }
 
 #[utoipa::path(get, path = "/api/v1/status",
@@ -156,6 +158,7 @@ async fn status(State(state): State<AppState>) -> Json<Status> {
             duplicates_total: c.duplicates_total(),
             rejected_total: c.rejected_total(),
             ignored_total: c.ignored_total(),
+            echoes_total: c.echoes_total(),
         },
         outbox: push::outbox_totals(&state),
         api_usage,
