@@ -1,11 +1,12 @@
-//! The inbox: dedupe keys and the coalesced pending queue, written together in one transaction.
+//! The inbox: dedupe keys and the coalesced pending queue, kept in memory and made durable as a
+//! journal of one record per acknowledged message.
 //!
 //! Each delivery (one Outbound Message notification, or one signed event) has a dedupe key that
 //! lives at least the configured TTL. A new delivery adds or updates one pending entry per record
 //! `(org, object, id)`; many deliveries for one record collapse into one entry that keeps the
 //! newest `SystemModstamp` seen.
 
-use std::sync::atomic::Ordering;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -121,91 +122,201 @@ fn corrupt(tree: &'static str, e: impl std::fmt::Display) -> StoreError {
     }
 }
 
+/// One acknowledged message as the journal keeps it: its new deliveries' dedupe keys and the
+/// records they name. The journal is the inbox's only durable write on the acknowledgement path.
+#[derive(Debug, Serialize, Deserialize)]
+struct JournalRecord {
+    /// The org (18 characters).
+    org: String,
+    /// When it arrived, in milliseconds since the epoch.
+    received_ms: i64,
+    /// Dedupe keys of the deliveries stored (see `keys::dedupe`).
+    dedupe: Vec<Vec<u8>>,
+    /// The records named: object code, 18-character id, change, stamp.
+    notes: Vec<(u8, String, ChangeType, Option<i64>)>,
+}
+
+/// A pending record in memory, with the newest journal record that names it.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingSlot {
+    pub(crate) entry: PendingEntry,
+    pub(crate) last_seq: u64,
+}
+
+/// The inbox's working state, rebuilt from the journal when the store opens.
+#[derive(Debug, Default)]
+pub(crate) struct InboxMemory {
+    /// Dedupe key → when it arrived (ms).
+    dedupe: HashMap<Vec<u8>, i64>,
+    /// Pending key (`keys::pending`) → entry; ordered, so one org's entries are a range.
+    pub(crate) pending: BTreeMap<Vec<u8>, PendingSlot>,
+}
+
+fn applied_seq(v: Option<sled::IVec>) -> u64 {
+    v.and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
+        .unwrap_or(0)
+}
+
+/// Replays the journal: every dedupe key, and every record named after its last applied pull.
+pub(super) fn rebuild(
+    journal: &sled::Tree,
+    applied: &sled::Tree,
+) -> Result<InboxMemory, StoreError> {
+    let mut mem = InboxMemory::default();
+    for kv in journal.iter() {
+        let (k, v) = kv?;
+        let seq = k
+            .get(18..26)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
+            .ok_or_else(|| corrupt("inbox_journal", "bad key"))?;
+        let rec: JournalRecord =
+            serde_json::from_slice(&v).map_err(|e| corrupt("inbox_journal", e))?;
+        for d in rec.dedupe {
+            mem.dedupe.insert(d, rec.received_ms);
+        }
+        let org = OrgId::parse(&rec.org).map_err(|e| corrupt("inbox_journal", e))?;
+        for (code, id, change, stamp) in rec.notes {
+            let object = ObjectType::from_code(code)
+                .ok_or_else(|| corrupt("inbox_journal", "bad object"))?;
+            let id = SalesforceId::parse(&id).map_err(|e| corrupt("inbox_journal", e))?;
+            let pkey = keys::pending(&org, object, &id);
+            if applied_seq(applied.get(&pkey)?) >= seq {
+                continue;
+            }
+            let note = Notification {
+                object,
+                record_id: id,
+                change,
+                system_modstamp: stamp.and_then(|ms| Utc.timestamp_millis_opt(ms).single()),
+            };
+            let old = mem.pending.remove(&pkey).map(|s| s.entry);
+            let entry = merge(old, &note, rec.received_ms);
+            mem.pending.insert(
+                pkey,
+                PendingSlot {
+                    entry,
+                    last_seq: seq,
+                },
+            );
+        }
+    }
+    Ok(mem)
+}
+
 impl Store {
-    /// Stores one message's deliveries: each new delivery's pending entries, then its dedupe key;
-    /// deliveries already seen are counted and skipped. Not durable until
-    /// [`Store::make_durable`] returns.
+    pub(super) fn inbox(&self) -> std::sync::MutexGuard<'_, InboxMemory> {
+        self.inner
+            .inbox
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Stores one message's deliveries: deliveries already seen are counted and skipped; the new
+    /// ones go to disk as ONE journal record (their dedupe keys and the records they name), and
+    /// the in-memory pending queue coalesces them by record, keeping the newest `SystemModstamp`.
+    /// Not durable until [`Store::make_durable`] returns.
     ///
-    /// Why no sled transaction: sled 0.34 runs every transaction under one process-wide write
-    /// lock, which made the intake several times slower than the HTTP floor. Instead each
-    /// pending entry is merged with an atomic per-key update, concurrent requests write in
-    /// parallel, and the order of writes carries the atomicity that matters: sled's log recovers
-    /// a prefix, so a dedupe key on disk implies its pending entries are on disk too. A crash in
-    /// between leaves pending entries without a dedupe key; the sender's retry then merges the
-    /// same records again, which only coalesces. Two concurrent copies of one delivery may both
-    /// merge their records (harmless) but only one inserts the dedupe key and counts as accepted.
-    /// The inbox worker's record transactions hold sled's write lock for their whole run, so no
-    /// single write here lands inside one; at worst a cleared entry is written back and pulled
-    /// once more.
+    /// Why a journal: sled 0.34 costs several microseconds per insert (each copies its leaf
+    /// node), and one insert per notification for the dedupe key and one for the pending entry
+    /// made the store write cost as much as the whole HTTP path. The journal is one insert per
+    /// message; the dedupe set and the pending queue live in memory and are rebuilt from the
+    /// journal when the store opens, minus what the inbox worker has marked applied (see
+    /// [`crate::store::Tx::clear_pending`]).
     pub fn ingest(
         &self,
         org: &OrgId,
         deliveries: &[Delivery],
         now: DateTime<Utc>,
     ) -> Result<IngestOutcome, StoreError> {
-        let i = &self.inner;
         let now_ms = now.timestamp_millis();
         let received = u64::try_from(now_ms).unwrap_or(0).to_be_bytes();
         let mut out = IngestOutcome::default();
+        // Never hold the memory lock across a sled call: record transactions hold sled's
+        // process-wide lock while they read the pending queue.
+        let mem = self.inbox();
+        let mut record = JournalRecord {
+            org: org.as_str().to_string(),
+            received_ms: now_ms,
+            dedupe: Vec::new(),
+            notes: Vec::new(),
+        };
+        let mut fresh: Vec<&Delivery> = Vec::new();
         for d in deliveries {
             let dkey = keys::dedupe(org, kind(d.source), &d.dedupe_id);
-            if i.dedupe.contains_key(&dkey)? {
+            if mem.dedupe.contains_key(&dkey) || record.dedupe.contains(&dkey) {
                 out.duplicates += 1;
                 continue;
             }
-            for n in &d.notifications {
-                let pkey = keys::pending(org, n.object, &n.record_id);
-                let mut decode_error = None;
-                let previous = i.pending.fetch_and_update(&pkey, |old| {
-                    let old = match old.map(serde_json::from_slice::<PendingEntry>) {
-                        Some(Ok(e)) => Some(e),
-                        Some(Err(e)) => {
-                            decode_error = Some(e.to_string());
-                            None
-                        }
-                        None => None,
-                    };
-                    serde_json::to_vec(&merge(old, n, now_ms)).ok()
-                })?;
-                if let Some(e) = decode_error {
-                    tracing::warn!(error = %e, "unreadable pending entry replaced");
-                }
-                if previous.is_none() {
-                    out.new_pending += 1;
-                }
-            }
+            out.accepted += 1;
+            record.dedupe.push(dkey);
+            record.notes.extend(d.notifications.iter().map(|n| {
+                (
+                    n.object.code(),
+                    n.record_id.as_str().to_string(),
+                    n.change,
+                    n.system_modstamp.map(|t| t.timestamp_millis()),
+                )
+            }));
+            fresh.push(d);
+        }
+        drop(mem);
+        if fresh.is_empty() {
+            return Ok(out);
+        }
+        for d in &fresh {
             for object in &d.resync {
-                i.resync.insert(keys::resync(org, *object), &received)?;
-            }
-            // Last: the dedupe key, whose presence promises everything above.
-            let fresh = i
-                .dedupe
-                .compare_and_swap(dkey, None as Option<&[u8]>, Some(&received[..]))?
-                .is_ok();
-            if fresh {
-                out.accepted += 1;
-            } else {
-                out.duplicates += 1;
+                self.inner
+                    .resync
+                    .insert(keys::resync(org, *object), &received)?;
             }
         }
-        i.pending_count
-            .fetch_add(out.new_pending, Ordering::Relaxed);
+        let seq = self.inner.db.generate_id()? + 1;
+        let bytes = serde_json::to_vec(&record).map_err(|e| corrupt("inbox_journal", e))?;
+        self.inner.journal.insert(keys::journal(org, seq), bytes)?;
+        let mut mem = self.inbox();
+        for (d, dkey) in fresh.into_iter().zip(record.dedupe) {
+            // A concurrent copy of the same delivery may have got here first: both are in the
+            // journal now, and merging it twice only counts one more notification.
+            if mem.dedupe.insert(dkey, now_ms).is_some() {
+                out.accepted -= 1;
+                out.duplicates += 1;
+            }
+            for n in &d.notifications {
+                let pkey = keys::pending(org, n.object, &n.record_id);
+                let old = mem.pending.remove(&pkey).map(|s| s.entry);
+                if old.is_none() {
+                    out.new_pending += 1;
+                }
+                let entry = merge(old, n, now_ms);
+                mem.pending.insert(
+                    pkey,
+                    PendingSlot {
+                        entry,
+                        last_seq: seq,
+                    },
+                );
+            }
+        }
         Ok(out)
     }
 
     /// Every pending record of an org, in key order.
     pub fn pending_records(&self, org: &OrgId) -> Result<Vec<PendingRecord>, StoreError> {
+        let prefix = org.as_str().as_bytes().to_vec();
+        let mem = self.inbox();
         let mut out = Vec::new();
-        for kv in self.inner.pending.scan_prefix(org.as_str().as_bytes()) {
-            let (k, v) = kv?;
+        for (k, slot) in mem.pending.range(prefix.clone()..) {
+            if !k.starts_with(&prefix) {
+                break;
+            }
             let (org, object, id) =
-                keys::parse_pending(&k).ok_or_else(|| corrupt("inbox_pending", "bad key"))?;
-            let entry = serde_json::from_slice(&v).map_err(|e| corrupt("inbox_pending", e))?;
+                keys::parse_pending(k).ok_or_else(|| corrupt("inbox_pending", "bad key"))?;
             out.push(PendingRecord {
                 org,
                 object,
                 id,
-                entry,
+                entry: slot.entry.clone(),
             });
         }
         Ok(out)
@@ -218,12 +329,16 @@ impl Store {
         object: ObjectType,
         id: &SalesforceId,
     ) -> Result<Option<PendingEntry>, StoreError> {
-        match self.inner.pending.get(keys::pending(org, object, id))? {
-            Some(v) => Ok(Some(
-                serde_json::from_slice(&v).map_err(|e| corrupt("inbox_pending", e))?,
-            )),
-            None => Ok(None),
-        }
+        Ok(self
+            .inbox()
+            .pending
+            .get(&keys::pending(org, object, id))
+            .map(|s| s.entry.clone()))
+    }
+
+    /// Records pending in the inbox.
+    pub fn pending_count(&self) -> u64 {
+        self.inbox().pending.len() as u64
     }
 
     /// Whether a delivery id has been seen (and not yet expired).
@@ -234,9 +349,9 @@ impl Store {
         id: &str,
     ) -> Result<bool, StoreError> {
         Ok(self
-            .inner
+            .inbox()
             .dedupe
-            .contains_key(keys::dedupe(org, kind(source), id))?)
+            .contains_key(&keys::dedupe(org, kind(source), id)))
     }
 
     /// Object types of an org waiting for a full re-read.
@@ -251,25 +366,41 @@ impl Store {
         Ok(out)
     }
 
-    /// Removes dedupe keys older than `ttl`; returns how many were removed. Each key's value is
-    /// the time it was received, so this is one scan of the dedupe tree (run hourly).
+    /// Forgets dedupe keys older than `ttl` and removes the journal records they came in, once
+    /// none of the records those name is still pending; returns how many dedupe keys were
+    /// forgotten. Run hourly.
     pub fn expire_dedupe(&self, now: DateTime<Utc>, ttl: Duration) -> Result<u64, StoreError> {
-        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
-        let cutoff = u64::try_from(now.timestamp_millis())
-            .unwrap_or(0)
-            .saturating_sub(ttl_ms);
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = now.timestamp_millis().saturating_sub(ttl_ms);
         let mut removed = 0;
-        for kv in self.inner.dedupe.iter() {
+        for kv in self.inner.journal.iter() {
             let (k, v) = kv?;
-            let received = v
-                .as_ref()
-                .try_into()
-                .map(u64::from_be_bytes)
-                .map_err(|_| corrupt("inbox_dedupe", "bad value"))?;
-            if received < cutoff {
-                self.inner.dedupe.remove(&k)?;
-                removed += 1;
+            let rec: JournalRecord =
+                serde_json::from_slice(&v).map_err(|e| corrupt("inbox_journal", e))?;
+            if rec.received_ms >= cutoff {
+                continue;
             }
+            let org = OrgId::parse(&rec.org).map_err(|e| corrupt("inbox_journal", e))?;
+            let mut mem = self.inbox();
+            let still_pending = rec.notes.iter().any(|(code, id, _, _)| {
+                match (ObjectType::from_code(*code), SalesforceId::parse(id)) {
+                    (Some(object), Ok(id)) => {
+                        mem.pending.contains_key(&keys::pending(&org, object, &id))
+                    }
+                    _ => false,
+                }
+            });
+            if still_pending {
+                continue;
+            }
+            for d in &rec.dedupe {
+                if mem.dedupe.get(d).is_some_and(|at| *at < cutoff) {
+                    mem.dedupe.remove(d);
+                    removed += 1;
+                }
+            }
+            drop(mem);
+            self.inner.journal.remove(&k)?;
         }
         Ok(removed)
     }
@@ -377,5 +508,93 @@ mod tests {
         let out = store.ingest(&other, &[d], Utc::now()).expect("ingest");
         assert_eq!(out.accepted, 1);
         assert_eq!(store.pending_records(&other).expect("pending").len(), 1);
+    }
+
+    fn clear(store: &Store, id: &str) -> bool {
+        let id = SalesforceId::parse(id).expect("id");
+        store
+            .transact::<_, ()>(|tx| Ok(tx.clear_pending(&org(), ObjectType::Contact, &id)?))
+            .expect("clear")
+    }
+
+    #[test]
+    fn the_queue_is_rebuilt_from_the_journal_without_what_was_applied() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = Utc::now();
+        {
+            let store = Store::open(dir.path()).expect("open");
+            let msg = [
+                delivery(
+                    "04l1I000000fztEQAQ",
+                    vec![note("0031I0000081tbP", Some(100))],
+                ),
+                delivery(
+                    "04l1I000000fzt9QAA",
+                    vec![note("0031I0000081tb0", Some(100))],
+                ),
+            ];
+            store.ingest(&org(), &msg, now).expect("ingest");
+            assert!(clear(&store, "0031I0000081tbP"));
+            assert_eq!(store.pending_count(), 1);
+            // A later notification for the cleared record makes it pending again.
+            let later = delivery(
+                "04l1I000000fzuAQAQ",
+                vec![note("0031I0000081tbP", Some(300))],
+            );
+            store.ingest(&org(), &[later], now).expect("ingest");
+            assert_eq!(store.pending_count(), 2);
+            assert!(clear(&store, "0031I0000081tbP"));
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        let pending = store.pending_records(&org()).expect("pending");
+        assert_eq!(pending.len(), 1, "{pending:?}");
+        assert_eq!(pending[0].id.as_str(), "0031I0000081tb0QAA");
+        let src = DedupeSource::OutboundNotification;
+        for id in [
+            "04l1I000000fztEQAQ",
+            "04l1I000000fzt9QAA",
+            "04l1I000000fzuAQAQ",
+        ] {
+            assert!(store.has_seen(&org(), src, id).expect("seen"), "{id}");
+        }
+        let again = delivery(
+            "04l1I000000fztEQAQ",
+            vec![note("0031I0000081tbP", Some(100))],
+        );
+        assert_eq!(
+            store
+                .ingest(&org(), &[again], now)
+                .expect("ingest")
+                .duplicates,
+            1
+        );
+        assert_eq!(store.pending_count(), 1);
+    }
+
+    #[test]
+    fn an_expired_journal_record_stays_while_its_record_is_pending() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let t0 = Utc::now();
+        let week = Duration::from_secs(7 * 24 * 3600);
+        let msg = delivery(
+            "04l1I000000fztEQAQ",
+            vec![note("0031I0000081tbP", Some(100))],
+        );
+        store.ingest(&org(), &[msg], t0).expect("ingest");
+        let later = t0 + chrono::Duration::days(8);
+        assert_eq!(store.expire_dedupe(later, week).expect("expire"), 0);
+        assert_eq!(store.pending_count(), 1);
+        assert!(clear(&store, "0031I0000081tbP"));
+        assert_eq!(store.expire_dedupe(later, week).expect("expire"), 1);
+        drop(store);
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(store.pending_count(), 0);
+        let src = DedupeSource::OutboundNotification;
+        assert!(
+            !store
+                .has_seen(&org(), src, "04l1I000000fztEQAQ")
+                .expect("seen")
+        );
     }
 }

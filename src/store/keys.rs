@@ -50,6 +50,14 @@ pub(crate) fn parse_pending(key: &[u8]) -> Option<(OrgId, ObjectType, Salesforce
     Some((org, object, id))
 }
 
+/// `org(18) ‖ seq(8, BE)`: one inbox journal record; `seq` is unique across the store and grows.
+pub(crate) fn journal(org: &OrgId, seq: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(26);
+    k.extend_from_slice(org.as_str().as_bytes());
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
 /// `org(18) ‖ object code(1)`: a request to re-read every record of a type (wildcard or overflow
 /// change events).
 pub(crate) fn resync(org: &OrgId, object: ObjectType) -> Vec<u8> {

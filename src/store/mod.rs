@@ -13,7 +13,6 @@ mod records;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use inbox::{DedupeSource, Delivery, IngestOutcome, PendingEntry, PendingRecord};
 
@@ -53,8 +52,12 @@ pub struct Store {
 struct Inner {
     path: PathBuf,
     db: sled::Db,
-    dedupe: sled::Tree,
-    pending: sled::Tree,
+    /// One record per acknowledged message (see `inbox`).
+    journal: sled::Tree,
+    /// Per pending key, the newest journal record already applied.
+    applied: sled::Tree,
+    /// The dedupe set and pending queue, rebuilt from the journal at open.
+    inbox: std::sync::Mutex<inbox::InboxMemory>,
     resync: sled::Tree,
     tokens: sled::Tree,
     records: sled::Tree,
@@ -63,7 +66,6 @@ struct Inner {
     conflicts: sled::Tree,
     outbox: sled::Tree,
     meta: sled::Tree,
-    pending_count: AtomicU64,
     commit: GroupCommit,
 }
 
@@ -75,13 +77,13 @@ impl Store {
             .path(path)
             .mode(sled::Mode::HighThroughput)
             .open()?;
-        let pending = db.open_tree("inbox_pending")?;
-        let pending_count = AtomicU64::new(pending.len() as u64);
+        let journal = db.open_tree("inbox_journal")?;
+        let applied = db.open_tree("inbox_applied")?;
+        let memory = inbox::rebuild(&journal, &applied)?;
         let commit = GroupCommit::start(db.clone(), path)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
-                dedupe: db.open_tree("inbox_dedupe")?,
                 resync: db.open_tree("inbox_resync")?,
                 tokens: db.open_tree("oauth_tokens")?,
                 records: db.open_tree("records")?,
@@ -90,8 +92,9 @@ impl Store {
                 conflicts: db.open_tree("conflicts")?,
                 outbox: db.open_tree("outbox")?,
                 meta: db.open_tree("meta")?,
-                pending,
-                pending_count,
+                journal,
+                applied,
+                inbox: std::sync::Mutex::new(memory),
                 commit,
                 db,
             }),
@@ -124,11 +127,6 @@ impl Store {
     /// wait for the flush and that concurrent callers share one.
     pub fn inject_flush_delay(&self, delay: std::time::Duration) {
         self.inner.commit.inject_delay(delay);
-    }
-
-    /// Records pending in the inbox.
-    pub fn pending_count(&self) -> u64 {
-        self.inner.pending_count.load(Ordering::Relaxed)
     }
 
     /// A sealed (encrypted) OAuth refresh token for an org, as stored.

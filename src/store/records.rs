@@ -101,13 +101,16 @@ pub struct Tx<'a> {
     pub(super) index: &'a TransactionalTree,
     pub(super) provenance: &'a TransactionalTree,
     pub(super) conflicts: &'a TransactionalTree,
-    pub(super) pending: &'a TransactionalTree,
+    /// Per pending key, the newest inbox journal record applied.
+    pub(super) applied: &'a TransactionalTree,
+    /// The inbox's pending queue (in memory; see `store::inbox`).
+    pub(super) inbox: &'a std::sync::Mutex<super::inbox::InboxMemory>,
     /// The outbox tree, for `store::outbox`.
     pub(super) outbox: &'a TransactionalTree,
     /// Small keyed values: cursors, connection state.
     pub(super) meta: &'a TransactionalTree,
-    /// Pending entries cleared in this run of the closure.
-    cleared: std::cell::Cell<u64>,
+    /// Pending entries cleared in this run of the closure, with the journal record each covers.
+    cleared: std::cell::RefCell<Vec<(Vec<u8>, u64)>>,
 }
 
 /// One applied change's origin: which side, which event, which rule, when.
@@ -428,14 +431,23 @@ impl Tx<'_> {
         object: ObjectType,
         id: &SalesforceId,
     ) -> TxResult<bool> {
-        let removed = self
+        let key = keys::pending(org, object, id);
+        let seq = self
+            .inbox
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .pending
-            .remove(keys::pending(org, object, id))?
-            .is_some();
-        if removed {
-            self.cleared.set(self.cleared.get() + 1);
-        }
-        Ok(removed)
+            .get(&key)
+            .map(|slot| slot.last_seq);
+        let Some(seq) = seq else {
+            return Ok(false);
+        };
+        // Durable with the transaction: replaying the journal skips what this covers. The
+        // in-memory entry goes once the transaction commits, and only if no newer journal record
+        // named the record meanwhile.
+        self.applied.insert(key.clone(), &seq.to_be_bytes())?;
+        self.cleared.borrow_mut().push((key, seq));
+        Ok(true)
     }
 
     /// Reads a small JSON value by name (cursors, connection state).
@@ -463,27 +475,28 @@ impl Store {
             &i.index,
             &i.provenance,
             &i.conflicts,
-            &i.pending,
+            &i.applied,
             &i.outbox,
             &i.meta,
         );
         let user_error: std::cell::RefCell<Option<E>> = std::cell::RefCell::new(None);
-        let cleared = std::cell::Cell::new(0u64);
+        let cleared: std::cell::RefCell<Vec<(Vec<u8>, u64)>> = std::cell::RefCell::default();
         let result = trees.transaction(
-            |(records, index, provenance, conflicts, pending, outbox, meta)| {
+            |(records, index, provenance, conflicts, applied, outbox, meta)| {
                 let tx = Tx {
                     records,
                     index,
                     provenance,
                     conflicts,
-                    pending,
+                    applied,
+                    inbox: &i.inbox,
                     outbox,
                     meta,
-                    cleared: std::cell::Cell::new(0),
+                    cleared: std::cell::RefCell::default(),
                 };
                 match f(&tx) {
                     Ok(r) => {
-                        cleared.set(tx.cleared.get());
+                        *cleared.borrow_mut() = tx.cleared.take();
                         Ok(r)
                     }
                     Err(TxAbort::Store(e)) => Err(e),
@@ -498,8 +511,22 @@ impl Store {
         );
         match result {
             Ok(r) => {
-                i.pending_count
-                    .fetch_sub(cleared.get(), std::sync::atomic::Ordering::Relaxed);
+                let cleared = cleared.into_inner();
+                if !cleared.is_empty() {
+                    let mut mem = i
+                        .inbox
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    for (key, seq) in cleared {
+                        if mem
+                            .pending
+                            .get(&key)
+                            .is_some_and(|slot| slot.last_seq == seq)
+                        {
+                            mem.pending.remove(&key);
+                        }
+                    }
+                }
                 Ok(r)
             }
             Err(TransactionError::Abort(e)) => match user_error.into_inner() {
@@ -619,11 +646,13 @@ impl Tx<'_> {
         object: ObjectType,
         id: &SalesforceId,
     ) -> TxResult<Option<super::PendingEntry>> {
-        self.get_json(
-            self.pending,
-            "inbox_pending",
-            &keys::pending(org, object, id),
-        )
+        Ok(self
+            .inbox
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pending
+            .get(&keys::pending(org, object, id))
+            .map(|slot| slot.entry.clone()))
     }
 
     /// Removes a contact and its index entries (a duplicate left by a lead conversion).
