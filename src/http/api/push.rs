@@ -1229,20 +1229,27 @@ async fn sync_activity(
 
 // ---------------------------------------------------------------- reads
 
+/// One org's records of a kind, as their API views.
+fn views<T, V: From<T>>(
+    state: &AppState,
+    org: Option<&str>,
+    read: impl Fn(&crate::store::Store, &OrgId) -> Result<Vec<T>, crate::store::StoreError>,
+) -> ApiResult<Json<Vec<V>>> {
+    let org = org_for(state, org)?;
+    Ok(Json(
+        read(&state.store, &org)?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    ))
+}
+
 #[utoipa::path(get, path = "/api/v1/companies", params(OrgQuery), responses((status = 200, body = Vec<CompanyView>)))]
 async fn list_companies(
     State(state): State<AppState>,
     Query(q): Query<OrgQuery>,
 ) -> ApiResult<Json<Vec<CompanyView>>> {
-    let org = org_for(&state, q.org_id.as_deref())?;
-    Ok(Json(
-        state
-            .store
-            .companies(&org)?
-            .into_iter()
-            .map(Into::into)
-            .collect(),
-    ))
+    views(&state, q.org_id.as_deref(), crate::store::Store::companies)
 }
 
 #[utoipa::path(get, path = "/api/v1/contacts", params(OrgQuery), responses((status = 200, body = Vec<ContactView>)))]
@@ -1250,15 +1257,7 @@ async fn list_contacts(
     State(state): State<AppState>,
     Query(q): Query<OrgQuery>,
 ) -> ApiResult<Json<Vec<ContactView>>> {
-    let org = org_for(&state, q.org_id.as_deref())?;
-    Ok(Json(
-        state
-            .store
-            .contacts(&org)?
-            .into_iter()
-            .map(Into::into)
-            .collect(),
-    ))
+    views(&state, q.org_id.as_deref(), crate::store::Store::contacts)
 }
 
 #[utoipa::path(get, path = "/api/v1/company-products", params(OrgQuery), responses((status = 200, body = Vec<ProductView>)))]
@@ -1266,15 +1265,11 @@ async fn list_products(
     State(state): State<AppState>,
     Query(q): Query<OrgQuery>,
 ) -> ApiResult<Json<Vec<ProductView>>> {
-    let org = org_for(&state, q.org_id.as_deref())?;
-    Ok(Json(
-        state
-            .store
-            .company_products(&org)?
-            .into_iter()
-            .map(Into::into)
-            .collect(),
-    ))
+    views(
+        &state,
+        q.org_id.as_deref(),
+        crate::store::Store::company_products,
+    )
 }
 
 #[utoipa::path(get, path = "/api/v1/activities", params(OrgQuery), responses((status = 200, body = Vec<ActivityView>)))]
@@ -1282,15 +1277,7 @@ async fn list_activities(
     State(state): State<AppState>,
     Query(q): Query<OrgQuery>,
 ) -> ApiResult<Json<Vec<ActivityView>>> {
-    let org = org_for(&state, q.org_id.as_deref())?;
-    Ok(Json(
-        state
-            .store
-            .activities(&org)?
-            .into_iter()
-            .map(Into::into)
-            .collect(),
-    ))
+    views(&state, q.org_id.as_deref(), crate::store::Store::activities)
 }
 
 // ---------------------------------------------------------------- outbox
