@@ -421,6 +421,7 @@ fn oauth_error(error: &str, description: &str) -> Response {
 }
 
 async fn token(State(shared): Shr, Form(form): Form<HashMap<String, String>>) -> Response {
+    shared.lock().calls.token_requests += 1;
     let creds = &shared.credentials;
     let get = |k: &str| form.get(k).map(String::as_str);
     if get("client_id") != Some(creds.client_id.as_str()) {

@@ -49,6 +49,9 @@ pub struct ApiCalls {
     pub total: u64,
     /// Calls per endpoint, keyed like `GET /sobjects/{type}/{id}`.
     pub by_endpoint: BTreeMap<String, u64>,
+    /// Requests to `/services/oauth2/token` (not API calls: they count against no limit).
+    #[serde(default)]
+    pub token_requests: u64,
 }
 
 /// A pending authorization code.

@@ -700,6 +700,11 @@ async fn a_session_expiring_mid_run_costs_one_refresh_and_every_call_succeeds() 
     }
 
     assert_eq!(h.client.token_requests(), 1);
+    assert_eq!(
+        h.sim.api_calls().token_requests,
+        1,
+        "the org saw one token request"
+    );
     assert_eq!(h.client.state(), ConnectionState::Connected);
     assert_eq!(calls(&h.sim, "GET /sobjects/{object}/{id}"), 5);
 }
@@ -731,6 +736,11 @@ async fn fifty_concurrent_calls_on_an_expired_session_make_one_token_request() {
     }
 
     assert_eq!(h.client.token_requests(), 1);
+    assert_eq!(
+        h.sim.api_calls().token_requests,
+        1,
+        "the org saw one token request"
+    );
 }
 
 #[tokio::test]
