@@ -298,6 +298,25 @@ fn local_change_pending(tx: &Tx<'_>, org: &OrgId, kind: RecordKind, id: u64) -> 
     Ok(tx.outbox_entry_for(org, LocalRef { kind, id })?.is_some())
 }
 
+/// After a pulled record was written: its provenance (`create` for a new record, else `rule`)
+/// and what the apply did.
+fn record_applied(
+    tx: &Tx<'_>,
+    org: &OrgId,
+    target: LocalRef,
+    created: bool,
+    rule: String,
+    origin: &Origin,
+) -> TxResult<Applied> {
+    let rule = if created { "create".to_string() } else { rule };
+    tx.add_provenance(org, target, &origin.provenance(rule.clone()))?;
+    Ok(if created {
+        Applied::Created { target }
+    } else {
+        Applied::Updated { target, rule }
+    })
+}
+
 fn rule_text(rule: &str, policy: ConflictPolicy, pending: bool) -> String {
     if pending {
         format!("{rule};policy:local_change_pending")
@@ -543,17 +562,14 @@ fn apply_account(
     }
     company.updated_at = origin.now;
     tx.put_company(&company)?;
-    let rule = if created {
-        "create".to_string()
-    } else {
-        rule_text(rule, policy, pending)
-    };
-    tx.add_provenance(org, target, &origin.provenance(rule.clone()))?;
-    Ok(if created {
-        Applied::Created { target }
-    } else {
-        Applied::Updated { target, rule }
-    })
+    record_applied(
+        tx,
+        org,
+        target,
+        created,
+        rule_text(rule, policy, pending),
+        origin,
+    )
 }
 
 /// The local Company of a Contact or Lead: by `AccountId` (Contacts), else a unique Company
@@ -747,17 +763,14 @@ fn write_person(
     }
     contact.updated_at = origin.now;
     tx.put_contact(&contact)?;
-    let rule = if created {
-        "create".to_string()
-    } else {
-        rule_text(rule, policy, pending)
-    };
-    tx.add_provenance(org, target, &origin.provenance(rule.clone()))?;
-    Ok(if created {
-        Applied::Created { target }
-    } else {
-        Applied::Updated { target, rule }
-    })
+    record_applied(
+        tx,
+        org,
+        target,
+        created,
+        rule_text(rule, policy, pending),
+        origin,
+    )
 }
 
 /// A converted Lead: the local contact linked to the Lead is re-linked to the Contact it became
