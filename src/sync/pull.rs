@@ -946,20 +946,14 @@ fn apply_opportunity(
     }
     product.updated_at = origin.now;
     tx.put_company_product(&product)?;
-    let rule = if created {
-        "create"
-    } else {
-        "match:salesforce_id"
-    };
-    tx.add_provenance(org, target, &origin.provenance(rule))?;
-    Ok(if created {
-        Applied::Created { target }
-    } else {
-        Applied::Updated {
-            target,
-            rule: rule.into(),
-        }
-    })
+    record_applied(
+        tx,
+        org,
+        target,
+        created,
+        "match:salesforce_id".into(),
+        origin,
+    )
 }
 
 /// Local records that point at a local record: what a merge re-points to the survivor.
