@@ -1,11 +1,12 @@
 //! The inbox: dedupe keys and the coalesced pending queue, kept in memory and made durable as a
-//! journal of one record per acknowledged message.
+//! journal of one record per commit round and org.
 //!
 //! Each delivery (one Outbound Message notification, or one signed event) has a dedupe key that
 //! lives at least the configured TTL. A new delivery adds or updates one pending entry per record
 //! `(org, object, id)`; many deliveries for one record collapse into one entry that keeps the
 //! newest `SystemModstamp` seen.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
@@ -122,18 +123,41 @@ fn corrupt(tree: &'static str, e: impl std::fmt::Display) -> StoreError {
     }
 }
 
-/// One acknowledged message as the journal keeps it: its new deliveries' dedupe keys and the
-/// records they name. The journal is the inbox's only durable write on the acknowledgement path.
+/// What one commit round stored for one org, as the journal keeps it: the dedupe keys of the
+/// new deliveries of every message in the round and the records they name. Each message's entries
+/// are all in one record, so a message is stored whole or not at all. The journal is the inbox's
+/// only durable write on the acknowledgement path. Encoded with postcard.
 #[derive(Debug, Serialize, Deserialize)]
 struct JournalRecord {
     /// The org (18 characters).
     org: String,
-    /// When it arrived, in milliseconds since the epoch.
+    /// When the newest message in it arrived, in milliseconds since the epoch.
     received_ms: i64,
     /// Dedupe keys of the deliveries stored (see `keys::dedupe`).
     dedupe: Vec<Vec<u8>>,
     /// The records named: object code, 18-character id, change, stamp.
     notes: Vec<(u8, String, ChangeType, Option<i64>)>,
+}
+
+impl JournalRecord {
+    fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        postcard::from_bytes(bytes).map_err(|e| corrupt("inbox_journal", e))
+    }
+}
+
+/// A [`JournalRecord`] being written, borrowing what it names (the same encoding).
+#[derive(Serialize)]
+struct JournalRecordRef<'a> {
+    org: &'a str,
+    received_ms: i64,
+    dedupe: Vec<&'a [u8]>,
+    notes: Vec<(u8, &'a str, ChangeType, Option<i64>)>,
+}
+
+impl JournalRecordRef<'_> {
+    fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        postcard::to_allocvec(self).map_err(|e| corrupt("inbox_journal", e))
+    }
 }
 
 /// A pending record in memory, with the newest journal record that names it.
@@ -147,7 +171,7 @@ pub(crate) struct PendingSlot {
 #[derive(Debug, Default)]
 pub(crate) struct InboxMemory {
     /// Dedupe key → when it arrived (ms).
-    dedupe: HashMap<Vec<u8>, i64>,
+    dedupe: HashMap<Vec<u8>, i64, foldhash::fast::RandomState>,
     /// Pending key (`keys::pending`) → entry; ordered, so one org's entries are a range.
     pub(crate) pending: BTreeMap<Vec<u8>, PendingSlot>,
 }
@@ -157,11 +181,185 @@ fn applied_seq(v: Option<sled::IVec>) -> u64 {
         .unwrap_or(0)
 }
 
+/// One message's deliveries, waiting to be stored.
+#[derive(Debug)]
+pub(super) struct IngestRequest {
+    pub(super) org: OrgId,
+    pub(super) deliveries: Vec<Delivery>,
+    pub(super) now: DateTime<Utc>,
+}
+
+/// The inbox's trees and its working memory, shared by the store handle and the committer
+/// thread, which stores the messages of each commit round together (see `durability`).
+pub(super) struct Inbox {
+    db: sled::Db,
+    /// One record per commit round and org (see [`JournalRecord`]).
+    pub(super) journal: sled::Tree,
+    /// Per pending key, the newest journal record already applied.
+    pub(super) applied: sled::Tree,
+    /// Object types waiting for a full re-read.
+    pub(super) resync: sled::Tree,
+    /// The dedupe set and pending queue, rebuilt from the journal at open.
+    pub(super) memory: std::sync::Mutex<InboxMemory>,
+}
+
+/// A delivery found new in the first pass of a round: which request, which delivery, its key.
+struct Fresh {
+    request: usize,
+    delivery: usize,
+    key: Vec<u8>,
+}
+
+impl Inbox {
+    /// Opens the inbox trees and replays the journal.
+    pub(super) fn open(db: &sled::Db) -> Result<Self, StoreError> {
+        let journal = db.open_tree("inbox_journal")?;
+        let applied = db.open_tree("inbox_applied")?;
+        let memory = rebuild(&journal, &applied)?;
+        Ok(Self {
+            db: db.clone(),
+            resync: db.open_tree("inbox_resync")?,
+            journal,
+            applied,
+            memory: std::sync::Mutex::new(memory),
+        })
+    }
+
+    pub(super) fn memory(&self) -> std::sync::MutexGuard<'_, InboxMemory> {
+        self.memory
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Stores a round of messages: deliveries already seen are counted and skipped; the new ones
+    /// go to disk as ONE journal record per org (their dedupe keys and the records they name),
+    /// and the in-memory pending queue coalesces them by record, keeping the newest
+    /// `SystemModstamp`. Not durable until the round's flush. Returns one outcome per request,
+    /// or the error that refused the whole round (then nothing of it is in memory).
+    ///
+    /// Why a journal: sled 0.34 costs several microseconds per insert (each copies its leaf
+    /// node), and one insert per notification for the dedupe key and one for the pending entry
+    /// made the store write cost as much as the whole HTTP path. The journal is one insert per
+    /// round; the dedupe set and the pending queue live in memory and are rebuilt from the
+    /// journal when the store opens, minus what the inbox worker has marked applied (see
+    /// [`crate::store::Tx::clear_pending`]).
+    pub(super) fn ingest_round(
+        &self,
+        requests: &[IngestRequest],
+    ) -> Result<Vec<IngestOutcome>, StoreError> {
+        let mut out = vec![IngestOutcome::default(); requests.len()];
+        // First pass, reading only: never hold the memory lock across a sled call, because
+        // record transactions hold sled's process-wide lock while they read the pending queue.
+        let mut fresh: Vec<Fresh> = Vec::new();
+        {
+            let mem = self.memory();
+            let mut in_round: HashMap<(&OrgId, DedupeKind, &str), (), foldhash::fast::RandomState> =
+                HashMap::default();
+            for (ri, req) in requests.iter().enumerate() {
+                for (di, d) in req.deliveries.iter().enumerate() {
+                    let key = keys::dedupe(&req.org, kind(d.source), &d.dedupe_id);
+                    let seen = (&req.org, kind(d.source), d.dedupe_id.as_str());
+                    if mem.dedupe.contains_key(&key) || in_round.insert(seen, ()).is_some() {
+                        out[ri].duplicates += 1;
+                        continue;
+                    }
+                    out[ri].accepted += 1;
+                    fresh.push(Fresh {
+                        request: ri,
+                        delivery: di,
+                        key,
+                    });
+                }
+            }
+        }
+        if fresh.is_empty() {
+            return Ok(out);
+        }
+        // One journal record per org, encoded before anything is written.
+        let mut records: BTreeMap<&OrgId, JournalRecordRef<'_>> = BTreeMap::new();
+        for f in &fresh {
+            let req = &requests[f.request];
+            let now_ms = req.now.timestamp_millis();
+            let rec = records.entry(&req.org).or_insert_with(|| JournalRecordRef {
+                org: req.org.as_str(),
+                received_ms: now_ms,
+                dedupe: Vec::new(),
+                notes: Vec::new(),
+            });
+            rec.received_ms = rec.received_ms.max(now_ms);
+            rec.dedupe.push(&f.key);
+            rec.notes
+                .extend(req.deliveries[f.delivery].notifications.iter().map(|n| {
+                    (
+                        n.object.code(),
+                        n.record_id.as_str(),
+                        n.change,
+                        n.system_modstamp.map(|t| t.timestamp_millis()),
+                    )
+                }));
+        }
+        let encoded = records
+            .into_iter()
+            .map(|(org, rec)| Ok((org, rec.encode()?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        for f in &fresh {
+            let req = &requests[f.request];
+            let received = u64::try_from(req.now.timestamp_millis())
+                .unwrap_or(0)
+                .to_be_bytes();
+            for object in &req.deliveries[f.delivery].resync {
+                self.resync
+                    .insert(keys::resync(&req.org, *object), &received)?;
+            }
+        }
+        let mut seqs: HashMap<&OrgId, u64, foldhash::fast::RandomState> = HashMap::default();
+        for (org, bytes) in encoded {
+            let seq = self.db.generate_id()? + 1;
+            self.journal.insert(keys::journal(org, seq), bytes)?;
+            seqs.insert(org, seq);
+        }
+        // Second pass: the round is in the journal; now the memory. A concurrent `ingest` of the
+        // same delivery may have got here first: both are in the journal, and merging it twice
+        // only counts one more notification.
+        let mut mem = self.memory();
+        for f in fresh {
+            let req = &requests[f.request];
+            let now_ms = req.now.timestamp_millis();
+            let Some(&seq) = seqs.get(&req.org) else {
+                continue;
+            };
+            let counted = &mut out[f.request];
+            if mem.dedupe.insert(f.key, now_ms).is_some() {
+                // Only a concurrent caller outside the committer can have added it meanwhile.
+                counted.accepted -= 1;
+                counted.duplicates += 1;
+            }
+            for n in &req.deliveries[f.delivery].notifications {
+                match mem
+                    .pending
+                    .entry(keys::pending(&req.org, n.object, &n.record_id))
+                {
+                    Entry::Vacant(slot) => {
+                        counted.new_pending += 1;
+                        slot.insert(PendingSlot {
+                            entry: merge(None, n, now_ms),
+                            last_seq: seq,
+                        });
+                    }
+                    Entry::Occupied(mut slot) => {
+                        let slot = slot.get_mut();
+                        slot.entry = merge(Some(slot.entry.clone()), n, now_ms);
+                        slot.last_seq = seq;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Replays the journal: every dedupe key, and every record named after its last applied pull.
-pub(super) fn rebuild(
-    journal: &sled::Tree,
-    applied: &sled::Tree,
-) -> Result<InboxMemory, StoreError> {
+fn rebuild(journal: &sled::Tree, applied: &sled::Tree) -> Result<InboxMemory, StoreError> {
     let mut mem = InboxMemory::default();
     for kv in journal.iter() {
         let (k, v) = kv?;
@@ -170,8 +368,7 @@ pub(super) fn rebuild(
             .and_then(|b| b.try_into().ok())
             .map(u64::from_be_bytes)
             .ok_or_else(|| corrupt("inbox_journal", "bad key"))?;
-        let rec: JournalRecord =
-            serde_json::from_slice(&v).map_err(|e| corrupt("inbox_journal", e))?;
+        let rec = JournalRecord::decode(&v)?;
         for d in rec.dedupe {
             mem.dedupe.insert(d, rec.received_ms);
         }
@@ -206,99 +403,46 @@ pub(super) fn rebuild(
 
 impl Store {
     pub(super) fn inbox(&self) -> std::sync::MutexGuard<'_, InboxMemory> {
-        self.inner
-            .inbox
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner.inbox.memory()
     }
 
-    /// Stores one message's deliveries: deliveries already seen are counted and skipped; the new
-    /// ones go to disk as ONE journal record (their dedupe keys and the records they name), and
-    /// the in-memory pending queue coalesces them by record, keeping the newest `SystemModstamp`.
-    /// Not durable until [`Store::make_durable`] returns.
-    ///
-    /// Why a journal: sled 0.34 costs several microseconds per insert (each copies its leaf
-    /// node), and one insert per notification for the dedupe key and one for the pending entry
-    /// made the store write cost as much as the whole HTTP path. The journal is one insert per
-    /// message; the dedupe set and the pending queue live in memory and are rebuilt from the
-    /// journal when the store opens, minus what the inbox worker has marked applied (see
-    /// [`crate::store::Tx::clear_pending`]).
+    /// Stores one message's deliveries on the calling thread (see [`Inbox::ingest_round`]).
+    /// Not durable until [`Store::make_durable`] returns; the webhooks use
+    /// [`Store::ingest_durably`], which does both in the committer's round.
     pub fn ingest(
         &self,
         org: &OrgId,
         deliveries: &[Delivery],
         now: DateTime<Utc>,
     ) -> Result<IngestOutcome, StoreError> {
-        let now_ms = now.timestamp_millis();
-        let received = u64::try_from(now_ms).unwrap_or(0).to_be_bytes();
-        let mut out = IngestOutcome::default();
-        // Never hold the memory lock across a sled call: record transactions hold sled's
-        // process-wide lock while they read the pending queue.
-        let mem = self.inbox();
-        let mut record = JournalRecord {
-            org: org.as_str().to_string(),
-            received_ms: now_ms,
-            dedupe: Vec::new(),
-            notes: Vec::new(),
+        let request = IngestRequest {
+            org: org.clone(),
+            deliveries: deliveries.to_vec(),
+            now,
         };
-        let mut fresh: Vec<&Delivery> = Vec::new();
-        for d in deliveries {
-            let dkey = keys::dedupe(org, kind(d.source), &d.dedupe_id);
-            if mem.dedupe.contains_key(&dkey) || record.dedupe.contains(&dkey) {
-                out.duplicates += 1;
-                continue;
-            }
-            out.accepted += 1;
-            record.dedupe.push(dkey);
-            record.notes.extend(d.notifications.iter().map(|n| {
-                (
-                    n.object.code(),
-                    n.record_id.as_str().to_string(),
-                    n.change,
-                    n.system_modstamp.map(|t| t.timestamp_millis()),
-                )
-            }));
-            fresh.push(d);
-        }
-        drop(mem);
-        if fresh.is_empty() {
-            return Ok(out);
-        }
-        for d in &fresh {
-            for object in &d.resync {
-                self.inner
-                    .resync
-                    .insert(keys::resync(org, *object), &received)?;
-            }
-        }
-        let seq = self.inner.db.generate_id()? + 1;
-        let bytes = serde_json::to_vec(&record).map_err(|e| corrupt("inbox_journal", e))?;
-        self.inner.journal.insert(keys::journal(org, seq), bytes)?;
-        let mut mem = self.inbox();
-        for (d, dkey) in fresh.into_iter().zip(record.dedupe) {
-            // A concurrent copy of the same delivery may have got here first: both are in the
-            // journal now, and merging it twice only counts one more notification.
-            if mem.dedupe.insert(dkey, now_ms).is_some() {
-                out.accepted -= 1;
-                out.duplicates += 1;
-            }
-            for n in &d.notifications {
-                let pkey = keys::pending(org, n.object, &n.record_id);
-                let old = mem.pending.remove(&pkey).map(|s| s.entry);
-                if old.is_none() {
-                    out.new_pending += 1;
-                }
-                let entry = merge(old, n, now_ms);
-                mem.pending.insert(
-                    pkey,
-                    PendingSlot {
-                        entry,
-                        last_seq: seq,
-                    },
-                );
-            }
-        }
-        Ok(out)
+        let mut out = self
+            .inner
+            .inbox
+            .ingest_round(std::slice::from_ref(&request))?;
+        Ok(out.pop().unwrap_or_default())
+    }
+
+    /// Stores one message's deliveries in the committer's next round and waits until that round
+    /// is on disk: the acknowledgement path of both webhooks.
+    pub async fn ingest_durably(
+        &self,
+        org: &OrgId,
+        deliveries: Vec<Delivery>,
+        now: DateTime<Utc>,
+    ) -> Result<IngestOutcome, StoreError> {
+        self.inner
+            .commit
+            .ingest(IngestRequest {
+                org: org.clone(),
+                deliveries,
+                now,
+            })
+            .await
     }
 
     /// Every pending record of an org, in key order.
@@ -357,7 +501,7 @@ impl Store {
     /// Object types of an org waiting for a full re-read.
     pub fn resync_requests(&self, org: &OrgId) -> Result<Vec<ObjectType>, StoreError> {
         let mut out = Vec::new();
-        for kv in self.inner.resync.scan_prefix(org.as_str().as_bytes()) {
+        for kv in self.inner.inbox.resync.scan_prefix(org.as_str().as_bytes()) {
             let (k, _) = kv?;
             if let Some(t) = k.get(18).copied().and_then(ObjectType::from_code) {
                 out.push(t);
@@ -373,10 +517,9 @@ impl Store {
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         let cutoff = now.timestamp_millis().saturating_sub(ttl_ms);
         let mut removed = 0;
-        for kv in self.inner.journal.iter() {
+        for kv in self.inner.inbox.journal.iter() {
             let (k, v) = kv?;
-            let rec: JournalRecord =
-                serde_json::from_slice(&v).map_err(|e| corrupt("inbox_journal", e))?;
+            let rec = JournalRecord::decode(&v)?;
             if rec.received_ms >= cutoff {
                 continue;
             }
@@ -400,7 +543,7 @@ impl Store {
                 }
             }
             drop(mem);
-            self.inner.journal.remove(&k)?;
+            self.inner.inbox.journal.remove(&k)?;
         }
         Ok(removed)
     }
@@ -468,6 +611,88 @@ mod tests {
         assert_eq!(pending[0].entry.system_modstamp_ms, Some(200_000));
         assert_eq!(pending[0].entry.notifications, 2);
         assert_eq!(store.pending_count(), 1);
+    }
+
+    fn request(org: &OrgId, deliveries: Vec<Delivery>) -> IngestRequest {
+        IngestRequest {
+            org: org.clone(),
+            deliveries,
+            now: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_round_writes_one_journal_record_per_org_and_finds_duplicates_across_its_messages() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let other = OrgId::parse("00D1I000003qqqE").expect("org");
+        let a = delivery(
+            "04l1I000000fztEQAQ",
+            vec![note("0031I0000081tbP", Some(100))],
+        );
+        let b = delivery(
+            "04l1I000000fzt9QAA",
+            vec![note("0031I0000081tb0", Some(100))],
+        );
+        {
+            let store = Store::open(dir.path()).expect("open");
+            let round = [
+                request(&org(), vec![a.clone(), b]),
+                // The same notification again, in another message of the same round.
+                request(&org(), vec![a.clone()]),
+                // The same id from another org is not a duplicate.
+                request(&other, vec![a]),
+            ];
+            let out = store.inner.inbox.ingest_round(&round).expect("round");
+            let outcome = |accepted, duplicates, new_pending| IngestOutcome {
+                accepted,
+                duplicates,
+                new_pending,
+            };
+            assert_eq!(
+                out,
+                vec![outcome(2, 0, 2), outcome(0, 1, 0), outcome(1, 0, 1)]
+            );
+            assert_eq!(store.inner.inbox.journal.len(), 2, "one record per org");
+            assert_eq!(store.pending_count(), 3);
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(store.pending_records(&org()).expect("pending").len(), 2);
+        assert_eq!(store.pending_records(&other).expect("pending").len(), 1);
+        let src = DedupeSource::OutboundNotification;
+        for (o, id) in [
+            (org(), "04l1I000000fztEQAQ"),
+            (org(), "04l1I000000fzt9QAA"),
+            (other, "04l1I000000fztEQAQ"),
+        ] {
+            assert!(store.has_seen(&o, src, id).expect("seen"), "{o} {id}");
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_durable_ingests_are_all_flushed_and_come_back_after_a_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = Store::open(dir.path()).expect("open");
+            let before = store.flushes_completed();
+            let mut tasks = Vec::new();
+            for n in 0..64u64 {
+                let store = store.clone();
+                tasks.push(tokio::spawn(async move {
+                    let d = delivery(
+                        SalesforceId::mint("04l", "R", n).as_str(),
+                        vec![note(SalesforceId::mint("003", "R", n).as_str(), Some(1))],
+                    );
+                    store.ingest_durably(&org(), vec![d], Utc::now()).await
+                }));
+            }
+            for t in tasks {
+                assert_eq!(t.await.expect("join").expect("ingest").accepted, 1);
+            }
+            let flushes = store.flushes_completed() - before;
+            assert!((1..=64).contains(&flushes), "{flushes} flushes");
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(store.pending_count(), 64);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use crate::domain::{ObjectType, OrgId, SalesforceId};
 
 /// What kind of sender a dedupe key came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum DedupeKind {
     /// An Outbound Message `Notification/Id`.
     OutboundNotification,

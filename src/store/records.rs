@@ -475,7 +475,7 @@ impl Store {
             &i.index,
             &i.provenance,
             &i.conflicts,
-            &i.applied,
+            &i.inbox.applied,
             &i.outbox,
             &i.meta,
         );
@@ -489,7 +489,7 @@ impl Store {
                     provenance,
                     conflicts,
                     applied,
-                    inbox: &i.inbox,
+                    inbox: &i.inbox.memory,
                     outbox,
                     meta,
                     cleared: std::cell::RefCell::default(),
@@ -513,10 +513,7 @@ impl Store {
             Ok(r) => {
                 let cleared = cleared.into_inner();
                 if !cleared.is_empty() {
-                    let mut mem = i
-                        .inbox
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let mut mem = i.inbox.memory();
                     for (key, seq) in cleared {
                         if mem
                             .pending
@@ -747,7 +744,7 @@ impl Store {
     /// [`Store::clear_resync`] compares (so a request made during the re-read stays).
     pub fn resync_tokens(&self, org: &OrgId) -> Result<Vec<(ObjectType, Vec<u8>)>, StoreError> {
         let mut out = Vec::new();
-        for kv in self.inner.resync.scan_prefix(org.as_str().as_bytes()) {
+        for kv in self.inner.inbox.resync.scan_prefix(org.as_str().as_bytes()) {
             let (k, v) = kv?;
             if let Some(t) = k.get(18).copied().and_then(ObjectType::from_code) {
                 out.push((t, v.to_vec()));
@@ -765,6 +762,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let cleared = self
             .inner
+            .inbox
             .resync
             .compare_and_swap(keys::resync(org, object), Some(token), None::<&[u8]>)?
             .is_ok();

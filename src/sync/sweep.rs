@@ -189,9 +189,8 @@ async fn sweep_object(
         if deliveries.is_empty() {
             continue;
         }
-        let out = store.ingest(org, &deliveries, Utc::now())?;
+        let out = store.ingest_durably(org, deliveries, Utc::now()).await?;
         report.duplicates += out.duplicates;
-        store.make_durable().await?;
         set_cursor(store, org, &key, &last)?;
     }
     if store.read_meta::<Cursor>(org, &key)?.is_none() {

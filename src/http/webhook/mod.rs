@@ -129,7 +129,7 @@ async fn read_body(
 async fn store_durably(
     state: &AppState,
     conn: &Connection,
-    deliveries: &[Delivery],
+    deliveries: Vec<Delivery>,
 ) -> Result<IngestOutcome, WebhookError> {
     if state.skip_store {
         return Ok(IngestOutcome {
@@ -137,9 +137,11 @@ async fn store_durably(
             ..IngestOutcome::default()
         });
     }
-    let outcome = state.store.ingest(&conn.org_id, deliveries, Utc::now())?;
     // Duplicates wait too: the first copy's write may still be on its way to disk.
-    state.store.make_durable().await?;
+    let outcome = state
+        .store
+        .ingest_durably(&conn.org_id, deliveries, Utc::now())
+        .await?;
     state.counters.record(&outcome);
     Ok(outcome)
 }
@@ -250,7 +252,7 @@ async fn handle_outbound(
             }
         }
     }
-    let outcome = store_durably(state, conn, &deliveries).await?;
+    let outcome = store_durably(state, conn, deliveries).await?;
     tracing::info!(org = %conn.org_id, accepted = outcome.accepted, duplicates = outcome.duplicates, "outbound message stored");
     Ok(())
 }
@@ -337,7 +339,7 @@ async fn handle_event(
         notifications: event.notifications,
         resync,
     };
-    let outcome = store_durably(state, conn, std::slice::from_ref(&delivery)).await?;
+    let outcome = store_durably(state, conn, vec![delivery]).await?;
     tracing::info!(org = %conn.org_id, webhook_id = id, records, duplicate = outcome.duplicates > 0, "signed event stored");
     Ok((outcome, records))
 }
