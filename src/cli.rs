@@ -231,9 +231,12 @@ pub struct IngestBenchArgs {
     /// Notifications per message.
     #[arg(long, default_value_t = 10)]
     pub per_message: usize,
-    /// Messages per run (each of the two runs).
+    /// Messages per run.
     #[arg(long, default_value_t = 4000)]
     pub messages: usize,
+    /// How many floor/durable pairs to run; the pair with the median ratio is reported.
+    #[arg(long, default_value_t = 5)]
+    pub pairs: usize,
     /// Where to put the temporary store (default: the system temp dir).
     #[arg(long)]
     pub dir: Option<PathBuf>,
