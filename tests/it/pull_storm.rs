@@ -268,7 +268,9 @@ async fn after_a_storm_of_duplicated_out_of_order_notifications_with_faults_loca
             .expect("move contact");
     }
 
-    env.settle(Duration::from_secs(45)).await;
+    // A cap for a hang, not a speed target: with the whole suite sharing two cores the storm has
+    // taken from 5 s alone to over 45 s.
+    env.settle(Duration::from_secs(150)).await;
     let stats = env.sim.outbound_stats();
     assert!(
         stats.notifications_queued >= 1_800,
