@@ -47,7 +47,8 @@ struct RunResult {
     /// Process CPU time (user + system) per message, where the OS tells it.
     cpu_per_message: Option<Duration>,
     flushes: u64,
-    /// Committer time: inbox writes, sled flush, fsync.
+    checkpoints: u64,
+    /// Committer time: log write + fdatasync, journal copies, sled flush + fsync.
     spent: [Duration; 3],
     elapsed: Duration,
 }
@@ -83,6 +84,7 @@ async fn run_once(
     );
     let store = app.state().store.clone();
     let flushes_before = store.flushes_completed();
+    let checkpoints_before = store.checkpoints_completed();
     let spent_before = store.commit_time_spent();
     let token = CancellationToken::new();
     let server = tokio::spawn(app.run_until(token.clone()));
@@ -142,6 +144,7 @@ async fn run_once(
         .zip(process_cpu_time())
         .map(|(a, b)| b.saturating_sub(a) / u32::try_from(messages).unwrap_or(u32::MAX));
     let flushes = store.flushes_completed() - flushes_before;
+    let checkpoints = store.checkpoints_completed() - checkpoints_before;
     let spent_after = store.commit_time_spent();
     let spent: [Duration; 3] = std::array::from_fn(|i| spent_after[i] - spent_before[i]);
     drop(store);
@@ -157,59 +160,10 @@ async fn run_once(
         p99_ms: p99.as_secs_f64() * 1000.0,
         cpu_per_message,
         flushes,
+        checkpoints,
         spent,
         elapsed,
     })
-}
-
-/// The store alone: the same messages parsed and ingested in one thread, without HTTP or flushes,
-/// to show where the durable path's time goes.
-fn store_only(args: &IngestBenchArgs) -> anyhow::Result<(f64, f64)> {
-    use crate::http::webhook::outbound_message::{XmlLimits, parse};
-    use crate::store::{DedupeSource, Delivery, Store};
-    let dir = tempfile::Builder::new().prefix("sfsync-bench").tempdir()?;
-    let store = Store::open(dir.path())?;
-    let org = OrgId::parse(ORG)?;
-    let bodies: Vec<String> = (0..args.messages)
-        .map(|m| {
-            let notes: Vec<_> = (0..args.per_message)
-                .map(|i| {
-                    let n = 90_000_000 + (m * args.per_message + i) as u64;
-                    (
-                        SalesforceId::mint("04l", "B", n),
-                        SalesforceId::mint("003", "B", n),
-                    )
-                })
-                .collect();
-            outbound_message_xml(&org, &notes)
-        })
-        .collect();
-    let mut parse_time = Duration::ZERO;
-    let started = Instant::now();
-    for body in &bodies {
-        let t = Instant::now();
-        let message = parse(body.as_bytes(), &XmlLimits::default())?;
-        parse_time += t.elapsed();
-        let deliveries: Vec<Delivery> = message
-            .notifications
-            .iter()
-            .filter_map(|n| {
-                Some(Delivery {
-                    dedupe_id: n.id.to_string(),
-                    source: DedupeSource::OutboundNotification,
-                    notifications: vec![n.to_notification()?],
-                    resync: vec![],
-                })
-            })
-            .collect();
-        store.ingest(&org, &deliveries, chrono::Utc::now())?;
-    }
-    let total = started.elapsed();
-    let n = (args.messages * args.per_message) as f64;
-    Ok((
-        n / parse_time.as_secs_f64(),
-        n / (total - parse_time).as_secs_f64(),
-    ))
 }
 
 /// Runs `bench ingest` and prints its figures.
@@ -241,20 +195,17 @@ pub async fn ingest(args: &IngestBenchArgs) -> anyhow::Result<()> {
     }
     pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
     let (ratio, floor, durable) = pairs.swap_remove(pairs.len() / 2);
-    let (parse_per_s, store_per_s) = store_only(args)?;
-    println!(
-        "one thread, no http, no flush: parse {parse_per_s:.0} notifications/s, store writes {store_per_s:.0} notifications/s"
-    );
     if durable.flushes > 0 {
         println!(
-            "median pair, durable: {} group commits (flush + fsync), {:.1} messages each, one every {:.2} ms",
+            "median pair, durable: {} group commits (log write + fdatasync), {:.1} messages each, one every {:.2} ms; {} checkpoints",
             durable.flushes,
             args.messages as f64 / durable.flushes as f64,
-            durable.elapsed.as_secs_f64() * 1000.0 / durable.flushes as f64
+            durable.elapsed.as_secs_f64() * 1000.0 / durable.flushes as f64,
+            durable.checkpoints,
         );
         let per_round = |d: Duration| d.as_secs_f64() * 1e6 / durable.flushes as f64;
         println!(
-            "median pair, durable: per commit {:.0} µs writing the inbox, {:.0} µs in sled's flush, {:.0} µs in fsync",
+            "median pair, durable: per commit {:.0} µs in log write + fdatasync, {:.0} µs copying into the journal tree, {:.0} µs in sled flush + fsync (checkpoints)",
             per_round(durable.spent[0]),
             per_round(durable.spent[1]),
             per_round(durable.spent[2]),

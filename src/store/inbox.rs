@@ -1,5 +1,6 @@
 //! The inbox: dedupe keys and the coalesced pending queue, kept in memory and made durable as a
-//! journal of one record per commit round and org.
+//! journal of one record per message: first in the inbox log (`wal`), which the committer
+//! `fdatasync`s before any acknowledgement, then in sled's journal tree.
 //!
 //! Each delivery (one Outbound Message notification, or one signed event) has a dedupe key that
 //! lives at least the configured TTL. A new delivery adds or updates one pending entry per record
@@ -8,12 +9,15 @@
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::keys::{self, DedupeKind};
+use super::wal::{self, Wal};
 use super::{Store, StoreError};
 use crate::domain::{ChangeType, Notification, ObjectType, OrgId, SalesforceId};
 
@@ -123,15 +127,15 @@ fn corrupt(tree: &'static str, e: impl std::fmt::Display) -> StoreError {
     }
 }
 
-/// What one commit round stored for one org, as the journal keeps it: the dedupe keys of the
-/// new deliveries of every message in the round and the records they name. Each message's entries
-/// are all in one record, so a message is stored whole or not at all. The journal is the inbox's
-/// only durable write on the acknowledgement path. Encoded with postcard.
+/// What one message stored, as the journal keeps it: the dedupe keys of its new deliveries and
+/// the records they name, in one record, so a message is stored whole or not at all. The journal
+/// record (through the inbox log) is the inbox's only durable write on the acknowledgement path.
+/// Encoded with postcard.
 #[derive(Debug, Serialize, Deserialize)]
 struct JournalRecord {
     /// The org (18 characters).
     org: String,
-    /// When the newest message in it arrived, in milliseconds since the epoch.
+    /// When the message arrived, in milliseconds since the epoch.
     received_ms: i64,
     /// Dedupe keys of the deliveries stored (see `keys::dedupe`).
     dedupe: Vec<Vec<u8>>,
@@ -181,19 +185,20 @@ fn applied_seq(v: Option<sled::IVec>) -> u64 {
         .unwrap_or(0)
 }
 
-/// One message's deliveries, waiting to be stored.
+/// What staging one message did (see [`Inbox::stage`]).
 #[derive(Debug)]
-pub(super) struct IngestRequest {
-    pub(super) org: OrgId,
-    pub(super) deliveries: Vec<Delivery>,
-    pub(super) now: DateTime<Utc>,
+pub(super) struct Staged {
+    pub(super) outcome: IngestOutcome,
+    /// It also wrote to a sled tree (a re-read request), which needs sled's flush as well.
+    pub(super) needs_sled_flush: bool,
 }
 
 /// The inbox's trees and its working memory, shared by the store handle and the committer
-/// thread, which stores the messages of each commit round together (see `durability`).
+/// thread, which makes staged records durable in the log and copies them into the journal tree
+/// (see `durability`).
 pub(super) struct Inbox {
-    db: sled::Db,
-    /// One record per commit round and org (see [`JournalRecord`]).
+    /// The stored messages' records (see [`JournalRecord`]) as log frames, several per value
+    /// (see [`journal_batch`]).
     pub(super) journal: sled::Tree,
     /// Per pending key, the newest journal record already applied.
     pub(super) applied: sled::Tree,
@@ -201,28 +206,54 @@ pub(super) struct Inbox {
     pub(super) resync: sled::Tree,
     /// The dedupe set and pending queue, rebuilt from the journal at open.
     pub(super) memory: std::sync::Mutex<InboxMemory>,
-}
-
-/// A delivery found new in the first pass of a round: which request, which delivery, its key.
-struct Fresh {
-    request: usize,
-    delivery: usize,
-    key: Vec<u8>,
+    /// Log frames (see `wal`) staged for the committer's next sync, in sequence order.
+    staging: std::sync::Mutex<Vec<u8>>,
+    /// The next journal sequence number; handed out under the memory lock, so the order of the
+    /// records is the order their messages changed the memory in.
+    next_seq: AtomicU64,
 }
 
 impl Inbox {
-    /// Opens the inbox trees and replays the journal.
-    pub(super) fn open(db: &sled::Db) -> Result<Self, StoreError> {
+    /// Opens the inbox trees, copies into the journal what the log holds from before (a crash
+    /// or a kill), and replays the journal. Returns the log, for the committer.
+    pub(super) fn open(db: &sled::Db, dir: &Path) -> Result<(Self, Wal), StoreError> {
         let journal = db.open_tree("inbox_journal")?;
         let applied = db.open_tree("inbox_applied")?;
-        let memory = rebuild(&journal, &applied)?;
-        Ok(Self {
-            db: db.clone(),
-            resync: db.open_tree("inbox_resync")?,
-            journal,
-            applied,
-            memory: std::sync::Mutex::new(memory),
-        })
+        let (mut memory, journaled, mut last_seq) = rebuild(&journal, &applied)?;
+        let (wal, recovered, old_segments) = Wal::open(&dir.join("inbox-log"))?;
+        // Log frames past the journal's newest record were synced but not yet checkpointed
+        // (checkpoints copy every synced frame, in sequence order, in one batch).
+        let mut missing = Vec::new();
+        for (key, payload) in &recovered {
+            let seq = frame_seq(key)?;
+            if seq > journaled {
+                replay(&mut memory, &applied, seq, JournalRecord::decode(payload)?)?;
+                wal::push_frame(&mut missing, key, payload);
+                last_seq = last_seq.max(seq);
+            }
+        }
+        if !missing.is_empty() {
+            journal.apply_batch(journal_batch(&missing))?;
+            tracing::info!(bytes = missing.len(), "inbox log replayed into the journal");
+        }
+        if !old_segments.is_empty() {
+            db.flush()?;
+            super::durability::fsync_data_file(dir)?;
+            for path in old_segments {
+                std::fs::remove_file(path)?;
+            }
+        }
+        Ok((
+            Self {
+                resync: db.open_tree("inbox_resync")?,
+                journal,
+                applied,
+                memory: std::sync::Mutex::new(memory),
+                staging: std::sync::Mutex::default(),
+                next_seq: AtomicU64::new(last_seq + 1),
+            },
+            wal,
+        ))
     }
 
     pub(super) fn memory(&self) -> std::sync::MutexGuard<'_, InboxMemory> {
@@ -231,116 +262,97 @@ impl Inbox {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Stores a round of messages: deliveries already seen are counted and skipped; the new ones
-    /// go to disk as ONE journal record per org (their dedupe keys and the records they name),
-    /// and the in-memory pending queue coalesces them by record, keeping the newest
-    /// `SystemModstamp`. Not durable until the round's flush. Returns one outcome per request,
-    /// or the error that refused the whole round (then nothing of it is in memory).
+    fn staging(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
+        self.staging
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Takes the staged frames for the committer's log sync.
+    pub(super) fn take_staged(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.staging())
+    }
+
+    /// Stores one message on the calling thread: deliveries already seen are counted and
+    /// skipped; the new ones become ONE journal record (their dedupe keys and the records they
+    /// name) staged for the committer's next log sync, and the in-memory pending queue
+    /// coalesces them by record, keeping the newest `SystemModstamp`. Nothing is durable, and
+    /// nothing may be acknowledged, until a committer sync asked for after this call returns.
     ///
-    /// Why a journal: sled 0.34 costs several microseconds per insert (each copies its leaf
-    /// node), and one insert per notification for the dedupe key and one for the pending entry
-    /// made the store write cost as much as the whole HTTP path. The journal is one insert per
-    /// round; the dedupe set and the pending queue live in memory and are rebuilt from the
-    /// journal when the store opens, minus what the inbox worker has marked applied (see
-    /// [`crate::store::Tx::clear_pending`]).
-    pub(super) fn ingest_round(
+    /// Why a journal in memory and a log: sled 0.34 costs several microseconds per insert
+    /// (each copies its leaf node) and its flush hands off to its own I/O threads, and each
+    /// made the durable path cost several times the HTTP path. The dedupe set and the pending
+    /// queue live in memory and are rebuilt from the journal when the store opens, minus what
+    /// the inbox worker has marked applied (see [`crate::store::Tx::clear_pending`]).
+    pub(super) fn stage(
         &self,
-        requests: &[IngestRequest],
-    ) -> Result<Vec<IngestOutcome>, StoreError> {
-        let mut out = vec![IngestOutcome::default(); requests.len()];
-        // First pass, reading only: never hold the memory lock across a sled call, because
-        // record transactions hold sled's process-wide lock while they read the pending queue.
-        let mut fresh: Vec<Fresh> = Vec::new();
-        {
-            let mem = self.memory();
-            let mut in_round: HashMap<(&OrgId, DedupeKind, &str), (), foldhash::fast::RandomState> =
-                HashMap::default();
-            for (ri, req) in requests.iter().enumerate() {
-                for (di, d) in req.deliveries.iter().enumerate() {
-                    let key = keys::dedupe(&req.org, kind(d.source), &d.dedupe_id);
-                    let seen = (&req.org, kind(d.source), d.dedupe_id.as_str());
-                    if mem.dedupe.contains_key(&key) || in_round.insert(seen, ()).is_some() {
-                        out[ri].duplicates += 1;
-                        continue;
-                    }
-                    out[ri].accepted += 1;
-                    fresh.push(Fresh {
-                        request: ri,
-                        delivery: di,
-                        key,
-                    });
-                }
+        org: &OrgId,
+        deliveries: &[Delivery],
+        now: DateTime<Utc>,
+    ) -> Result<Staged, StoreError> {
+        let now_ms = now.timestamp_millis();
+        let mut keyed: Vec<Vec<u8>> = deliveries
+            .iter()
+            .map(|d| keys::dedupe(org, kind(d.source), &d.dedupe_id))
+            .collect();
+        // Re-read requests go straight to their tree, before the memory lock: a sled call must
+        // never run under it, because record transactions hold sled's lock while they read the
+        // pending queue. Writing one for a duplicate again changes nothing.
+        let received = u64::try_from(now_ms).unwrap_or(0).to_be_bytes();
+        let mut needs_sled_flush = false;
+        for d in deliveries {
+            for object in &d.resync {
+                self.resync.insert(keys::resync(org, *object), &received)?;
+                needs_sled_flush = true;
+            }
+        }
+        let mut outcome = IngestOutcome::default();
+        let mut mem = self.memory();
+        let mut fresh: Vec<usize> = Vec::new();
+        for (i, key) in keyed.iter().enumerate() {
+            if mem.dedupe.contains_key(key) || fresh.iter().any(|&f| keyed[f] == *key) {
+                outcome.duplicates += 1;
+            } else {
+                outcome.accepted += 1;
+                fresh.push(i);
             }
         }
         if fresh.is_empty() {
-            return Ok(out);
-        }
-        // One journal record per org, encoded before anything is written.
-        let mut records: BTreeMap<&OrgId, JournalRecordRef<'_>> = BTreeMap::new();
-        for f in &fresh {
-            let req = &requests[f.request];
-            let now_ms = req.now.timestamp_millis();
-            let rec = records.entry(&req.org).or_insert_with(|| JournalRecordRef {
-                org: req.org.as_str(),
-                received_ms: now_ms,
-                dedupe: Vec::new(),
-                notes: Vec::new(),
+            // Duplicates wait for a sync too: the first copy may still be on its way to disk, and
+            // it was staged before its dedupe key became visible here, so that sync covers it.
+            return Ok(Staged {
+                outcome,
+                needs_sled_flush,
             });
-            rec.received_ms = rec.received_ms.max(now_ms);
-            rec.dedupe.push(&f.key);
-            rec.notes
-                .extend(req.deliveries[f.delivery].notifications.iter().map(|n| {
+        }
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let payload = JournalRecordRef {
+            org: org.as_str(),
+            received_ms: now_ms,
+            dedupe: fresh.iter().map(|&f| keyed[f].as_slice()).collect(),
+            notes: fresh
+                .iter()
+                .flat_map(|&f| deliveries[f].notifications.iter())
+                .map(|n| {
                     (
                         n.object.code(),
                         n.record_id.as_str(),
                         n.change,
                         n.system_modstamp.map(|t| t.timestamp_millis()),
                     )
-                }));
+                })
+                .collect(),
         }
-        let encoded = records
-            .into_iter()
-            .map(|(org, rec)| Ok((org, rec.encode()?)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        for f in &fresh {
-            let req = &requests[f.request];
-            let received = u64::try_from(req.now.timestamp_millis())
-                .unwrap_or(0)
-                .to_be_bytes();
-            for object in &req.deliveries[f.delivery].resync {
-                self.resync
-                    .insert(keys::resync(&req.org, *object), &received)?;
-            }
-        }
-        let mut seqs: HashMap<&OrgId, u64, foldhash::fast::RandomState> = HashMap::default();
-        for (org, bytes) in encoded {
-            let seq = self.db.generate_id()? + 1;
-            self.journal.insert(keys::journal(org, seq), bytes)?;
-            seqs.insert(org, seq);
-        }
-        // Second pass: the round is in the journal; now the memory. A concurrent `ingest` of the
-        // same delivery may have got here first: both are in the journal, and merging it twice
-        // only counts one more notification.
-        let mut mem = self.memory();
-        for f in fresh {
-            let req = &requests[f.request];
-            let now_ms = req.now.timestamp_millis();
-            let Some(&seq) = seqs.get(&req.org) else {
-                continue;
-            };
-            let counted = &mut out[f.request];
-            if mem.dedupe.insert(f.key, now_ms).is_some() {
-                // Only a concurrent caller outside the committer can have added it meanwhile.
-                counted.accepted -= 1;
-                counted.duplicates += 1;
-            }
-            for n in &req.deliveries[f.delivery].notifications {
+        .encode()?;
+        for &f in &fresh {
+            mem.dedupe.insert(std::mem::take(&mut keyed[f]), now_ms);
+            for n in &deliveries[f].notifications {
                 match mem
                     .pending
-                    .entry(keys::pending(&req.org, n.object, &n.record_id))
+                    .entry(keys::pending(org, n.object, &n.record_id))
                 {
                     Entry::Vacant(slot) => {
-                        counted.new_pending += 1;
+                        outcome.new_pending += 1;
                         slot.insert(PendingSlot {
                             entry: merge(None, n, now_ms),
                             last_seq: seq,
@@ -354,51 +366,130 @@ impl Inbox {
                 }
             }
         }
-        Ok(out)
+        // Staged under the memory lock, so a duplicate that finds this record's dedupe key is
+        // staged after it, and the sync it waits for covers this record.
+        wal::push_frame(&mut self.staging(), &keys::journal(org, seq), &payload);
+        Ok(Staged {
+            outcome,
+            needs_sled_flush,
+        })
+    }
+
+    /// Copies synced log frames into the journal tree, in one batch (not durable there until
+    /// sled's flush; the log holds them meanwhile).
+    pub(super) fn copy_to_journal(&self, frames: &[u8]) -> Result<(), StoreError> {
+        self.journal.apply_batch(journal_batch(frames))?;
+        Ok(())
     }
 }
 
-/// Replays the journal: every dedupe key, and every record named after its last applied pull.
-fn rebuild(journal: &sled::Tree, applied: &sled::Tree) -> Result<InboxMemory, StoreError> {
-    let mut mem = InboxMemory::default();
-    for kv in journal.iter() {
-        let (k, v) = kv?;
-        let seq = k
-            .get(18..26)
-            .and_then(|b| b.try_into().ok())
-            .map(u64::from_be_bytes)
-            .ok_or_else(|| corrupt("inbox_journal", "bad key"))?;
-        let rec = JournalRecord::decode(&v)?;
-        for d in rec.dedupe {
-            mem.dedupe.insert(d, rec.received_ms);
-        }
-        let org = OrgId::parse(&rec.org).map_err(|e| corrupt("inbox_journal", e))?;
-        for (code, id, change, stamp) in rec.notes {
-            let object = ObjectType::from_code(code)
-                .ok_or_else(|| corrupt("inbox_journal", "bad object"))?;
-            let id = SalesforceId::parse(&id).map_err(|e| corrupt("inbox_journal", e))?;
-            let pkey = keys::pending(&org, object, &id);
-            if applied_seq(applied.get(&pkey)?) >= seq {
-                continue;
-            }
-            let note = Notification {
-                object,
-                record_id: id,
-                change,
-                system_modstamp: stamp.and_then(|ms| Utc.timestamp_millis_opt(ms).single()),
-            };
-            let old = mem.pending.remove(&pkey).map(|s| s.entry);
-            let entry = merge(old, &note, rec.received_ms);
-            mem.pending.insert(
-                pkey,
-                PendingSlot {
-                    entry,
-                    last_seq: seq,
-                },
-            );
+/// Bytes of log frames per journal value: a few big values instead of one per message, because
+/// each sled insert costs microseconds whatever its size.
+const JOURNAL_VALUE_BYTES: usize = 64 << 10;
+
+/// Journal values for a run of log frames: per org, the frames themselves in sequence order, in
+/// values of about [`JOURNAL_VALUE_BYTES`], each keyed by its org and its last frame's sequence
+/// number.
+fn journal_batch(frames: &[u8]) -> sled::Batch {
+    let mut by_org: BTreeMap<&[u8], Vec<u8>> = BTreeMap::new();
+    let mut batch = sled::Batch::default();
+    for (key, payload) in wal::frames(frames) {
+        let value = by_org.entry(&key[..18]).or_default();
+        wal::push_frame(value, key, payload);
+        if value.len() >= JOURNAL_VALUE_BYTES {
+            batch.insert(key, std::mem::take(value));
         }
     }
-    Ok(mem)
+    for (_, value) in by_org {
+        if let Some((key, _)) = wal::frames(&value).last() {
+            batch.insert(key, value.as_slice());
+        }
+    }
+    batch
+}
+
+/// The journal records in one journal value: `(seq, record)` for each of its log frames.
+fn journal_value(value: &[u8]) -> Result<Vec<(u64, JournalRecord)>, StoreError> {
+    let mut out = Vec::new();
+    let mut used = 0;
+    for (key, payload) in wal::frames(value) {
+        out.push((frame_seq(key)?, JournalRecord::decode(payload)?));
+        used += wal::frame_len(payload);
+    }
+    if used != value.len() {
+        return Err(corrupt("inbox_journal", "damaged frame"));
+    }
+    Ok(out)
+}
+
+/// The sequence number in a journal key (`org ‖ seq`).
+fn frame_seq(key: &[u8]) -> Result<u64, StoreError> {
+    key.get(18..26)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| corrupt("inbox_journal", "bad key"))
+}
+
+/// Replays the journal: every dedupe key, and every record named after its last applied pull.
+/// Also returns the highest sequence number in the journal and in use (journal or applied
+/// marks).
+fn rebuild(
+    journal: &sled::Tree,
+    applied: &sled::Tree,
+) -> Result<(InboxMemory, u64, u64), StoreError> {
+    let mut mem = InboxMemory::default();
+    let mut in_use = 0;
+    for kv in applied.iter() {
+        let (_, v) = kv?;
+        in_use = in_use.max(applied_seq(Some(v)));
+    }
+    let mut journaled = 0;
+    for kv in journal.iter() {
+        let (_, v) = kv?;
+        for (seq, rec) in journal_value(&v)? {
+            journaled = journaled.max(seq);
+            replay(&mut mem, applied, seq, rec)?;
+        }
+    }
+    Ok((mem, journaled, in_use.max(journaled)))
+}
+
+/// Adds one journal record to the memory, skipping records already applied.
+fn replay(
+    mem: &mut InboxMemory,
+    applied: &sled::Tree,
+    seq: u64,
+    rec: JournalRecord,
+) -> Result<(), StoreError> {
+    for d in rec.dedupe {
+        mem.dedupe.insert(d, rec.received_ms);
+    }
+    let org = OrgId::parse(&rec.org).map_err(|e| corrupt("inbox_journal", e))?;
+    for (code, id, change, stamp) in rec.notes {
+        let object =
+            ObjectType::from_code(code).ok_or_else(|| corrupt("inbox_journal", "bad object"))?;
+        let id = SalesforceId::parse(&id).map_err(|e| corrupt("inbox_journal", e))?;
+        let pkey = keys::pending(&org, object, &id);
+        if applied_seq(applied.get(&pkey)?) >= seq {
+            continue;
+        }
+        let note = Notification {
+            object,
+            record_id: id,
+            change,
+            system_modstamp: stamp.and_then(|ms| Utc.timestamp_millis_opt(ms).single()),
+        };
+        let old = mem.pending.remove(&pkey).map(|s| s.entry);
+        let entry = merge(old, &note, rec.received_ms);
+        mem.pending.insert(
+            pkey,
+            PendingSlot {
+                entry,
+                last_seq: seq,
+            },
+        );
+    }
+    Ok(())
 }
 
 impl Store {
@@ -406,43 +497,33 @@ impl Store {
         self.inner.inbox.memory()
     }
 
-    /// Stores one message's deliveries on the calling thread (see [`Inbox::ingest_round`]).
-    /// Not durable until [`Store::make_durable`] returns; the webhooks use
-    /// [`Store::ingest_durably`], which does both in the committer's round.
+    /// Stores one message's deliveries and returns once they are durable and checkpointed into
+    /// the journal tree (see [`Inbox::stage`]), blocking the calling thread on the committer:
+    /// for tests and tools. The webhooks use [`Store::ingest_durably`].
     pub fn ingest(
         &self,
         org: &OrgId,
         deliveries: &[Delivery],
         now: DateTime<Utc>,
     ) -> Result<IngestOutcome, StoreError> {
-        let request = IngestRequest {
-            org: org.clone(),
-            deliveries: deliveries.to_vec(),
-            now,
-        };
-        let mut out = self
-            .inner
-            .inbox
-            .ingest_round(std::slice::from_ref(&request))?;
-        Ok(out.pop().unwrap_or_default())
+        let staged = self.inner.inbox.stage(org, deliveries, now)?;
+        self.inner.commit.sync_blocking(true)?;
+        Ok(staged.outcome)
     }
 
-    /// Stores one message's deliveries in the committer's next round and waits until that round
-    /// is on disk: the acknowledgement path of both webhooks.
+    /// Stores one message's deliveries and waits until they are durable: the acknowledgement
+    /// path of both webhooks. The message is staged on the calling thread; the committer's next
+    /// log sync, shared with every message staged meanwhile, makes it durable.
     pub async fn ingest_durably(
         &self,
         org: &OrgId,
         deliveries: Vec<Delivery>,
         now: DateTime<Utc>,
     ) -> Result<IngestOutcome, StoreError> {
-        self.inner
-            .commit
-            .ingest(IngestRequest {
-                org: org.clone(),
-                deliveries,
-                now,
-            })
-            .await
+        let staged = self.inner.inbox.stage(org, &deliveries, now)?;
+        drop(deliveries);
+        self.inner.commit.sync(staged.needs_sled_flush).await?;
+        Ok(staged.outcome)
     }
 
     /// Every pending record of an org, in key order.
@@ -510,33 +591,36 @@ impl Store {
         Ok(out)
     }
 
-    /// Forgets dedupe keys older than `ttl` and removes the journal records they came in, once
-    /// none of the records those name is still pending; returns how many dedupe keys were
-    /// forgotten. Run hourly.
+    /// Forgets dedupe keys older than `ttl` and removes the journal values they came in, once
+    /// every record in a value is older than `ttl` and none of the records they name is still
+    /// pending; returns how many dedupe keys were forgotten. Run hourly.
     pub fn expire_dedupe(&self, now: DateTime<Utc>, ttl: Duration) -> Result<u64, StoreError> {
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         let cutoff = now.timestamp_millis().saturating_sub(ttl_ms);
         let mut removed = 0;
         for kv in self.inner.inbox.journal.iter() {
             let (k, v) = kv?;
-            let rec = JournalRecord::decode(&v)?;
-            if rec.received_ms >= cutoff {
+            let records = journal_value(&v)?;
+            if records.iter().any(|(_, rec)| rec.received_ms >= cutoff) {
                 continue;
             }
-            let org = OrgId::parse(&rec.org).map_err(|e| corrupt("inbox_journal", e))?;
             let mut mem = self.inbox();
-            let still_pending = rec.notes.iter().any(|(code, id, _, _)| {
-                match (ObjectType::from_code(*code), SalesforceId::parse(id)) {
-                    (Some(object), Ok(id)) => {
-                        mem.pending.contains_key(&keys::pending(&org, object, &id))
+            let mut still_pending = false;
+            for (_, rec) in &records {
+                let org = OrgId::parse(&rec.org).map_err(|e| corrupt("inbox_journal", e))?;
+                still_pending |= rec.notes.iter().any(|(code, id, _, _)| {
+                    match (ObjectType::from_code(*code), SalesforceId::parse(id)) {
+                        (Some(object), Ok(id)) => {
+                            mem.pending.contains_key(&keys::pending(&org, object, &id))
+                        }
+                        _ => false,
                     }
-                    _ => false,
-                }
-            });
+                });
+            }
             if still_pending {
                 continue;
             }
-            for d in &rec.dedupe {
+            for d in records.iter().flat_map(|(_, rec)| &rec.dedupe) {
                 if mem.dedupe.get(d).is_some_and(|at| *at < cutoff) {
                     mem.dedupe.remove(d);
                     removed += 1;
@@ -613,16 +697,8 @@ mod tests {
         assert_eq!(store.pending_count(), 1);
     }
 
-    fn request(org: &OrgId, deliveries: Vec<Delivery>) -> IngestRequest {
-        IngestRequest {
-            org: org.clone(),
-            deliveries,
-            now: Utc::now(),
-        }
-    }
-
     #[test]
-    fn a_round_writes_one_journal_record_per_org_and_finds_duplicates_across_its_messages() {
+    fn records_synced_to_the_log_but_not_yet_in_the_journal_come_back_after_a_crash() {
         let dir = tempfile::tempdir().expect("tempdir");
         let other = OrgId::parse("00D1I000003qqqE").expect("org");
         let a = delivery(
@@ -633,39 +709,102 @@ mod tests {
             "04l1I000000fzt9QAA",
             vec![note("0031I0000081tb0", Some(100))],
         );
+        let outcome = |accepted, duplicates, new_pending| IngestOutcome {
+            accepted,
+            duplicates,
+            new_pending,
+        };
         {
-            let store = Store::open(dir.path()).expect("open");
-            let round = [
-                request(&org(), vec![a.clone(), b]),
-                // The same notification again, in another message of the same round.
-                request(&org(), vec![a.clone()]),
-                // The same id from another org is not a duplicate.
-                request(&other, vec![a]),
-            ];
-            let out = store.inner.inbox.ingest_round(&round).expect("round");
-            let outcome = |accepted, duplicates, new_pending| IngestOutcome {
-                accepted,
-                duplicates,
-                new_pending,
-            };
-            assert_eq!(
-                out,
-                vec![outcome(2, 0, 2), outcome(0, 1, 0), outcome(1, 0, 1)]
+            // The store's parts by hand, stopped where a kill would stop them: after the log
+            // sync, before any checkpoint.
+            let db = sled::Config::new().path(dir.path()).open().expect("db");
+            let (inbox, mut wal) = Inbox::open(&db, dir.path()).expect("inbox");
+            let now = Utc::now();
+            let staged = |o: &OrgId, d: Vec<Delivery>| inbox.stage(o, &d, now).expect("stage");
+            assert_eq!(staged(&org(), vec![a.clone(), b]).outcome, outcome(2, 0, 2));
+            // The same notification again, in another message.
+            assert_eq!(staged(&org(), vec![a.clone()]).outcome, outcome(0, 1, 0));
+            // The same id from another org is not a duplicate.
+            assert_eq!(staged(&other, vec![a]).outcome, outcome(1, 0, 1));
+            wal.append(&inbox.take_staged());
+            assert!(wal.sync().expect("sync").is_some());
+            // Staged after the last sync: never acknowledged, so it may be lost.
+            let late = delivery(
+                "04l1I000000fzuAQAQ",
+                vec![note("0031I0000081tbQ", Some(100))],
             );
-            assert_eq!(store.inner.inbox.journal.len(), 2, "one record per org");
-            assert_eq!(store.pending_count(), 3);
+            staged(&org(), vec![late]);
+            assert_eq!(inbox.journal.len(), 0, "nothing checkpointed");
         }
-        let store = Store::open(dir.path()).expect("reopen");
-        assert_eq!(store.pending_records(&org()).expect("pending").len(), 2);
-        assert_eq!(store.pending_records(&other).expect("pending").len(), 1);
-        let src = DedupeSource::OutboundNotification;
-        for (o, id) in [
-            (org(), "04l1I000000fztEQAQ"),
-            (org(), "04l1I000000fzt9QAA"),
-            (other, "04l1I000000fztEQAQ"),
-        ] {
-            assert!(store.has_seen(&o, src, id).expect("seen"), "{o} {id}");
+        let log = dir.path().join("inbox-log");
+        for _ in 0..2 {
+            let store = Store::open(dir.path()).expect("reopen");
+            let pending = store.pending_records(&org()).expect("pending");
+            assert_eq!(pending.len(), 2, "{pending:?}");
+            assert!(pending.iter().all(|p| p.entry.notifications == 1));
+            assert_eq!(store.pending_records(&other).expect("pending").len(), 1);
+            let src = DedupeSource::OutboundNotification;
+            for (o, id) in [
+                (org(), "04l1I000000fztEQAQ"),
+                (org(), "04l1I000000fzt9QAA"),
+                (other.clone(), "04l1I000000fztEQAQ"),
+            ] {
+                assert!(store.has_seen(&o, src, id).expect("seen"), "{o} {id}");
+            }
+            assert!(
+                !store
+                    .has_seen(&org(), src, "04l1I000000fzuAQAQ")
+                    .expect("seen")
+            );
+            assert!(
+                !store.inner.inbox.journal.is_empty(),
+                "copied into the journal"
+            );
+            assert!(wal::segments(&log).expect("segments").is_empty());
         }
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_puts_the_logged_records_in_the_journal_and_deletes_old_segments() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let big = |n: u64| {
+            // Enough notifications that a few messages fill a log segment.
+            let notes = (0..100)
+                .map(|i| {
+                    note(
+                        SalesforceId::mint("003", "C", n * 1000 + i).as_str(),
+                        Some(1),
+                    )
+                })
+                .collect();
+            delivery(SalesforceId::mint("04l", "C", n).as_str(), notes)
+        };
+        let mut n = 0;
+        let log = dir.path().join("inbox-log");
+        while wal::segments(&log).expect("segments").len() < 2 {
+            n += 1;
+            store
+                .ingest_durably(&org(), vec![big(n)], Utc::now())
+                .await
+                .expect("ingest");
+            assert!(n < 10_000, "the log never moved to a second segment");
+        }
+        store.make_durable().await.expect("checkpoint");
+        assert!(store.checkpoints_completed() >= 1);
+        assert_eq!(
+            wal::segments(&log).expect("segments").len(),
+            1,
+            "older segments deleted"
+        );
+        let journaled: usize = store
+            .inner
+            .inbox
+            .journal
+            .iter()
+            .map(|kv| journal_value(&kv.expect("kv").1).expect("value").len())
+            .sum();
+        assert_eq!(journaled, n as usize, "one journal record per message");
     }
 
     #[tokio::test]

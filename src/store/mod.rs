@@ -1,15 +1,17 @@
 //! The embedded store: the only module that names sled (0.34).
 //!
 //! Typed trees, every key prefixed by org (see [`keys`]), multi-tree transactions for anything
-//! that must move together, and real durability: sled's `flush` ends in `sync_file_range`, which
-//! is not an fsync, so [`Store::make_durable`] follows it with an `fsync` of the data file, and
-//! concurrent callers share one flush (group commit).
+//! that must move together, and real durability, with concurrent callers sharing each sync
+//! (group commit, see `durability`): the inbox's records are made durable by its own log
+//! (`wal`: write + `fdatasync`) and then copied into sled; everything else by sled's `flush`,
+//! which ends in `sync_file_range` and is not an fsync, followed by an `fsync` of the data file.
 
 mod durability;
 mod inbox;
 pub(crate) mod keys;
 mod outbox;
 mod records;
+mod wal;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -75,8 +77,9 @@ impl Store {
             .path(path)
             .mode(sled::Mode::HighThroughput)
             .open()?;
-        let inbox = Arc::new(inbox::Inbox::open(&db)?);
-        let commit = GroupCommit::start(db.clone(), inbox.clone(), path)?;
+        let (inbox, wal) = inbox::Inbox::open(&db, path)?;
+        let inbox = Arc::new(inbox);
+        let commit = GroupCommit::start(db.clone(), inbox.clone(), wal, path)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
@@ -99,18 +102,27 @@ impl Store {
         &self.inner.path
     }
 
-    /// Waits until every write committed before this call is on disk: one sled flush and one
-    /// `fsync` of the data file, shared with every caller waiting at the same time.
+    /// Waits until every write committed before this call is on disk: one sync of the inbox
+    /// log, one sled flush and one `fsync` of the data file, shared with every caller waiting at
+    /// the same time.
     pub async fn make_durable(&self) -> Result<(), StoreError> {
         self.inner.commit.wait().await
     }
 
-    /// How many group flushes have completed since open.
+    /// How many group commits (syncs shared by every caller waiting) have completed since open.
     pub fn flushes_completed(&self) -> u64 {
         self.inner.commit.completed()
     }
 
-    /// Time the group commits have spent so far: writing the inbox, in sled's flush, in `fsync`.
+    /// How many inbox checkpoints (the journal tree made durable in sled, old log segments
+    /// deleted) have completed since open.
+    pub fn checkpoints_completed(&self) -> u64 {
+        self.inner.commit.checkpoints()
+    }
+
+    /// Time the committer has spent so far: writing and `fdatasync`ing the inbox log, copying
+    /// records into the journal tree, and in sled's flush + `fsync` (checkpoints and full
+    /// flushes).
     pub fn commit_time_spent(&self) -> [std::time::Duration; 3] {
         self.inner.commit.time_spent()
     }
