@@ -290,15 +290,18 @@ impl Committer {
     /// One round: the staged records to the log (write + `fdatasync`); then, if asked, a
     /// checkpoint, which makes sled durable too.
     fn commit(&mut self, sled: bool) -> Result<(), String> {
-        let staged = self.inbox.take_staged();
-        self.wal.append(&staged);
+        self.wal.append(self.inbox.take_staged());
         let t = Instant::now();
         let synced = self.wal.sync().map_err(|e| format!("inbox log: {e}"))?;
         self.shared.spend(0, t);
         if let Some(synced) = synced {
             let c = &mut self.checkpoint;
             c.since.get_or_insert_with(Instant::now);
-            c.uncopied.extend_from_slice(&synced.bytes);
+            if c.uncopied.is_empty() {
+                c.uncopied = synced.bytes;
+            } else {
+                c.uncopied.extend_from_slice(&synced.bytes);
+            }
             c.segment = Some(synced.segment);
         }
         if sled { self.checkpoint() } else { Ok(()) }

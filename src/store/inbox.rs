@@ -159,8 +159,10 @@ struct JournalRecordRef<'a> {
 }
 
 impl JournalRecordRef<'_> {
-    fn encode(&self) -> Result<Vec<u8>, StoreError> {
-        postcard::to_allocvec(self).map_err(|e| corrupt("inbox_journal", e))
+    fn encode_into(&self, buf: &mut Vec<u8>) -> Result<(), StoreError> {
+        postcard::to_io(self, buf)
+            .map(|_| ())
+            .map_err(|e| corrupt("inbox_journal", e))
     }
 }
 
@@ -270,7 +272,9 @@ impl Inbox {
 
     /// Takes the staged frames for the committer's log sync.
     pub(super) fn take_staged(&self) -> Vec<u8> {
-        std::mem::take(&mut *self.staging())
+        let mut staging = self.staging();
+        let capacity = staging.capacity();
+        std::mem::replace(&mut *staging, Vec::with_capacity(capacity))
     }
 
     /// Stores one message on the calling thread: deliveries already seen are counted and
@@ -326,7 +330,7 @@ impl Inbox {
             });
         }
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        let payload = JournalRecordRef {
+        let record = JournalRecordRef {
             org: org.as_str(),
             received_ms: now_ms,
             dedupe: fresh.iter().map(|&f| keyed[f].as_slice()).collect(),
@@ -342,8 +346,13 @@ impl Inbox {
                     )
                 })
                 .collect(),
-        }
-        .encode()?;
+        };
+        // Staged under the memory lock, so a duplicate that finds this record's dedupe keys is
+        // staged after it, and the sync it waits for covers this record.
+        wal::push_frame_with(&mut self.staging(), &keys::journal(org, seq), |buf| {
+            record.encode_into(buf)
+        })?;
+        drop(record);
         for &f in &fresh {
             mem.dedupe.insert(std::mem::take(&mut keyed[f]), now_ms);
             for n in &deliveries[f].notifications {
@@ -366,9 +375,6 @@ impl Inbox {
                 }
             }
         }
-        // Staged under the memory lock, so a duplicate that finds this record's dedupe key is
-        // staged after it, and the sync it waits for covers this record.
-        wal::push_frame(&mut self.staging(), &keys::journal(org, seq), &payload);
         Ok(Staged {
             outcome,
             needs_sled_flush,
@@ -726,7 +732,7 @@ mod tests {
             assert_eq!(staged(&org(), vec![a.clone()]).outcome, outcome(0, 1, 0));
             // The same id from another org is not a duplicate.
             assert_eq!(staged(&other, vec![a]).outcome, outcome(1, 0, 1));
-            wal.append(&inbox.take_staged());
+            wal.append(inbox.take_staged());
             assert!(wal.sync().expect("sync").is_some());
             // Staged after the last sync: never acknowledged, so it may be lost.
             let late = delivery(

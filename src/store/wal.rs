@@ -24,15 +24,33 @@ const HEADER: usize = 4 + 4 + KEY;
 
 /// Appends one frame to `buf`.
 pub(super) fn push_frame(buf: &mut Vec<u8>, key: &[u8], payload: &[u8]) {
+    let written: Result<(), std::convert::Infallible> = push_frame_with(buf, key, |buf| {
+        buf.extend_from_slice(payload);
+        Ok(())
+    });
+    let Ok(()) = written;
+}
+
+/// Appends one frame to `buf` whose payload `write` appends in place (no copy of its own); if
+/// `write` fails, `buf` is left as it was.
+pub(super) fn push_frame_with<E>(
+    buf: &mut Vec<u8>,
+    key: &[u8],
+    write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+) -> Result<(), E> {
     debug_assert_eq!(key.len(), KEY);
-    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(key);
-    crc.update(payload);
-    buf.extend_from_slice(&len.to_le_bytes());
-    buf.extend_from_slice(&crc.finalize().to_le_bytes());
+    let start = buf.len();
+    buf.extend_from_slice(&[0u8; 8]);
     buf.extend_from_slice(key);
-    buf.extend_from_slice(payload);
+    if let Err(e) = write(buf) {
+        buf.truncate(start);
+        return Err(e);
+    }
+    let len = u32::try_from(buf.len() - start - HEADER).unwrap_or(u32::MAX);
+    let crc = crc32fast::hash(&buf[start + 8..]);
+    buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    Ok(())
 }
 
 /// How many bytes a frame with this payload takes.
@@ -190,8 +208,12 @@ impl Wal {
     }
 
     /// Adds bytes (whole frames) to what the next sync writes.
-    pub(super) fn append(&mut self, bytes: &[u8]) {
-        self.unsynced.extend_from_slice(bytes);
+    pub(super) fn append(&mut self, bytes: Vec<u8>) {
+        if self.unsynced.is_empty() {
+            self.unsynced = bytes;
+        } else {
+            self.unsynced.extend_from_slice(&bytes);
+        }
     }
 
     /// Writes every unsynced byte and `fdatasync`s it. On failure the bytes are kept for the next
@@ -279,14 +301,14 @@ mod tests {
         assert!(found.is_empty() && old.is_empty());
         let mut buf = Vec::new();
         push_frame(&mut buf, &key(1), b"one");
-        wal.append(&buf);
+        wal.append(buf.clone());
         let first = wal.sync().expect("sync").expect("bytes");
         assert_eq!(first.bytes, buf);
         // A round bigger than what is left starts a new segment (of its own size if need be).
         let big = vec![7u8; SEGMENT_BYTES as usize];
         let mut buf = Vec::new();
         push_frame(&mut buf, &key(2), &big);
-        wal.append(&buf);
+        wal.append(buf.clone());
         let second = wal.sync().expect("sync").expect("bytes");
         assert_eq!(second.segment, first.segment + 1);
         assert!(wal.sync().expect("sync").is_none(), "nothing new to write");
@@ -308,11 +330,11 @@ mod tests {
         let (mut wal, _, _) = Wal::open(dir.path()).expect("open");
         let mut buf = Vec::new();
         push_frame(&mut buf, &key(1), b"one");
-        wal.append(&buf);
+        wal.append(buf.clone());
         let first = wal.sync().expect("sync").expect("bytes");
         let mut more = Vec::new();
         push_frame(&mut more, &key(2), b"two");
-        wal.append(&more);
+        wal.append(more.clone());
         // Make the next segment's creation fail: a directory already has its name.
         let next = segment_path(dir.path(), first.segment + 1);
         wal.broken = true;
