@@ -1,8 +1,9 @@
 //! `sfsync bench`: figures measured as ratios against a baseline run in the same command.
 //!
 //! `bench ingest`: the same service is started twice on loopback with a temporary store: once as
-//! it runs in production (each message stored in one transaction and fsynced before the ack, with
-//! group commit), once with the store write skipped (the HTTP floor). 32 senders post
+//! it runs in production (each message's journal record written to the inbox log and
+//! `fdatasync`ed before the ack, with group commit, and checkpointed into sled), once with the
+//! store write skipped (the HTTP floor). 32 senders post
 //! 10-notification Outbound Messages to each; the last line is
 //! `ingest durable_per_s=… floor_per_s=… ratio=… p99_ms=…`.
 
