@@ -235,6 +235,8 @@ impl Committer {
             let first = match rx.recv_timeout(CHECKPOINT_EVERY) {
                 Ok(first) => first,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
+                    // Idle: no reason to linger before the next sync.
+                    last_round = 0;
                     self.maybe_checkpoint(true);
                     continue;
                 }
