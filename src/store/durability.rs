@@ -3,8 +3,8 @@
 //! The acknowledgement path (see `inbox` and `wal`): a webhook handler stages its message's
 //! journal record in memory and asks the committer thread (`sfsync-commit`) to sync through it.
 //! The committer takes every request waiting and every record staged, writes them to the inbox
-//! log and `fdatasync`s it, copies the records into sled's journal tree, and only then answers:
-//! nobody is answered before a sync that began after their record was staged. Under load (the
+//! log and `fdatasync`s it, and only then answers: nobody is answered before a sync that began
+//! after their record was staged. The records reach sled's journal tree at the next checkpoint. Under load (the
 //! last round had more than one waiter) it first lingers [`LINGER`] so that each sync covers
 //! more messages.
 //!
