@@ -397,18 +397,20 @@ const JOURNAL_VALUE_BYTES: usize = 64 << 10;
 /// values of about [`JOURNAL_VALUE_BYTES`], each keyed by its org and its last frame's sequence
 /// number.
 fn journal_batch(frames: &[u8]) -> sled::Batch {
-    let mut by_org: BTreeMap<&[u8], Vec<u8>> = BTreeMap::new();
+    // Per org: the value being filled and the key of its last frame.
+    let mut by_org: BTreeMap<&[u8], (Vec<u8>, &[u8])> = BTreeMap::new();
     let mut batch = sled::Batch::default();
     for (key, payload) in wal::frames(frames) {
-        let value = by_org.entry(&key[..18]).or_default();
+        let (value, last) = by_org.entry(&key[..18]).or_default();
         wal::push_frame(value, key, payload);
+        *last = key;
         if value.len() >= JOURNAL_VALUE_BYTES {
             batch.insert(key, std::mem::take(value));
         }
     }
-    for (_, value) in by_org {
-        if let Some((key, _)) = wal::frames(&value).last() {
-            batch.insert(key, value.as_slice());
+    for (value, last) in by_org.into_values() {
+        if !value.is_empty() {
+            batch.insert(last, value);
         }
     }
     batch
