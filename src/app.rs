@@ -23,12 +23,6 @@ const EXPIRY_EVERY: Duration = Duration::from_secs(3600);
 pub struct AppOptions {
     /// Acknowledge webhooks without storing them (the HTTP floor of `sfsync bench ingest`).
     pub skip_store: bool,
-    /// The connected app and the refresh-token key, given directly instead of read from the
-    /// environment (`SALESFORCE_*`, `SFSYNC_TOKEN_KEY`).
-    pub oauth: Option<(
-        crate::salesforce::OAuthSettings,
-        crate::salesforce::TokenKey,
-    )>,
 }
 
 /// A built, bound, not yet running service.
@@ -54,14 +48,7 @@ impl App {
         let listener = TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("binding {}", config.server.listen))?;
-        let oauth = match options.oauth {
-            Some(given) => Some(given),
-            None => match (config.oauth_settings(), Config::token_key()) {
-                (Ok(settings), Ok(key)) => Some((settings, key)),
-                _ => None,
-            },
-        };
-        let oauth = oauth.map(|(settings, key)| {
+        let oauth = config.oauth().map(|(settings, key)| {
             Arc::new(crate::http::oauth::OAuthFlow::new(
                 settings,
                 Arc::new(crate::salesforce::TokenVault::new(key)),
@@ -69,8 +56,16 @@ impl App {
                 Duration::from_secs(config.salesforce.request_timeout_s),
             ))
         });
+        if let Err(reason) = &oauth {
+            if !config.connections.is_empty() {
+                tracing::warn!(
+                    %reason,
+                    "salesforce connected app not configured: no org can connect until it is"
+                );
+            }
+        }
         let state = AppState {
-            oauth,
+            oauth: oauth.map_err(|reason| Arc::from(reason.0)),
             store,
             connections: Arc::new(Connections::new(config.connections())),
             counters: Arc::new(Counters::default()),
@@ -169,8 +164,7 @@ impl App {
     /// settings and the token key are in the environment. The first call refreshes the session,
     /// which also gives the instance URL.
     fn connect_stored_orgs(&self, config: &Config) {
-        let Some(flow) = self.state.oauth.clone() else {
-            tracing::info!("salesforce connected app not configured; pulls wait for a connection");
+        let Ok(flow) = self.state.oauth.clone() else {
             return;
         };
         let (settings, vault, tokens) = (flow.settings().clone(), flow.vault(), flow.tokens());

@@ -9,8 +9,14 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "sfsync", version, about)]
 pub struct Cli {
-    /// Log as JSON lines instead of text.
-    #[arg(long, global = true, env = "SFSYNC_LOG_JSON")]
+    /// Log as JSON lines instead of text (`SFSYNC_LOG_JSON` takes 1/0, true/false, yes/no).
+    #[arg(
+        long,
+        global = true,
+        env = "SFSYNC_LOG_JSON",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub log_json: bool,
     /// What to do.
     #[command(subcommand)]

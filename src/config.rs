@@ -1,15 +1,25 @@
 //! Configuration: one TOML file with environment overrides, validated at load.
 //!
-//! This is the only module that reads the environment. Every key is documented in
-//! `deploy/sfsync.example.toml`. Environment overrides use the prefix `SFSYNC_` and `__` between
-//! sections, e.g. `SFSYNC_SERVER__LISTEN=0.0.0.0:8080` or `SFSYNC_STORE__PATH=/var/lib/sfsync`.
+//! This is the only module that reads the environment, and [`Config::load`] reads all of it:
+//!
+//! - `SFSYNC_<SECTION>__<KEY>` overrides one config key, e.g. `SFSYNC_SERVER__LISTEN=0.0.0.0:8080`
+//!   or `SFSYNC_OUTBOX__UPSERT_ON_MARKER=yes`. A variable of that form that names no key is an
+//!   error naming the variable. Booleans take `1/0/true/false/yes/no/on/off`.
+//! - `SALESFORCE_CLIENT_ID`, `SALESFORCE_CLIENT_SECRET`, `SALESFORCE_REDIRECT_URI` (the connected
+//!   app) and `SFSYNC_TOKEN_KEY` (the key that seals refresh tokens) fill
+//!   [`Config::connected_app`]. When they are missing or malformed the service still starts; the
+//!   orgs then report `not_configured` with the reason.
+//! - Every other `SFSYNC_*` variable (`SFSYNC_CONFIG`, `SFSYNC_API_TOKEN`, `SFSYNC_LOG_JSON`, …)
+//!   belongs to the command line, not to the config.
+//!
+//! Every key is documented in `deploy/sfsync.example.toml`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::Figment;
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Format, Serialized, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -61,6 +71,128 @@ pub struct Config {
     /// One entry per Salesforce org.
     #[serde(default)]
     pub connections: Vec<ConnectionConfig>,
+    /// The connected app and the refresh-token key, read from the environment by
+    /// [`Config::load`] (never from the file), or why they could not be read.
+    #[serde(skip, default = "connected_app_not_read")]
+    pub connected_app: Result<ConnectedApp, NotConfigured>,
+}
+
+/// The Salesforce connected app sfsync signs in through, and the key that seals refresh tokens
+/// at rest. Its `Debug` shows the client id only.
+#[derive(Clone)]
+pub struct ConnectedApp {
+    /// The consumer key (`SALESFORCE_CLIENT_ID`).
+    pub client_id: String,
+    /// The consumer secret (`SALESFORCE_CLIENT_SECRET`).
+    pub client_secret: SecretString,
+    /// The callback URL registered on the app (`SALESFORCE_REDIRECT_URI`).
+    pub redirect_uri: String,
+    /// The refresh-token key (`SFSYNC_TOKEN_KEY`, base64 of 32 bytes).
+    pub token_key: crate::salesforce::TokenKey,
+}
+
+impl std::fmt::Debug for ConnectedApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectedApp")
+            .field("client_id", &self.client_id)
+            .field("redirect_uri", &self.redirect_uri)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the connected app is not usable: the variables missing or malformed, by name, never by
+/// value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotConfigured(pub String);
+
+fn connected_app_not_read() -> Result<ConnectedApp, NotConfigured> {
+    ConnectedApp::from_env(|_| None)
+}
+
+/// The environment variables that hold the connected app and the token key.
+const CONNECTED_APP_VARS: [&str; 4] = [
+    "SALESFORCE_CLIENT_ID",
+    "SALESFORCE_CLIENT_SECRET",
+    "SALESFORCE_REDIRECT_URI",
+    "SFSYNC_TOKEN_KEY",
+];
+
+impl ConnectedApp {
+    /// Reads the four variables through `var`; the error names each one missing or malformed.
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Self, NotConfigured> {
+        let value = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+        let missing: Vec<&str> = CONNECTED_APP_VARS
+            .into_iter()
+            .filter(|name| value(name).is_none())
+            .collect();
+        let mut problems = Vec::new();
+        match missing.as_slice() {
+            [] => {}
+            [one] => problems.push(format!("{one} is not set")),
+            many => problems.push(format!("{} are not set", many.join(", "))),
+        }
+        let token_key =
+            value("SFSYNC_TOKEN_KEY").and_then(
+                |raw| match crate::salesforce::TokenKey::from_base64(1, &SecretString::from(raw)) {
+                    Ok(key) => Some(key),
+                    Err(_) => {
+                        problems.push("SFSYNC_TOKEN_KEY is not base64 of 32 bytes".into());
+                        None
+                    }
+                },
+            );
+        let redirect_uri = value("SALESFORCE_REDIRECT_URI").and_then(|uri| {
+            let ok = url::Url::parse(&uri)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
+            if !ok {
+                problems.push("SALESFORCE_REDIRECT_URI is not an http(s) URL".into());
+            }
+            ok.then_some(uri)
+        });
+        match (
+            value("SALESFORCE_CLIENT_ID"),
+            value("SALESFORCE_CLIENT_SECRET"),
+            redirect_uri,
+            token_key,
+        ) {
+            (Some(client_id), Some(secret), Some(redirect_uri), Some(key))
+                if problems.is_empty() =>
+            {
+                Ok(Self {
+                    client_id: client_id.trim().to_string(),
+                    client_secret: SecretString::from(secret),
+                    redirect_uri,
+                    token_key: key,
+                })
+            }
+            _ => Err(NotConfigured(problems.join("; "))),
+        }
+    }
+}
+
+/// A boolean written as `true/false`, `1/0`, `yes/no` or `on/off` (any case), as a TOML boolean
+/// or as a string (environment variables are strings).
+fn flexible_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Bool(bool),
+        Int(i64),
+        Text(String),
+    }
+    let parsed = match Raw::deserialize(d)? {
+        Raw::Bool(b) => Some(b),
+        Raw::Int(0) => Some(false),
+        Raw::Int(1) => Some(true),
+        Raw::Int(_) => None,
+        Raw::Text(t) => match t.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Some(true),
+            "0" | "false" | "no" | "off" => Some(false),
+            _ => None,
+        },
+    };
+    parsed.ok_or_else(|| serde::de::Error::custom("expected 1/0, true/false or yes/no"))
 }
 
 /// `[salesforce]`. The connected app's client id, secret and redirect URI come from the
@@ -152,7 +284,7 @@ pub struct OutboxConfig {
     pub marker_field: String,
     /// Whether `marker_field` is an External ID field in the org: creates then go out as upserts
     /// by it (idempotent), without a look-up before a retry.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flexible_bool")]
     pub upsert_on_marker: bool,
     /// Failed sends after which an entry becomes a dead letter even though its errors were
     /// transient (default 50: at most about three and a half hours at the default back-off).
@@ -295,32 +427,68 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Config {
-    /// Loads `path` (TOML), applies `SFSYNC_*` environment overrides and validates the result.
+    /// Loads `path` (TOML), applies the `SFSYNC_<SECTION>__<KEY>` overrides of the process
+    /// environment, validates the result, and reads the connected app's variables.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::load_with_env(path, std::env::vars())
+    }
+
+    /// [`Config::load`] with the environment given as name/value pairs.
+    pub fn load_with_env(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
         if !path.exists() {
             return Err(ConfigError::Load(format!(
                 "file {} does not exist",
                 path.display()
             )));
         }
-        Self::from_figment(
-            Figment::from(Toml::file(path)).merge(Env::prefixed("SFSYNC_").split("__")),
-        )
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let overrides = key_overrides(&env)?;
+        let mut figment = Figment::from(Toml::file(path));
+        for (_, key, value) in &overrides {
+            figment = figment.merge(Serialized::default(key, value));
+        }
+        let mut config = Self::from_figment(figment, &overrides)?;
+        let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        config.connected_app = ConnectedApp::from_env(lookup);
+        Ok(config)
     }
 
-    /// Parses a TOML string without environment overrides (tests, the demo, benchmarks).
+    /// Parses a TOML string without environment overrides (tests, the demo, benchmarks). The
+    /// connected app is left unset; callers that need one set [`Config::connected_app`].
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        Self::from_figment(Figment::from(Toml::string(text)))
+        Self::from_figment(Figment::from(Toml::string(text)), &[])
     }
 
-    fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
-        let config: Config = figment.extract().map_err(|e| {
-            let key = e.path.join(".");
-            let mut msg = e.kind.to_string();
-            if !key.is_empty() {
-                msg = format!("{key}: {msg}");
+    fn from_figment(
+        figment: Figment,
+        overrides: &[(String, String, String)],
+    ) -> Result<Self, ConfigError> {
+        let config: Config = figment.extract_lossy().map_err(|e| {
+            let mut path = e.path.clone();
+            if let figment::error::Kind::UnknownField(field, _) = &e.kind {
+                if path.last() != Some(field) {
+                    path.push(field.clone());
+                }
             }
-            ConfigError::Load(msg)
+            // A key set from the environment is named by its variable.
+            let dotted = path.join(".");
+            let from_env = overrides
+                .iter()
+                .find(|(_, key, _)| *key == dotted || key.starts_with(&format!("{dotted}.")))
+                .filter(|_| !dotted.is_empty());
+            let key = match from_env {
+                Some((var, _, _)) => var.clone(),
+                None => dotted,
+            };
+            let msg = e.kind.to_string();
+            ConfigError::Load(if key.is_empty() {
+                msg
+            } else {
+                format!("{key}: {msg}")
+            })
         })?;
         config.validate()?;
         Ok(config)
@@ -429,33 +597,56 @@ impl Config {
             .collect()
     }
 
-    /// The connected app's OAuth settings: `SALESFORCE_CLIENT_ID`, `SALESFORCE_CLIENT_SECRET` and
-    /// `SALESFORCE_REDIRECT_URI` from the environment, the rest from `[salesforce]`.
-    pub fn oauth_settings(&self) -> Result<crate::salesforce::OAuthSettings, ConfigError> {
-        let var = |name: &'static str| {
-            std::env::var(name).map_err(|_| invalid(name, "environment variable is not set"))
-        };
-        Ok(crate::salesforce::OAuthSettings {
-            client_id: var("SALESFORCE_CLIENT_ID")?,
-            client_secret: SecretString::from(var("SALESFORCE_CLIENT_SECRET")?),
-            redirect_uri: var("SALESFORCE_REDIRECT_URI")?,
-            login_url: self.salesforce.login_url.clone(),
-            api_version: self.salesforce.api_version.clone(),
-        })
-    }
-
-    /// The key refresh tokens are sealed with: `SFSYNC_TOKEN_KEY`, base64 of 32 bytes.
-    pub fn token_key() -> Result<crate::salesforce::TokenKey, ConfigError> {
-        let raw = std::env::var("SFSYNC_TOKEN_KEY")
-            .map_err(|_| invalid("SFSYNC_TOKEN_KEY", "environment variable is not set"))?;
-        crate::salesforce::TokenKey::from_base64(1, &SecretString::from(raw))
-            .map_err(|e| invalid("SFSYNC_TOKEN_KEY", e.to_string()))
+    /// The connected app's OAuth settings with the login host and API version of
+    /// `[salesforce]`, and the refresh-token key; or why they are not configured.
+    pub fn oauth(
+        &self,
+    ) -> Result<
+        (
+            crate::salesforce::OAuthSettings,
+            crate::salesforce::TokenKey,
+        ),
+        NotConfigured,
+    > {
+        let app = self.connected_app.as_ref().map_err(Clone::clone)?;
+        Ok((
+            crate::salesforce::OAuthSettings {
+                client_id: app.client_id.clone(),
+                client_secret: app.client_secret.clone(),
+                redirect_uri: app.redirect_uri.clone(),
+                login_url: self.salesforce.login_url.clone(),
+                api_version: self.salesforce.api_version.clone(),
+            },
+            app.token_key.clone(),
+        ))
     }
 
     /// How long dedupe keys live.
     pub fn dedupe_ttl(&self) -> Duration {
         Duration::from_secs(self.store.dedupe_ttl_hours * 3600)
     }
+}
+
+/// The `SFSYNC_<SECTION>__<KEY>` variables as (variable, dotted key, value). A variable with
+/// `__` whose parts are not all non-empty is refused by name.
+fn key_overrides(env: &[(String, String)]) -> Result<Vec<(String, String, String)>, ConfigError> {
+    let mut out = Vec::new();
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix("SFSYNC_") else {
+            continue;
+        };
+        if !rest.contains("__") {
+            continue;
+        }
+        let parts: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+        if parts.iter().any(String::is_empty) {
+            return Err(ConfigError::Load(format!(
+                "{name}: not a config key (SFSYNC_<SECTION>__<KEY>)"
+            )));
+        }
+        out.push((name.clone(), parts.join("."), value.clone()));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -517,5 +708,125 @@ webhook_secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
     fn a_wrongly_typed_value_names_its_key() {
         let e = error_of(&GOOD.replace("\"127.0.0.1:8080\"", "8080"));
         assert!(e.contains("server.listen") || e.contains("listen"), "{e}");
+    }
+
+    fn load_env(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sfsync.toml");
+        std::fs::write(&path, GOOD).expect("write");
+        Config::load_with_env(
+            &path,
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    const TOKEN_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+    #[test]
+    fn variables_that_are_not_section_keys_leave_the_config_alone() {
+        let c = load_env(&[
+            ("SFSYNC_TOKEN_KEY", TOKEN_KEY),
+            ("SFSYNC_API_TOKEN", "0123456789abcdef0123"),
+            ("SFSYNC_CONFIG", "/etc/sfsync/sfsync.toml"),
+            ("SFSYNC_LOG_JSON", "1"),
+        ])
+        .expect("the documented variables must not break loading");
+        assert_eq!(c.server.listen.port(), 8080);
+    }
+
+    #[test]
+    fn a_section_key_variable_overrides_the_file() {
+        let c = load_env(&[
+            ("SFSYNC_SERVER__LISTEN", "0.0.0.0:9999"),
+            ("SFSYNC_SERVER__REQUEST_TIMEOUT_S", "12"),
+            ("SFSYNC_OUTBOX__MARKER_FIELD", "Other__c"),
+        ])
+        .expect("load");
+        assert_eq!(c.server.listen.port(), 9999);
+        assert_eq!(c.server.request_timeout_s, 12);
+        assert_eq!(c.outbox.marker_field, "Other__c");
+    }
+
+    #[test]
+    fn booleans_from_the_environment_take_one_zero_yes_no_true_false() {
+        for (raw, want) in [
+            ("1", true),
+            ("0", false),
+            ("yes", true),
+            ("no", false),
+            ("true", true),
+            ("FALSE", false),
+        ] {
+            let c = load_env(&[("SFSYNC_OUTBOX__UPSERT_ON_MARKER", raw)]).expect(raw);
+            assert_eq!(c.outbox.upsert_on_marker, want, "{raw}");
+        }
+        let e = load_env(&[("SFSYNC_OUTBOX__UPSERT_ON_MARKER", "maybe")])
+            .expect_err("not a boolean")
+            .to_string();
+        assert!(e.contains("SFSYNC_OUTBOX__UPSERT_ON_MARKER"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_key_variable_is_an_error_naming_the_variable() {
+        for var in [
+            "SFSYNC_SERVER__NO_SUCH_KEY",
+            "SFSYNC_NOSECTION__LISTEN",
+            "SFSYNC_SERVER__",
+        ] {
+            let e = load_env(&[(var, "x")]).expect_err(var).to_string();
+            assert!(e.contains(var), "{var}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_badly_typed_variable_is_named() {
+        let e = load_env(&[("SFSYNC_SERVER__REQUEST_TIMEOUT_S", "soon")])
+            .expect_err("not a number")
+            .to_string();
+        assert!(e.contains("SFSYNC_SERVER__REQUEST_TIMEOUT_S"), "{e}");
+    }
+
+    #[test]
+    fn the_connected_app_is_read_from_its_four_variables() {
+        let c = load_env(&[
+            ("SALESFORCE_CLIENT_ID", "3MVG9-client"),
+            ("SALESFORCE_CLIENT_SECRET", "s3cr3t-value"),
+            (
+                "SALESFORCE_REDIRECT_URI",
+                "https://sync.example.com/oauth/salesforce/callback",
+            ),
+            ("SFSYNC_TOKEN_KEY", TOKEN_KEY),
+        ])
+        .expect("load");
+        let (settings, _) = c.oauth().expect("configured");
+        assert_eq!(settings.client_id, "3MVG9-client");
+        assert_eq!(settings.login_url, "https://login.salesforce.com");
+        assert!(!format!("{:?}", c.connected_app).contains("s3cr3t-value"));
+    }
+
+    #[test]
+    fn a_missing_or_malformed_connected_app_is_reported_by_variable_name() {
+        let c = load_env(&[]).expect("the service starts without a connected app");
+        let reason = c.oauth().expect_err("not configured").0;
+        for var in CONNECTED_APP_VARS {
+            assert!(reason.contains(var), "{reason}");
+        }
+        let c = load_env(&[
+            ("SALESFORCE_CLIENT_ID", "id"),
+            ("SALESFORCE_CLIENT_SECRET", "secret-value"),
+            ("SALESFORCE_REDIRECT_URI", "not a url"),
+            ("SFSYNC_TOKEN_KEY", "c2hvcnQ="),
+        ])
+        .expect("load");
+        let reason = c.oauth().expect_err("malformed").0;
+        assert!(
+            reason.contains("SFSYNC_TOKEN_KEY is not base64 of 32 bytes"),
+            "{reason}"
+        );
+        assert!(reason.contains("SALESFORCE_REDIRECT_URI"), "{reason}");
+        assert!(
+            !reason.contains("secret-value") && !reason.contains("c2hvcnQ="),
+            "{reason}"
+        );
     }
 }

@@ -41,7 +41,7 @@ fn shutdown_on_signal(token: CancellationToken) {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // The demo and the benchmarks print their own report; their logs stay quiet unless asked.
     let default_level = match cli.command {
@@ -49,7 +49,18 @@ async fn main() -> anyhow::Result<()> {
         _ => "info",
     };
     init_tracing(cli.log_json, default_level);
-    match cli.command {
+    match run(cli.command).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, causes joined, no backtrace: what an operator reads first.
+            eprintln!("sfsync: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Serve(args) => {
             let config = sfsync::config::Config::load(&args.config)?;
             let app = sfsync::app::App::build(&config)

@@ -71,14 +71,7 @@ async fn run_once(
         args.listen,
         dir.path().display()
     ))?;
-    let app = App::build_with(
-        &config,
-        AppOptions {
-            skip_store,
-            ..AppOptions::default()
-        },
-    )
-    .await?;
+    let app = App::build_with(&config, AppOptions { skip_store }).await?;
     let url = format!(
         "http://{}/webhooks/salesforce/outbound/{KEY}",
         app.local_addr()

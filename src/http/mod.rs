@@ -186,8 +186,9 @@ pub struct AppState {
     pub pull: crate::sync::orgs::PullContext,
     /// The push side: the default `push_as` and the outbox settings.
     pub push: crate::worker::outbox::PushSettings,
-    /// The OAuth connect flow, when the connected app is configured.
-    pub oauth: Option<Arc<oauth::OAuthFlow>>,
+    /// The OAuth connect flow, or why the connected app is not configured (variable names
+    /// only).
+    pub oauth: Result<Arc<oauth::OAuthFlow>, Arc<str>>,
 }
 
 /// The whole router.

@@ -98,8 +98,14 @@ pub(super) async fn authorize(
     State(state): State<AppState>,
     Query(q): Query<AuthorizeQuery>,
 ) -> Response {
-    let Some(flow) = state.oauth.clone() else {
-        return text(StatusCode::SERVICE_UNAVAILABLE, "the salesforce connected app is not configured (SALESFORCE_CLIENT_ID, SALESFORCE_CLIENT_SECRET, SALESFORCE_REDIRECT_URI, SFSYNC_TOKEN_KEY)\n".into());
+    let flow = match state.oauth.clone() {
+        Ok(flow) => flow,
+        Err(reason) => {
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the salesforce connected app is not configured: {reason}\n"),
+            );
+        }
     };
     let Some(org) = OrgId::parse(&q.org_id).ok().filter(|o| {
         state
@@ -153,7 +159,7 @@ pub(super) async fn callback(
     State(state): State<AppState>,
     Query(q): Query<CallbackQuery>,
 ) -> Response {
-    let Some(flow) = state.oauth.clone() else {
+    let Ok(flow) = state.oauth.clone() else {
         return text(
             StatusCode::SERVICE_UNAVAILABLE,
             "the salesforce connected app is not configured\n".into(),

@@ -58,6 +58,12 @@ pub struct TokenKey {
     key: SecretBox<[u8; 32]>,
 }
 
+impl Clone for TokenKey {
+    fn clone(&self) -> Self {
+        Self::new(self.id, SecretBox::new(Box::new(*self.key.expose_secret())))
+    }
+}
+
 impl TokenKey {
     /// Wraps a raw key.
     pub fn new(id: u8, key: SecretBox<[u8; 32]>) -> Self {

@@ -53,9 +53,28 @@ webhook_secrets = ["{OLD_SECRET}"]
 
 /// Starts the service with `secrets` for the main org.
 pub async fn spawn_app_with(secrets: &[&str]) -> TestApp {
+    spawn_app_from(secrets, |_| {}).await
+}
+
+/// A connected app as the environment would give it (the login host is never reached).
+pub fn test_connected_app() -> sfsync::config::ConnectedApp {
+    sfsync::config::ConnectedApp {
+        client_id: "test-client-id".into(),
+        client_secret: secrecy::SecretString::from("test-client-secret".to_string()),
+        redirect_uri: "http://127.0.0.1:9/oauth/salesforce/callback".into(),
+        token_key: sfsync::salesforce::TokenKey::new(
+            1,
+            secrecy::SecretBox::new(Box::new([7u8; 32])),
+        ),
+    }
+}
+
+/// Starts the service with `secrets` for the main org, after `adjust` has changed its config.
+pub async fn spawn_app_from(secrets: &[&str], adjust: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config =
+    let mut config =
         Config::from_toml(&config_toml(&dir.path().join("store"), secrets)).expect("config");
+    adjust(&mut config);
     let app = App::build(&config).await.expect("build app");
     let base = format!("http://{}", app.local_addr());
     let state = app.state().clone();

@@ -9,6 +9,7 @@ mod intake_hostile;
 mod intake_outbound;
 mod intake_signed;
 mod oauth_connect;
+mod operator_env;
 mod pull_api;
 mod pull_e2e;
 mod pull_harness;

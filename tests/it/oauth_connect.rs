@@ -2,9 +2,9 @@
 //! page → callback → the org is connected and its refresh token is stored sealed.
 
 use secrecy::{SecretBox, SecretString};
-use sfsync::app::{App, AppOptions};
-use sfsync::config::Config;
-use sfsync::salesforce::{OAuthSettings, TokenKey};
+use sfsync::app::App;
+use sfsync::config::{Config, ConnectedApp};
+use sfsync::salesforce::TokenKey;
 use sfsync::simulator::{Simulator, SimulatorConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -29,24 +29,15 @@ async fn an_admin_connects_an_org_and_its_refresh_token_is_stored_sealed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let text =
         config_toml(&dir.path().join("store"), &[SECRET]).replace(ORG, sim.org_id().as_str());
-    let config = Config::from_toml(&text).expect("config");
-    let settings = OAuthSettings {
+    let mut config = Config::from_toml(&text).expect("config");
+    config.salesforce.login_url = sim.instance_url();
+    config.connected_app = Ok(ConnectedApp {
         client_id: creds.client_id.clone(),
         client_secret: SecretString::from(creds.client_secret.clone()),
         redirect_uri: "http://127.0.0.1:9/oauth/salesforce/callback".into(),
-        login_url: sim.instance_url(),
-        api_version: "62.0".into(),
-    };
-    let key = TokenKey::new(1, SecretBox::new(Box::new([7u8; 32])));
-    let app = App::build_with(
-        &config,
-        AppOptions {
-            oauth: Some((settings, key)),
-            ..AppOptions::default()
-        },
-    )
-    .await
-    .expect("app");
+        token_key: TokenKey::new(1, SecretBox::new(Box::new([7u8; 32]))),
+    });
+    let app = App::build(&config).await.expect("app");
     let base = format!("http://{}", app.local_addr());
     let store = app.state().store.clone();
     let shutdown = CancellationToken::new();

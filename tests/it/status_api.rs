@@ -7,11 +7,27 @@ use crate::pull_harness;
 
 #[tokio::test]
 async fn an_org_without_a_salesforce_connection_is_reported_not_connected() {
-    let app = spawn_app().await;
+    let app = spawn_app_from(&[SECRET], |c| c.connected_app = Ok(test_connected_app())).await;
     let status = app.status().await;
     assert_eq!(status["connections"][0]["state"], "not_connected");
+    assert!(status["connections"][0].get("reason").is_none(), "{status}");
     assert!(status["api_usage"].is_null());
     assert_eq!(status["outbox"]["pending"], 0);
+}
+
+#[tokio::test]
+async fn without_a_connected_app_every_org_is_not_configured_with_the_reason() {
+    let app = spawn_app().await;
+    let status = app.status().await;
+    for conn in status["connections"].as_array().expect("connections") {
+        assert_eq!(conn["state"], "not_configured", "{status}");
+        assert!(
+            conn["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("SALESFORCE_CLIENT_ID")),
+            "{status}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -98,8 +98,12 @@ pub struct Status {
 pub struct ConnectionStatus {
     /// The org id (18 characters).
     pub org_id: String,
+    /// `not_configured` while the connected app's environment is missing or malformed,
     /// `not_connected` until an OAuth connection exists, then `connected` or `needs_reauth`.
     pub state: &'static str,
+    /// Why the org is `not_configured`: the variables missing or malformed, by name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// This org's API usage, when known.
     #[schema(value_type = Option<Object>)]
     pub api_usage: Option<crate::salesforce::ApiUsage>,
@@ -132,13 +136,16 @@ async fn status(State(state): State<AppState>) -> Json<Status> {
         .iter()
         .map(|conn| {
             let client = state.pull.orgs.get(&conn.org_id);
+            let not_configured = state.oauth.as_ref().err().filter(|_| client.is_none());
             ConnectionStatus {
                 org_id: conn.org_id.to_string(),
                 state: match client.as_ref().map(|c| c.state()) {
+                    None if not_configured.is_some() => "not_configured",
                     None => "not_connected",
                     Some(crate::salesforce::ConnectionState::Connected) => "connected",
                     Some(crate::salesforce::ConnectionState::NeedsReauth) => "needs_reauth",
                 },
+                reason: not_configured.map(|r| r.to_string()),
                 api_usage: client.and_then(|c| c.api_usage()),
             }
         })
