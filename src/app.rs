@@ -33,6 +33,8 @@ pub struct App {
     dedupe_ttl: Duration,
     /// Pull side: time between catch-up sweeps (zero: none, not even at start-up).
     sweep_interval: Duration,
+    /// Push side: delivery settings of the outbox workers.
+    outbox: crate::config::OutboxConfig,
 }
 
 impl App {
@@ -67,7 +69,7 @@ impl App {
         let state = AppState {
             oauth: oauth.map_err(|reason| Arc::from(reason.0)),
             store,
-            connections: Arc::new(Connections::new(config.connections())),
+            connections: Arc::new(Connections::new(config.connections.clone())),
             counters: Arc::new(Counters::default()),
             api_token: Arc::new(config.server.api_token.clone()),
             max_body: config.intake.max_body_bytes,
@@ -77,10 +79,7 @@ impl App {
             pull: crate::sync::orgs::PullContext::new(crate::sync::pull::Rules::from_config(
                 &config.sync,
             )),
-            push: crate::worker::outbox::PushSettings {
-                push_as: config.sync.push_as,
-                outbox: config.outbox.clone(),
-            },
+            push_as: config.sync.push_as,
         };
         let app = Self {
             state,
@@ -88,6 +87,7 @@ impl App {
             request_timeout: Duration::from_secs(config.server.request_timeout_s),
             dedupe_ttl: config.dedupe_ttl(),
             sweep_interval: Duration::from_secs(config.sync.sweep_interval_s),
+            outbox: config.outbox.clone(),
         };
         app.connect_stored_orgs(config);
         Ok(app)
@@ -130,7 +130,8 @@ impl App {
             &tracker,
             self.state.store.clone(),
             self.state.pull.orgs.clone(),
-            self.state.push.clone(),
+            self.outbox.clone(),
+            self.state.push_as,
             shutdown.clone(),
         );
         tracing::info!(addr = %self.local_addr(), "listening");
@@ -168,7 +169,7 @@ impl App {
             return;
         };
         let (settings, vault, tokens) = (flow.settings().clone(), flow.vault(), flow.tokens());
-        for conn in config.connections() {
+        for conn in &config.connections {
             if !matches!(
                 self.state.store.load_sealed_token(&conn.org_id),
                 Ok(Some(_))

@@ -23,7 +23,7 @@ use figment::providers::{Format, Serialized, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::domain::OrgId;
+use crate::domain::{OrgId, WebhookSecret};
 
 /// Why the configuration cannot be used. Each message names the key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -70,7 +70,7 @@ pub struct Config {
     pub outbox: OutboxConfig,
     /// One entry per Salesforce org.
     #[serde(default)]
-    pub connections: Vec<ConnectionConfig>,
+    pub connections: Vec<Connection>,
     /// The connected app and the refresh-token key, read from the environment by
     /// [`Config::load`] (never from the file), or why they could not be read.
     #[serde(skip, default = "connected_app_not_read")]
@@ -361,17 +361,28 @@ impl Default for IntakeConfig {
     }
 }
 
-/// `[[connections]]`: one Salesforce org.
-#[derive(Debug, Clone, Deserialize)]
+/// `[[connections]]`: one Salesforce org. Its `Debug` shows the org id and how many secrets it
+/// has, never the key or the secrets.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ConnectionConfig {
-    /// The org id, 15 or 18 characters, prefix `00D`.
-    pub org_id: String,
+pub struct Connection {
+    /// The org id, 15 or 18 characters, prefix `00D`; held as 18.
+    pub org_id: OrgId,
     /// The last path segment of this org's webhook URLs; unguessable, at least 16 characters.
     pub webhook_key: SecretString,
     /// Standard Webhooks secrets (`whsec_` + base64 of 24 to 64 bytes); several while rotating.
     #[serde(default)]
-    pub webhook_secrets: Vec<SecretString>,
+    pub webhook_secrets: Vec<WebhookSecret>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("org_id", &self.org_id)
+            .field("webhook_key", &"[REDACTED]")
+            .field("webhook_secrets", &self.webhook_secrets.len())
+            .finish()
+    }
 }
 
 fn default_login_url() -> String {
@@ -403,27 +414,6 @@ fn default_max_body() -> usize {
 }
 fn default_tolerance() -> u64 {
     300
-}
-
-/// A connection once validated: the org id parsed, the secrets decoded.
-#[derive(Clone)]
-pub struct Connection {
-    /// The org.
-    pub org_id: OrgId,
-    /// Its webhook path key.
-    pub webhook_key: SecretString,
-    /// Decoded Standard Webhooks keys.
-    pub webhook_secrets: std::sync::Arc<Vec<secrecy::SecretBox<Vec<u8>>>>,
-}
-
-impl std::fmt::Debug for Connection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection")
-            .field("org_id", &self.org_id)
-            .field("webhook_key", &"[REDACTED]")
-            .field("webhook_secrets", &self.webhook_secrets.len())
-            .finish()
-    }
 }
 
 impl Config {
@@ -475,13 +465,24 @@ impl Config {
             }
             // A key set from the environment is named by its variable.
             let dotted = path.join(".");
+            let shown = path.iter().fold(String::new(), |mut out, part| {
+                if part.parse::<usize>().is_ok() {
+                    out.push_str(&format!("[{part}]"));
+                } else {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push_str(part);
+                }
+                out
+            });
             let from_env = overrides
                 .iter()
                 .find(|(_, key, _)| *key == dotted || key.starts_with(&format!("{dotted}.")))
                 .filter(|_| !dotted.is_empty());
             let key = match from_env {
                 Some((var, _, _)) => var.clone(),
-                None => dotted,
+                None => shown,
             };
             let msg = e.kind.to_string();
             ConfigError::Load(if key.is_empty() {
@@ -537,9 +538,7 @@ impl Config {
         let mut seen_keys = std::collections::HashSet::new();
         let mut seen_orgs = std::collections::HashSet::new();
         for (i, c) in self.connections.iter().enumerate() {
-            let org = OrgId::parse(&c.org_id)
-                .map_err(|e| invalid(format!("connections[{i}].org_id"), e.to_string()))?;
-            if !seen_orgs.insert(org.as_15().to_string()) {
+            if !seen_orgs.insert(c.org_id.as_15().to_string()) {
                 return Err(invalid(
                     format!("connections[{i}].org_id"),
                     "org listed twice",
@@ -562,39 +561,8 @@ impl Config {
                     "used twice",
                 ));
             }
-            for (j, s) in c.webhook_secrets.iter().enumerate() {
-                crate::http::webhook::signature::decode_secret(s.expose_secret()).map_err(|e| {
-                    invalid(
-                        format!("connections[{i}].webhook_secrets[{j}]"),
-                        e.to_string(),
-                    )
-                })?;
-            }
         }
         Ok(())
-    }
-
-    /// The validated connections.
-    pub fn connections(&self) -> Vec<Connection> {
-        self.connections
-            .iter()
-            .filter_map(|c| {
-                Some(Connection {
-                    org_id: OrgId::parse(&c.org_id).ok()?,
-                    webhook_key: c.webhook_key.clone(),
-                    webhook_secrets: c
-                        .webhook_secrets
-                        .iter()
-                        .filter_map(|s| {
-                            crate::http::webhook::signature::decode_secret(s.expose_secret())
-                                .ok()
-                                .map(|k| secrecy::SecretBox::new(Box::new(k)))
-                        })
-                        .collect::<Vec<_>>()
-                        .into(),
-                })
-            })
-            .collect()
     }
 
     /// The connected app's OAuth settings with the login host and API version of
@@ -668,7 +636,7 @@ webhook_secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
     #[test]
     fn a_good_file_loads_and_normalizes_the_org_id() {
         let c = Config::from_toml(GOOD).expect("valid config");
-        assert_eq!(c.connections()[0].org_id.as_str(), "00D7F00000107XsUAI");
+        assert_eq!(c.connections[0].org_id.as_str(), "00D7F00000107XsUAI");
         assert_eq!(c.intake.max_body_bytes, 1024 * 1024);
     }
 

@@ -37,10 +37,10 @@ fn request(
                 .secret
                 .as_deref()
                 .context("--secret is needed to sign .json files")?;
-            let key = signature::decode_secret(secret).context("--secret")?;
+            let key = crate::domain::WebhookSecret::parse(secret).context("--secret")?;
             let id = webhook_id_for(&body);
             let ts = chrono::Utc::now().timestamp();
-            let sig = signature::sign(&key, &id, ts, &body);
+            let sig = signature::sign(key.key(), &id, ts, &body);
             Ok(client
                 .post(format!("{base}/webhooks/salesforce/events/{}", args.key))
                 .header("content-type", "application/json")

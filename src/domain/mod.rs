@@ -6,6 +6,7 @@ mod ids;
 pub mod normalize;
 mod notification;
 mod policy;
+mod secret;
 mod stage;
 
 pub use entities::{
@@ -14,4 +15,5 @@ pub use entities::{
 pub use ids::{IdError, SalesforceId};
 pub use notification::{ChangeType, Notification, ObjectType, OrgId};
 pub use policy::{ConflictPolicy, PushAs};
+pub use secret::{SecretError, WebhookSecret};
 pub use stage::{StageRule, StageTable};

@@ -184,8 +184,8 @@ pub struct AppState {
     pub skip_store: bool,
     /// The pull side: Salesforce connections per org, pull rules, imports.
     pub pull: crate::sync::orgs::PullContext,
-    /// The push side: the default `push_as` and the outbox settings.
-    pub push: crate::worker::outbox::PushSettings,
+    /// What a new contact is pushed as unless the request says otherwise (`[sync] push_as`).
+    pub push_as: crate::domain::PushAs,
     /// The OAuth connect flow, or why the connected app is not configured (variable names
     /// only).
     pub oauth: Result<Arc<oauth::OAuthFlow>, Arc<str>>,

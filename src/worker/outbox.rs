@@ -859,22 +859,14 @@ impl OutboxWorker {
     }
 }
 
-/// The push side's settings, shared by the API (the default `push_as`) and the workers.
-#[derive(Debug, Clone, Default)]
-pub struct PushSettings {
-    /// What a new contact is pushed as unless the request says otherwise (`[sync] push_as`).
-    pub push_as: PushAs,
-    /// Delivery settings (`[outbox]`).
-    pub outbox: OutboxConfig,
-}
-
 /// Starts one [`OutboxWorker`] per connected org on `tracker`, now and for every org that
 /// connects later, until `token` is cancelled.
 pub fn spawn_workers(
     tracker: &TaskTracker,
     store: Store,
     orgs: Arc<SalesforceOrgs>,
-    settings: PushSettings,
+    outbox: OutboxConfig,
+    push_as: PushAs,
     token: CancellationToken,
 ) {
     let inner = tracker.clone();
@@ -884,12 +876,7 @@ pub fn spawn_workers(
             for client in orgs.all() {
                 if started.insert(client.org_id().clone()) {
                     tracing::info!(org = %client.org_id(), "outbox worker started");
-                    let worker = OutboxWorker::new(
-                        store.clone(),
-                        client,
-                        settings.outbox.clone(),
-                        settings.push_as,
-                    );
+                    let worker = OutboxWorker::new(store.clone(), client, outbox.clone(), push_as);
                     inner.spawn(worker.run(token.clone()));
                 }
             }

@@ -109,7 +109,10 @@ pub fn fixture(name: &str) -> Vec<u8> {
 }
 
 pub fn decoded(secret: &str) -> Vec<u8> {
-    signature::decode_secret(secret).expect("secret")
+    sfsync::domain::WebhookSecret::parse(secret)
+        .expect("secret")
+        .key()
+        .to_vec()
 }
 
 impl TestApp {

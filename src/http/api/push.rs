@@ -913,7 +913,7 @@ fn insert_contact(
 async fn create_contact(State(state): State<AppState>, body: Bytes) -> ApiResult<Response> {
     let req: NewContact = parse_body(&body)?;
     let org = org_for(&state, req.org_id.as_deref())?;
-    let push_as = req.push_as.unwrap_or(state.push.push_as);
+    let push_as = req.push_as.unwrap_or(state.push_as);
     let contact = new_contact(&org, &req, Utc::now())?;
     let (c, outbox) = write(&state.store, |tx| insert_contact(tx, &contact, push_as)).await?;
     Ok(created(ContactView::from(c), Some(outbox)))
@@ -930,7 +930,7 @@ async fn update_contact(
     let req: ContactChanges = parse_body(&body)?;
     let org = org_for(&state, req.org_id.as_deref())?;
     let now = Utc::now();
-    let default_as = state.push.push_as;
+    let default_as = state.push_as;
     let (c, outbox) = write(&state.store, |tx| {
         let Some(mut c) = tx.contact(&org, id)? else {
             return refuse(PushApiError::NotFound("contact"));
