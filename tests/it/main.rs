@@ -10,6 +10,8 @@ mod intake_outbound;
 mod intake_signed;
 mod oauth_connect;
 mod operator_env;
+mod operator_path;
+mod processes;
 mod pull_api;
 mod pull_e2e;
 mod pull_harness;

@@ -1,94 +1,12 @@
 //! The built binary started as an operator starts it: a config file and the README's
 //! environment, nothing injected.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::helpers::*;
+use crate::processes::{Process, port_in, sfsync};
 
 const TOKEN_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-
-/// A running `sfsync serve`: its address, and every stderr line it has written so far.
-struct Service {
-    child: Child,
-    base: String,
-    lines: mpsc::Receiver<String>,
-    log: Vec<String>,
-}
-
-impl Service {
-    /// Starts `sfsync serve` with exactly `env` (plus PATH) and waits for its listening line.
-    fn start(args: &[&str], env: &[(&str, String)]) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sfsync"));
-        cmd.args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn sfsync");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut service = Self {
-            child,
-            base: String::new(),
-            lines,
-            log: Vec::new(),
-        };
-        let line = service.wait_for("listening");
-        let addr = line
-            .split("127.0.0.1:")
-            .nth(1)
-            .and_then(|rest| {
-                let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
-                (!port.is_empty()).then_some(port)
-            })
-            .unwrap_or_else(|| panic!("no address in {line:?}"));
-        service.base = format!("http://127.0.0.1:{addr}");
-        service
-    }
-
-    /// Reads stderr until a line containing `needle`; panics after 20 s.
-    fn wait_for(&mut self, needle: &str) -> String {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.log.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!("no {needle:?} in the log:\n{}", self.log.join("\n")),
-            }
-        }
-    }
-
-    /// Sends SIGTERM and returns the exit status and the rest of the log.
-    fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        assert!(sent.success());
-        let status = self.child.wait().expect("wait");
-        self.log.extend(self.lines.try_iter());
-        (status, self.log)
-    }
-}
 
 fn write_config(dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join("sfsync.toml");
@@ -102,7 +20,7 @@ async fn serve_starts_with_the_readmes_environment_and_names_the_missing_connect
     let config = write_config(dir.path());
     // The config comes from SFSYNC_CONFIG; the token key, API token and JSON logs from their
     // own variables; the connected app is left out.
-    let service = Service::start(
+    let mut service = Process::start(
         &["serve"],
         &[
             ("SFSYNC_CONFIG", config.display().to_string()),
@@ -111,8 +29,9 @@ async fn serve_starts_with_the_readmes_environment_and_names_the_missing_connect
             ("SFSYNC_LOG_JSON", "1".into()),
         ],
     );
+    let port = port_in(&service.wait_for("listening"));
     let status: serde_json::Value = reqwest::Client::new()
-        .get(format!("{}/api/v1/status", service.base))
+        .get(format!("http://127.0.0.1:{port}/api/v1/status"))
         .bearer_auth(TOKEN)
         .send()
         .await
@@ -120,7 +39,9 @@ async fn serve_starts_with_the_readmes_environment_and_names_the_missing_connect
         .json()
         .await
         .expect("json");
-    let (exit, log) = service.terminate();
+    service.signal("-TERM");
+    let (exit, _) = service.wait_exit(Duration::from_secs(10));
+    let log = service.log.clone();
     assert!(exit.success(), "exit {exit:?}\n{}", log.join("\n"));
 
     for conn in status["connections"].as_array().expect("connections") {
@@ -150,7 +71,7 @@ async fn serve_starts_with_the_readmes_environment_and_names_the_missing_connect
 fn an_unknown_key_variable_stops_serve_with_one_line_naming_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path());
-    let out = Command::new(env!("CARGO_BIN_EXE_sfsync"))
+    let out = sfsync()
         .args(["serve", "--config"])
         .arg(&config)
         .env("SFSYNC_SERVER__LISTN", "127.0.0.1:0")
@@ -172,7 +93,7 @@ fn an_unknown_key_variable_stops_serve_with_one_line_naming_it() {
 fn a_bad_boolean_for_log_json_is_refused_and_yes_is_accepted() {
     // A missing config file is the next thing serve reports once the variable is accepted.
     let stderr_with = |value: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_sfsync"))
+        let out = sfsync()
             .args(["serve", "--config", "/nonexistent/sfsync.toml"])
             .env("SFSYNC_LOG_JSON", value)
             .output()
