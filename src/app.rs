@@ -29,7 +29,8 @@ pub struct AppOptions {
 pub struct App {
     state: AppState,
     listener: TcpListener,
-    request_timeout: Duration,
+    timeouts: crate::http::RequestTimeouts,
+    limits: crate::http::serve::ServeLimits,
     dedupe_ttl: Duration,
     /// Pull side: time between catch-up sweeps (zero: none, not even at start-up).
     sweep_interval: Duration,
@@ -84,7 +85,18 @@ impl App {
         let app = Self {
             state,
             listener,
-            request_timeout: Duration::from_secs(config.server.request_timeout_s),
+            timeouts: crate::http::RequestTimeouts {
+                request: Duration::from_secs(config.server.request_timeout_s),
+                body_read: Duration::from_secs(config.server.body_read_timeout_s),
+            },
+            limits: crate::http::serve::ServeLimits {
+                header_read_timeout: Duration::from_secs(config.server.header_read_timeout_s),
+                max_connections: match config.server.max_connections {
+                    0 => crate::http::serve::default_max_connections(),
+                    n => n,
+                },
+                shutdown_grace: Duration::from_secs(config.server.shutdown_grace_s),
+            },
             dedupe_ttl: config.dedupe_ttl(),
             sweep_interval: Duration::from_secs(config.sync.sweep_interval_s),
             outbox: config.outbox.clone(),
@@ -134,12 +146,13 @@ impl App {
             self.state.push_as,
             shutdown.clone(),
         );
-        tracing::info!(addr = %self.local_addr(), "listening");
-        let router = crate::http::router(self.state.clone(), self.request_timeout);
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await
-            .context("serving http")?;
+        tracing::info!(
+            addr = %self.local_addr(),
+            max_connections = self.limits.max_connections,
+            "listening"
+        );
+        let router = crate::http::router(self.state.clone(), self.timeouts);
+        crate::http::serve::serve(self.listener, router, self.limits, shutdown.clone()).await;
         tracker.close();
         tracker.wait().await;
         self.state

@@ -327,6 +327,31 @@ pub struct ServerConfig {
     /// Seconds a request may take before it is answered 408.
     #[serde(default = "default_request_timeout_s")]
     pub request_timeout_s: u64,
+    /// Seconds a client has to send a complete request head, counted from connecting or from
+    /// its previous response; a slower or idle keep-alive connection is closed (default 10).
+    #[serde(default = "default_header_read_timeout_s")]
+    pub header_read_timeout_s: u64,
+    /// Seconds a request body may pause between two pieces before the request fails (default 10).
+    #[serde(default = "default_body_read_timeout_s")]
+    pub body_read_timeout_s: u64,
+    /// Connections open at once; more wait in the kernel's accept queue. 0 (default): three
+    /// quarters of the process's open-file limit, at most 10,000.
+    #[serde(default)]
+    pub max_connections: usize,
+    /// Seconds in-flight requests get to finish after SIGTERM before every connection is closed
+    /// (default 10).
+    #[serde(default = "default_shutdown_grace_s")]
+    pub shutdown_grace_s: u64,
+}
+
+fn default_header_read_timeout_s() -> u64 {
+    10
+}
+fn default_body_read_timeout_s() -> u64 {
+    10
+}
+fn default_shutdown_grace_s() -> u64 {
+    10
 }
 
 /// `[store]`.
@@ -502,6 +527,28 @@ impl Config {
                 "server.api_token",
                 "must be at least 16 characters",
             ));
+        }
+        for (key, value, max) in [
+            (
+                "server.request_timeout_s",
+                self.server.request_timeout_s,
+                3600,
+            ),
+            (
+                "server.header_read_timeout_s",
+                self.server.header_read_timeout_s,
+                300,
+            ),
+            (
+                "server.body_read_timeout_s",
+                self.server.body_read_timeout_s,
+                300,
+            ),
+            ("server.shutdown_grace_s", self.server.shutdown_grace_s, 300),
+        ] {
+            if value == 0 || value > max {
+                return Err(invalid(key, format!("must be 1 to {max} seconds")));
+            }
         }
         if self.store.dedupe_ttl_hours < 168 {
             return Err(invalid(

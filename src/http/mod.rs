@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod oauth;
+pub mod serve;
 pub mod webhook;
 
 use std::collections::HashMap;
@@ -191,8 +192,17 @@ pub struct AppState {
     pub oauth: Result<Arc<oauth::OAuthFlow>, Arc<str>>,
 }
 
+/// How long a request, and each pause in its body, may take.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestTimeouts {
+    /// The whole request, answered 408 past it.
+    pub request: Duration,
+    /// The longest pause between two pieces of a request body.
+    pub body_read: Duration,
+}
+
 /// The whole router.
-pub fn router(state: AppState, request_timeout: Duration) -> Router {
+pub fn router(state: AppState, timeouts: RequestTimeouts) -> Router {
     Router::new()
         .route(
             "/webhooks/salesforce/outbound/{webhook_key}",
@@ -217,7 +227,10 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/metrics", get(api::metrics))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
-            request_timeout,
+            timeouts.request,
+        ))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            timeouts.body_read,
         ))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {

@@ -24,15 +24,26 @@ impl Process {
     /// Starts `sfsync args…` with exactly `env` (plus `PATH`), stdout piped.
     pub fn start(args: &[&str], env: &[(&str, String)]) -> Self {
         let mut cmd = sfsync();
-        cmd.args(args)
-            .env_clear()
+        cmd.args(args);
+        Self::spawn(cmd, env)
+    }
+
+    /// Runs `command` with `sh -c` (for `ulimit` and the like), the environment cleared.
+    pub fn start_shell(command: &str) -> Self {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", command]);
+        Self::spawn(cmd, &[])
+    }
+
+    fn spawn(mut cmd: Command, env: &[(&str, String)]) -> Self {
+        cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("spawn sfsync");
+        let mut child = cmd.spawn().expect("spawn");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
