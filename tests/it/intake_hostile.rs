@@ -147,3 +147,112 @@ async fn garbage_and_wrong_shapes_are_refused() {
     let bad_id = message(1).replace("<sf:Id>", "<sf:Id>x");
     refused_then_alive(&app, bad_id.into_bytes(), 400).await;
 }
+
+/// A message whose `<Notification>` carries `n` attributes or `n` namespace declarations.
+fn wide(n: usize, namespaces: bool) -> String {
+    let attrs: String = (0..n)
+        .map(|i| {
+            if namespaces {
+                format!(" xmlns:p{i}=\"urn:x{i}\"")
+            } else {
+                format!(" a{i}=\"v\"")
+            }
+        })
+        .collect();
+    message(1).replacen("<Notification>", &format!("<Notification{attrs}>"), 1)
+}
+
+#[tokio::test]
+async fn thousands_of_attributes_or_namespace_declarations_cost_a_400_not_seconds() {
+    let app = spawn_app().await;
+    for body in [wide(80_000, false), wide(40_000, true)] {
+        // Hang cap only: before the streaming scan this took 3 to 7 s.
+        let started = std::time::Instant::now();
+        refused_then_alive(&app, body.into_bytes(), 400).await;
+        assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_stays_fast_while_large_hostile_bodies_arrive_in_parallel() {
+    let app = spawn_app().await;
+    let posts: Vec<_> = (0..4)
+        .map(|i| {
+            let (client, base) = (app.client.clone(), app.base.clone());
+            tokio::spawn(async move {
+                client
+                    .post(format!("{base}/webhooks/salesforce/outbound/{KEY}"))
+                    .header("content-type", "text/xml")
+                    .body(wide(80_000 + i, false))
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+            })
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let health = app
+        .client
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), 200);
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    for p in posts {
+        assert_eq!(p.await.expect("join").expect("post"), 400);
+    }
+}
+
+#[tokio::test]
+async fn two_organization_ids_are_refused_whichever_comes_first() {
+    let app = spawn_app().await;
+    let ours = "<OrganizationId>00D7F00000107XsUAI</OrganizationId>";
+    let theirs = format!("<OrganizationId>{OTHER_ORG}</OrganizationId>");
+    let ours_first = message(1).replace(ours, &format!("{ours}{theirs}"));
+    let theirs_first = message(1).replace(ours, &format!("{theirs}{ours}"));
+    refused_then_alive(&app, ours_first.into_bytes(), 400).await;
+    refused_then_alive(&app, theirs_first.into_bytes(), 400).await;
+}
+
+#[tokio::test]
+async fn an_envelope_without_a_notification_is_refused() {
+    let app = spawn_app().await;
+    refused_then_alive(&app, message(0).into_bytes(), 400).await;
+}
+
+#[tokio::test]
+async fn a_record_id_of_another_object_is_refused() {
+    let app = spawn_app().await;
+    let account_id = sfsync::domain::SalesforceId::mint("001", "H", 7);
+    let contact_id = sfsync::domain::SalesforceId::mint("003", "H", 0);
+    let body = message(1).replace(contact_id.as_str(), account_id.as_str());
+    refused_then_alive(&app, body.into_bytes(), 400).await;
+}
+
+#[tokio::test]
+async fn a_system_modstamp_that_is_not_a_timestamp_is_refused() {
+    let app = spawn_app().await;
+    let body = message(1).replace(
+        "<sf:LastName>",
+        "<sf:SystemModstamp>yesterday</sf:SystemModstamp><sf:LastName>",
+    );
+    refused_then_alive(&app, body.into_bytes(), 400).await;
+}
+
+#[tokio::test]
+async fn only_text_xml_is_accepted_as_an_outbound_message() {
+    let app = spawn_app().await;
+    for media in ["application/xml", "application/soap+xml", "text/plain"] {
+        let resp = app
+            .client
+            .post(format!("{}/webhooks/salesforce/outbound/{KEY}", app.base))
+            .header("content-type", media)
+            .body(message(1))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(resp.status(), 415, "{media}");
+    }
+    assert_eq!(app.store().pending_count(), 0);
+}

@@ -1362,8 +1362,12 @@ async fn the_intake_parser_reads_a_simulator_message_unchanged() {
         .unwrap();
     eventually("one message", || receiver.messages().len() == 1).await;
 
-    let parsed = parse(receiver.messages()[0].1.as_bytes(), &XmlLimits::default())
-        .expect("the intake parser accepts it");
+    let parsed = parse(
+        receiver.messages()[0].1.as_bytes(),
+        &XmlLimits::default(),
+        &org.sim.org_id(),
+    )
+    .expect("the intake parser accepts it");
     assert_eq!(parsed.organization_id, org.sim.org_id().as_str());
     assert!(!parsed.has_session_id);
     assert_eq!(parsed.notifications.len(), 1);

@@ -64,7 +64,9 @@ impl WebhookError {
             Self::UnknownKey | Self::NoSecrets => StatusCode::UNAUTHORIZED,
             Self::Signature(S::MissingHeader(_) | S::MalformedHeader(_)) => StatusCode::BAD_REQUEST,
             Self::Signature(_) => StatusCode::UNAUTHORIZED,
-            Self::WrongOrg => StatusCode::FORBIDDEN,
+            Self::WrongOrg | Self::Outbound(outbound_message::OutboundParseError::OtherOrg) => {
+                StatusCode::FORBIDDEN
+            }
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BodyRead | Self::Outbound(_) | Self::Event(_) => StatusCode::BAD_REQUEST,
@@ -146,6 +148,26 @@ async fn store_durably(
     Ok(outcome)
 }
 
+/// Bodies above this size are parsed on the blocking pool, so a large message never holds an
+/// async worker that other requests (and `/healthz`) are waiting on.
+const PARSE_INLINE_MAX: usize = 64 * 1024;
+
+async fn parse_outbound(
+    state: &AppState,
+    conn: &Connection,
+    body: bytes::Bytes,
+) -> Result<outbound_message::OutboundMessage, WebhookError> {
+    let limits = state.xml_limits;
+    if body.len() <= PARSE_INLINE_MAX {
+        return Ok(outbound_message::parse(&body, &limits, &conn.org_id)?);
+    }
+    let org = conn.org_id.clone();
+    tokio::task::spawn_blocking(move || outbound_message::parse(&body, &limits, &org))
+        .await
+        .map_err(|_| WebhookError::BodyRead)?
+        .map_err(WebhookError::from)
+}
+
 /// Whether this notification reports sfsync's own last write to the record (what the outbox
 /// wrote and the `SystemModstamp` it read back), so that pulling it would change nothing.
 fn is_own_echo(
@@ -214,19 +236,12 @@ async fn handle_outbound(
     body: Body,
 ) -> Result<(), WebhookError> {
     let conn = connection(state, key)?;
-    if !matches!(
-        media_type(headers).as_str(),
-        "text/xml" | "application/xml" | "application/soap+xml"
-    ) {
+    // SOAP 1.1, the only version Salesforce sends, is text/xml.
+    if media_type(headers) != "text/xml" {
         return Err(WebhookError::MediaType("text/xml"));
     }
     let body = read_body(headers, body, state.max_body).await?;
-    let message = outbound_message::parse(&body, &state.xml_limits)?;
-    let claimed = crate::domain::SalesforceId::parse(&message.organization_id)
-        .map_err(|_| WebhookError::WrongOrg)?;
-    if claimed.as_15() != conn.org_id.as_15() {
-        return Err(WebhookError::WrongOrg);
-    }
+    let message = parse_outbound(state, conn, body.clone()).await?;
     let mut deliveries = Vec::with_capacity(message.notifications.len());
     for n in &message.notifications {
         match n.to_notification() {

@@ -1,16 +1,22 @@
 //! Salesforce Outbound Messages: a SOAP 1.1 `notifications` envelope of up to 100 notifications
 //! for one object type (salesforce-protocol.md 1).
 //!
-//! Parsed with roxmltree: DTDs are refused (no `<!DOCTYPE>`, so no external or custom entities;
-//! only the five predefined ones), the node count is capped while parsing, and depth and text size
-//! are checked before anything is read. Outbound Messages are unsigned: the caller checks the
-//! `OrganizationId` against the org that owns the URL's key.
+//! Two passes, each linear in the body:
+//! 1. A streaming scan (quick-xml, no tree, no namespace resolution) refuses a DTD, nesting past
+//!    the depth limit, more nodes than allowed, more attributes on one element or more namespace
+//!    declarations than an Outbound Message ever carries (tree parsers check attributes against
+//!    each other, which is quadratic in their number), and collects every `OrganizationId`: there
+//!    must be exactly one, and it must be the org that owns the URL's key. Outbound Messages are
+//!    unsigned, so this is the earliest check the format allows.
+//! 2. roxmltree builds the tree (DTDs off: only the five predefined entities) and the
+//!    notifications are read; every record id must carry its object's key prefix and every
+//!    timestamp sent must be one.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{ChangeType, Notification, ObjectType, SalesforceId};
+use crate::domain::{ChangeType, Notification, ObjectType, OrgId, SalesforceId};
 
 const SOAP_ENV: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 const OUTBOUND_NS: &str = "http://soap.sforce.com/2005/09/outbound";
@@ -27,6 +33,10 @@ pub struct XmlLimits {
     pub max_text: usize,
     /// Most `<Notification>` elements (Salesforce sends at most 100).
     pub max_notifications: usize,
+    /// Most attributes on one element (an Outbound Message element carries at most four).
+    pub max_attributes: usize,
+    /// Most namespace declarations in the whole document (Salesforce sends about six).
+    pub max_namespace_declarations: usize,
 }
 
 impl Default for XmlLimits {
@@ -36,6 +46,8 @@ impl Default for XmlLimits {
             max_depth: 32,
             max_text: 128 * 1024,
             max_notifications: 100,
+            max_attributes: 32,
+            max_namespace_declarations: 256,
         }
     }
 }
@@ -59,6 +71,18 @@ pub enum OutboundParseError {
     /// More notifications than allowed.
     #[error("more than {0} notifications in one message")]
     TooManyNotifications(usize),
+    /// An element with more attributes than allowed.
+    #[error("an xml element with more than {0} attributes")]
+    TooManyAttributes(usize),
+    /// More namespace declarations than allowed.
+    #[error("more than {0} xml namespace declarations")]
+    TooManyNamespaces(usize),
+    /// The message names another org than the one that owns the endpoint.
+    #[error("organization id does not match this endpoint")]
+    OtherOrg,
+    /// A field that must be a timestamp is not one.
+    #[error("{0} is not a timestamp")]
+    BadTimestamp(String),
     /// An id that is not a Salesforce id.
     #[error("bad {field}: {reason}")]
     BadId {
@@ -160,11 +184,102 @@ fn check_limits(
     Ok(())
 }
 
-/// Parses an Outbound Message body.
-pub fn parse(body: &[u8], limits: &XmlLimits) -> Result<OutboundMessage, OutboundParseError> {
+/// Counts one element's attributes and namespace declarations, without comparing them.
+fn count_attributes(
+    element: &quick_xml::events::BytesStart<'_>,
+    limits: &XmlLimits,
+    declarations: &mut usize,
+) -> Result<(), OutboundParseError> {
+    let mut attributes = 0;
+    for attribute in element.attributes().with_checks(false) {
+        let attribute = attribute.map_err(|e| OutboundParseError::Xml(e.to_string()))?;
+        attributes += 1;
+        if attributes > limits.max_attributes {
+            return Err(OutboundParseError::TooManyAttributes(limits.max_attributes));
+        }
+        let key = attribute.key.as_ref();
+        if key == b"xmlns" || key.starts_with(b"xmlns:") {
+            *declarations += 1;
+            if *declarations > limits.max_namespace_declarations {
+                return Err(OutboundParseError::TooManyNamespaces(
+                    limits.max_namespace_declarations,
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The streaming first pass: limits that a tree parser would enforce too late or too slowly, and
+/// the text of every `OrganizationId` element.
+fn scan(text: &str, limits: &XmlLimits) -> Result<Vec<String>, OutboundParseError> {
+    use quick_xml::events::Event;
+    let xml = |e: &dyn std::fmt::Display| OutboundParseError::Xml(e.to_string());
+    let mut reader = quick_xml::Reader::from_str(text);
+    let (mut depth, mut nodes, mut declarations) = (0usize, 0u32, 0usize);
+    let mut organization_ids: Vec<String> = Vec::new();
+    let mut in_org = false;
+    loop {
+        let event = reader.read_event().map_err(|e| xml(&e))?;
+        nodes = nodes.saturating_add(1);
+        if nodes > limits.max_nodes {
+            return Err(OutboundParseError::Xml("node limit reached".into()));
+        }
+        let opens = matches!(event, Event::Start(_));
+        match event {
+            Event::Start(e) | Event::Empty(e) => {
+                if depth + 1 > limits.max_depth {
+                    return Err(OutboundParseError::TooDeep(limits.max_depth));
+                }
+                count_attributes(&e, limits, &mut declarations)?;
+                in_org = e.local_name().as_ref() == b"OrganizationId";
+                if in_org {
+                    organization_ids.push(String::new());
+                }
+                if opens {
+                    depth += 1;
+                } else {
+                    in_org = false;
+                }
+            }
+            Event::End(_) => {
+                depth = depth.saturating_sub(1);
+                in_org = false;
+            }
+            Event::Text(t) if in_org => {
+                let piece = t.decode().map_err(|e| xml(&e))?;
+                if let Some(last) = organization_ids.last_mut() {
+                    last.push_str(piece.trim());
+                }
+            }
+            Event::DocType(_) => {
+                return Err(OutboundParseError::Xml("a DTD is not allowed".into()));
+            }
+            Event::Eof => return Ok(organization_ids),
+            _ => {}
+        }
+    }
+}
+
+/// Parses an Outbound Message body sent to the endpoint of `org`.
+pub fn parse(
+    body: &[u8],
+    limits: &XmlLimits,
+    org: &OrgId,
+) -> Result<OutboundMessage, OutboundParseError> {
     let text = std::str::from_utf8(body)
         .map_err(|_| OutboundParseError::Xml("body is not utf-8".into()))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    match scan(text, limits)?.as_slice() {
+        [] => return Err(OutboundParseError::Shape("no OrganizationId")),
+        [one] => {
+            let claimed = SalesforceId::parse(one).map_err(|_| OutboundParseError::OtherOrg)?;
+            if claimed.as_15() != org.as_15() {
+                return Err(OutboundParseError::OtherOrg);
+            }
+        }
+        _ => return Err(OutboundParseError::Shape("more than one OrganizationId")),
+    }
     let options = roxmltree::ParsingOptions {
         allow_dtd: false,
         nodes_limit: limits.max_nodes,
@@ -200,6 +315,9 @@ pub fn parse(body: &[u8], limits: &XmlLimits) -> Result<OutboundMessage, Outboun
             limits.max_notifications,
         ));
     }
+    if elements.is_empty() {
+        return Err(OutboundParseError::Shape("no Notification"));
+    }
     let mut notifications = Vec::with_capacity(elements.len());
     for el in elements {
         let id = child(el, OUTBOUND_NS, "Id")
@@ -226,6 +344,8 @@ pub fn parse(body: &[u8], limits: &XmlLimits) -> Result<OutboundMessage, Outboun
             .and_then(|v| v.as_deref())
             .ok_or(OutboundParseError::Shape("sObject without Id"))?;
         let record_id = SalesforceId::parse(record_id).map_err(|e| bad_id("sObject/Id", e))?;
+        check_prefix(&object_type, &record_id)?;
+        check_timestamps(&fields)?;
         notifications.push(OutboundNotification {
             id,
             object_type,
@@ -239,6 +359,36 @@ pub fn parse(body: &[u8], limits: &XmlLimits) -> Result<OutboundMessage, Outboun
         has_session_id,
         notifications,
     })
+}
+
+/// A record id of a standard object must carry that object's key prefix.
+fn check_prefix(object_type: &str, id: &SalesforceId) -> Result<(), OutboundParseError> {
+    let standard = matches!(
+        object_type,
+        "Account" | "Contact" | "Lead" | "Opportunity" | "Task" | "Event" | "User"
+    );
+    if standard && id.object_type() != Some(object_type) {
+        return Err(bad_id(
+            "sObject/Id",
+            format!(
+                "the key prefix {} is not a {object_type}'s",
+                id.key_prefix()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The timestamps sfsync reads must be timestamps when they are sent at all.
+fn check_timestamps(fields: &BTreeMap<String, Option<String>>) -> Result<(), OutboundParseError> {
+    for name in ["SystemModstamp", "LastModifiedDate"] {
+        if let Some(Some(value)) = fields.get(name) {
+            if DateTime::parse_from_rfc3339(value).is_err() {
+                return Err(OutboundParseError::BadTimestamp(name.to_string()));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The acknowledgement Salesforce requires (salesforce-protocol.md 1.3).
@@ -277,9 +427,13 @@ mod tests {
 
     const SAMPLE_A: &str = include_str!("../../../fixtures/outbound/contact_two_notifications.xml");
 
+    fn org() -> OrgId {
+        OrgId::parse("00D7F00000107XsUAI").expect("org")
+    }
+
     #[test]
     fn sample_a_yields_two_contacts_with_an_omitted_email() {
-        let m = parse(SAMPLE_A.as_bytes(), &XmlLimits::default()).expect("parse");
+        let m = parse(SAMPLE_A.as_bytes(), &XmlLimits::default(), &org()).expect("parse");
         assert_eq!(m.notifications.len(), 2);
         assert!(m.has_session_id);
         let first = &m.notifications[0];
@@ -300,7 +454,7 @@ mod tests {
             &SAMPLE_A[..0]
         );
         assert!(matches!(
-            parse(body.as_bytes(), &XmlLimits::default()),
+            parse(body.as_bytes(), &XmlLimits::default(), &org()),
             Err(OutboundParseError::Xml(_))
         ));
     }
@@ -314,7 +468,7 @@ mod tests {
     fn nesting_past_the_limit_is_refused() {
         let deep = format!("{}{}", "<a>".repeat(40), "</a>".repeat(40));
         assert_eq!(
-            parse(deep.as_bytes(), &XmlLimits::default()),
+            parse(deep.as_bytes(), &XmlLimits::default(), &org()),
             Err(OutboundParseError::TooDeep(32))
         );
     }
