@@ -4,6 +4,7 @@
 
 mod config_cli;
 mod crash;
+mod deploy_kit;
 mod deploy_kubernetes;
 mod helpers;
 mod intake_hostile;
