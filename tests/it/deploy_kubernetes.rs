@@ -204,96 +204,115 @@ fn selected_pods(service: &Value, pods: &[(String, BTreeMap<String, String>)]) -
         .collect()
 }
 
+/// The StatefulSet's pod template and what the checks need from it.
+struct Template {
+    spec: Value,
+    container: Value,
+    labels: BTreeMap<String, String>,
+    /// The pods it makes, by name, with their labels.
+    pods: Vec<(String, BTreeMap<String, String>)>,
+    /// The container port named `http`.
+    port: u64,
+    image_env: Vec<(String, String)>,
+}
+
+fn items<'a>(v: &'a Value) -> impl Iterator<Item = &'a Value> + 'a {
+    v.as_array().into_iter().flatten()
+}
+
+impl Template {
+    fn of(docs: &[Value]) -> Result<Self, String> {
+        let sets = of_kind(docs, "StatefulSet");
+        let [set] = sets.as_slice() else {
+            return Err(format!("{} StatefulSets, not one", sets.len()));
+        };
+        let spec = set["spec"].clone();
+        let containers = spec["template"]["spec"]["containers"].as_array().cloned();
+        let Some([container]) = containers.as_deref() else {
+            return Err("the pod has not exactly one container".into());
+        };
+        let labels: BTreeMap<String, String> = spec["template"]["metadata"]["labels"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), str_of(v).to_string()))
+            .collect();
+        let replicas = spec["replicas"].as_u64().unwrap_or(1);
+        let pods = (0..replicas)
+            .map(|i| {
+                let name = format!("{}-{i}", str_of(&set["metadata"]["name"]));
+                let mut labels = labels.clone();
+                labels.insert("statefulset.kubernetes.io/pod-name".into(), name.clone());
+                (name, labels)
+            })
+            .collect();
+        let port = items(&container["ports"])
+            .find(|p| p["name"] == "http")
+            .and_then(|p| p["containerPort"].as_u64())
+            .unwrap_or(0);
+        Ok(Self {
+            container: container.clone(),
+            spec,
+            labels,
+            pods,
+            port,
+            image_env: containerfile().0,
+        })
+    }
+
+    fn mount_path(&self, volume: &Value) -> String {
+        items(&self.container["volumeMounts"])
+            .find(|m| m["name"] == *volume)
+            .map(|m| str_of(&m["mountPath"]).to_string())
+            .unwrap_or_default()
+    }
+}
+
 /// Every disagreement between the manifests and sfsync, as one sentence each.
 fn problems(docs: &[Value]) -> Vec<String> {
-    let mut out = Vec::new();
-    let sets = of_kind(docs, "StatefulSet");
-    let [set] = sets.as_slice() else {
-        return vec![format!("{} StatefulSets, not one", sets.len())];
+    let t = match Template::of(docs) {
+        Ok(t) => t,
+        Err(e) => return vec![e],
     };
-    let set_name = str_of(&set["metadata"]["name"]);
-    let spec = &set["spec"];
-    let pod_spec = &spec["template"]["spec"];
-    let pod_labels: BTreeMap<String, String> = spec["template"]["metadata"]["labels"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), str_of(v).to_string()))
-        .collect();
-    let containers = pod_spec["containers"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let [container] = containers.as_slice() else {
-        return vec!["the pod has not exactly one container".into()];
-    };
-    let (image_env, entrypoint) = containerfile();
+    let mut out = command_problems(&t);
+    out.extend(variable_problems(&t));
+    let (shards, found) = shard_problems(docs, &t);
+    out.extend(found);
+    out.extend(webhook_problems(docs, &t, &shards));
+    out.extend(service_problems(docs, &t));
+    out.extend(lifecycle_problems(docs, &t));
+    out
+}
 
-    // The command: the image runs the binary; `serve` reads SFSYNC_CONFIG unless --config wins.
+/// The image runs the binary, and `serve` reads SFSYNC_CONFIG (a --config would win over it).
+fn command_problems(t: &Template) -> Vec<String> {
+    let mut out = Vec::new();
+    let entrypoint = containerfile().1;
     if entrypoint != serde_json::json!(["/usr/local/bin/sfsync"]) {
         out.push(format!(
             "the image's ENTRYPOINT is {entrypoint}, not the sfsync binary"
         ));
     }
-    if !container["command"].is_null() || container["args"] != serde_json::json!(["serve"]) {
+    if !t.container["command"].is_null() || t.container["args"] != serde_json::json!(["serve"]) {
         out.push("the container must run the image's entrypoint with args [serve]".into());
     }
+    out
+}
 
-    // The shard configs: one file per replica, named after the pod that reads it.
-    let config_mount = container["volumeMounts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|m| m["mountPath"] == "/etc/sfsync")
-        .cloned()
-        .unwrap_or_default();
-    let volume = pod_spec["volumes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|v| v["name"] == config_mount["name"])
-        .cloned()
-        .unwrap_or_default();
-    let files: BTreeMap<String, String> = match (
-        volume["secret"]["secretName"].as_str(),
-        volume["configMap"]["name"].as_str(),
-    ) {
-        (Some(name), _) => named(docs, "Secret", name).map(|s| s["stringData"].clone()),
-        (_, Some(name)) => named(docs, "ConfigMap", name).map(|c| c["data"].clone()),
-        _ => None,
-    }
-    .and_then(|d| d.as_object().cloned())
-    .unwrap_or_default()
-    .into_iter()
-    .map(|(k, v)| (k, str_of(&v).to_string()))
-    .collect();
-    let replicas = spec["replicas"].as_u64().unwrap_or(1) as usize;
-    if files.len() != replicas {
-        out.push(format!(
-            "replicas is {replicas} but there are {} shard configs",
-            files.len()
-        ));
-    }
-    let pods: Vec<(String, BTreeMap<String, String>)> = (0..replicas)
-        .map(|i| {
-            let name = format!("{set_name}-{i}");
-            let mut labels = pod_labels.clone();
-            labels.insert("statefulset.kubernetes.io/pod-name".into(), name.clone());
-            (name, labels)
-        })
-        .collect();
-
-    // The environment: every variable is one sfsync reads, or one another variable refers to.
+/// Every variable is one sfsync reads, or one that another variable refers to.
+fn variable_problems(t: &Template) -> Vec<String> {
     let documented = readme_variables();
-    let env_entries = container["env"].as_array().cloned().unwrap_or_default();
-    let referenced: BTreeSet<&str> = env_entries
+    let entries: Vec<&Value> = items(&t.container["env"]).collect();
+    let referenced: BTreeSet<&str> = entries
         .iter()
         .flat_map(|e| references(e["value"].as_str().unwrap_or("")))
         .collect();
-    let names = image_env
+    let names = t
+        .image_env
         .iter()
         .map(|(k, _)| k.as_str())
-        .chain(env_entries.iter().map(|e| str_of(&e["name"])));
+        .chain(entries.iter().map(|e| str_of(&e["name"])));
+    let mut out = Vec::new();
     for name in names {
         let section_key = name.starts_with("SFSYNC_")
             && name.contains("__")
@@ -305,32 +324,59 @@ fn problems(docs: &[Value]) -> Vec<String> {
             out.push(format!("{name} is not in the README's environment table"));
         }
     }
-    let port = container["ports"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|p| p["name"] == "http")
-        .and_then(|p| p["containerPort"].as_u64())
-        .unwrap_or(0);
-    let data_path = container["volumeMounts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|m| m["name"] == spec["volumeClaimTemplates"][0]["metadata"]["name"])
-        .map(|m| str_of(&m["mountPath"]).to_string())
-        .unwrap_or_default();
+    out
+}
 
-    // Each pod loads its own file as sfsync will.
-    let mut shard_keys: Vec<(String, Vec<String>)> = Vec::new();
+/// The shard configs, file name to text, from the Secret or ConfigMap mounted at /etc/sfsync.
+fn shard_files(docs: &[Value], t: &Template) -> (String, BTreeMap<String, String>) {
+    let mount = items(&t.container["volumeMounts"])
+        .find(|m| m["mountPath"] == "/etc/sfsync")
+        .cloned()
+        .unwrap_or_default();
+    let volume = items(&t.spec["template"]["spec"]["volumes"])
+        .find(|v| v["name"] == mount["name"])
+        .cloned()
+        .unwrap_or_default();
+    let data = match (
+        volume["secret"]["secretName"].as_str(),
+        volume["configMap"]["name"].as_str(),
+    ) {
+        (Some(name), _) => named(docs, "Secret", name).map(|s| s["stringData"].clone()),
+        (_, Some(name)) => named(docs, "ConfigMap", name).map(|c| c["data"].clone()),
+        _ => None,
+    };
+    let files = data
+        .and_then(|d| d.as_object().cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, str_of(&v).to_string()))
+        .collect();
+    (str_of(&mount["mountPath"]).to_string(), files)
+}
+
+/// Each pod loads its own file the way sfsync will, listens on the container port, keeps its
+/// store on its volume, and gets its OAuth callback and API back. Returns each pod's webhook
+/// keys.
+fn shard_problems(docs: &[Value], t: &Template) -> (Vec<(String, Vec<String>)>, Vec<String>) {
+    let mut out = Vec::new();
+    let (mount, files) = shard_files(docs, t);
+    if files.len() != t.pods.len() {
+        out.push(format!(
+            "replicas is {} but there are {} shard configs",
+            t.pods.len(),
+            files.len()
+        ));
+    }
+    let data_path = t.mount_path(&t.spec["volumeClaimTemplates"][0]["metadata"]["name"]);
+    let mut shards = Vec::new();
     let mut orgs = BTreeSet::new();
     let mut all_keys = BTreeSet::new();
     let dir = tempfile::tempdir().expect("tempdir");
-    for (pod, _) in &pods {
-        let env = pod_env(container, pod, &image_env);
+    for (pod, _) in &t.pods {
+        let env = pod_env(&t.container, pod, &t.image_env);
         let config_path = lookup(&env, "SFSYNC_CONFIG").unwrap_or("");
-        let mount = str_of(&config_mount["mountPath"]);
         let Some(file) = config_path
-            .strip_prefix(mount)
+            .strip_prefix(mount.as_str())
             .map(|f| f.trim_start_matches('/'))
             .filter(|f| files.contains_key(*f))
         else {
@@ -342,8 +388,7 @@ fn problems(docs: &[Value]) -> Vec<String> {
         if file != format!("{pod}.toml") {
             out.push(format!("{pod} reads {file}"));
         }
-        let text = &files[file];
-        let own = match Config::from_toml(text) {
+        let own = match Config::from_toml(&files[file]) {
             Ok(c) => c,
             Err(e) => {
                 out.push(format!("{file} does not load: {e}"));
@@ -351,7 +396,7 @@ fn problems(docs: &[Value]) -> Vec<String> {
             }
         };
         let path = dir.path().join(file);
-        std::fs::write(&path, text).expect("write");
+        std::fs::write(&path, &files[file]).expect("write");
         let effective = match Config::load_with_env(&path, env.clone()) {
             Ok(c) => c,
             Err(e) => {
@@ -365,9 +410,10 @@ fn problems(docs: &[Value]) -> Vec<String> {
             ("the file", own.server.listen),
             ("the pod", effective.server.listen),
         ] {
-            if u64::from(listen.port()) != port {
+            if u64::from(listen.port()) != t.port {
                 out.push(format!(
-                    "{pod}: {what} listens on {listen}, the container port is {port}"
+                    "{pod}: {what} listens on {listen}, the container port is {}",
+                    t.port
                 ));
             }
         }
@@ -377,114 +423,125 @@ fn problems(docs: &[Value]) -> Vec<String> {
                 effective.store.path.display()
             ));
         }
-        let keys: Vec<String> = effective
-            .connections
-            .iter()
-            .map(|c| c.webhook_key.expose_secret().to_string())
-            .collect();
         for c in effective.connections() {
             if !orgs.insert(c.org_id.to_string()) {
                 out.push(format!("{} is listed in two shards", c.org_id));
             }
         }
+        let keys: Vec<String> = effective
+            .connections
+            .iter()
+            .map(|c| c.webhook_key.expose_secret().to_string())
+            .collect();
         for k in &keys {
             if !all_keys.insert(k.clone()) {
                 out.push(format!("a webhook key is listed in two shards ({pod})"));
             }
         }
-        shard_keys.push((pod.clone(), keys));
-
-        // The OAuth callback comes back to this pod.
+        shards.push((pod.clone(), keys));
         let redirect = lookup(&env, "SALESFORCE_REDIRECT_URI").unwrap_or("");
         match url::Url::parse(redirect) {
             Ok(u) if u.path() == "/oauth/salesforce/callback" => {
                 let host = u.host_str().unwrap_or("");
                 for path in [u.path(), "/oauth/salesforce/authorize", "/api/v1/status"] {
-                    out.extend(route_problems(docs, &pods, host, path, pod, "its own API or OAuth flow"));
+                    out.extend(route_problems(docs, &t.pods, host, path, pod, "its own API or OAuth flow"));
                 }
             }
-            _ => out.push(format!("{pod}: SALESFORCE_REDIRECT_URI={redirect} is not https://<host>/oauth/salesforce/callback")),
+            _ => out.push(format!(
+                "{pod}: SALESFORCE_REDIRECT_URI={redirect} is not https://<host>/oauth/salesforce/callback"
+            )),
         }
     }
+    (shards, out)
+}
 
-    // Each org's two webhook paths reach its shard, and nothing else routes webhooks.
-    for (pod, keys) in &shard_keys {
+/// Each org's two webhook paths reach its shard and no other; no route sends webhooks for
+/// anything but one configured key; every route has its Service port and TLS.
+fn webhook_problems(docs: &[Value], t: &Template, shards: &[(String, Vec<String>)]) -> Vec<String> {
+    let mut out = Vec::new();
+    let all = routes(docs);
+    let hosts: BTreeSet<&str> = all.iter().map(|r| r.host.as_str()).collect();
+    for (pod, keys) in shards {
         for key in keys {
             for kind in ["outbound", "events"] {
                 let path = format!("/webhooks/salesforce/{kind}/{key}");
-                let hosts: BTreeSet<String> = routes(docs).into_iter().map(|r| r.host).collect();
-                let mut reached = false;
-                for host in &hosts {
-                    let found = route_problems(docs, &pods, host, &path, pod, "a webhook");
-                    reached |= routes(docs).iter().any(|r| r.matches(host, &path));
-                    out.extend(found.into_iter().filter(|p| !p.contains("no route")));
-                }
-                if !reached {
+                if !all
+                    .iter()
+                    .any(|r| hosts.iter().any(|h| r.matches(h, &path)))
+                {
                     out.push(format!("no route for {path} (shard {pod})"));
+                }
+                for host in &hosts {
+                    let found = route_problems(docs, &t.pods, host, &path, pod, "a webhook");
+                    out.extend(found.into_iter().filter(|p| !p.starts_with("no route")));
                 }
             }
         }
     }
-    for r in routes(docs) {
+    let keys: Vec<&String> = shards.iter().flat_map(|(_, k)| k).collect();
+    let tls: BTreeSet<String> = of_kind(docs, "Ingress")
+        .iter()
+        .flat_map(|i| items(&i["spec"]["tls"]).cloned().collect::<Vec<_>>())
+        .flat_map(|t| {
+            items(&t["hosts"])
+                .map(|h| str_of(h).to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for r in &all {
         if r.path.starts_with("/webhooks") {
-            let known = all_keys.iter().any(|k| {
-                ["outbound", "events"]
-                    .iter()
-                    .any(|kind| r.matches(&r.host, &format!("/webhooks/salesforce/{kind}/{k}")))
-            });
-            if !known || !r.exact {
+            let one_key = r.exact
+                && keys.iter().any(|k| {
+                    ["outbound", "events"]
+                        .iter()
+                        .any(|kind| r.path == format!("/webhooks/salesforce/{kind}/{k}"))
+                });
+            if !one_key {
                 out.push(format!(
                     "{} routes webhooks for no single configured key",
                     r.path
                 ));
             }
         }
-        let service = named(docs, "Service", &r.service);
-        let has_port = service.is_some_and(|s| {
-            s["spec"]["ports"]
-                .as_array()
-                .into_iter()
-                .flatten()
+        let has_port = named(docs, "Service", &r.service).is_some_and(|s| {
+            items(&s["spec"]["ports"])
                 .any(|p| p["name"] == r.port["name"] || p["port"] == r.port["number"])
         });
         if !has_port {
             out.push(format!(
-                "{}{} goes to {} which has no such Service port",
+                "{}{} goes to {}, which has no such Service port",
                 r.host, r.path, r.service
             ));
         }
-    }
-    let tls_hosts: BTreeSet<String> = of_kind(docs, "Ingress")
-        .iter()
-        .flat_map(|i| i["spec"]["tls"].as_array().cloned().unwrap_or_default())
-        .flat_map(|t| t["hosts"].as_array().cloned().unwrap_or_default())
-        .map(|h| str_of(&h).to_string())
-        .collect();
-    for r in routes(docs) {
-        if !tls_hosts.contains(&r.host) {
+        if !tls.contains(&r.host) {
             out.push(format!("{} is served without TLS", r.host));
         }
     }
+    out
+}
 
-    // Services: each per-shard Service selects exactly its pod and targets the http port.
+/// The headless Service is the StatefulSet's; every other Service selects exactly one shard and
+/// targets the http port.
+fn service_problems(docs: &[Value], t: &Template) -> Vec<String> {
+    let mut out = Vec::new();
     for service in of_kind(docs, "Service") {
         let name = str_of(&service["metadata"]["name"]);
         if service["spec"]["clusterIP"] == "None" {
-            if name != str_of(&spec["serviceName"]) {
+            if name != str_of(&t.spec["serviceName"]) {
                 out.push(format!(
                     "headless Service {name} is not the StatefulSet's serviceName"
                 ));
             }
             continue;
         }
-        let selected = selected_pods(service, &pods);
+        let selected = selected_pods(service, &t.pods);
         if selected.len() != 1 {
             out.push(format!(
                 "Service {name} selects {selected:?}, not one shard"
             ));
         }
-        for p in service["spec"]["ports"].as_array().into_iter().flatten() {
-            if p["targetPort"] != "http" && p["targetPort"].as_u64() != Some(port) {
+        for p in items(&service["spec"]["ports"]) {
+            if p["targetPort"] != "http" && p["targetPort"].as_u64() != Some(t.port) {
                 out.push(format!(
                     "Service {name} targets {}, not the container's http port",
                     p["targetPort"]
@@ -492,49 +549,54 @@ fn problems(docs: &[Value]) -> Vec<String> {
             }
         }
     }
+    out
+}
 
-    // Probes, shutdown and disruption budget.
+/// Probes on sfsync's routes, time to drain and flush, a disruption budget, resources.
+fn lifecycle_problems(docs: &[Value], t: &Template) -> Vec<String> {
+    let mut out = Vec::new();
+    let c = &t.container;
     for (probe, want) in [
         ("startupProbe", "/healthz"),
         ("livenessProbe", "/healthz"),
         ("readinessProbe", "/readyz"),
     ] {
-        let get = &container[probe]["httpGet"];
+        let get = &c[probe]["httpGet"];
         if get["path"] != want || get["port"] != "http" {
             out.push(format!("{probe} is {get}, not GET {want} on the http port"));
         }
     }
-    let grace = pod_spec["terminationGracePeriodSeconds"]
+    let grace = t.spec["template"]["spec"]["terminationGracePeriodSeconds"]
         .as_u64()
         .unwrap_or(30);
-    let pre_stop: u64 = container["lifecycle"]["preStop"]["exec"]["command"]
+    let pre_stop: u64 = c["lifecycle"]["preStop"]["exec"]["command"]
         .as_array()
-        .and_then(|c| c.last())
+        .and_then(|cmd| cmd.last())
         .and_then(|s| s.as_str()?.parse().ok())
         .unwrap_or(0);
     // The planned server.shutdown_grace_s is 10 s; the final flush needs a few more.
     if grace < pre_stop + 10 + 5 {
-        out.push(format!("terminationGracePeriodSeconds {grace} leaves no time to drain and flush after a {pre_stop} s preStop"));
+        out.push(format!(
+            "terminationGracePeriodSeconds {grace} leaves no time to drain and flush after a {pre_stop} s preStop"
+        ));
     }
-    let budgets = of_kind(docs, "PodDisruptionBudget");
-    let covered = budgets.iter().any(|b| {
+    let covered = of_kind(docs, "PodDisruptionBudget").iter().any(|b| {
         b["spec"]["selector"]["matchLabels"]
             .as_object()
             .is_some_and(|m| {
                 m.iter()
-                    .all(|(k, v)| pod_labels.get(k).map(String::as_str) == v.as_str())
+                    .all(|(k, v)| t.labels.get(k).map(String::as_str) == v.as_str())
             })
     });
     if !covered {
         out.push("no PodDisruptionBudget selects the shards".into());
     }
-    let resources = &container["resources"];
     for (kind, what) in [
         ("requests", "cpu"),
         ("requests", "memory"),
         ("limits", "memory"),
     ] {
-        if resources[kind][what].is_null() {
+        if c["resources"][kind][what].is_null() {
             out.push(format!("no {kind}.{what}"));
         }
     }
