@@ -4,6 +4,8 @@
 
 mod config_cli;
 mod crash;
+mod deploy_kit;
+mod deploy_kubernetes;
 mod helpers;
 mod hostile_clients;
 mod intake_hostile;
