@@ -13,6 +13,7 @@
 
 mod client;
 pub mod composite;
+pub mod describe;
 pub mod error;
 pub mod limits;
 pub mod oauth;
@@ -22,6 +23,7 @@ pub mod vault;
 
 pub use client::{CALL_OPTIONS, Client, ConnectionState};
 pub use composite::{MAX_COLLECTION, RecordResult};
+pub use describe::{ApiVersion, FieldDescribe, ObjectDescribe, UserInfo};
 pub use error::{ApiErrorItem, DuplicateResult, ErrorClass, SalesforceError, TransportKind};
 pub use limits::ApiUsage;
 pub use oauth::{AuthorizeRequest, OAuthClient, OAuthSettings, Pkce, TokenResponse};

@@ -5,4 +5,5 @@ pub mod import;
 pub mod orgs;
 pub mod pull;
 pub mod push;
+pub mod setup;
 pub mod sweep;

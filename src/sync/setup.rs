@@ -1,0 +1,301 @@
+//! The org's setup, checked from what it says about itself: for each object sfsync syncs, what is
+//! missing for sync to work (the marker field and its flags, the fields sfsync reads and writes,
+//! the integration user's object permissions), and whether the org serves the configured API
+//! version. Run on connect, by `sfsync doctor` and by `GET /api/v1/setup`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::ObjectType;
+use crate::salesforce::{Client, ErrorClass, ObjectDescribe, SalesforceError};
+
+/// What one object needs from the org.
+#[derive(Debug, Clone, Copy)]
+pub struct ObjectNeeds {
+    /// The object's API name.
+    pub object: &'static str,
+    /// Fields sfsync reads from it.
+    pub reads: &'static [&'static str],
+    /// Fields sfsync writes to it (create and update).
+    pub writes: &'static [&'static str],
+    /// Whether sfsync updates existing records of it (activities are only created).
+    pub updates: bool,
+}
+
+/// Fields sfsync writes, per object: what `sync::push` puts in a payload.
+const ACCOUNT_WRITES: &[&str] = &[
+    "Name",
+    "Website",
+    "Industry",
+    "AnnualRevenue",
+    "NumberOfEmployees",
+];
+const CONTACT_WRITES: &[&str] = &[
+    "FirstName",
+    "LastName",
+    "Email",
+    "Title",
+    "Phone",
+    "AccountId",
+];
+const LEAD_WRITES: &[&str] = &[
+    "FirstName",
+    "LastName",
+    "Email",
+    "Title",
+    "Phone",
+    "Company",
+];
+const OPPORTUNITY_WRITES: &[&str] = &["Name", "StageName", "CloseDate", "Amount", "AccountId"];
+const TASK_WRITES: &[&str] = &[
+    "Subject",
+    "Description",
+    "WhoId",
+    "WhatId",
+    "Status",
+    "ActivityDate",
+    "TaskSubtype",
+];
+const EVENT_WRITES: &[&str] = &[
+    "Subject",
+    "Description",
+    "WhoId",
+    "WhatId",
+    "StartDateTime",
+    "EndDateTime",
+];
+
+/// Every object sfsync reads or writes, with what it needs.
+pub fn needs() -> Vec<ObjectNeeds> {
+    let pulled = |object: ObjectType, writes: &'static [&'static str]| ObjectNeeds {
+        object: object.api_name(),
+        reads: crate::sync::pull::fields_for(object),
+        writes,
+        updates: true,
+    };
+    vec![
+        pulled(ObjectType::Account, ACCOUNT_WRITES),
+        pulled(ObjectType::Contact, CONTACT_WRITES),
+        pulled(ObjectType::Lead, LEAD_WRITES),
+        pulled(ObjectType::Opportunity, OPPORTUNITY_WRITES),
+        ObjectNeeds {
+            object: "Task",
+            reads: &["Id"],
+            writes: TASK_WRITES,
+            updates: false,
+        },
+        ObjectNeeds {
+            object: "Event",
+            reads: &["Id"],
+            writes: EVENT_WRITES,
+            updates: false,
+        },
+    ]
+}
+
+/// The org's setup as last checked.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct SetupReport {
+    /// When the check ran.
+    pub checked_at: DateTime<Utc>,
+    /// Whether nothing is missing.
+    pub ok: bool,
+    /// The configured REST version and whether the org serves it.
+    pub api_version: VersionCheck,
+    /// One entry per object, in sync order.
+    pub objects: Vec<ObjectCheck>,
+}
+
+impl SetupReport {
+    /// The problems of `object` (empty when it is set up, or was not checked).
+    pub fn problems_of(&self, object: &str) -> &[String] {
+        self.objects
+            .iter()
+            .find(|o| o.object == object)
+            .map_or(&[], |o| o.problems.as_slice())
+    }
+}
+
+/// The REST version check.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct VersionCheck {
+    /// The version sfsync calls (`[salesforce] api_version`).
+    pub configured: String,
+    /// Whether the org serves it.
+    pub served: bool,
+    /// The newest version the org serves.
+    pub latest: Option<String>,
+}
+
+/// One object's check.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct ObjectCheck {
+    /// The object's API name.
+    pub object: String,
+    /// Whether nothing is missing.
+    pub ok: bool,
+    /// What is missing, each a sentence an admin can act on.
+    pub problems: Vec<String>,
+}
+
+/// Checks the org behind `client`: its versions, then each object's describe.
+pub async fn check(
+    client: &Client,
+    api_version: &str,
+    marker_field: &str,
+) -> Result<SetupReport, SalesforceError> {
+    let versions = client.api_versions().await?;
+    let api_version = VersionCheck {
+        configured: api_version.to_string(),
+        served: versions.iter().any(|v| v.version == api_version),
+        latest: versions.last().map(|v| v.version.clone()),
+    };
+    let mut objects = Vec::new();
+    for needs in needs() {
+        let problems = match client.describe(needs.object).await {
+            Ok(describe) => problems(&describe, &needs, marker_field),
+            Err(e) if e.class() == ErrorClass::Permanent => vec![format!(
+                "the integration user cannot see {}s ({e})",
+                needs.object
+            )],
+            Err(e) => return Err(e),
+        };
+        objects.push(ObjectCheck {
+            object: needs.object.to_string(),
+            ok: problems.is_empty(),
+            problems,
+        });
+    }
+    Ok(SetupReport {
+        checked_at: Utc::now(),
+        ok: api_version.served && objects.iter().all(|o| o.ok),
+        api_version,
+        objects,
+    })
+}
+
+/// What `describe` lacks against `needs`.
+pub fn problems(describe: &ObjectDescribe, needs: &ObjectNeeds, marker_field: &str) -> Vec<String> {
+    let object = needs.object;
+    let mut out = Vec::new();
+    if !describe.queryable {
+        out.push(format!("the integration user cannot read {object}s"));
+    }
+    if !describe.createable {
+        out.push(format!("the integration user cannot create {object}s"));
+    }
+    if needs.updates && !describe.updateable {
+        out.push(format!("the integration user cannot edit {object}s"));
+    }
+    match describe.field(marker_field) {
+        None => out.push(format!(
+            "the marker field {marker_field} is missing (or hidden from the integration user)"
+        )),
+        Some(marker) => {
+            if !marker.external_id {
+                out.push(format!("{marker_field} is not marked External ID"));
+            }
+            if !marker.unique {
+                out.push(format!("{marker_field} is not marked Unique"));
+            }
+            if !marker.createable || (needs.updates && !marker.updateable) {
+                out.push(format!(
+                    "the integration user cannot write {marker_field} (field-level security)"
+                ));
+            }
+        }
+    }
+    for field in needs.reads {
+        if describe.field(field).is_none() {
+            out.push(format!(
+                "field {field} is missing or hidden from the integration user"
+            ));
+        }
+    }
+    for field in needs.writes {
+        match describe.field(field) {
+            None if needs.reads.contains(field) => {}
+            None => out.push(format!(
+                "field {field} is missing or hidden from the integration user"
+            )),
+            Some(f) if !f.createable => out.push(format!(
+                "the integration user cannot write {field} (field-level security)"
+            )),
+            Some(_) => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn describe(json: serde_json::Value) -> ObjectDescribe {
+        serde_json::from_value(json).expect("describe")
+    }
+
+    fn field(name: &str) -> serde_json::Value {
+        serde_json::json!({"name": name, "type": "string", "createable": true, "updateable": true})
+    }
+
+    fn contact_needs() -> ObjectNeeds {
+        needs()
+            .into_iter()
+            .find(|n| n.object == "Contact")
+            .expect("contact")
+    }
+
+    #[test]
+    fn a_complete_object_has_no_problems() {
+        let mut fields: Vec<serde_json::Value> = CONTACT_WRITES
+            .iter()
+            .chain(crate::sync::pull::fields_for(ObjectType::Contact))
+            .map(|f| field(f))
+            .collect();
+        fields.push(
+            serde_json::json!({"name": "Sfsync_Id__c", "type": "string", "externalId": true,
+            "unique": true, "createable": true, "updateable": true}),
+        );
+        let d = describe(serde_json::json!({"name": "Contact", "createable": true,
+            "updateable": true, "queryable": true, "fields": fields}));
+        assert_eq!(
+            problems(&d, &contact_needs(), "Sfsync_Id__c"),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn each_gap_is_named() {
+        let fields = vec![
+            field("Id"),
+            serde_json::json!({"name": "Sfsync_Id__c", "externalId": false, "unique": false,
+                "createable": false, "updateable": false}),
+            serde_json::json!({"name": "Email", "createable": false}),
+        ];
+        let d = describe(serde_json::json!({"name": "Contact", "createable": false,
+            "updateable": true, "queryable": true, "fields": fields}));
+        let p = problems(&d, &contact_needs(), "Sfsync_Id__c").join("\n");
+        for expected in [
+            "cannot create Contacts",
+            "Sfsync_Id__c is not marked External ID",
+            "Sfsync_Id__c is not marked Unique",
+            "cannot write Sfsync_Id__c",
+            "field LastName is missing",
+            "cannot write Email",
+        ] {
+            assert!(p.contains(expected), "{expected} not in:\n{p}");
+        }
+    }
+
+    #[test]
+    fn a_missing_marker_field_is_reported() {
+        let d = describe(serde_json::json!({"name": "Contact", "createable": true,
+            "updateable": true, "queryable": true, "fields": [field("Id")]}));
+        let p = problems(&d, &contact_needs(), "Sfsync_Id__c").join("\n");
+        assert!(
+            p.contains("the marker field Sfsync_Id__c is missing"),
+            "{p}"
+        );
+    }
+}
