@@ -15,6 +15,7 @@ mod oauth_connect;
 mod operator_env;
 mod operator_path;
 mod processes;
+mod properties;
 mod pull_api;
 mod pull_e2e;
 mod pull_harness;

@@ -122,6 +122,15 @@ fn build(
             continue;
         }
         let record_id = SalesforceId::parse(raw).map_err(|e| field(ids_field, e.to_string()))?;
+        if object.is_some() && record_id.object_type() != Some(object_type.as_str()) {
+            return Err(field(
+                ids_field,
+                format!(
+                    "the key prefix {} is not a {object_type}'s",
+                    record_id.key_prefix()
+                ),
+            ));
+        }
         if let Some(object) = object {
             notifications.push(Notification {
                 object,
