@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod oauth;
+mod probes;
 pub mod webhook;
 
 use std::collections::HashMap;
@@ -212,9 +213,9 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
                     api::require_token,
                 )),
         )
-        .route("/healthz", get(api::healthz))
-        .route("/readyz", get(api::readyz))
-        .route("/metrics", get(api::metrics))
+        .route("/healthz", get(probes::healthz))
+        .route("/readyz", get(probes::readyz))
+        .route("/metrics", get(probes::metrics))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             request_timeout,
