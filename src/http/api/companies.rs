@@ -12,7 +12,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{Id, InOrg, OrgQuery, QueryOrg};
 use super::records::{self, Queued, Written};
 use crate::domain::Company;
-use crate::http::AppState;
+use crate::http::state::AppState;
 use crate::store::{RecordKind, Store};
 use crate::sync::local::companies::{self, CompanyChanges, NewCompany};
 

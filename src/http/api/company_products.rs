@@ -13,7 +13,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{Id, InOrg, OrgQuery, QueryOrg};
 use super::records::{self, Queued, Written, enum_text};
 use crate::domain::CompanyProduct;
-use crate::http::AppState;
+use crate::http::state::AppState;
 use crate::store::{RecordKind, Store};
 use crate::sync::local::company_products::{self, CompanyProductChanges, NewCompanyProduct};
 

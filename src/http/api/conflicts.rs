@@ -12,7 +12,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{self, Body, Id, Params};
 use crate::domain::{ObjectType, SalesforceId};
-use crate::http::AppState;
+use crate::http::state::AppState;
 use crate::sync::local::conflicts::{self, Candidate, OpenConflict, Resolution};
 use crate::sync::pull::Applied;
 

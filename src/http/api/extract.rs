@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::ApiError;
 use crate::domain::OrgId;
-use crate::http::{AppState, Connections};
+use crate::http::state::{AppState, Connections};
 
 /// A JSON body of type `T`; a failure is 422 naming the field (`body` when it is not a JSON
 /// object).

@@ -11,7 +11,7 @@ use utoipa::{OpenApi, ToSchema};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{self, Body, Id};
 use crate::domain::SalesforceId;
-use crate::http::AppState;
+use crate::http::state::AppState;
 use crate::sync::import::{ImportKind, ImportState, ImportStatus};
 use crate::sync::local::imports;
 

@@ -15,7 +15,7 @@ use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use utoipa::OpenApi;
 
-use super::AppState;
+use super::state::AppState;
 
 mod activities;
 mod companies;

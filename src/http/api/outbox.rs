@@ -11,7 +11,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{self, Id, OrgQuery, Params, QueryOrg};
 use super::records::enum_text;
-use crate::http::AppState;
+use crate::http::state::AppState;
 use crate::store::{OutboxCounts, OutboxEntry, OutboxState};
 use crate::sync::local::outbox::{self, DeadLetterAction};
 

@@ -9,7 +9,7 @@ use utoipa::{OpenApi, ToSchema};
 
 use super::outbox;
 use crate::config::Connection;
-use crate::http::{AppState, Counters};
+use crate::http::state::{AppState, Counters};
 use crate::salesforce::{ApiUsage, ConnectionState};
 
 /// The routes, nested under `/api/v1` behind the bearer token.
