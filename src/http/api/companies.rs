@@ -2,25 +2,26 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, patch, post};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{Id, InOrg, OrgQuery, QueryOrg};
-use super::records::{self, Queued, Written};
+use super::extract::{Id, InOrg, OrgQuery, Params, QueryOrg};
+use super::page::Page;
+use super::records::{self, Queued, RecordQuery, Written};
 use crate::domain::Company;
 use crate::http::state::AppState;
-use crate::store::{RecordKind, Store};
+use crate::store::RecordKind;
 use crate::sync::local::companies::{self, CompanyChanges, NewCompany};
 
 /// The routes, nested under `/api/v1` behind the bearer token.
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/companies", get(list).post(create))
-        .route("/companies/{id}", patch(update))
+        .route("/companies/{id}", get(one).patch(update))
         .route("/companies/{id}/sync", post(sync))
 }
 
@@ -66,13 +67,29 @@ impl From<Company> for CompanyView {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/companies", params(OrgQuery),
-    responses((status = 200, body = Vec<CompanyView>), (status = 422, body = ErrorBody)))]
+/// A page of companies, oldest first.
+#[utoipa::path(get, path = "/api/v1/companies", params(RecordQuery),
+    responses((status = 200, body = Page<CompanyView>), (status = 400, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 async fn list(
+    State(AppState {
+        store, connections, ..
+    }): State<AppState>,
+    Params(q): Params<RecordQuery>,
+) -> Result<Json<Page<CompanyView>>, ApiError> {
+    records::page::<Company, _>(&store, q.resolve(&connections)?)
+}
+
+/// One company.
+#[utoipa::path(get, path = "/api/v1/companies/{id}",
+    params(("id" = u64, Path, description = "Local company id"), OrgQuery),
+    responses((status = 200, body = CompanyView), (status = 404, body = ErrorBody)))]
+async fn one(
     State(AppState { store, .. }): State<AppState>,
+    Id(id): Id,
     QueryOrg(org): QueryOrg,
-) -> Result<Json<Vec<CompanyView>>, ApiError> {
-    records::list(&store, &org, Store::companies)
+) -> Result<Json<CompanyView>, ApiError> {
+    records::one::<Company, _>(&store, &org, id, "company")
 }
 
 #[utoipa::path(post, path = "/api/v1/companies", request_body = InOrg<NewCompany>,
@@ -114,7 +131,7 @@ async fn sync(
 /// This resource's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(list, create, update, sync),
+    paths(list, one, create, update, sync),
     components(schemas(CompanyView, NewCompany, CompanyChanges))
 )]
 pub(super) struct CompaniesDoc;

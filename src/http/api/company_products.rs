@@ -3,25 +3,26 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, patch, post};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{Id, InOrg, OrgQuery, QueryOrg};
-use super::records::{self, Queued, Written, enum_text};
+use super::extract::{Id, InOrg, OrgQuery, Params, QueryOrg};
+use super::page::Page;
+use super::records::{self, Queued, RecordQuery, Written, enum_text};
 use crate::domain::CompanyProduct;
 use crate::http::state::AppState;
-use crate::store::{RecordKind, Store};
+use crate::store::RecordKind;
 use crate::sync::local::company_products::{self, CompanyProductChanges, NewCompanyProduct};
 
 /// The routes, nested under `/api/v1` behind the bearer token.
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/company-products", get(list).post(create))
-        .route("/company-products/{id}", patch(update))
+        .route("/company-products/{id}", get(one).patch(update))
         .route("/company-products/{id}/sync", post(sync))
 }
 
@@ -67,13 +68,29 @@ impl From<CompanyProduct> for ProductView {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/company-products", params(OrgQuery),
-    responses((status = 200, body = Vec<ProductView>), (status = 422, body = ErrorBody)))]
+/// A page of company products, oldest first.
+#[utoipa::path(get, path = "/api/v1/company-products", params(RecordQuery),
+    responses((status = 200, body = Page<ProductView>), (status = 400, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 async fn list(
+    State(AppState {
+        store, connections, ..
+    }): State<AppState>,
+    Params(q): Params<RecordQuery>,
+) -> Result<Json<Page<ProductView>>, ApiError> {
+    records::page::<CompanyProduct, _>(&store, q.resolve(&connections)?)
+}
+
+/// One company product.
+#[utoipa::path(get, path = "/api/v1/company-products/{id}",
+    params(("id" = u64, Path, description = "Local company product id"), OrgQuery),
+    responses((status = 200, body = ProductView), (status = 404, body = ErrorBody)))]
+async fn one(
     State(AppState { store, .. }): State<AppState>,
+    Id(id): Id,
     QueryOrg(org): QueryOrg,
-) -> Result<Json<Vec<ProductView>>, ApiError> {
-    records::list(&store, &org, Store::company_products)
+) -> Result<Json<ProductView>, ApiError> {
+    records::one::<CompanyProduct, _>(&store, &org, id, "company product")
 }
 
 #[utoipa::path(post, path = "/api/v1/company-products", request_body = InOrg<NewCompanyProduct>,
@@ -114,7 +131,7 @@ async fn sync(
 /// This resource's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(list, create, update, sync),
+    paths(list, one, create, update, sync),
     components(schemas(ProductView, NewCompanyProduct, CompanyProductChanges))
 )]
 pub(super) struct CompanyProductsDoc;

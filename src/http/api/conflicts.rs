@@ -11,6 +11,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{self, Body, Id, Params};
+use super::page::{self, Cursor, Page};
 use crate::domain::{ObjectType, SalesforceId};
 use crate::http::state::AppState;
 use crate::sync::local::conflicts::{self, Candidate, OpenConflict, Resolution};
@@ -20,6 +21,7 @@ use crate::sync::pull::Applied;
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/conflicts", get(list))
+        .route("/conflicts/{id}", get(one))
         .route("/conflicts/{id}/resolve", post(resolve))
 }
 
@@ -74,10 +76,28 @@ impl From<OpenConflict> for ConflictView {
     }
 }
 
-/// `GET /api/v1/conflicts?org=`.
+/// `GET /api/v1/conflicts`: which orgs, which page.
 #[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ConflictQuery {
     /// Only this org (default: every configured org).
+    org: Option<String>,
+    /// Items per page, 1 to 1,000 (default 100).
+    limit: Option<u32>,
+    /// Where to go on: the previous page's `next`.
+    #[param(value_type = Option<String>)]
+    cursor: Option<Cursor>,
+    /// Only the conflict open for this Salesforce id (15 or 18 characters).
+    #[param(value_type = Option<String>)]
+    salesforce_id: Option<SalesforceId>,
+}
+
+/// `?org=` on a single conflict.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ConflictOrg {
+    /// The org (optional when one org is configured).
     org: Option<String>,
 }
 
@@ -106,18 +126,35 @@ impl Resolve {
     }
 }
 
-/// Open conflicts with their candidates, org by org, oldest first.
+/// A page of open conflicts with their candidates, oldest first.
 #[utoipa::path(get, path = "/api/v1/conflicts", params(ConflictQuery),
-    responses((status = 200, body = Vec<ConflictView>), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Page<ConflictView>), (status = 400, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 async fn list(
     State(AppState {
         store, connections, ..
     }): State<AppState>,
     Params(q): Params<ConflictQuery>,
-) -> Result<Json<Vec<ConflictView>>, ApiError> {
+) -> Result<Json<Page<ConflictView>>, ApiError> {
     let orgs = extract::orgs(&connections, q.org.as_deref(), "org")?;
-    let open = conflicts::list(&store, &orgs)?;
-    Ok(Json(open.into_iter().map(Into::into).collect()))
+    let page = page::request(q.limit, q.cursor)?;
+    let open = conflicts::page(&store, &orgs, page, q.salesforce_id.as_ref())?;
+    Ok(Json(Page::of(open)))
+}
+
+/// One open conflict with its candidates.
+#[utoipa::path(get, path = "/api/v1/conflicts/{id}",
+    params(("id" = u64, Path, description = "Conflict id"), ConflictOrg),
+    responses((status = 200, body = ConflictView), (status = 404, body = ErrorBody)))]
+async fn one(
+    State(AppState {
+        store, connections, ..
+    }): State<AppState>,
+    Id(id): Id,
+    Params(q): Params<ConflictOrg>,
+) -> Result<Json<ConflictView>, ApiError> {
+    let org = extract::org(&connections, q.org.as_deref(), "org")?;
+    Ok(Json(conflicts::one(&store, &org, id)?.into()))
 }
 
 /// Applies the record to the picked candidate (or a new record) and closes the conflict.
@@ -144,5 +181,5 @@ async fn resolve(
 
 /// This resource's part of the OpenAPI document.
 #[derive(OpenApi)]
-#[openapi(paths(list, resolve), components(schemas(ConflictView, Resolve)))]
+#[openapi(paths(list, one, resolve), components(schemas(ConflictView, Resolve)))]
 pub(super) struct ConflictsDoc;

@@ -3,25 +3,26 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, patch, post};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{Id, InOrg, OrgQuery, QueryOrg};
-use super::records::{self, Queued, Written, enum_text};
+use super::extract::{Id, InOrg, OrgQuery, Params, QueryOrg};
+use super::page::Page;
+use super::records::{self, Queued, RecordQuery, Written, enum_text};
 use crate::domain::Contact;
 use crate::http::state::AppState;
-use crate::store::{RecordKind, Store};
+use crate::store::RecordKind;
 use crate::sync::local::contacts::{self, ContactChanges, NewContact};
 
 /// The routes, nested under `/api/v1` behind the bearer token.
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/contacts", get(list).post(create))
-        .route("/contacts/{id}", patch(update))
+        .route("/contacts/{id}", get(one).patch(update))
         .route("/contacts/{id}/sync", post(sync))
 }
 
@@ -70,13 +71,29 @@ impl From<Contact> for ContactView {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/contacts", params(OrgQuery),
-    responses((status = 200, body = Vec<ContactView>), (status = 422, body = ErrorBody)))]
+/// A page of contacts, oldest first.
+#[utoipa::path(get, path = "/api/v1/contacts", params(RecordQuery),
+    responses((status = 200, body = Page<ContactView>), (status = 400, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 async fn list(
+    State(AppState {
+        store, connections, ..
+    }): State<AppState>,
+    Params(q): Params<RecordQuery>,
+) -> Result<Json<Page<ContactView>>, ApiError> {
+    records::page::<Contact, _>(&store, q.resolve(&connections)?)
+}
+
+/// One contact.
+#[utoipa::path(get, path = "/api/v1/contacts/{id}",
+    params(("id" = u64, Path, description = "Local contact id"), OrgQuery),
+    responses((status = 200, body = ContactView), (status = 404, body = ErrorBody)))]
+async fn one(
     State(AppState { store, .. }): State<AppState>,
+    Id(id): Id,
     QueryOrg(org): QueryOrg,
-) -> Result<Json<Vec<ContactView>>, ApiError> {
-    records::list(&store, &org, Store::contacts)
+) -> Result<Json<ContactView>, ApiError> {
+    records::one::<Contact, _>(&store, &org, id, "contact")
 }
 
 #[utoipa::path(post, path = "/api/v1/contacts", request_body = InOrg<NewContact>,
@@ -116,7 +133,7 @@ async fn sync(
 /// This resource's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(list, create, update, sync),
+    paths(list, one, create, update, sync),
     components(schemas(ContactView, NewContact, ContactChanges))
 )]
 pub(super) struct ContactsDoc;

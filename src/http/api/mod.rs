@@ -26,6 +26,7 @@ mod error;
 mod extract;
 mod imports;
 mod outbox;
+mod page;
 mod records;
 mod status;
 

@@ -10,6 +10,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{self, Id, OrgQuery, Params, QueryOrg};
+use super::page::{self, Cursor, Page};
 use super::records::enum_text;
 use crate::http::state::AppState;
 use crate::store::{OutboxCounts, OutboxEntry, OutboxState};
@@ -19,6 +20,7 @@ use crate::sync::local::outbox::{self, DeadLetterAction};
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/outbox", get(list))
+        .route("/outbox/{id}", get(one))
         .route("/outbox/{id}/retry", post(retry))
         .route("/outbox/{id}/discard", post(discard))
 }
@@ -62,13 +64,22 @@ impl From<OutboxEntry> for OutboxEntryView {
     }
 }
 
-/// `GET /api/v1/outbox?state=`.
+/// `GET /api/v1/outbox`: which page, which entries.
 #[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct OutboxQuery {
     /// The org (optional when one org is configured).
     org_id: Option<String>,
     /// `pending` or `dead` (default: both).
     state: Option<String>,
+    /// Items per page, 1 to 1,000 (default 100).
+    limit: Option<u32>,
+    /// Where to go on: the previous page's `next`.
+    #[param(value_type = Option<String>)]
+    cursor: Option<Cursor>,
+    /// Only entries changed after this instant (RFC 3339).
+    updated_after: Option<DateTime<Utc>>,
 }
 
 /// The `state` filter; anything else than `pending` or `dead` is refused naming `state`.
@@ -81,16 +92,35 @@ fn wanted_state(s: Option<&str>) -> Result<Option<OutboxState>, ApiError> {
     }
 }
 
+/// A page of outbox entries in the order they were enqueued.
 #[utoipa::path(get, path = "/api/v1/outbox", params(OutboxQuery),
-    responses((status = 200, body = Vec<OutboxEntryView>), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Page<OutboxEntryView>), (status = 400, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 async fn list(
-    State(state): State<AppState>,
+    State(AppState {
+        store, connections, ..
+    }): State<AppState>,
     Params(q): Params<OutboxQuery>,
-) -> Result<Json<Vec<OutboxEntryView>>, ApiError> {
-    let org = extract::org(&state.connections, q.org_id.as_deref(), "org_id")?;
+) -> Result<Json<Page<OutboxEntryView>>, ApiError> {
+    let org = extract::org(&connections, q.org_id.as_deref(), "org_id")?;
     let wanted = wanted_state(q.state.as_deref())?;
-    let entries = state.store.outbox_entries(&org, wanted)?;
-    Ok(Json(entries.into_iter().map(Into::into).collect()))
+    let page = page::request(q.limit, q.cursor)?;
+    let entries = store.outbox_page(&org, page, wanted, q.updated_after)?;
+    Ok(Json(Page::of(entries)))
+}
+
+/// One outbox entry.
+#[utoipa::path(get, path = "/api/v1/outbox/{id}", params(("id" = u64, Path), OrgQuery),
+    responses((status = 200, body = OutboxEntryView), (status = 404, body = ErrorBody)))]
+async fn one(
+    State(AppState { store, .. }): State<AppState>,
+    Id(id): Id,
+    QueryOrg(org): QueryOrg,
+) -> Result<Json<OutboxEntryView>, ApiError> {
+    let entry = store
+        .outbox_entry(&org, id)?
+        .ok_or(ApiError::NotFound("outbox entry"))?;
+    Ok(Json(entry.into()))
 }
 
 /// Sends a dead letter again now, its attempts reset.
@@ -137,5 +167,5 @@ pub(super) fn totals(state: &AppState) -> OutboxCounts {
 
 /// This resource's part of the OpenAPI document.
 #[derive(OpenApi)]
-#[openapi(paths(list, retry, discard), components(schemas(OutboxEntryView)))]
+#[openapi(paths(list, one, retry, discard), components(schemas(OutboxEntryView)))]
 pub(super) struct OutboxDoc;

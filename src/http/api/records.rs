@@ -1,14 +1,18 @@
 //! What the four record resources (companies, contacts, company products, activities) share:
-//! the answer to a write, the list read, and "Sync to Salesforce".
+//! the answer to a write, the list and single-record reads, and "Sync to Salesforce".
 
 use axum::Json;
 use axum::http::StatusCode;
-use serde::Serialize;
-use utoipa::ToSchema;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::error::ApiError;
-use crate::domain::OrgId;
-use crate::store::{LocalRef, RecordKind, Store, StoreError};
+use super::extract;
+use super::page::{self, Cursor, Page};
+use crate::domain::{OrgId, SalesforceId};
+use crate::http::state::Connections;
+use crate::store::{LocalRef, PageRequest, RecordFilter, RecordKind, Store, StoredRecord};
 use crate::sync::local::{self, Saved};
 
 /// The answer to a write: the record and the outbox entry that will push it.
@@ -53,15 +57,59 @@ pub(super) async fn sync_now(
     Ok((StatusCode::ACCEPTED, Json(Queued { outbox_id })))
 }
 
-/// One org's records of a kind, as their API views.
-pub(super) fn list<T, V: From<T>>(
+/// `GET /api/v1/{companies,contacts,company-products}`: which page, which records.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct RecordQuery {
+    /// The org (optional when one org is configured).
+    org_id: Option<String>,
+    /// Items per page, 1 to 1,000 (default 100).
+    limit: Option<u32>,
+    /// Where to go on: the previous page's `next`.
+    #[param(value_type = Option<String>)]
+    cursor: Option<Cursor>,
+    /// Only records changed after this instant (RFC 3339).
+    updated_after: Option<DateTime<Utc>>,
+    /// Only the record linked to this Salesforce id (15 or 18 characters).
+    #[param(value_type = Option<String>)]
+    salesforce_id: Option<SalesforceId>,
+}
+
+/// A list request resolved: the org, the page and the filter.
+pub(super) type Listing = (OrgId, PageRequest, RecordFilter);
+
+impl RecordQuery {
+    /// The org (see [`extract::org`]), the page and the filter asked for.
+    pub(super) fn resolve(self, connections: &Connections) -> Result<Listing, ApiError> {
+        let org = extract::org(connections, self.org_id.as_deref(), "org_id")?;
+        let filter = RecordFilter {
+            updated_after: self.updated_after,
+            salesforce_id: self.salesforce_id,
+        };
+        Ok((org, page::request(self.limit, self.cursor)?, filter))
+    }
+}
+
+/// One page of an org's records of a kind, as their API views.
+pub(super) fn page<T: StoredRecord, V: From<T>>(
+    store: &Store,
+    (org, page, filter): Listing,
+) -> Result<Json<Page<V>>, ApiError> {
+    Ok(Json(Page::of(store.record_page::<T>(&org, page, &filter)?)))
+}
+
+/// One record of an org, as its API view; `what` names it in the 404.
+pub(super) fn one<T: StoredRecord, V: From<T>>(
     store: &Store,
     org: &OrgId,
-    read: impl Fn(&Store, &OrgId) -> Result<Vec<T>, StoreError>,
-) -> Result<Json<Vec<V>>, ApiError> {
-    Ok(Json(
-        read(store, org)?.into_iter().map(Into::into).collect(),
-    ))
+    id: u64,
+    what: &'static str,
+) -> Result<Json<V>, ApiError> {
+    let record = store
+        .record::<T>(org, id)?
+        .ok_or(ApiError::NotFound(what))?;
+    Ok(Json(record.into()))
 }
 
 /// The text of a unit enum variant as it serializes (`email_sent`, `OPPORTUNITY`).
