@@ -10,6 +10,7 @@ mod intake_outbound;
 mod intake_signed;
 mod oauth_connect;
 mod operator_env;
+mod paging_api;
 mod pull_api;
 mod pull_e2e;
 mod pull_harness;
