@@ -1,5 +1,5 @@
-//! Reads that page: one page of an org's records of a kind, of its outbox entries or of its
-//! conflicts, and single records by id.
+//! Reads that page: one page of an org's records of a kind, of its outbox entries, of its
+//! conflicts or of a record's provenance, and single records by id.
 //!
 //! A page is a sled `range` scan from just after the cursor (the last id the previous page
 //! examined) in key order, which is id order: ids only grow, so a walk from page to page meets
@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 
 use super::outbox::entry_key;
 use super::records::record_key;
-use super::{OutboxEntry, OutboxState, RecordKind, Store, StoreError};
+use super::{LocalRef, OutboxEntry, OutboxState, Provenance, RecordKind, Store, StoreError};
 use crate::domain::{Activity, Company, CompanyProduct, Contact, OrgId, SalesforceId};
 
 /// How many entries a page may examine per item asked for, when a filter matches few.
@@ -216,6 +216,22 @@ impl Store {
         };
         let key = |id| entry_key(org, id);
         scan(&self.inner.outbox, "outbox", key, page, keep).map(without_ids)
+    }
+
+    /// One page of a record's provenance, oldest first: each change applied to it, from which
+    /// side, which event, which rule.
+    pub fn provenance_page(
+        &self,
+        org: &OrgId,
+        target: LocalRef,
+        page: PageRequest,
+    ) -> Result<Page<Provenance>, StoreError> {
+        let key = |seq: u64| {
+            let mut k = record_key(org, target.kind, target.id);
+            k.extend_from_slice(&seq.to_be_bytes());
+            k
+        };
+        scan(&self.inner.provenance, "provenance", key, page, |_| true).map(without_ids)
     }
 
     /// One page of an org's open conflicts as `(id, document)`, oldest first, keeping those

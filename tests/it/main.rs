@@ -5,6 +5,7 @@
 mod config_cli;
 mod crash;
 mod helpers;
+mod history_api;
 mod intake_hostile;
 mod intake_outbound;
 mod intake_signed;

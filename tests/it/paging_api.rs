@@ -312,4 +312,7 @@ async fn the_openapi_document_describes_paging_and_the_single_record_routes() {
             "{path}/{{id}}"
         );
     }
+    let history = &doc["paths"]["/api/v1/{kind}/{id}/history"]["get"];
+    assert!(history.is_object(), "no history route");
+    assert!(doc["components"]["schemas"]["Page_ChangeView"].is_object());
 }

@@ -1,6 +1,6 @@
 //! The local API under `/api/v1`, behind the bearer token: one file per resource (companies,
-//! contacts, company products, activities, outbox, imports, conflicts, status), one error type
-//! ([`ApiError`]), and the OpenAPI document generated from the handlers.
+//! contacts, company products, activities, outbox, imports, conflicts, status, history), one
+//! error type ([`ApiError`]), and the OpenAPI document generated from the handlers.
 //!
 //! A handler reads its request (`extract`), calls one use case of `sync::local` (or one store
 //! read), and maps the result or the one error type; the rules live in the use cases.
@@ -24,6 +24,7 @@ mod conflicts;
 mod contacts;
 mod error;
 mod extract;
+mod history;
 mod imports;
 mod outbox;
 mod page;
@@ -64,6 +65,7 @@ pub(super) fn router(state: AppState) -> Router<AppState> {
         .merge(imports::routes())
         .merge(conflicts::routes())
         .merge(status::routes())
+        .merge(history::routes())
         .route_layer(middleware::from_fn_with_state(state, require_token))
 }
 
@@ -89,7 +91,8 @@ pub(super) fn document() -> utoipa::openapi::OpenApi {
         .merge_from(outbox::OutboxDoc::openapi())
         .merge_from(imports::ImportsDoc::openapi())
         .merge_from(conflicts::ConflictsDoc::openapi())
-        .merge_from(status::StatusDoc::openapi());
+        .merge_from(status::StatusDoc::openapi())
+        .merge_from(history::HistoryDoc::openapi());
     extract::merge_in_org_schemas(&mut doc);
     doc
 }

@@ -1,6 +1,6 @@
 //! What the application or a person asks of sfsync, as use cases that know nothing of HTTP:
 //! write a company, contact, company product or activity; push a record now; retry or discard
-//! a dead letter; list and resolve conflicts; start an import.
+//! a dead letter; list and resolve conflicts; start an import; read a record's history.
 //!
 //! Every write stores the local record, its outbox entry and its provenance in one store
 //! transaction, and returns only once that transaction is durable. Nothing here calls
@@ -16,6 +16,7 @@ pub mod companies;
 pub mod company_products;
 pub mod conflicts;
 pub mod contacts;
+pub mod history;
 pub mod imports;
 pub mod outbox;
 
