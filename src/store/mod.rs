@@ -10,6 +10,7 @@ mod durability;
 mod inbox;
 pub(crate) mod keys;
 mod outbox;
+mod pages;
 mod records;
 mod wal;
 
@@ -19,6 +20,7 @@ use std::sync::Arc;
 pub use inbox::{DedupeSource, Delivery, IngestOutcome, PendingEntry, PendingRecord};
 
 pub use outbox::{OutboxCounts, OutboxEntry, OutboxState};
+pub use pages::{Page, PageRequest, RecordFilter, SCAN_BUDGET, StoredRecord};
 pub use records::{LocalRef, Provenance, RecordKind, Tx, TxAbort, TxError, TxResult};
 
 use durability::GroupCommit;

@@ -66,7 +66,7 @@ fn kind_code(kind: RecordKind) -> u8 {
     }
 }
 
-fn entry_key(org: &OrgId, id: u64) -> Vec<u8> {
+pub(super) fn entry_key(org: &OrgId, id: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(27);
     k.extend_from_slice(org.as_str().as_bytes());
     k.push(b'E');

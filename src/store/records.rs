@@ -79,7 +79,7 @@ const IDX_EMAIL: u8 = b'E';
 const IDX_DOMAIN: u8 = b'D';
 const IDX_NAME: u8 = b'N';
 
-fn record_key(org: &OrgId, kind: RecordKind, id: u64) -> Vec<u8> {
+pub(super) fn record_key(org: &OrgId, kind: RecordKind, id: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(27);
     k.extend_from_slice(org.as_str().as_bytes());
     k.push(kind.code());

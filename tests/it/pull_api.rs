@@ -144,7 +144,7 @@ async fn a_conflict_is_listed_with_its_candidates_and_resolved_by_picking_one() 
         .expect("create");
     let listed = eventually("the conflict in the API", WAIT, || async {
         let (_, body) = env.api(Method::GET, "/conflicts", None).await;
-        body.as_array().filter(|l| !l.is_empty()).cloned()
+        body["items"].as_array().filter(|l| !l.is_empty()).cloned()
     })
     .await;
     let conflict = &listed[0];
@@ -173,7 +173,7 @@ async fn a_conflict_is_listed_with_its_candidates_and_resolved_by_picking_one() 
     assert_eq!(body["outcome"], "updated");
     assert_eq!(env.company_of(&id).map(|c| c.id), Some(a));
     let (_, after) = env.api(Method::GET, "/conflicts", None).await;
-    assert_eq!(after, json!([]));
+    assert_eq!(after["items"], json!([]));
     let (status, _) = env
         .api(
             Method::POST,
@@ -195,7 +195,7 @@ async fn a_conflict_resolved_by_creating_a_new_record_links_a_fresh_one() {
         .expect("create");
     let listed = eventually("the conflict in the API", WAIT, || async {
         let (_, body) = env.api(Method::GET, "/conflicts", None).await;
-        body.as_array().filter(|l| !l.is_empty()).cloned()
+        body["items"].as_array().filter(|l| !l.is_empty()).cloned()
     })
     .await;
     let cid = listed[0]["id"].as_u64().expect("id");

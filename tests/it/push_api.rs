@@ -90,6 +90,7 @@ async fn validation_errors_answer_422_and_name_the_field() {
     );
     // Only the valid company was written.
     let (_, companies) = env.get("/companies").await;
+    let companies = companies["items"].clone();
     assert_eq!(companies.as_array().map(Vec::len), Some(1));
 }
 
@@ -141,6 +142,7 @@ async fn changes_to_a_record_waiting_in_the_outbox_share_its_entry_and_the_lates
     env.patch(&format!("/contacts/{contact}"), json!({"title": "Third"}))
         .await;
     let (_, entries) = env.get("/outbox").await;
+    let entries = entries["items"].clone();
     assert_eq!(entries.as_array().map(Vec::len), Some(2), "{entries}");
 
     drain(&mut env.worker).await;
@@ -231,6 +233,7 @@ async fn the_outbox_command_lists_dead_letters_and_retries_them() {
     .await;
     drain(&mut env.worker).await;
     let (_, dead) = env.get("/outbox?state=dead").await;
+    let dead = dead["items"].clone();
     let id = dead[0]["id"].as_u64().expect("id").to_string();
 
     let (ok, listed) = cli(&env, &["list", "--state", "dead"]);
@@ -239,6 +242,7 @@ async fn the_outbox_command_lists_dead_letters_and_retries_them() {
     let (ok, out) = cli(&env, &["retry", &id]);
     assert!(ok, "{out}");
     let (_, pending) = env.get("/outbox?state=pending").await;
+    let pending = pending["items"].clone();
     assert_eq!(pending[0]["id"].to_string(), id);
     let (ok, out) = cli(&env, &["discard", &id]);
     assert!(!ok, "a pending entry is not discarded: {out}");

@@ -49,6 +49,7 @@ async fn assert_landed_once(env: &PushEnv, companies: usize) {
         ("/company-products", "salesforce_opportunity_id"),
     ] {
         let (_, list) = env.get(path).await;
+        let list = list["items"].clone();
         for r in list.as_array().expect("list") {
             assert!(r[field].is_string(), "{path}: unlinked {r}");
         }
@@ -64,6 +65,7 @@ async fn assert_landed_once(env: &PushEnv, companies: usize) {
         assert_eq!(env.live(object).len(), expected, "{object} count");
     }
     let (_, outbox) = env.get("/outbox").await;
+    let outbox = outbox["items"].clone();
     assert_eq!(outbox, json!([]));
 }
 
@@ -110,8 +112,10 @@ async fn an_exhausted_api_budget_pauses_the_org_until_calls_are_available() {
     assert!(again.paused);
     assert_eq!(env.sim.api_calls().total, calls);
     let (_, pending) = env.get("/outbox?state=pending").await;
+    let pending = pending["items"].clone();
     assert_eq!(pending.as_array().map(Vec::len), Some(1));
     let (_, dead) = env.get("/outbox?state=dead").await;
+    let dead = dead["items"].clone();
     assert_eq!(dead, json!([]));
 
     // Still spent when the pause ends: paused again.
@@ -234,6 +238,7 @@ async fn an_entry_that_keeps_failing_transiently_becomes_a_dead_letter_after_max
     let reports = drain(&mut env.worker).await;
 
     let (_, dead) = env.get("/outbox?state=dead").await;
+    let dead = dead["items"].clone();
     let message = dead[0]["last_error"].as_str().expect("message");
     assert!(
         message.starts_with("gave up after 50 attempts"),

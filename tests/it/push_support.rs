@@ -210,7 +210,8 @@ impl PushEnv {
     /// A local record as the API lists it.
     pub async fn listed(&self, path: &str, id: u64) -> Value {
         let (_, list) = self.get(path).await;
-        list.as_array()
+        list["items"]
+            .as_array()
             .and_then(|l| l.iter().find(|r| r["id"] == json!(id)).cloned())
             .unwrap_or_else(|| panic!("{path} {id} not listed"))
     }

@@ -1,0 +1,185 @@
+//! `/api/v1/conflicts`: records quarantined because several local records matched, with their
+//! candidates' local values; a person resolves one by picking a candidate or creating a new
+//! local record.
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::{self, Body, Id, Params};
+use super::page::{self, Cursor, Page};
+use crate::domain::{ObjectType, SalesforceId};
+use crate::http::state::AppState;
+use crate::sync::local::conflicts::{self, Candidate, OpenConflict, Resolution};
+use crate::sync::pull::Applied;
+
+/// The routes, nested under `/api/v1` behind the bearer token.
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/conflicts", get(list))
+        .route("/conflicts/{id}", get(one))
+        .route("/conflicts/{id}/resolve", post(resolve))
+}
+
+/// A quarantined record and the local records it could be.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ConflictView {
+    /// The conflict id.
+    id: u64,
+    /// The org.
+    org: String,
+    /// `Account`, `Contact`, `Lead` or `Opportunity`.
+    #[schema(value_type = String)]
+    object: ObjectType,
+    /// The Salesforce record id.
+    #[schema(value_type = String)]
+    salesforce_id: SalesforceId,
+    /// The rung that found several candidates (`domain`, `name`, `email`), or `no_company`.
+    rung: String,
+    /// Local ids of the candidates.
+    candidates: Vec<u64>,
+    /// The record as pulled.
+    #[schema(value_type = Object)]
+    record: crate::salesforce::Record,
+    /// When it was quarantined (RFC 3339).
+    at: String,
+    /// The candidates' current local records.
+    #[schema(value_type = Vec<Object>)]
+    candidate_records: Vec<Value>,
+}
+
+fn candidate_value(c: Candidate) -> Value {
+    match c {
+        Candidate::Company(x) => serde_json::json!(x),
+        Candidate::Contact(x) => serde_json::json!(x),
+    }
+}
+
+impl From<OpenConflict> for ConflictView {
+    fn from(o: OpenConflict) -> Self {
+        let c = o.conflict;
+        Self {
+            id: o.id,
+            org: o.org.to_string(),
+            object: c.object,
+            salesforce_id: c.salesforce_id,
+            rung: c.rung,
+            candidates: c.candidates,
+            record: c.record,
+            at: c.at,
+            candidate_records: o.candidates.into_iter().map(candidate_value).collect(),
+        }
+    }
+}
+
+/// `GET /api/v1/conflicts`: which orgs, which page.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ConflictQuery {
+    /// Only this org (default: every configured org).
+    org: Option<String>,
+    /// Items per page, 1 to 1,000 (default 100).
+    limit: Option<u32>,
+    /// Where to go on: the previous page's `next`.
+    #[param(value_type = Option<String>)]
+    cursor: Option<Cursor>,
+    /// Only the conflict open for this Salesforce id (15 or 18 characters).
+    #[param(value_type = Option<String>)]
+    salesforce_id: Option<SalesforceId>,
+}
+
+/// `?org=` on a single conflict.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ConflictOrg {
+    /// The org (optional when one org is configured).
+    org: Option<String>,
+}
+
+/// `POST /api/v1/conflicts/{id}/resolve`: `{"candidate": 12}` or `{"create": true}`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct Resolve {
+    /// The org (optional when one org is configured).
+    org: Option<String>,
+    /// The candidate to link and update.
+    candidate: Option<u64>,
+    /// Create a new local record instead.
+    #[serde(default)]
+    create: bool,
+}
+
+impl Resolve {
+    fn choice(&self) -> Result<Resolution, ApiError> {
+        match (self.candidate, self.create) {
+            (Some(c), false) => Ok(Resolution::Candidate(c)),
+            (None, true) => Ok(Resolution::Create),
+            _ => Err(ApiError::invalid(
+                "candidate",
+                "give either a candidate or \"create\": true",
+            )),
+        }
+    }
+}
+
+/// A page of open conflicts with their candidates, oldest first.
+#[utoipa::path(get, path = "/api/v1/conflicts", params(ConflictQuery),
+    responses((status = 200, body = Page<ConflictView>), (status = 400, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn list(
+    State(AppState {
+        store, connections, ..
+    }): State<AppState>,
+    Params(q): Params<ConflictQuery>,
+) -> Result<Json<Page<ConflictView>>, ApiError> {
+    let orgs = extract::orgs(&connections, q.org.as_deref(), "org")?;
+    let page = page::request(q.limit, q.cursor)?;
+    let open = conflicts::page(&store, &orgs, page, q.salesforce_id.as_ref())?;
+    Ok(Json(Page::of(open)))
+}
+
+/// One open conflict with its candidates.
+#[utoipa::path(get, path = "/api/v1/conflicts/{id}",
+    params(("id" = u64, Path, description = "Conflict id"), ConflictOrg),
+    responses((status = 200, body = ConflictView), (status = 404, body = ErrorBody)))]
+async fn one(
+    State(AppState {
+        store, connections, ..
+    }): State<AppState>,
+    Id(id): Id,
+    Params(q): Params<ConflictOrg>,
+) -> Result<Json<ConflictView>, ApiError> {
+    let org = extract::org(&connections, q.org.as_deref(), "org")?;
+    Ok(Json(conflicts::one(&store, &org, id)?.into()))
+}
+
+/// Applies the record to the picked candidate (or a new record) and closes the conflict.
+#[utoipa::path(post, path = "/api/v1/conflicts/{id}/resolve",
+    params(("id" = u64, Path, description = "Conflict id")), request_body = Resolve,
+    responses((status = 200, description = "what was applied (`outcome`, `target`)", body = Object),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn resolve(
+    State(AppState {
+        store,
+        connections,
+        pull,
+        ..
+    }): State<AppState>,
+    Id(id): Id,
+    Body(body): Body<Resolve>,
+) -> Result<Json<Applied>, ApiError> {
+    let org = extract::org(&connections, body.org.as_deref(), "org")?;
+    let choice = body.choice()?;
+    Ok(Json(
+        conflicts::resolve(&store, &pull.rules, &org, id, choice).await?,
+    ))
+}
+
+/// This resource's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(paths(list, one, resolve), components(schemas(ConflictView, Resolve)))]
+pub(super) struct ConflictsDoc;

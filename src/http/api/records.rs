@@ -1,0 +1,121 @@
+//! What the four record resources (companies, contacts, company products, activities) share:
+//! the answer to a write, the list and single-record reads, and "Sync to Salesforce".
+
+use axum::Json;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::ApiError;
+use super::extract;
+use super::page::{self, Cursor, Page};
+use crate::domain::{OrgId, SalesforceId};
+use crate::http::state::Connections;
+use crate::store::{LocalRef, PageRequest, RecordFilter, RecordKind, Store, StoredRecord};
+use crate::sync::local::{self, Saved};
+
+/// The answer to a write: the record and the outbox entry that will push it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Written<T> {
+    /// The record as stored.
+    pub(crate) record: T,
+    /// The outbox entry (absent when nothing needs pushing).
+    pub(crate) outbox_id: Option<u64>,
+}
+
+impl<T> Written<T> {
+    /// The view of a saved record.
+    pub(super) fn of<R: Into<T>>(saved: Saved<R>) -> Self {
+        Self {
+            record: saved.record.into(),
+            outbox_id: Some(saved.outbox_id),
+        }
+    }
+}
+
+/// 201 with the written record.
+pub(super) fn created<V, R: Into<V>>(saved: Saved<R>) -> (StatusCode, Json<Written<V>>) {
+    (StatusCode::CREATED, Json(Written::of(saved)))
+}
+
+/// The answer to "Sync to Salesforce": the outbox entry that will push the record.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Queued {
+    /// The outbox entry.
+    pub(crate) outbox_id: u64,
+}
+
+/// Enqueues a record to be pushed now: 202 with its outbox entry.
+pub(super) async fn sync_now(
+    store: &Store,
+    org: &OrgId,
+    kind: RecordKind,
+    id: u64,
+) -> Result<(StatusCode, Json<Queued>), ApiError> {
+    let outbox_id = local::outbox::sync_now(store, org, LocalRef { kind, id }).await?;
+    Ok((StatusCode::ACCEPTED, Json(Queued { outbox_id })))
+}
+
+/// `GET /api/v1/{companies,contacts,company-products}`: which page, which records.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct RecordQuery {
+    /// The org (optional when one org is configured).
+    org_id: Option<String>,
+    /// Items per page, 1 to 1,000 (default 100).
+    limit: Option<u32>,
+    /// Where to go on: the previous page's `next`.
+    #[param(value_type = Option<String>)]
+    cursor: Option<Cursor>,
+    /// Only records changed after this instant (RFC 3339).
+    updated_after: Option<DateTime<Utc>>,
+    /// Only the record linked to this Salesforce id (15 or 18 characters).
+    #[param(value_type = Option<String>)]
+    salesforce_id: Option<SalesforceId>,
+}
+
+/// A list request resolved: the org, the page and the filter.
+pub(super) type Listing = (OrgId, PageRequest, RecordFilter);
+
+impl RecordQuery {
+    /// The org (see [`extract::org`]), the page and the filter asked for.
+    pub(super) fn resolve(self, connections: &Connections) -> Result<Listing, ApiError> {
+        let org = extract::org(connections, self.org_id.as_deref(), "org_id")?;
+        let filter = RecordFilter {
+            updated_after: self.updated_after,
+            salesforce_id: self.salesforce_id,
+        };
+        Ok((org, page::request(self.limit, self.cursor)?, filter))
+    }
+}
+
+/// One page of an org's records of a kind, as their API views.
+pub(super) fn page<T: StoredRecord, V: From<T>>(
+    store: &Store,
+    (org, page, filter): Listing,
+) -> Result<Json<Page<V>>, ApiError> {
+    Ok(Json(Page::of(store.record_page::<T>(&org, page, &filter)?)))
+}
+
+/// One record of an org, as its API view; `what` names it in the 404.
+pub(super) fn one<T: StoredRecord, V: From<T>>(
+    store: &Store,
+    org: &OrgId,
+    id: u64,
+    what: &'static str,
+) -> Result<Json<V>, ApiError> {
+    let record = store
+        .record::<T>(org, id)?
+        .ok_or(ApiError::NotFound(what))?;
+    Ok(Json(record.into()))
+}
+
+/// The text of a unit enum variant as it serializes (`email_sent`, `OPPORTUNITY`).
+pub(super) fn enum_text<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}

@@ -1,0 +1,127 @@
+//! `GET /api/v1/status`: each org's connection state and API usage, the inbox figures and the
+//! outbox counts.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
+
+use super::outbox;
+use crate::config::Connection;
+use crate::http::state::{AppState, Counters};
+use crate::salesforce::{ApiUsage, ConnectionState};
+
+/// The routes, nested under `/api/v1` behind the bearer token.
+pub(super) fn routes() -> Router<AppState> {
+    Router::new().route("/status", get(status))
+}
+
+/// `GET /api/v1/status`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Status {
+    /// One entry per org.
+    pub(crate) connections: Vec<ConnectionStatus>,
+    /// The inbox.
+    pub(crate) inbox: InboxStatus,
+    /// The outbox: entries pending and dead letters, over every org.
+    #[schema(value_type = Object)]
+    pub(crate) outbox: crate::store::OutboxCounts,
+    /// Salesforce API calls used and allowed (rolling 24 h), summed over connected orgs, as the
+    /// latest `Sforce-Limit-Info` said; `null` before the first call.
+    #[schema(value_type = Option<Object>)]
+    pub(crate) api_usage: Option<ApiUsage>,
+}
+
+/// One org's state.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ConnectionStatus {
+    /// The org id (18 characters).
+    pub(crate) org_id: String,
+    /// `not_configured` while the connected app's environment is missing or malformed,
+    /// `not_connected` until an OAuth connection exists, then `connected` or `needs_reauth`.
+    pub(crate) state: &'static str,
+    /// Why the org is `not_configured`: the variables missing or malformed, by name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) reason: Option<String>,
+    /// This org's API usage, when known.
+    #[schema(value_type = Option<Object>)]
+    pub(crate) api_usage: Option<ApiUsage>,
+}
+
+/// Inbox figures: `pending` is stored; the totals count since the process started.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct InboxStatus {
+    /// Records waiting to be pulled.
+    pub(crate) pending: u64,
+    /// Notifications stored for the first time.
+    pub(crate) received_total: u64,
+    /// Notifications already seen.
+    pub(crate) duplicates_total: u64,
+    /// Webhook requests refused.
+    pub(crate) rejected_total: u64,
+    /// Notifications acknowledged for objects sfsync does not sync.
+    pub(crate) ignored_total: u64,
+    /// Notifications that only reported sfsync's own writes: acknowledged, nothing pulled.
+    pub(crate) echoes_total: u64,
+}
+
+/// One configured org as the status reports it.
+fn connection(state: &AppState, conn: &Connection) -> ConnectionStatus {
+    let client = state.pull.orgs.get(&conn.org_id);
+    let not_configured = state.oauth.as_ref().err().filter(|_| client.is_none());
+    ConnectionStatus {
+        org_id: conn.org_id.to_string(),
+        state: match client.as_ref().map(|c| c.state()) {
+            None if not_configured.is_some() => "not_configured",
+            None => "not_connected",
+            Some(ConnectionState::Connected) => "connected",
+            Some(ConnectionState::NeedsReauth) => "needs_reauth",
+        },
+        reason: not_configured.map(|r| r.to_string()),
+        api_usage: client.and_then(|c| c.api_usage()),
+    }
+}
+
+fn inbox(c: &Counters, pending: u64) -> InboxStatus {
+    InboxStatus {
+        pending,
+        received_total: c.received_total(),
+        duplicates_total: c.duplicates_total(),
+        rejected_total: c.rejected_total(),
+        ignored_total: c.ignored_total(),
+        echoes_total: c.echoes_total(),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/status",
+    responses((status = 200, body = Status), (status = 401, description = "missing or wrong bearer token")))]
+async fn status(State(state): State<AppState>) -> Json<Status> {
+    let connections: Vec<ConnectionStatus> = state
+        .connections
+        .all()
+        .iter()
+        .map(|conn| connection(&state, conn))
+        .collect();
+    let api_usage = connections
+        .iter()
+        .filter_map(|c| c.api_usage)
+        .reduce(|a, b| ApiUsage {
+            used: a.used + b.used,
+            limit: a.limit + b.limit,
+        });
+    Json(Status {
+        connections,
+        inbox: inbox(&state.counters, state.store.pending_count()),
+        outbox: outbox::totals(&state),
+        api_usage,
+    })
+}
+
+/// This resource's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    paths(status),
+    components(schemas(Status, ConnectionStatus, InboxStatus))
+)]
+pub(super) struct StatusDoc;
