@@ -8,8 +8,10 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sfsync::simulator::{
-    DeliveryMode, Faults, SimCredentials, Simulator, SimulatorConfig, token_signature,
+    DeliveryMode, Faults, FieldSpec, SimCredentials, Simulator, SimulatorConfig, token_signature,
 };
+
+use crate::helpers::sign_in;
 
 struct Org {
     sim: Simulator,
@@ -225,6 +227,9 @@ async fn a_second_delete_answers_entity_is_deleted() {
 #[tokio::test]
 async fn an_upsert_creates_201_then_updates_200_and_several_matches_answer_300() {
     let org = Org::start().await;
+    org.sim
+        .add_field("Account", &FieldSpec::text("Ext_Id__c").external_id())
+        .unwrap();
 
     let (s1, created) = body(
         org.patch("/sobjects/Account/Ext_Id__c/A-1", json!({"Name": "Acme"}))
@@ -495,6 +500,9 @@ async fn collections_update_delete_and_retrieve_in_id_order() {
 #[tokio::test]
 async fn a_collection_upsert_reports_the_created_flag() {
     let org = Org::start().await;
+    org.sim
+        .add_field("Contact", &FieldSpec::marker("Ext__c"))
+        .unwrap();
     org.create("Contact", json!({"LastName": "Old", "Ext__c": "k1"}))
         .await;
     let records = json!({"allOrNone": false, "records": [
@@ -609,28 +617,24 @@ async fn the_web_server_flow_checks_the_pkce_verifier() {
     use base64::Engine;
     use sha2::Digest;
     let org = Org::start().await;
-    let no_redirect = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
     let verifier = "a-verifier-of-enough-length-0123456789-abcdefghijk";
     let challenge =
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier));
     let authorize = |challenge: String| {
-        no_redirect
-            .get(format!(
-                "{}/services/oauth2/authorize",
-                org.sim.instance_url()
-            ))
-            .query(&[
+        let url = url::Url::parse_with_params(
+            &format!("{}/services/oauth2/authorize", org.sim.instance_url()),
+            &[
                 ("response_type", "code"),
                 ("client_id", org.creds.client_id.as_str()),
                 ("redirect_uri", "http://127.0.0.1:9/cb"),
                 ("state", "s-1"),
                 ("code_challenge", challenge.as_str()),
                 ("code_challenge_method", "S256"),
-            ])
-            .send()
+            ],
+        )
+        .unwrap();
+        let (username, password) = (org.creds.username.clone(), org.creds.password.clone());
+        async move { sign_in(url.as_str(), &username, &password).await }
     };
     let exchange = |code: String, verifier: &'static str| {
         let form = vec![
@@ -653,7 +657,7 @@ async fn the_web_server_flow_checks_the_pkce_verifier() {
         (q["code"].clone(), q["state"].clone())
     };
 
-    let resp = authorize(challenge.clone()).await.unwrap();
+    let resp = authorize(challenge.clone()).await;
     assert_eq!(resp.status(), StatusCode::FOUND);
     let (code, state) = code_of(&resp);
     assert_eq!(state, "s-1");
@@ -661,7 +665,7 @@ async fn the_web_server_flow_checks_the_pkce_verifier() {
     assert_eq!(status, StatusCode::OK);
     assert!(v["refresh_token"].is_string());
 
-    let (code, _) = code_of(&authorize(challenge).await.unwrap());
+    let (code, _) = code_of(&authorize(challenge).await);
     let (status, v) = body(
         exchange(code, "the-wrong-verifier-0123456789-abcdefghijklmnopq")
             .await
