@@ -1870,3 +1870,393 @@ async fn field_level_security_narrows_describe_and_refuses_writes_both_ways() {
         true
     );
 }
+
+// ---------------------------------------------------------------- stages, userinfo, limits
+
+#[tokio::test]
+async fn opportunity_stages_answer_soql_with_the_standard_picklist_and_take_custom_stages() {
+    let org = Org::start().await;
+    let q = "SELECT MasterLabel, ApiName, IsWon, IsClosed, IsActive, DefaultProbability, SortOrder FROM OpportunityStage ORDER BY SortOrder";
+
+    let (status, before) = org.query(q).await;
+    let added = org
+        .http
+        .post(org.ctl("/opportunity-stages"))
+        .json(&json!({"label": "Verbal Yes", "probability": 95.0, "forecast_category": "BestCase"}))
+        .send()
+        .await
+        .unwrap();
+    let (_, after) = org.query(q).await;
+    let opp = org
+        .create(
+            "Opportunity",
+            json!({"Name": "D", "StageName": "Verbal Yes", "CloseDate": "2025-01-31"}),
+        )
+        .await;
+    let (_, describe) = body(
+        org.get("/sobjects/Opportunity/describe")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+
+    assert_eq!(status, StatusCode::OK);
+    let labels: Vec<&str> = before["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["MasterLabel"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "Prospecting",
+            "Qualification",
+            "Needs Analysis",
+            "Value Proposition",
+            "Id. Decision Makers",
+            "Perception Analysis",
+            "Proposal/Price Quote",
+            "Negotiation/Review",
+            "Closed Won",
+            "Closed Lost"
+        ]
+    );
+    let won = &before["records"][8];
+    assert_eq!(won["attributes"]["type"], "OpportunityStage");
+    assert_eq!(
+        (
+            &won["ApiName"],
+            &won["IsWon"],
+            &won["IsClosed"],
+            &won["IsActive"]
+        ),
+        (
+            &json!("Closed Won"),
+            &json!(true),
+            &json!(true),
+            &json!(true)
+        )
+    );
+    assert_eq!(won["DefaultProbability"], 100.0);
+    assert_eq!(before["records"][9]["IsWon"], false);
+    assert_eq!(added.status(), StatusCode::CREATED);
+    assert_eq!(after["totalSize"], 11);
+    assert_eq!(after["records"][10]["MasterLabel"], "Verbal Yes");
+    assert_eq!(after["records"][10]["SortOrder"], 11);
+    let sid = sfsync::domain::SalesforceId::parse(&opp).unwrap();
+    assert_eq!(org.sim.get(&sid).unwrap()["Probability"], 95.0);
+    assert_eq!(
+        org.sim.get(&sid).unwrap()["ForecastCategoryName"],
+        "Best Case"
+    );
+    let stages = field_of(&describe, "StageName").unwrap()["picklistValues"].clone();
+    assert!(
+        stages
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["value"] == "Verbal Yes")
+    );
+    let refused = org
+        .post("/sobjects/OpportunityStage", json!({"MasterLabel": "X"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        refused.status(),
+        StatusCode::FORBIDDEN,
+        "stages are Setup, not data"
+    );
+}
+
+#[tokio::test]
+async fn userinfo_describes_the_user_whose_token_it_is() {
+    let org = Org::start().await;
+    let me = org.sim.integration_user().unwrap();
+    let url = format!("{}/services/oauth2/userinfo", org.sim.instance_url());
+
+    let (status, info) = body(
+        org.http
+            .get(&url)
+            .bearer_auth(&org.creds.access_token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let bad = org
+        .http
+        .get(&url)
+        .bearer_auth("00Dx!nope")
+        .send()
+        .await
+        .unwrap();
+    let missing = org.http.get(&url).send().await.unwrap();
+
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        info["sub"],
+        format!(
+            "{}/id/{}/{}",
+            org.sim.instance_url(),
+            org.sim.org_id().as_str(),
+            me.id.as_str()
+        )
+    );
+    assert_eq!(info["user_id"], me.id.as_str());
+    assert_eq!(info["organization_id"], org.sim.org_id().as_str());
+    assert_eq!(info["preferred_username"], org.creds.username);
+    assert_eq!(info["name"], "Integration User");
+    assert_eq!(info["email"], me.email);
+    assert_eq!(info["active"], true);
+    assert_eq!(
+        info["urls"]["rest"],
+        format!("{}/services/data/v{{version}}/", org.sim.instance_url())
+    );
+    assert!(info["updated_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(bad.status(), StatusCode::FORBIDDEN);
+    assert_eq!(bad.text().await.unwrap(), "Bad_OAuth_Token");
+    assert_eq!(missing.status(), StatusCode::FORBIDDEN);
+    assert_eq!(org.sim.api_calls().total, 0, "userinfo is not an API call");
+}
+
+#[tokio::test]
+async fn limits_list_the_documented_limits_each_with_max_and_remaining() {
+    let org = Org::start().await;
+
+    let (_, limits) = body(org.get("/limits").send().await.unwrap()).await;
+    let (_, slash) = body(org.get("/limits/").send().await.unwrap()).await;
+
+    assert_eq!(
+        limits["DailyApiRequests"],
+        json!({"Max": 100000, "Remaining": 99999})
+    );
+    assert_eq!(slash["DailyApiRequests"]["Remaining"], 99998);
+    for key in [
+        "ConcurrentAsyncGetReportInstances",
+        "DailyAsyncApexExecutions",
+        "DailyBulkApiBatches",
+        "DailyStreamingApiEvents",
+        "DataStorageMB",
+        "FileStorageMB",
+        "SingleEmail",
+    ] {
+        assert!(limits[key]["Max"].is_u64(), "{key}");
+        assert!(limits[key]["Remaining"].is_u64(), "{key}");
+    }
+}
+
+// ---------------------------------------------------------------- INVALID_FIELD, SOQL, upsert
+
+#[tokio::test]
+async fn a_field_the_object_lacks_is_invalid_field_in_every_write_and_in_soql() {
+    let org = Org::start().await;
+    let id = org.create("Account", json!({"Name": "A"})).await;
+
+    let (s1, update) = body(
+        org.patch(
+            &format!("/sobjects/Account/{id}"),
+            json!({"Colour__c": "red"}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    let (s2, upsert) = body(
+        org.patch(
+            "/sobjects/Account/Sfsync_Id__c/k-1",
+            json!({"Name": "B", "Colour__c": "red"}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    let (_, collection) = body(
+        org.patch(
+            "/composite/sobjects",
+            json!({"records": [{"attributes": {"type": "Account"}, "id": id, "Colour__c": "red"}]}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    let (_, upserts) = body(
+        org.patch(
+            "/composite/sobjects/Account/Sfsync_Id__c",
+            json!({"records": [{"attributes": {"type": "Account"}, "Sfsync_Id__c": "k-2", "Name": "C", "Colour__c": "red"}]}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    let (s3, soql) = org
+        .query("SELECT Id FROM Account WHERE Colour__c = 'red'")
+        .await;
+
+    let expected = json!([{"message": "No such column 'Colour__c' on sobject of type Account", "errorCode": "INVALID_FIELD", "fields": []}]);
+    assert_eq!((s1, &update), (StatusCode::BAD_REQUEST, &expected));
+    assert_eq!((s2, &upsert), (StatusCode::BAD_REQUEST, &expected));
+    assert_eq!(
+        collection[0]["errors"][0],
+        json!({"statusCode": "INVALID_FIELD", "message": "No such column 'Colour__c' on sobject of type Account", "fields": []})
+    );
+    assert_eq!(upserts[0]["errors"][0]["statusCode"], "INVALID_FIELD");
+    assert_eq!(s3, StatusCode::BAD_REQUEST);
+    assert_eq!(soql[0]["errorCode"], "INVALID_FIELD");
+    let message = soql[0]["message"].as_str().unwrap();
+    assert!(
+        message
+            .contains("ERROR at Row:1:Column:30\nNo such column 'Colour__c' on entity 'Account'."),
+        "{message}"
+    );
+    assert_eq!(org.sim.list("Account").len(), 1);
+}
+
+#[tokio::test]
+async fn soql_filters_sorts_counts_and_limits_as_salesforce_does() {
+    let org = Org::start().await;
+    for (name, industry, employees) in [
+        ("Acme", Some("Energy"), 10),
+        ("acme_2", Some("Banking"), 30),
+        ("Beta", None, 20),
+        ("Gamma", Some("Energy"), 40),
+    ] {
+        let mut body = json!({"Name": name, "NumberOfEmployees": employees});
+        if let Some(i) = industry {
+            body["Industry"] = json!(i);
+        }
+        org.create("Account", body).await;
+    }
+    let names = |v: &Value| -> Vec<String> {
+        v["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["Name"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    let (_, like) = org
+        .query("SELECT Name FROM Account WHERE Name LIKE 'ACME%' ORDER BY Name")
+        .await;
+    let (_, underscore) = org
+        .query("SELECT Name FROM Account WHERE Name LIKE 'acme\\_%'")
+        .await;
+    let (_, one_char) = org
+        .query("SELECT Name FROM Account WHERE Name LIKE '_eta'")
+        .await;
+    let (_, ordered) = org
+        .query("SELECT Name FROM Account ORDER BY Industry DESC NULLS LAST, NumberOfEmployees ASC")
+        .await;
+    let (_, nulls_first) = org
+        .query("SELECT Name FROM Account ORDER BY Industry ASC NULLS FIRST, Name DESC")
+        .await;
+    let (_, count) = org
+        .query("SELECT COUNT() FROM Account WHERE Industry = 'Energy'")
+        .await;
+    let (_, count_field) = org.query("SELECT COUNT(Industry) FROM Account").await;
+    let (_, limited) = org
+        .query("SELECT Name FROM Account ORDER BY Name LIMIT 2 OFFSET 1")
+        .await;
+    let (_, within) = org
+        .query("SELECT Name FROM Account WHERE Industry IN ('Banking', 'energy') AND NOT Name = 'Gamma' ORDER BY Name")
+        .await;
+    let (_, grouped) = org
+        .query("SELECT Name FROM Account WHERE (Industry = 'Energy' OR Industry = null) AND NumberOfEmployees > 15 ORDER BY Name")
+        .await;
+    let (_, today) = org
+        .query("SELECT Name FROM Account WHERE CreatedDate = TODAY AND CreatedDate > LAST_WEEK")
+        .await;
+
+    assert_eq!(names(&like), ["Acme", "acme_2"], "LIKE ignores case");
+    assert_eq!(
+        names(&underscore),
+        ["acme_2"],
+        "\\_ is a literal underscore"
+    );
+    assert_eq!(names(&one_char), ["Beta"], "_ is one character");
+    assert_eq!(names(&ordered), ["Acme", "Gamma", "acme_2", "Beta"]);
+    assert_eq!(names(&nulls_first), ["Beta", "acme_2", "Gamma", "Acme"]);
+    assert_eq!(count, json!({"totalSize": 2, "done": true, "records": []}));
+    assert_eq!(count_field["records"][0]["expr0"], 3);
+    assert_eq!(
+        count_field["records"][0]["attributes"]["type"],
+        "AggregateResult"
+    );
+    assert_eq!(names(&limited), ["acme_2", "Beta"]);
+    assert_eq!(limited["totalSize"], 2);
+    assert_eq!(names(&within), ["Acme", "acme_2"]);
+    assert_eq!(names(&grouped), ["Beta", "Gamma"]);
+    assert_eq!(today["totalSize"], 4);
+}
+
+#[tokio::test]
+async fn upsert_only_uses_external_ids_and_update_only_never_creates() {
+    let org = Org::start().await;
+
+    let (not_ext, v) = body(
+        org.patch("/sobjects/Account/Name/Acme", json!({"Website": "x"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let (update_only, _) = body(
+        org.patch(
+            "/sobjects/Account/Sfsync_Id__c/none?updateOnly=true",
+            json!({"Name": "X"}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    let (by_id, created) = body(
+        org.post("/sobjects/Account/Id", json!({"Name": "Made through Id"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let (clash, _) = body(
+        org.post(
+            "/sobjects/Account",
+            json!({"Name": "Twin", "Sfsync_Id__c": "same"}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    let (_, second) = body(
+        org.post(
+            "/sobjects/Account",
+            json!({"Name": "Twin 2", "Sfsync_Id__c": "SAME"}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+
+    assert_eq!(not_ext, StatusCode::NOT_FOUND, "Name is not an External ID");
+    assert_eq!(v[0]["errorCode"], "NOT_FOUND");
+    assert_eq!(update_only, StatusCode::NOT_FOUND);
+    assert_eq!(by_id, StatusCode::CREATED);
+    assert!(created["id"].as_str().unwrap().starts_with("001"));
+    assert_eq!(clash, StatusCode::CREATED);
+    assert_eq!(second[0]["errorCode"], "DUPLICATE_VALUE");
+    assert!(
+        second[0]["message"].as_str().unwrap().starts_with(
+            "duplicate value found: Sfsync_Id__c duplicates value on record with id: 001"
+        ),
+        "the marker is Unique: {second}"
+    );
+    assert_eq!(org.sim.list("Account").len(), 2);
+}
