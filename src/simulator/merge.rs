@@ -64,6 +64,14 @@ impl Org {
         }
         let now = json!(rest_datetime(self.now()));
         for lid in &loser_ids {
+            let loser = self
+                .records
+                .get(&obj.name)
+                .and_then(|m| m.get(lid))
+                .cloned();
+            if let Some(loser) = loser {
+                self.unindex(&obj.name, lid, &loser);
+            }
             if let Some(r) = self.records.get_mut(&obj.name).and_then(|m| m.get_mut(lid)) {
                 r.insert("IsDeleted".into(), json!(true));
                 r.insert("MasterRecordId".into(), json!(master_id.as_str()));

@@ -3,7 +3,7 @@
 //! made it. The checks and derived fields of a save are in `save.rs`; merges and lead conversion
 //! in `merge.rs`. Pure data: no I/O and no locking (the caller holds the lock).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -62,8 +62,20 @@ pub(crate) struct Org {
     next_n: u64,
     last_now: DateTime<Utc>,
     auto_numbers: BTreeMap<String, u64>,
+    /// Live records by the value (lowercase) of each unique field: (object, field) → value → id,
+    /// so a unique check or an upsert by a unique External ID reads no other record.
+    unique: HashMap<(String, String), HashMap<String, SalesforceId>>,
     /// `/services/data/vNN.0`, for record URLs in error bodies.
     pub(crate) data_path: String,
+}
+
+/// A value as the unique index keys it: text in ASCII lowercase, numbers as written.
+fn unique_key(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(s) => Some(s.to_ascii_lowercase()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
 }
 
 impl Org {
@@ -76,6 +88,7 @@ impl Org {
             next_n: 1,
             last_now: DateTime::UNIX_EPOCH,
             auto_numbers: BTreeMap::new(),
+            unique: HashMap::new(),
             data_path,
         }
     }
@@ -139,6 +152,17 @@ impl Org {
         field: &str,
         value: &str,
     ) -> Vec<SalesforceId> {
+        if obj.field(field).is_some_and(|f| f.unique) {
+            let key = (obj.name.clone(), field.to_string());
+            let value = value.to_ascii_lowercase();
+            return self
+                .unique
+                .get(&key)
+                .and_then(|m| m.get(&value))
+                .cloned()
+                .into_iter()
+                .collect();
+        }
         self.records
             .get(&obj.name)
             .into_iter()
@@ -151,6 +175,63 @@ impl Org {
             })
             .map(|(id, _)| id.clone())
             .collect()
+    }
+
+    /// The live record other than `id` holding `value` in the unique field `field` of `obj`.
+    pub(crate) fn unique_holder(
+        &self,
+        obj: &ObjectDef,
+        field: &str,
+        value: Option<&Value>,
+        id: Option<&SalesforceId>,
+    ) -> Option<&SalesforceId> {
+        let key = (obj.name.clone(), field.to_string());
+        self.unique
+            .get(&key)?
+            .get(&unique_key(value)?)
+            .filter(|holder| Some(*holder) != id)
+    }
+
+    /// Records the unique values of a live record.
+    fn index(&mut self, obj: &ObjectDef, id: &SalesforceId, record: &Record) {
+        for f in obj.fields.iter().filter(|f| f.unique) {
+            if let Some(value) = unique_key(record.get(&f.name)) {
+                let key = (obj.name.clone(), f.name.clone());
+                self.unique
+                    .entry(key)
+                    .or_default()
+                    .insert(value, id.clone());
+            }
+        }
+    }
+
+    /// Forgets the unique values `record` (the stored version of `id`) holds.
+    pub(crate) fn unindex(&mut self, object: &str, id: &SalesforceId, record: &Record) {
+        for ((o, field), values) in self.unique.iter_mut() {
+            if o != object {
+                continue;
+            }
+            if let Some(value) = unique_key(record.get(field)) {
+                if values.get(&value) == Some(id) {
+                    values.remove(&value);
+                }
+            }
+        }
+    }
+
+    /// Stores `record` as the current version of `id`, keeping the unique index in step.
+    fn store(&mut self, obj: &ObjectDef, id: &SalesforceId, record: Record) {
+        let old = self.records.get(&obj.name).and_then(|m| m.get(id)).cloned();
+        if let Some(old) = old {
+            self.unindex(&obj.name, id, &old);
+        }
+        if !is_deleted(&record) {
+            self.index(obj, id, &record);
+        }
+        self.records
+            .entry(obj.name.clone())
+            .or_default()
+            .insert(id.clone(), record);
     }
 
     /// Validates a create body and returns the record to insert (without id and timestamps).
@@ -199,10 +280,7 @@ impl Org {
             *n += 1;
             record.insert("Name".into(), json!(format!("{:0>8}", *n)));
         }
-        self.records
-            .entry(obj.name.clone())
-            .or_default()
-            .insert(id.clone(), record);
+        self.store(obj, &id, record);
         id
     }
 
@@ -258,10 +336,7 @@ impl Org {
         record.insert("LastModifiedDate".into(), json!(now));
         record.insert("SystemModstamp".into(), json!(now));
         record.insert("LastModifiedById".into(), json!(user.as_str()));
-        self.records
-            .entry(obj.name.clone())
-            .or_default()
-            .insert(id.clone(), record);
+        self.store(obj, id, record);
     }
 
     /// Soft-deletes a live record.
@@ -278,10 +353,7 @@ impl Org {
         record.insert("IsDeleted".into(), json!(true));
         let now = rest_datetime(self.now());
         record.insert("SystemModstamp".into(), json!(now));
-        self.records
-            .entry(obj.name.clone())
-            .or_default()
-            .insert(id.clone(), record);
+        self.store(&obj, &id, record);
         Ok(id)
     }
 
@@ -376,6 +448,33 @@ pub(crate) mod tests {
         let err = create(&mut o, "Account", json!({"Name": "B", "Sfsync_Id__c": "K"})).unwrap_err();
         assert_eq!(err.code, "DUPLICATE_VALUE");
         assert!(err.message.ends_with(first.as_str()), "{}", err.message);
+    }
+
+    #[test]
+    fn a_unique_value_is_free_again_once_its_record_changes_or_goes() {
+        let mut o = org();
+        let u = user();
+        let a = create(&mut o, "Account", json!({"Name": "A", "Sfsync_Id__c": "k"})).unwrap();
+        let (obj, _, rec) = o
+            .prepare_update(
+                None,
+                a.as_str(),
+                &body(json!({"Sfsync_Id__c": "k2"})),
+                Save::by(&u),
+            )
+            .unwrap();
+        o.commit_update(&obj, &a, rec, &u);
+        let b = create(&mut o, "Account", json!({"Name": "B", "Sfsync_Id__c": "k"})).unwrap();
+        o.delete(None, b.as_str()).unwrap();
+        let c = create(&mut o, "Account", json!({"Name": "C", "Sfsync_Id__c": "K"}));
+        let account = o.object("Account").unwrap();
+
+        assert!(c.is_ok(), "{c:?}");
+        assert_eq!(o.find_by_field(&account, "Sfsync_Id__c", "k2"), vec![a]);
+        assert_eq!(
+            o.find_by_field(&account, "Sfsync_Id__c", "k"),
+            vec![c.unwrap()]
+        );
     }
 
     #[test]

@@ -105,16 +105,7 @@ impl Org {
         id: Option<&SalesforceId>,
     ) -> Result<(), SimError> {
         for f in obj.fields.iter().filter(|f| f.unique) {
-            let value = match record.get(&f.name) {
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Number(n)) => n.to_string(),
-                _ => continue,
-            };
-            let other = self
-                .find_by_field(obj, &f.name, &value)
-                .into_iter()
-                .find(|other| Some(other) != id);
-            if let Some(other) = other {
+            if let Some(other) = self.unique_holder(obj, &f.name, record.get(&f.name), id) {
                 return Err(SimError::duplicate_value(&f.name, other.as_str()));
             }
         }
