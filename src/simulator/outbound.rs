@@ -48,6 +48,12 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         for batch in batches {
             deliver(&shared, &url, batch).await;
         }
+        // Changes made while this round was in flight gather for a window too, as after a
+        // wake-up: no notification leaves the moment its record changed.
+        tokio::select! {
+            () = shared.cancel.cancelled() => return,
+            () = tokio::time::sleep(shared.config.outbound_batch_window) => {}
+        }
     }
 }
 
