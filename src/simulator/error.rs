@@ -183,12 +183,13 @@ impl SimError {
         Self::new(403, "REQUEST_LIMIT_EXCEEDED", message, None)
     }
 
-    /// 403 `INSUFFICIENT_ACCESS_OR_READONLY`: the object does not allow this operation.
-    pub fn insufficient_access(operation: &str, object: &str) -> Self {
-        let message = format!("insufficient access rights on object: {operation} {object}");
+    /// 400 `CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY`: the object (by its label) does not allow this
+    /// operation through the API; `done` is `inserted`, `updated` or `deleted`.
+    pub fn entity_refused(done: &str, label: &str) -> Self {
+        let message = format!("entity type cannot be {done}: {label}");
         Self::new(
-            403,
-            "INSUFFICIENT_ACCESS_OR_READONLY",
+            400,
+            "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY",
             message,
             Some(Vec::new()),
         )

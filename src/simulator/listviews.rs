@@ -44,7 +44,7 @@ pub(crate) struct ListView {
 /// Columns every view selects without showing them.
 const HIDDEN: &[&str] = &["Id", "CreatedDate", "LastModifiedDate", "SystemModstamp"];
 
-/// The standard views of an object: label, API name, filter, mine.
+/// The standard views of an object.
 pub(crate) fn standard_views(object: &ObjectDef) -> Vec<ListViewSpec> {
     let view = |label: &str, dev: &str, filter: Option<&str>, mine: bool| ListViewSpec {
         label: label.to_string(),

@@ -242,7 +242,7 @@ impl Org {
         save: Save<'_>,
     ) -> Result<Record, SimError> {
         if !obj.createable {
-            return Err(SimError::insufficient_access("create", &obj.name));
+            return Err(SimError::entity_refused("inserted", &obj.label));
         }
         let mut record = Record::new();
         for (field, value) in self.checked_fields(obj, body, save.user, true)? {
@@ -304,7 +304,7 @@ impl Org {
     ) -> Result<(Arc<ObjectDef>, SalesforceId, Record), SimError> {
         let (obj, id, current) = self.live(obj, id)?;
         if !obj.updateable {
-            return Err(SimError::insufficient_access("update", &obj.name));
+            return Err(SimError::entity_refused("updated", &obj.label));
         }
         if obj.name == "Lead" && current.get("IsConverted") == Some(&Value::Bool(true)) {
             return Err(SimError::converted_lead());
@@ -347,7 +347,7 @@ impl Org {
     ) -> Result<SalesforceId, SimError> {
         let (obj, id, record) = self.live(obj, id)?;
         if !obj.deletable {
-            return Err(SimError::insufficient_access("delete", &obj.name));
+            return Err(SimError::entity_refused("deleted", &obj.label));
         }
         let mut record = record.clone();
         record.insert("IsDeleted".into(), json!(true));

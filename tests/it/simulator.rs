@@ -1960,15 +1960,21 @@ async fn opportunity_stages_answer_soql_with_the_standard_picklist_and_take_cust
             .iter()
             .any(|p| p["value"] == "Verbal Yes")
     );
-    let refused = org
-        .post("/sobjects/OpportunityStage", json!({"MasterLabel": "X"}))
-        .send()
-        .await
-        .unwrap();
+    let (refused, v) = body(
+        org.post("/sobjects/OpportunityStage", json!({"MasterLabel": "X"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(
-        refused.status(),
-        StatusCode::FORBIDDEN,
+        refused,
+        StatusCode::BAD_REQUEST,
         "stages are Setup, not data"
+    );
+    assert_eq!(
+        v[0],
+        json!({"message": "entity type cannot be inserted: Opportunity Stage", "errorCode": "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY", "fields": []})
     );
 }
 
