@@ -1,6 +1,6 @@
-//! sObject Collections (salesforce-protocol.md 2.4): create, update, upsert by external id and
-//! delete up to 200 records, retrieve up to 2,000; per-record results in request order with
-//! `statusCode` errors, and `allOrNone` validating every record before any is written.
+//! sObject Collections: create, update, upsert by external id and delete up to 200 records,
+//! retrieve up to 2,000; per-record results in request order with `statusCode` errors, and
+//! `allOrNone` validating every record before any is written.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! The errors the simulated org answers with, in the two body shapes Salesforce uses:
 //! `[{"message","errorCode","fields"}]` for single records and queries, and
-//! `{"statusCode","message","fields"}` inside sObject Collections results
-//! (salesforce-protocol.md 2.4, 2.5). A [`SimError`] is an axum response by itself.
+//! `{"statusCode","message","fields"}` inside sObject Collections results. A [`SimError`] is an
+//! axum response by itself.
 
 use axum::Json;
 use axum::http::StatusCode;

@@ -1,6 +1,6 @@
 //! The guard in front of every data call: it authenticates the bearer token (the call then acts
 //! as the token's user, a [`Caller`]), meters the daily limit, counts the call, injects faults and
-//! adds `Sforce-Limit-Info` to the answer (salesforce-protocol.md 2.5).
+//! adds `Sforce-Limit-Info` to the answer.
 
 use std::sync::Arc;
 use std::time::Duration;

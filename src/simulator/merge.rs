@@ -1,7 +1,6 @@
-//! Merges and lead conversion as Salesforce performs them (salesforce-protocol.md 4): merged
-//! losers become deleted with `MasterRecordId`, references to them move to the master; a
-//! converted lead yields an account, a contact and (unless suppressed) an opportunity and becomes
-//! read-only.
+//! Merges and lead conversion as Salesforce performs them: merged losers become deleted with
+//! `MasterRecordId`, references to them move to the master; a converted lead yields an account,
+//! a contact and (unless suppressed) an opportunity and becomes read-only.
 
 use serde_json::{Map, Value, json};
 

@@ -2,12 +2,11 @@
 //! views, Outbound Messages and faults.
 //!
 //! [`Simulator::start`] serves the org on a bound listener and spawns the Outbound Message
-//! deliverer. Everything it answers follows salesforce-protocol.md: the token response
-//! (3.1, 3.2), sObject CRUD and upsert (2.1), query/queryAll with cursors (2.2), sObject
-//! Collections (2.4), error bodies and `Sforce-Limit-Info` (2.5), merges and lead conversion (4),
-//! and SOAP Outbound Messages (1). The org has users (an integration user and sales reps, each
-//! with a password for the login page); every token belongs to one, and every write is
-//! attributed to its user. Tests, the demo and benchmarks drive it through the [`Simulator`]
+//! deliverer. It answers in Salesforce's documented shapes: the token response and its
+//! signature, sObject CRUD and upsert, query/queryAll with cursors, sObject Collections, error
+//! bodies and `Sforce-Limit-Info`, merges and lead conversion, and SOAP Outbound Messages. The org
+//! has users (an integration user and sales reps, each with a password for the login page);
+//! every token belongs to one, and every write is attributed to its user. Tests, the demo and benchmarks drive it through the [`Simulator`]
 //! handle's methods; other processes use the same operations under `/__sim/…`:
 //!
 //! | control endpoint | does |

@@ -1,6 +1,6 @@
-//! OAuth as the org's login server answers it (salesforce-protocol.md 3): the authorize endpoint
-//! with its login page (a browser session skips it), the token endpoint (authorization code with
-//! PKCE, refresh token), revoke, and UserInfo. Every token belongs to the user who signed in.
+//! OAuth as the org's login server answers it: the authorize endpoint with its login page (a
+//! browser session skips it), the token endpoint (authorization code with PKCE, refresh token),
+//! revoke, and UserInfo. Every token belongs to the user who signed in.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,7 +26,7 @@ type Shr = State<Arc<Shared>>;
 type Params = HashMap<String, String>;
 
 /// The token response `signature`: base64(HMAC-SHA256(client_secret, id + issued_at))
-/// (salesforce-protocol.md 3.2).
+///.
 pub fn token_signature(client_secret: &str, id: &str, issued_at: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(client_secret.as_bytes())
         .unwrap_or_else(|_| unreachable!("hmac takes keys of any length"));
@@ -35,7 +35,7 @@ pub fn token_signature(client_secret: &str, id: &str, issued_at: &str) -> String
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
-/// An OAuth error answer: 400 `{"error","error_description"}` (salesforce-protocol.md 3.3).
+/// An OAuth error answer: 400 `{"error","error_description"}`.
 #[derive(Debug, Clone, Copy)]
 struct OAuthError(&'static str, &'static str);
 

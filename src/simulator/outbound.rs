@@ -1,7 +1,7 @@
 //! The Outbound Message deliverer: it renders queued notifications into SOAP 1.1
-//! `notifications` (salesforce-protocol.md 1.2, 1.6) and POSTs them until a `200` with
-//! `<Ack>true</Ack>` comes back, with exponential back-off and switchable duplicate and
-//! out-of-order delivery. Rules, queue and counters are in `outbound_state.rs`.
+//! `notifications` and POSTs them until a `200` with `<Ack>true</Ack>` comes back, with
+//! exponential back-off and switchable duplicate and out-of-order delivery. Rules, queue and
+//! counters are in `outbound_state.rs`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

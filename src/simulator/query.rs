@@ -1,6 +1,6 @@
-//! `query` and `queryAll` (salesforce-protocol.md 2.2): a SOQL query answered in batches of up to
-//! 2,000 (`Sforce-Query-Options: batchSize`), each further batch behind a `nextRecordsUrl` that is
-//! a path on the instance (`/services/data/vNN.0/query/01g…-2000`).
+//! `query` and `queryAll`: a SOQL query answered in batches of up to 2,000
+//! (`Sforce-Query-Options: batchSize`), each further batch behind a `nextRecordsUrl` that is a
+//! path on the instance (`/services/data/vNN.0/query/01g…-2000`).
 
 use std::collections::HashMap;
 use std::sync::Arc;

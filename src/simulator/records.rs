@@ -1,6 +1,6 @@
-//! sObject rows (salesforce-protocol.md 2.1, 2.3): create, read (with `fields=` and
-//! `If-Modified-Since`), update, delete, read and upsert by external id, and the getUpdated /
-//! getDeleted replication windows. Every call acts as its token's user.
+//! sObject rows: create, read (with `fields=` and `If-Modified-Since`), update, delete, read and
+//! upsert by external id, and the getUpdated / getDeleted replication windows. Every call acts as
+//! its token's user.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -118,7 +118,7 @@ pub(crate) fn add_stage(
     Ok(org.insert_system(&obj, record, user))
 }
 
-/// Adds the default stages (salesforce-protocol.md 4) as `user`.
+/// Adds the default stages as `user`.
 pub(crate) fn add_default_stages(org: &mut Org, user: &SalesforceId) -> Result<(), SimError> {
     for (i, s) in DEFAULT_STAGES.iter().enumerate() {
         let spec = StageSpec {

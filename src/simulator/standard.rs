@@ -1,7 +1,6 @@
-//! The standard objects of the simulated org (salesforce-protocol.md 2.6 and 4): Account,
-//! Contact, Lead, Opportunity, Task, Event, User and OpportunityStage, with their fields, picklists
-//! and key prefixes; the default opportunity stages; and the fields the default Outbound Message
-//! actions send.
+//! The standard objects of the simulated org: Account, Contact, Lead, Opportunity, Task, Event,
+//! User and OpportunityStage, with their fields, picklists and key prefixes; the default
+//! opportunity stages; and the fields the default Outbound Message actions send.
 
 use super::schema::{FieldDef, FieldType as T, ObjectDef};
 
@@ -465,7 +464,7 @@ const fn stage(
     }
 }
 
-/// The default stages, in sort order (salesforce-protocol.md 4).
+/// The default stages, in sort order.
 pub(crate) const DEFAULT_STAGES: &[DefaultStage] = &[
     stage("Prospecting", 10.0, false, false, "Pipeline"),
     stage("Qualification", 10.0, false, false, "Pipeline"),
