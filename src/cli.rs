@@ -68,6 +68,13 @@ pub struct SimulatorArgs {
     /// Seed for ids, credentials and faults.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// The exactly-once marker field the org has on Account, Contact, Lead, Opportunity, Task
+    /// and Event (sfsync's `outbox.marker_field`).
+    #[arg(long, default_value = "Sfsync_Id__c")]
+    pub marker_field: String,
+    /// Start an org without the marker field, as before an admin sets it up.
+    #[arg(long)]
+    pub without_marker_field: bool,
 }
 
 /// `sfsync demo`.

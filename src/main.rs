@@ -82,7 +82,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
             BenchCommand::Pull(a) => sfsync::bench::pull::run(&a).await,
             BenchCommand::Push(a) => sfsync::bench::push::run(&a).await,
         },
-        Command::Simulator(a) => sfsync::simulator::run_cli(a.listen, a.outbound_url, a.seed).await,
+        Command::Simulator(a) => {
+            let config = sfsync::simulator::SimulatorConfig {
+                seed: a.seed,
+                outbound_url: a.outbound_url,
+                marker_field: (!a.without_marker_field).then_some(a.marker_field),
+                ..Default::default()
+            };
+            sfsync::simulator::run_cli(a.listen, config).await
+        }
         Command::Demo(a) => sfsync::demo::run(&a).await,
         Command::Import(a) => sfsync::commands::import(&a).await,
         Command::Outbox(a) => sfsync::commands::outbox(&a).await,

@@ -1,10 +1,13 @@
 //! The control surface under `/__sim` (JSON, no auth, not counted, no faults): change records as
-//! a Salesforce user would, merge, convert, switch faults and delivery, read counters.
+//! a Salesforce user would (`?as=` a username or user id; the first sales rep by default), merge,
+//! convert, switch faults and delivery, read counters. Org setup is in `control_setup.rs`; the
+//! router joins both.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -13,12 +16,13 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::error::SimError;
-use super::org::ConvertOptions;
-use super::outbound::DeliveryMode;
-use super::rest::error;
-use super::state::{Faults, Shared};
+use super::merge::ConvertOptions;
+use super::outbound_state::DeliveryMode;
+use super::seed::{SeedSpec, seed};
+use super::state::{Faults, Shared, Writer};
 
 type Shr = State<Arc<Shared>>;
+type Params = HashMap<String, String>;
 
 /// The `/__sim` routes.
 pub(crate) fn router() -> Router<Arc<Shared>> {
@@ -35,62 +39,78 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/outbound", get(outbound_stats).put(set_outbound))
         .route("/api-calls", get(api_calls))
         .route("/expire-sessions", post(expire_sessions))
-        .route("/seed", post(seed))
+        .route("/seed", post(seed_org))
         .route("/reset-usage", post(reset_usage))
 }
 
-fn body_object(body: &Bytes) -> Result<Map<String, Value>, SimError> {
+/// A JSON object body.
+pub(crate) fn body_object(body: &Bytes) -> Result<Map<String, Value>, SimError> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
         _ => Err(SimError::bad_body("expected a JSON object")),
     }
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, SimError> {
+/// A JSON body of type `T`.
+pub(crate) fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, SimError> {
     serde_json::from_slice(body).map_err(|e| SimError::bad_body(e.to_string()))
 }
 
+/// The user a control-surface change acts as: `?as=`, else the first sales rep.
+fn writer(shared: &Shared, params: &Params) -> Result<Writer, SimError> {
+    shared
+        .actor(params.get("as").map(String::as_str))
+        .map(Writer::user)
+}
+
 async fn credentials(State(shared): Shr) -> Response {
-    Json(json!(shared.credentials)).into_response()
+    let mut body = json!(shared.credentials);
+    body["org_id"] = json!(shared.org_id.as_str());
+    body["users"] = json!(shared.users());
+    Json(body).into_response()
 }
 
-async fn list(State(shared): Shr, Path(object): Path<String>) -> Response {
-    match shared.list(&object) {
-        Ok(records) => Json(json!(records)).into_response(),
-        Err(e) => error(e),
-    }
+async fn list(State(shared): Shr, Path(object): Path<String>) -> Result<Response, SimError> {
+    Ok(Json(json!(shared.list(&object)?)).into_response())
 }
 
-async fn create(State(shared): Shr, Path(object): Path<String>, body: Bytes) -> Response {
-    match body_object(&body).and_then(|b| shared.create(&object, &b, true)) {
-        Ok(id) => (StatusCode::CREATED, Json(json!({"id": id}))).into_response(),
-        Err(e) => error(e),
-    }
+async fn create(
+    State(shared): Shr,
+    Path(object): Path<String>,
+    Query(params): Query<Params>,
+    body: Bytes,
+) -> Result<Response, SimError> {
+    let body = body_object(&body)?;
+    let id = shared.create(&object, &body, &writer(&shared, &params)?, true)?;
+    Ok((StatusCode::CREATED, Json(json!({"id": id}))).into_response())
 }
 
-async fn read(State(shared): Shr, Path((_, id)): Path<(String, String)>) -> Response {
-    match shared.raw(&id) {
-        Some(r) => Json(Value::Object(r)).into_response(),
-        None => error(SimError::not_found()),
-    }
+async fn read(
+    State(shared): Shr,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Response, SimError> {
+    let record = shared.raw(&id).ok_or_else(SimError::not_found)?;
+    Ok(Json(Value::Object(record)).into_response())
 }
 
 async fn update(
     State(shared): Shr,
     Path((object, id)): Path<(String, String)>,
+    Query(params): Query<Params>,
     body: Bytes,
-) -> Response {
-    match body_object(&body).and_then(|b| shared.update(Some(&object), &id, &b, true)) {
-        Ok(_) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => error(e),
-    }
+) -> Result<Response, SimError> {
+    let body = body_object(&body)?;
+    let who = writer(&shared, &params)?;
+    shared.update(Some(&object), &id, &body, &who, true)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn delete(State(shared): Shr, Path((object, id)): Path<(String, String)>) -> Response {
-    match shared.delete(Some(&object), &id) {
-        Ok(_) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => error(e),
-    }
+async fn delete(
+    State(shared): Shr,
+    Path((object, id)): Path<(String, String)>,
+) -> Result<Response, SimError> {
+    shared.delete(Some(&object), &id)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[derive(Deserialize)]
@@ -99,15 +119,15 @@ struct MergeRequest {
     loser_ids: Vec<String>,
 }
 
-async fn merge(State(shared): Shr, body: Bytes) -> Response {
-    let req: MergeRequest = match parse(&body) {
-        Ok(r) => r,
-        Err(e) => return error(e),
-    };
-    match shared.merge(&req.master_id, &req.loser_ids) {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => error(e),
-    }
+async fn merge(
+    State(shared): Shr,
+    Query(params): Query<Params>,
+    body: Bytes,
+) -> Result<Response, SimError> {
+    let req: MergeRequest = parse(&body)?;
+    let who = writer(&shared, &params)?;
+    shared.merge(&req.master_id, &req.loser_ids, &who.user)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[derive(Deserialize)]
@@ -117,29 +137,24 @@ struct ConvertRequest {
     options: ConvertOptions,
 }
 
-async fn convert(State(shared): Shr, body: Bytes) -> Response {
-    let req: ConvertRequest = match parse(&body) {
-        Ok(r) => r,
-        Err(e) => return error(e),
-    };
-    match shared.convert(&req.lead_id, &req.options) {
-        Ok(result) => Json(json!(result)).into_response(),
-        Err(e) => error(e),
-    }
+async fn convert(
+    State(shared): Shr,
+    Query(params): Query<Params>,
+    body: Bytes,
+) -> Result<Response, SimError> {
+    let req: ConvertRequest = parse(&body)?;
+    let who = writer(&shared, &params)?;
+    let result = shared.convert(&req.lead_id, &req.options, &who.user)?;
+    Ok(Json(json!(result)).into_response())
 }
 
 async fn faults(State(shared): Shr) -> Response {
     Json(json!(shared.lock().faults)).into_response()
 }
 
-async fn set_faults(State(shared): Shr, body: Bytes) -> Response {
-    match parse::<Faults>(&body) {
-        Ok(f) => {
-            shared.lock().faults = f;
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Err(e) => error(e),
-    }
+async fn set_faults(State(shared): Shr, body: Bytes) -> Result<Response, SimError> {
+    shared.lock().faults = parse::<Faults>(&body)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `PUT /__sim/outbound`: any of `url` (null to stop delivering), `rules`, `mode`.
@@ -148,7 +163,7 @@ struct OutboundRequest {
     #[serde(default, with = "double_option")]
     url: Option<Option<String>>,
     #[serde(default)]
-    rules: Option<std::collections::BTreeMap<String, Vec<String>>>,
+    rules: Option<BTreeMap<String, Vec<String>>>,
     #[serde(default)]
     mode: Option<DeliveryMode>,
 }
@@ -164,25 +179,22 @@ mod double_option {
     }
 }
 
-async fn set_outbound(State(shared): Shr, body: Bytes) -> Response {
-    let req: OutboundRequest = match parse(&body) {
-        Ok(r) => r,
-        Err(e) => return error(e),
-    };
+async fn set_outbound(State(shared): Shr, body: Bytes) -> Result<Response, SimError> {
+    let req: OutboundRequest = parse(&body)?;
+    if let Some(rules) = req.rules {
+        shared.set_outbound_rules(rules)?;
+    }
     {
         let mut st = shared.lock();
         if let Some(url) = req.url {
             st.outbound.url = url;
-        }
-        if let Some(rules) = req.rules {
-            st.outbound.rules = rules;
         }
         if let Some(mode) = req.mode {
             st.outbound.mode = mode;
         }
     }
     shared.outbound_wake.notify_one();
-    StatusCode::NO_CONTENT.into_response()
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn outbound_stats(State(shared): Shr) -> Response {
@@ -198,15 +210,16 @@ async fn outbound_stats(State(shared): Shr) -> Response {
 
 async fn api_calls(State(shared): Shr) -> Response {
     let st = shared.lock();
-    Json(
-        json!({"total": st.calls.total, "by_endpoint": st.calls.by_endpoint, "used": st.used,
-        "limit": st.limit(&shared.config)}),
-    )
+    let limit = st.limit(&shared.config);
+    Json(json!({
+        "total": st.calls.total, "by_endpoint": st.calls.by_endpoint,
+        "token_requests": st.calls.token_requests, "used": st.used, "limit": limit,
+    }))
     .into_response()
 }
 
 async fn expire_sessions(State(shared): Shr) -> Response {
-    shared.lock().auth.access.clear();
+    shared.lock().auth.expire_all();
     StatusCode::NO_CONTENT.into_response()
 }
 
@@ -215,13 +228,7 @@ async fn reset_usage(State(shared): Shr) -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-async fn seed(State(shared): Shr, body: Bytes) -> Response {
-    let spec: super::SeedSpec = match parse(&body) {
-        Ok(s) => s,
-        Err(e) => return error(e),
-    };
-    match super::seed(&shared, &spec) {
-        Ok(summary) => Json(json!(summary)).into_response(),
-        Err(e) => error(e),
-    }
+async fn seed_org(State(shared): Shr, body: Bytes) -> Result<Response, SimError> {
+    let spec: SeedSpec = parse(&body)?;
+    Ok(Json(json!(seed(&shared, &spec)?)).into_response())
 }

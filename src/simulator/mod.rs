@@ -1,140 +1,100 @@
-//! A Salesforce org on loopback: OAuth, REST, query, composite, Outbound Messages and faults.
+//! A Salesforce org on loopback: OAuth with a login page, REST, query, composite, describe, list
+//! views, Outbound Messages and faults.
 //!
 //! [`Simulator::start`] serves the org on a bound listener and spawns the Outbound Message
-//! deliverer. Everything it answers follows salesforce-protocol.md: the token response
-//! (3.1, 3.2), sObject CRUD and upsert (2.1), query/queryAll with cursors (2.2), sObject
-//! Collections (2.4), error bodies and `Sforce-Limit-Info` (2.5), merges and lead conversion (4),
-//! and SOAP Outbound Messages (1). Tests, the demo and benchmarks drive it through the
-//! [`Simulator`] handle's methods; other processes use the same operations under `/__sim/…`:
+//! deliverer. It answers in Salesforce's documented shapes: the token response and its
+//! signature, sObject CRUD and upsert, query/queryAll with cursors, sObject Collections, error
+//! bodies and `Sforce-Limit-Info`, merges and lead conversion, and SOAP Outbound Messages. The org
+//! has users (an integration user and sales reps, each with a password for the login page);
+//! every token belongs to one, and every write is attributed to its user. Tests, the demo and benchmarks drive it through the [`Simulator`]
+//! handle's methods; other processes use the same operations under `/__sim/…`:
 //!
 //! | control endpoint | does |
 //! |---|---|
-//! | `GET /__sim/credentials` | client id/secret, tokens, instance URL |
-//! | `GET\|POST /__sim/records/{Type}` | list (deleted rows included) / create as a user |
-//! | `GET\|PATCH\|DELETE /__sim/records/{Type}/{Id}` | raw read / update / delete as a user |
-//! | `POST /__sim/merge` `{"master_id","loser_ids"}` | merge |
-//! | `POST /__sim/convert` `{"lead_id","account_id"?,"do_not_create_opportunity"?}` | convert a lead |
+//! | `GET /__sim/credentials` | client id/secret, tokens, instance URL, the integration user's `username`/`password`, every user |
+//! | `GET\|POST /__sim/records/{Type}[?as=user]` | list (deleted rows included) / create as a user |
+//! | `GET\|PATCH\|DELETE /__sim/records/{Type}/{Id}[?as=user]` | raw read / update / delete as a user |
+//! | `POST /__sim/merge[?as=user]` `{"master_id","loser_ids"}` | merge |
+//! | `POST /__sim/convert[?as=user]` `{"lead_id","account_id"?,"do_not_create_opportunity"?}` | convert a lead |
 //! | `GET\|PUT /__sim/faults` | [`Faults`] |
 //! | `GET\|PUT /__sim/outbound` `{"url"?,"rules"?,"mode"?}` | destination, rules, [`DeliveryMode`], [`OutboundStats`] |
 //! | `GET /__sim/api-calls` | [`ApiCalls`] plus `used`/`limit` |
 //! | `POST /__sim/expire-sessions`, `POST /__sim/reset-usage` | end every session / zero the daily usage |
 //! | `POST /__sim/seed` [`SeedSpec`] | bulk-create an org |
+//! | `GET\|POST /__sim/users` [`UserSpec`] | the users with passwords / add a sales user |
+//! | `POST /__sim/users/{user}/revoke` | revoke every token and login session of one user |
+//! | `POST /__sim/objects` [`CustomObjectSpec`] | add a custom object |
+//! | `POST /__sim/fields/{Type}` [`FieldSpec`], `DELETE /__sim/fields/{Type}/{Field}` | add / remove a custom field (the marker field too) |
+//! | `PUT /__sim/field-security` `{"user"?,"object","field","readable"?,"createable"?,"updateable"?}` | field-level security of a user (the integration user by default) |
+//! | `GET\|POST /__sim/opportunity-stages` [`StageSpec`] | the stages / add one |
+//! | `PUT\|DELETE /__sim/duplicate-rules/{Type}` [`DuplicateRuleSpec`] | switch a duplicate rule on / off |
+//! | `PUT\|DELETE /__sim/validation-rules/{Type}` [`ValidationRuleSpec`] | switch a validation rule on / off |
+//! | `POST /__sim/listviews/{Type}` [`ListViewSpec`] | add a list view |
+//!
+//! The simulator uses nothing of sfsync but `crate::domain`'s ids. Its files, by concern:
+//! `router` (routes), `guard` (authentication, metering, faults), `oauth` (login page, tokens,
+//! UserInfo), `records`, `query`, `collections`, `meta` (versions, describe, limits, list views);
+//! the org itself in `state`, `org`, `save`, `merge`, `schema`, `standard`, `custom`, `stages`,
+//! `rules`, `users`, `auth`, `listviews`, `describe`, `soql`, `soql_eval`; Outbound Messages in
+//! `outbound_state` and `outbound`; the control surface in `control`, `control_setup`, `setup`
+//! and `seed`.
 
+mod auth;
+mod collections;
+mod config;
 mod control;
+mod control_setup;
+mod custom;
+mod describe;
 mod error;
+mod guard;
+mod listener;
+mod listviews;
+mod merge;
+mod meta;
+mod oauth;
 mod org;
 mod outbound;
-mod rest;
+mod outbound_state;
+mod query;
+mod records;
+mod router;
+mod rules;
+mod save;
 mod schema;
+mod seed;
+mod setup;
 mod soql;
+mod soql_eval;
+mod stages;
+mod standard;
 mod state;
+mod users;
+mod value;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+pub use config::{DEFAULT_MARKER_FIELD, SimCredentials, SimulatorConfig};
+pub use custom::{CustomObjectSpec, FieldSpec};
 pub use error::SimError;
-pub use org::{ConvertOptions, ConvertResult};
-pub use outbound::{DeliveryMode, OutboundStats};
-pub use state::{ApiCalls, Faults, token_signature};
+pub use listviews::ListViewSpec;
+pub use merge::{ConvertOptions, ConvertResult};
+pub use oauth::token_signature;
+pub use outbound_state::{DeliveryMode, OutboundStats};
+pub use rules::{DuplicateRuleSpec, ValidationRuleSpec};
+pub use schema::{FieldAccess, FieldType};
+pub use seed::{SeedSpec, SeedSummary};
+pub use stages::StageSpec;
+pub use state::{ApiCalls, Faults};
+pub use users::{SimUser, UserSpec};
 
 use crate::domain::{OrgId, SalesforceId};
-
-/// How a simulator starts.
-#[derive(Debug, Clone)]
-pub struct SimulatorConfig {
-    /// Seeds every random choice (credentials, tokens, faults, out-of-order delivery) and the org id.
-    pub seed: u64,
-    /// The API version in URLs it hands out (`62.0`); requests may use any `vNN.0`.
-    pub api_version: String,
-    /// Where Outbound Messages go; `None` holds them until a URL is set.
-    pub outbound_url: Option<String>,
-    /// Data calls allowed before `REQUEST_LIMIT_EXCEEDED`.
-    pub daily_api_limit: u64,
-    /// The first retry delay of an unacknowledged Outbound Message; it doubles per attempt.
-    pub outbound_retry_base: Duration,
-    /// The longest retry delay (Salesforce: two hours).
-    pub outbound_retry_max: Duration,
-    /// How long the deliverer waits after a change so a burst travels in one message.
-    pub outbound_batch_window: Duration,
-    /// Whether writes through the REST API fire Outbound Messages (as when the integration user
-    /// may send them); control-surface writes always do.
-    pub outbound_on_api_writes: bool,
-    /// The redirect URI handed out with the credentials (authorize accepts any absolute URI).
-    pub redirect_uri: String,
-}
-
-impl Default for SimulatorConfig {
-    fn default() -> Self {
-        Self {
-            seed: 1,
-            api_version: "62.0".into(),
-            outbound_url: None,
-            daily_api_limit: 100_000,
-            outbound_retry_base: Duration::from_secs(1),
-            outbound_retry_max: Duration::from_secs(2 * 3600),
-            outbound_batch_window: Duration::from_millis(20),
-            outbound_on_api_writes: true,
-            redirect_uri: "http://localhost:8080/oauth/callback".into(),
-        }
-    }
-}
-
-/// What a client needs to talk to the simulator.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SimCredentials {
-    /// The connected app's consumer key.
-    pub client_id: String,
-    /// The connected app's consumer secret (signs token responses).
-    pub client_secret: String,
-    /// A refresh token that works from the start.
-    pub refresh_token: String,
-    /// An access token that works from the start.
-    pub access_token: String,
-    /// The redirect URI to use in the web server flow.
-    pub redirect_uri: String,
-    /// Where the REST API lives (`http://127.0.0.1:PORT`).
-    pub instance_url: String,
-    /// Where OAuth lives (the same host).
-    pub login_url: String,
-}
-
-/// How many records [`Simulator::seed_org`] creates.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct SeedSpec {
-    /// Accounts.
-    pub accounts: usize,
-    /// Contacts per account.
-    pub contacts_per_account: usize,
-    /// Opportunities per account.
-    pub opportunities_per_account: usize,
-    /// Leads.
-    pub leads: usize,
-    /// Tasks per contact.
-    pub tasks_per_contact: usize,
-    /// Queue Outbound Messages for the created records.
-    pub fire_outbound: bool,
-}
-
-/// The ids [`Simulator::seed_org`] created, per object.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SeedSummary {
-    /// Account ids.
-    pub accounts: Vec<SalesforceId>,
-    /// Contact ids.
-    pub contacts: Vec<SalesforceId>,
-    /// Opportunity ids.
-    pub opportunities: Vec<SalesforceId>,
-    /// Lead ids.
-    pub leads: Vec<SalesforceId>,
-    /// Task ids.
-    pub tasks: Vec<SalesforceId>,
-}
+use listener::{ConnKill, SimListener};
+use state::Writer;
 
 /// A running simulated org. Cheap to clone; every clone controls the same org.
 #[derive(Clone, Debug)]
@@ -164,12 +124,11 @@ impl Simulator {
             addr.ip().to_string()
         };
         let instance_url = format!("http://{host}:{}", addr.port());
-        let shared = state::build(config, instance_url);
-        let app =
-            rest::router(shared.clone()).into_make_service_with_connect_info::<rest::ConnKill>();
+        let shared = state::build(config, instance_url)?;
+        let app = router::router(shared.clone()).into_make_service_with_connect_info::<ConnKill>();
         let cancel = shared.cancel.clone();
         tokio::spawn(async move {
-            let serve = axum::serve(rest::SimListener(listener), app)
+            let serve = axum::serve(SimListener(listener), app)
                 .with_graceful_shutdown(async move { cancel.cancelled().await });
             if let Err(e) = serve.await {
                 tracing::warn!(error = %e, "simulator server stopped");
@@ -189,7 +148,7 @@ impl Simulator {
         self.shared.org_id.clone()
     }
 
-    /// The connected app's credentials and tokens that work from the start.
+    /// The connected app's credentials and the integration user's tokens and password.
     pub fn credentials(&self) -> SimCredentials {
         self.shared.credentials.clone()
     }
@@ -204,15 +163,63 @@ impl Simulator {
         self.shared.cancel.cancel();
     }
 
-    /// Creates a record as a user would (fires Outbound Messages).
-    pub fn create(&self, object: &str, fields: Value) -> Result<SalesforceId, SimError> {
-        self.shared.create(object, &obj(fields), true)
+    /// Every user of the org with their password: the integration user first, then the reps.
+    pub fn users(&self) -> Vec<SimUser> {
+        self.shared.users()
     }
 
-    /// Updates a record as a user would (fires Outbound Messages).
+    /// The user sfsync connects as (the owner of [`Simulator::credentials`]'s tokens).
+    pub fn integration_user(&self) -> Option<SimUser> {
+        self.users().into_iter().find(|u| u.integration)
+    }
+
+    /// Adds a sales user who can sign in on the login page.
+    pub fn add_user(&self, spec: &UserSpec) -> Result<SimUser, SimError> {
+        self.shared.add_user(spec)
+    }
+
+    /// Revokes every token and login session of one user; other users keep working.
+    pub fn revoke_user_tokens(&self, user: &SalesforceId) -> Result<(), SimError> {
+        self.shared.revoke_user(user.as_str())
+    }
+
+    /// Creates a record as the first sales rep would (fires Outbound Messages).
+    pub fn create(&self, object: &str, fields: Value) -> Result<SalesforceId, SimError> {
+        let who = Writer::user(self.shared.actor(None)?);
+        self.shared.create(object, &obj(fields), &who, true)
+    }
+
+    /// Creates a record as `user` (fires Outbound Messages).
+    pub fn create_as(
+        &self,
+        user: &SalesforceId,
+        object: &str,
+        fields: Value,
+    ) -> Result<SalesforceId, SimError> {
+        let who = Writer::user(self.shared.actor(Some(user.as_str()))?);
+        self.shared.create(object, &obj(fields), &who, true)
+    }
+
+    /// Updates a record as the first sales rep would (fires Outbound Messages).
     pub fn update(&self, id: &SalesforceId, fields: Value) -> Result<(), SimError> {
+        let who = Writer::user(self.shared.actor(None)?);
+        let body = obj(fields);
         self.shared
-            .update(None, id.as_str(), &obj(fields), true)
+            .update(None, id.as_str(), &body, &who, true)
+            .map(|_| ())
+    }
+
+    /// Updates a record as `user` (fires Outbound Messages).
+    pub fn update_as(
+        &self,
+        user: &SalesforceId,
+        id: &SalesforceId,
+        fields: Value,
+    ) -> Result<(), SimError> {
+        let who = Writer::user(self.shared.actor(Some(user.as_str()))?);
+        let body = obj(fields);
+        self.shared
+            .update(None, id.as_str(), &body, &who, true)
             .map(|_| ())
     }
 
@@ -221,19 +228,22 @@ impl Simulator {
         self.shared.delete(None, id.as_str()).map(|_| ())
     }
 
-    /// Merges one or two losers into `master` (Account, Contact or Lead).
+    /// Merges one or two losers into `master` (Account, Contact or Lead) as the first sales rep.
     pub fn merge(&self, master: &SalesforceId, losers: &[SalesforceId]) -> Result<(), SimError> {
         let losers: Vec<String> = losers.iter().map(|l| l.to_string()).collect();
-        self.shared.merge(master.as_str(), &losers)
+        let user = self.shared.actor(None)?;
+        self.shared.merge(master.as_str(), &losers, &user)
     }
 
-    /// Converts a lead into an account, a contact and (unless suppressed) an opportunity.
+    /// Converts a lead into an account, a contact and (unless suppressed) an opportunity, as the
+    /// first sales rep.
     pub fn convert_lead(
         &self,
         lead: &SalesforceId,
         options: ConvertOptions,
     ) -> Result<ConvertResult, SimError> {
-        self.shared.convert(lead.as_str(), &options)
+        let user = self.shared.actor(None)?;
+        self.shared.convert(lead.as_str(), &options, &user)
     }
 
     /// A record as stored (deleted rows included, nulls absent), or `None`.
@@ -263,7 +273,7 @@ impl Simulator {
 
     /// Ends every live session now: the next data call with any current token gets 401.
     pub fn expire_sessions(&self) {
-        self.shared.lock().auth.access.clear();
+        self.shared.lock().auth.expire_all();
     }
 
     /// API calls counted so far, per endpoint and in total.
@@ -287,17 +297,11 @@ impl Simulator {
         self.shared.outbound_wake.notify_one();
     }
 
-    /// Sets the fields the Outbound Message action of `object` sends; an empty list removes the rule.
-    pub fn set_outbound_rule(&self, object: &str, fields: &[&str]) {
-        let mut st = self.shared.lock();
-        if fields.is_empty() {
-            st.outbound.rules.remove(object);
-        } else {
-            st.outbound.rules.insert(
-                object.to_string(),
-                fields.iter().map(|f| (*f).to_string()).collect(),
-            );
-        }
+    /// Sets the fields the Outbound Message action of `object` sends; an empty list removes the
+    /// rule. Fields the object lacks are `INVALID_FIELD`.
+    pub fn set_outbound_rule(&self, object: &str, fields: &[&str]) -> Result<(), SimError> {
+        let fields: Vec<String> = fields.iter().map(|f| (*f).to_string()).collect();
+        self.shared.set_outbound_rule(object, &fields)
     }
 
     /// Switches duplicate and out-of-order delivery.
@@ -312,98 +316,77 @@ impl Simulator {
 
     /// Bulk-creates records with deterministic, seeded values.
     pub fn seed_org(&self, spec: &SeedSpec) -> Result<SeedSummary, SimError> {
-        seed(&self.shared, spec)
+        seed::seed(&self.shared, spec)
     }
-}
 
-/// Bulk-creates an org (see [`SeedSpec`]).
-fn seed(shared: &state::Shared, spec: &SeedSpec) -> Result<SeedSummary, SimError> {
-    const INDUSTRIES: &[&str] = &["Technology", "Banking", "Retail", "Energy", "Healthcare"];
-    const STAGES: &[&str] = &[
-        "Prospecting",
-        "Qualification",
-        "Needs Analysis",
-        "Negotiation/Review",
-        "Closed Won",
-    ];
-    const FIRST: &[&str] = &[
-        "Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken",
-    ];
-    const LAST: &[&str] = &[
-        "Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson",
-    ];
-    let fire = spec.fire_outbound;
-    let mut out = SeedSummary::default();
-    let pick = |list: &[&'static str]| -> &'static str {
-        let n = shared.lock().next_u64() as usize;
-        list[n % list.len()]
-    };
-    for a in 0..spec.accounts {
-        let account = shared.create(
-            "Account",
-            &obj(
-                json!({"Name": format!("Seed Account {a}"), "Industry": pick(INDUSTRIES),
-                "Website": format!("https://account{a}.example.com"), "NumberOfEmployees": 10 + a}),
-            ),
-            fire,
-        )?;
-        for c in 0..spec.contacts_per_account {
-            let (first, last) = (pick(FIRST), pick(LAST));
-            let contact = shared.create(
-                "Contact",
-                &obj(json!({"FirstName": first, "LastName": last, "AccountId": account.as_str(),
-                    "Email": format!("{}.{}.{a}.{c}@example.com", first.to_lowercase(), last.to_lowercase())})),
-                fire,
-            )?;
-            for t in 0..spec.tasks_per_contact {
-                let task = shared.create(
-                    "Task",
-                    &obj(json!({"Subject": format!("Call {t}"), "WhoId": contact.as_str(), "ActivityDate": "2024-06-01"})),
-                    fire,
-                )?;
-                out.tasks.push(task);
-            }
-            out.contacts.push(contact);
-        }
-        for o in 0..spec.opportunities_per_account {
-            let opp = shared.create(
-                "Opportunity",
-                &obj(json!({"Name": format!("Seed Deal {a}-{o}"), "StageName": pick(STAGES),
-                    "CloseDate": "2024-12-31", "Amount": 1000.0 * (1 + o) as f64, "AccountId": account.as_str()})),
-                fire,
-            )?;
-            out.opportunities.push(opp);
-        }
-        out.accounts.push(account);
+    /// Adds a custom object.
+    pub fn add_custom_object(&self, spec: &CustomObjectSpec) -> Result<(), SimError> {
+        self.shared.add_custom_object(spec)
     }
-    for l in 0..spec.leads {
-        let lead = shared.create(
-            "Lead",
-            &obj(json!({"FirstName": pick(FIRST), "LastName": pick(LAST), "Company": format!("Seed Lead Co {l}"),
-                "Email": format!("lead{l}@example.com")})),
-            fire,
-        )?;
-        out.leads.push(lead);
+
+    /// Adds a custom field to an object.
+    pub fn add_field(&self, object: &str, spec: &FieldSpec) -> Result<(), SimError> {
+        self.shared.add_field(object, spec)
     }
-    Ok(out)
+
+    /// Removes a custom field from an object.
+    pub fn remove_field(&self, object: &str, field: &str) -> Result<(), SimError> {
+        self.shared.remove_field(object, field)
+    }
+
+    /// Sets what `user` (the integration user when `None`) may do with a field.
+    pub fn set_field_access(
+        &self,
+        user: Option<&SalesforceId>,
+        object: &str,
+        field: &str,
+        access: FieldAccess,
+    ) -> Result<(), SimError> {
+        let user = user.map(SalesforceId::as_str);
+        self.shared.set_field_access(user, object, field, access)
+    }
+
+    /// Adds an opportunity stage.
+    pub fn add_opportunity_stage(&self, spec: &StageSpec) -> Result<SalesforceId, SimError> {
+        self.shared.add_stage(spec)
+    }
+
+    /// Switches the duplicate rule of an object on (`Some`) or off.
+    pub fn set_duplicate_rule(
+        &self,
+        object: &str,
+        rule: Option<DuplicateRuleSpec>,
+    ) -> Result<(), SimError> {
+        self.shared.set_duplicate_rule(object, rule)
+    }
+
+    /// Switches the validation rule of an object on (`Some`) or off.
+    pub fn set_validation_rule(
+        &self,
+        object: &str,
+        rule: Option<ValidationRuleSpec>,
+    ) -> Result<(), SimError> {
+        self.shared.set_validation_rule(object, rule)
+    }
+
+    /// Adds a list view to an object.
+    pub fn add_list_view(
+        &self,
+        object: &str,
+        spec: &ListViewSpec,
+    ) -> Result<SalesforceId, SimError> {
+        self.shared.add_list_view(object, spec)
+    }
 }
 
 /// `sfsync simulator`: binds `listen`, prints one JSON line (`instance_url`, `org_id`,
-/// `client_id`, `client_secret`, `refresh_token`, `access_token`, `redirect_uri`) and serves
-/// until ctrl-c.
-pub async fn run_cli(
-    listen: SocketAddr,
-    outbound_url: Option<String>,
-    seed: u64,
-) -> anyhow::Result<()> {
+/// `client_id`, `client_secret`, `refresh_token`, `access_token`, `redirect_uri`, `api_version`,
+/// the integration user's `username` and `password`, every user in `users`) and serves until
+/// ctrl-c.
+pub async fn run_cli(listen: SocketAddr, config: SimulatorConfig) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
-    let config = SimulatorConfig {
-        seed,
-        outbound_url,
-        ..SimulatorConfig::default()
-    };
     let sim = Simulator::start(listener, config).await?;
     let creds = sim.credentials();
     let line = json!({
@@ -415,6 +398,9 @@ pub async fn run_cli(
         "access_token": creds.access_token,
         "redirect_uri": creds.redirect_uri,
         "api_version": sim.api_version(),
+        "username": creds.username,
+        "password": creds.password,
+        "users": sim.users(),
     });
     println!("{line}");
     tokio::signal::ctrl_c()

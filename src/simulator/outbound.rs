@@ -1,7 +1,7 @@
-//! Outbound Messages: per-object rules, the notification queue and the deliverer that POSTs
-//! SOAP 1.1 `notifications` (salesforce-protocol.md 1.2, 1.6) until a `200` with
-//! `<Ack>true</Ack>` comes back, with exponential back-off and switchable duplicate and
-//! out-of-order delivery.
+//! The Outbound Message deliverer: it renders queued notifications into SOAP 1.1
+//! `notifications` and POSTs them until a `200` with `<Ack>true</Ack>` comes back, with
+//! exponential back-off and switchable duplicate and out-of-order delivery. Rules, queue and
+//! counters are in `outbound_state.rs`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,121 +9,15 @@ use std::time::{Duration, Instant};
 
 use quick_xml::escape::escape;
 use rand::seq::SliceRandom;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::SimulatorConfig;
-use super::org::{Record, parse_datetime};
-use super::schema;
-use super::state::Shared;
-use crate::domain::SalesforceId;
+use super::outbound_state::Pending;
+use super::schema::{Kind, ObjectDef};
+use super::state::{Shared, State};
+use super::value::{Record, parse_datetime};
 
 /// At most this many notifications travel in one message.
 const MAX_PER_MESSAGE: usize = 100;
-
-/// How messages are delivered.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct DeliveryMode {
-    /// Deliver every acknowledged message a second time.
-    pub duplicate: bool,
-    /// Shuffle notifications and messages instead of sending them in queue order.
-    pub out_of_order: bool,
-}
-
-/// Counters of the deliverer.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OutboundStats {
-    /// Notifications queued since start.
-    pub notifications_queued: u64,
-    /// Notifications whose message was acknowledged.
-    pub notifications_acked: u64,
-    /// Notifications waiting (queued or being retried).
-    pub pending: u64,
-    /// SOAP messages POSTed (duplicates included).
-    pub messages_sent: u64,
-    /// Messages answered 200 with `<Ack>true</Ack>`.
-    pub messages_acked: u64,
-    /// Messages that failed (refused, nacked, not 200, unreachable) and will be retried.
-    pub messages_failed: u64,
-}
-
-/// A notification waiting for delivery.
-#[derive(Debug, Clone)]
-pub(crate) struct Pending {
-    pub(crate) id: SalesforceId,
-    pub(crate) object: String,
-    pub(crate) record_id: SalesforceId,
-    pub(crate) attempts: u32,
-    pub(crate) due: Instant,
-}
-
-/// Rules, destination, mode, queue and counters.
-#[derive(Debug)]
-pub(crate) struct OutboundState {
-    pub(crate) url: Option<String>,
-    pub(crate) rules: BTreeMap<String, Vec<String>>,
-    pub(crate) mode: DeliveryMode,
-    pub(crate) queue: Vec<Pending>,
-    pub(crate) stats: OutboundStats,
-    pub(crate) in_flight: u64,
-    action_ids: BTreeMap<String, SalesforceId>,
-}
-
-impl OutboundState {
-    /// The default rules (Account, Contact, Lead, Opportunity) and the configured URL.
-    pub(crate) fn new(config: &SimulatorConfig) -> Self {
-        let rules = ["Account", "Contact", "Lead", "Opportunity"]
-            .into_iter()
-            .filter_map(|o| {
-                let fields = schema::default_outbound_fields(o)?;
-                Some((
-                    o.to_string(),
-                    fields.iter().map(|f| (*f).to_string()).collect(),
-                ))
-            })
-            .collect();
-        let action_ids = schema::OBJECTS
-            .iter()
-            .enumerate()
-            .map(|(i, o)| {
-                (
-                    o.name.to_string(),
-                    SalesforceId::mint("04k", "5g", 1 + i as u64),
-                )
-            })
-            .collect();
-        Self {
-            url: config.outbound_url.clone(),
-            rules,
-            mode: DeliveryMode::default(),
-            queue: Vec::new(),
-            stats: OutboundStats::default(),
-            in_flight: 0,
-            action_ids,
-        }
-    }
-
-    /// Queues one notification, due now.
-    pub(crate) fn enqueue(&mut self, id: SalesforceId, object: &str, record_id: SalesforceId) {
-        self.queue.push(Pending {
-            id,
-            object: object.to_string(),
-            record_id,
-            attempts: 0,
-            due: Instant::now(),
-        });
-        self.stats.notifications_queued += 1;
-    }
-
-    /// Counters, with the pending count filled in.
-    pub(crate) fn stats(&self) -> OutboundStats {
-        OutboundStats {
-            pending: self.queue.len() as u64 + self.in_flight,
-            ..self.stats.clone()
-        }
-    }
-}
 
 /// One message ready to POST.
 struct Batch {
@@ -154,6 +48,12 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         for batch in batches {
             deliver(&shared, &url, batch).await;
         }
+        // Changes made while this round was in flight gather for a window too, as after a
+        // wake-up: no notification leaves the moment its record changed.
+        tokio::select! {
+            () = shared.cancel.cancelled() => return,
+            () = tokio::time::sleep(shared.config.outbound_batch_window) => {}
+        }
     }
 }
 
@@ -181,54 +81,65 @@ fn take_due(shared: &Shared) -> (Vec<Batch>, Option<String>, Option<Instant>) {
         if st.outbound.mode.out_of_order {
             items.shuffle(&mut st.rng);
         }
-        let fields = st.outbound.rules.get(&object).cloned().unwrap_or_default();
-        let action_id = st.outbound.action_ids.get(&object).cloned();
-        for chunk in items.chunks(MAX_PER_MESSAGE) {
-            let notifications: Vec<(&Pending, Record)> = chunk
-                .iter()
-                .filter_map(|p| st.org.find(&p.record_id).map(|(_, r)| (p, r.clone())))
-                .collect();
-            if notifications.is_empty() {
-                continue;
-            }
-            let envelope = Envelope {
-                org_id: shared.org_id.as_str(),
-                action_id: action_id.as_ref().map_or("", |a| a.as_str()),
-                session_id: None,
-                enterprise_url: &format!(
-                    "{}/services/Soap/c/{}/{}",
-                    shared.instance_url,
-                    shared.config.api_version,
-                    shared.org_id.as_15()
-                ),
-                partner_url: &format!(
-                    "{}/services/Soap/u/{}/{}",
-                    shared.instance_url,
-                    shared.config.api_version,
-                    shared.org_id.as_15()
-                ),
-            };
-            let body = soap_message(
-                &envelope,
-                &object,
-                &fields,
-                &notifications
-                    .iter()
-                    .map(|(p, r)| (p.id.as_str(), r))
-                    .collect::<Vec<_>>(),
-            );
-            st.outbound.in_flight += notifications.len() as u64;
-            batches.push(Batch {
-                object: object.clone(),
-                items: notifications.into_iter().map(|(p, _)| p.clone()).collect(),
-                body,
-            });
-        }
+        batches.extend(render(shared, st, &object, &items));
     }
     if st.outbound.mode.out_of_order {
         batches.shuffle(&mut st.rng);
     }
     (batches, Some(url), next_due)
+}
+
+/// The messages of one object's due notifications, at most 100 notifications each; a
+/// notification whose record is gone is dropped.
+fn render(shared: &Shared, st: &mut State, object: &str, items: &[Pending]) -> Vec<Batch> {
+    let fields = st.outbound.rules.get(object).cloned().unwrap_or_default();
+    let action_id = st.outbound.action_id(object);
+    let soap_url = |kind: char| {
+        let (base, version) = (&shared.instance_url, &shared.config.api_version);
+        format!(
+            "{base}/services/Soap/{kind}/{version}/{}",
+            shared.org_id.as_15()
+        )
+    };
+    let (enterprise_url, partner_url) = (soap_url('c'), soap_url('u'));
+    let envelope = Envelope {
+        org_id: shared.org_id.as_str(),
+        action_id: action_id.as_str(),
+        session_id: None,
+        enterprise_url: &enterprise_url,
+        partner_url: &partner_url,
+    };
+    let def = st.org.schema.object(object);
+    let mut batches = Vec::new();
+    for chunk in items.chunks(MAX_PER_MESSAGE) {
+        let notifications: Vec<(&Pending, Record)> = chunk
+            .iter()
+            .filter_map(|p| st.org.find(&p.record_id).map(|(_, r)| (p, r.clone())))
+            .collect();
+        if notifications.is_empty() {
+            continue;
+        }
+        let listed: Vec<(&str, &Record)> = notifications
+            .iter()
+            .map(|(p, r)| (p.id.as_str(), r))
+            .collect();
+        let body = soap_message(&envelope, object, &fields, &listed, |f| {
+            kind(def.as_deref(), f)
+        });
+        st.outbound.in_flight += notifications.len() as u64;
+        batches.push(Batch {
+            object: object.to_string(),
+            items: notifications.into_iter().map(|(p, _)| p.clone()).collect(),
+            body,
+        });
+    }
+    batches
+}
+
+/// The value kind of a field of `obj` (text when unknown).
+fn kind(obj: Option<&ObjectDef>, field: &str) -> Kind {
+    obj.and_then(|o| o.field(field))
+        .map_or(Kind::Text, |f| f.ftype.kind())
 }
 
 /// POSTs one message; on failure its notifications go back on the queue with back-off.
@@ -316,6 +227,7 @@ pub(crate) fn soap_message(
     object: &str,
     fields: &[String],
     notifications: &[(&str, &Record)],
+    kind: impl Fn(&str) -> Kind,
 ) -> String {
     let mut sorted: Vec<&String> = fields.iter().filter(|f| f.as_str() != "Id").collect();
     sorted.sort_by_key(|f| f.to_ascii_lowercase());
@@ -347,7 +259,7 @@ pub(crate) fn soap_message(
         for field in &sorted {
             if let Some(text) = record
                 .get(field.as_str())
-                .and_then(|v| soap_value(field, v))
+                .and_then(|v| soap_value(kind(field), v))
             {
                 element(&mut out, &format!("sf:{field}"), &text);
             }
@@ -369,12 +281,12 @@ fn element(out: &mut String, name: &str, text: &str) {
 }
 
 /// A field value as Outbound Message XML text: `true`/`false`, `120000.0`, `…000Z`.
-fn soap_value(field: &str, value: &Value) -> Option<String> {
+fn soap_value(kind: Kind, value: &Value) -> Option<String> {
     Some(match value {
         Value::Null => return None,
         Value::Bool(b) => b.to_string(),
-        Value::Number(n) => match schema::kind(field) {
-            schema::Kind::Integer => n.as_i64().map_or_else(|| n.to_string(), |i| i.to_string()),
+        Value::Number(n) => match kind {
+            Kind::Integer => n.as_i64().map_or_else(|| n.to_string(), |i| i.to_string()),
             _ => {
                 let f = n.as_f64()?;
                 if f.fract() == 0.0 && f.abs() < 1e15 {
@@ -384,12 +296,10 @@ fn soap_value(field: &str, value: &Value) -> Option<String> {
                 }
             }
         },
-        Value::String(s) if schema::kind(field) == schema::Kind::DateTime => {
-            match parse_datetime(s) {
-                Some(d) => d.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-                None => s.clone(),
-            }
-        }
+        Value::String(s) if kind == Kind::DateTime => match parse_datetime(s) {
+            Some(d) => d.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+            None => s.clone(),
+        },
         Value::String(s) => s.clone(),
         other => other.to_string(),
     })
@@ -400,6 +310,13 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::simulator::schema::Schema;
+    use crate::simulator::standard::standard_objects;
+
+    fn kind_of(object: &str) -> impl Fn(&str) -> Kind {
+        let def = Schema::new(standard_objects(None)).object(object);
+        move |f| kind(def.as_deref(), f)
+    }
 
     #[test]
     fn a_message_matches_sample_c_byte_for_byte() {
@@ -432,6 +349,7 @@ mod tests {
             "Opportunity",
             &fields,
             &[("04l7F000008aeAyQAI", &record)],
+            kind_of("Opportunity"),
         );
         let sample_c = r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><notifications xmlns="http://soap.sforce.com/2005/09/outbound"><OrganizationId>00D7F00000107XsUAI</OrganizationId><ActionId>04k7F0000008V3hQAE</ActionId><SessionId xsi:nil="true"/><EnterpriseUrl>https://ap5.salesforce.com/services/Soap/c/47.0/00D7F00000107Xs</EnterpriseUrl><PartnerUrl>https://ap5.salesforce.com/services/Soap/u/47.0/00D7F00000107Xs</PartnerUrl><Notification><Id>04l7F000008aeAyQAI</Id><sObject xsi:type="sf:Opportunity" xmlns:sf="urn:sobject.enterprise.soap.sforce.com"><sf:Id>0067F000003pmdWQAQ</sf:Id><sf:AccountId>0017F000007ydJmQAI</sf:AccountId><sf:Amount>120000.0</sf:Amount><sf:CloseDate>2017-04-03</sf:CloseDate><sf:LeadSource>Phone Inquiry</sf:LeadSource><sf:Name>Express Logistics SLA</sf:Name><sf:StageName>Perception Analysis</sf:StageName></sObject></Notification></notifications></soapenv:Body></soapenv:Envelope>"#;
         assert_eq!(xml, sample_c);
@@ -453,6 +371,7 @@ mod tests {
             "Account",
             &["Name".into(), "SystemModstamp".into()],
             &[("n", &record)],
+            kind_of("Account"),
         );
         assert!(
             xml.contains("<sf:Name>A &amp; B &lt;x&gt;</sf:Name>"),

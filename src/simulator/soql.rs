@@ -1,27 +1,31 @@
-//! The SOQL subset the simulator answers: `SELECT` a field list (or `COUNT()`) `FROM` one object,
-//! `WHERE` with `=`, `!=`, `<>`, `<`, `>`, `<=`, `>=`, `IN`, `NOT IN`, `LIKE`, `AND`, `OR`, `NOT`
-//! and parentheses, `ORDER BY` several keys (`ASC`/`DESC`, `NULLS FIRST|LAST`), `LIMIT`, `OFFSET`.
-//! Datetime literals are unquoted ISO-8601; ids compare equal in their 15- and 18-char forms.
+//! The SOQL subset the simulator answers, parsed: `SELECT` a field list, `COUNT()` or
+//! `COUNT(field)` `FROM` one object, `USING SCOPE mine|everything`, `WHERE` with `=`, `!=`, `<>`,
+//! `<`, `>`, `<=`, `>=`, `IN`, `NOT IN`, `LIKE`, `AND`, `OR`, `NOT` and parentheses, `ORDER BY`
+//! several keys (`ASC`/`DESC`, `NULLS FIRST|LAST`), `LIMIT`, `OFFSET`. Datetime literals are
+//! unquoted ISO-8601; date literals (`TODAY`, `THIS_WEEK`, `LAST_N_DAYS:n`, …) are ranges in GMT.
+//! Every name is resolved against the object as the querying user sees it. Evaluation is in
+//! `soql_eval.rs`.
 
-use std::cmp::Ordering;
+use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, Utc};
-use serde_json::Value;
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 
 use super::error::SimError;
-use super::org::{Record, parse_datetime};
-use super::schema::{self, ObjectInfo};
+use super::schema::{ObjectDef, Schema};
+use super::value::parse_datetime;
 use crate::domain::SalesforceId;
 
 /// A parsed query.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Query {
-    /// Selected fields (canonical names); empty with `count`.
+    /// Selected fields (canonical names); empty for an aggregate.
     pub(crate) fields: Vec<String>,
-    /// `SELECT COUNT()`.
-    pub(crate) count: bool,
+    /// `COUNT()` or `COUNT(field)`.
+    pub(crate) aggregate: Option<Aggregate>,
     /// The object queried.
-    pub(crate) object: &'static ObjectInfo,
+    pub(crate) object: Arc<ObjectDef>,
+    /// `USING SCOPE`.
+    pub(crate) scope: Scope,
     /// The `WHERE` condition.
     pub(crate) filter: Option<Cond>,
     /// `ORDER BY` keys.
@@ -32,12 +36,30 @@ pub(crate) struct Query {
     pub(crate) offset: Option<usize>,
 }
 
+/// An aggregate select.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Aggregate {
+    /// `COUNT()`: the answer is `totalSize` with no records.
+    Rows,
+    /// `COUNT(field)`: one `AggregateResult` row with `expr0`, the non-null values counted.
+    Field(String),
+}
+
+/// `USING SCOPE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// Every record the user can see.
+    Everything,
+    /// Records the querying user owns.
+    Mine,
+}
+
 /// One `ORDER BY` key.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct OrderKey {
-    field: String,
-    descending: bool,
-    nulls_last: bool,
+    pub(crate) field: String,
+    pub(crate) descending: bool,
+    pub(crate) nulls_last: bool,
 }
 
 /// A `WHERE` condition.
@@ -48,6 +70,7 @@ pub(crate) enum Cond {
     Not(Box<Cond>),
     Cmp(String, Op, Lit),
     In(String, Vec<Lit>, bool),
+    /// A field and a pattern in which `\%`, `\_` and `\\` are escapes.
     Like(String, String),
 }
 
@@ -71,93 +94,126 @@ pub(crate) enum Lit {
     Str(String),
     Date(NaiveDate),
     DateTime(DateTime<Utc>),
+    /// A date literal: the instants from `.0` (inclusive) to `.1` (exclusive), and its text.
+    Range(DateTime<Utc>, DateTime<Utc>, String),
 }
 
 #[derive(Debug, Clone, PartialEq)]
 enum Tok {
     Word(String),
-    Str(String),
+    /// A string literal: its text, and its text with `LIKE` escapes kept.
+    Str(String, String),
     Lit(Lit),
     Sym(&'static str),
 }
 
-fn tokenize(q: &str) -> Result<Vec<Tok>, SimError> {
+/// A token and the character offset it starts at.
+#[derive(Debug, Clone)]
+struct Token {
+    tok: Tok,
+    at: usize,
+}
+
+fn string_literal(chars: &[char], i: &mut usize) -> Result<Tok, SimError> {
+    let (mut text, mut like) = (String::new(), String::new());
+    *i += 1;
+    loop {
+        match chars.get(*i) {
+            None => return Err(SimError::malformed_query("unterminated string literal")),
+            Some('\\') => {
+                let escaped = chars.get(*i + 1).copied().unwrap_or('\\');
+                let plain = match escaped {
+                    'n' => '\n',
+                    't' => '\t',
+                    other => other,
+                };
+                text.push(plain);
+                if matches!(escaped, '%' | '_' | '\\') {
+                    like.push('\\');
+                }
+                like.push(plain);
+                *i += 2;
+            }
+            Some('\'') => {
+                *i += 1;
+                return Ok(Tok::Str(text, like));
+            }
+            Some(ch) => {
+                text.push(*ch);
+                like.push(*ch);
+                *i += 1;
+            }
+        }
+    }
+}
+
+fn symbol(chars: &[char], i: &mut usize) -> Result<Tok, SimError> {
+    let two: String = chars[*i..chars.len().min(*i + 2)].iter().collect();
+    let sym = match two.as_str() {
+        "!=" | "<>" => "!=",
+        "<=" => "<=",
+        ">=" => ">=",
+        _ => match chars[*i] {
+            '=' => "=",
+            '<' => "<",
+            '>' => ">",
+            '(' => "(",
+            ')' => ")",
+            ',' => ",",
+            c => {
+                return Err(SimError::malformed_query(format!(
+                    "unexpected character '{c}'"
+                )));
+            }
+        },
+    };
+    *i += if ["!=", "<>", "<=", ">="].contains(&two.as_str()) {
+        2
+    } else {
+        1
+    };
+    Ok(Tok::Sym(sym))
+}
+
+fn tokenize(q: &str) -> Result<Vec<Token>, SimError> {
     let chars: Vec<char> = q.chars().collect();
     let mut toks = Vec::new();
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
-        if c.is_whitespace() {
+        let at = i;
+        let tok = if c.is_whitespace() {
             i += 1;
+            continue;
         } else if c == '\'' {
-            let mut s = String::new();
-            i += 1;
-            loop {
-                match chars.get(i) {
-                    None => return Err(SimError::malformed_query("unterminated string literal")),
-                    Some('\\') => {
-                        let escaped = chars.get(i + 1).copied().unwrap_or('\\');
-                        s.push(match escaped {
-                            'n' => '\n',
-                            't' => '\t',
-                            other => other,
-                        });
-                        i += 2;
-                    }
-                    Some('\'') => {
-                        i += 1;
-                        break;
-                    }
-                    Some(ch) => {
-                        s.push(*ch);
-                        i += 1;
-                    }
-                }
-            }
-            toks.push(Tok::Str(s));
+            string_literal(&chars, &mut i)?
         } else if c.is_ascii_digit()
             || (c == '-' && chars.get(i + 1).is_some_and(char::is_ascii_digit))
         {
-            let start = i;
             i += 1;
             while i < chars.len() && (chars[i].is_ascii_alphanumeric() || ":.+-".contains(chars[i]))
             {
                 i += 1;
             }
-            let text: String = chars[start..i].iter().collect();
-            toks.push(Tok::Lit(literal(&text)?));
+            Tok::Lit(literal(&chars[at..i].iter().collect::<String>())?)
         } else if c.is_ascii_alphabetic() || c == '_' {
-            let start = i;
             while i < chars.len()
                 && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == '.')
             {
                 i += 1;
             }
-            toks.push(Tok::Word(chars[start..i].iter().collect()));
+            // `LAST_N_DAYS:7` and its kin are one word.
+            if chars.get(i) == Some(&':') && chars.get(i + 1).is_some_and(char::is_ascii_digit) {
+                i += 1;
+                while chars.get(i).is_some_and(char::is_ascii_digit) {
+                    i += 1;
+                }
+            }
+            Tok::Word(chars[at..i].iter().collect())
         } else {
-            let two: String = chars[i..chars.len().min(i + 2)].iter().collect();
-            let sym = match two.as_str() {
-                "!=" => "!=",
-                "<>" => "!=",
-                "<=" => "<=",
-                ">=" => ">=",
-                _ => match c {
-                    '=' => "=",
-                    '<' => "<",
-                    '>' => ">",
-                    '(' => "(",
-                    ')' => ")",
-                    ',' => ",",
-                    _ => {
-                        return Err(SimError::malformed_query(format!(
-                            "unexpected character '{c}'"
-                        )));
-                    }
-                },
-            };
-            i += if sym.len() == 2 || two == "<>" { 2 } else { 1 };
-            toks.push(Tok::Sym(sym));
-        }
+            symbol(&chars, &mut i)?
+        };
+        toks.push(Token { tok, at });
     }
     Ok(toks)
 }
@@ -179,19 +235,64 @@ fn literal(text: &str) -> Result<Lit, SimError> {
         .map_err(|_| SimError::malformed_query(format!("invalid literal {text}")))
 }
 
-struct Parser {
-    toks: Vec<Tok>,
-    pos: usize,
-    object: Option<&'static ObjectInfo>,
+fn midnight(d: NaiveDate) -> DateTime<Utc> {
+    d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
 }
 
-impl Parser {
+/// A date literal (`TODAY`, `THIS_WEEK`, `LAST_N_DAYS:7`, …) as a range of instants, weeks
+/// starting on Sunday and days in GMT.
+pub(crate) fn date_literal(word: &str, today: NaiveDate) -> Option<Lit> {
+    let upper = word.to_ascii_uppercase();
+    let range =
+        |from: NaiveDate, to: NaiveDate| Lit::Range(midnight(from), midnight(to), upper.clone());
+    let days = |from: i64, to: i64| range(today + Duration::days(from), today + Duration::days(to));
+    let week_start = -(i64::from(today.weekday().num_days_from_sunday()));
+    let month_start = today.with_day(1)?;
+    let next_month = (month_start + Duration::days(32)).with_day(1)?;
+    let last_month = (month_start - Duration::days(1)).with_day(1)?;
+    if let Some((name, n)) = upper.split_once(':') {
+        let n: i64 = n.parse().ok()?;
+        return match name {
+            "LAST_N_DAYS" => Some(days(-n, 1)),
+            "NEXT_N_DAYS" => Some(days(1, n + 1)),
+            _ => None,
+        };
+    }
+    Some(match upper.as_str() {
+        "TODAY" => days(0, 1),
+        "YESTERDAY" => days(-1, 0),
+        "TOMORROW" => days(1, 2),
+        "THIS_WEEK" => days(week_start, week_start + 7),
+        "LAST_WEEK" => days(week_start - 7, week_start),
+        "NEXT_WEEK" => days(week_start + 7, week_start + 14),
+        "THIS_MONTH" => range(month_start, next_month),
+        "LAST_MONTH" => range(last_month, month_start),
+        _ => return None,
+    })
+}
+
+/// How names resolve: as one user sees the schema, or (for rules) every field.
+enum Resolver<'a> {
+    User(&'a Schema, &'a SalesforceId),
+    All,
+}
+
+struct Parser<'a> {
+    query: &'a str,
+    toks: Vec<Token>,
+    pos: usize,
+    object: Arc<ObjectDef>,
+    resolver: Resolver<'a>,
+    today: NaiveDate,
+}
+
+impl Parser<'_> {
     fn peek(&self) -> Option<&Tok> {
-        self.toks.get(self.pos)
+        self.toks.get(self.pos).map(|t| &t.tok)
     }
 
     fn next(&mut self) -> Option<Tok> {
-        let t = self.toks.get(self.pos).cloned();
+        let t = self.toks.get(self.pos).map(|t| t.tok.clone());
         self.pos += 1;
         t
     }
@@ -222,6 +323,14 @@ impl Parser {
         }
     }
 
+    fn expect_sym(&mut self, s: &str) -> Result<(), SimError> {
+        if self.sym(s) {
+            Ok(())
+        } else {
+            Err(SimError::malformed_query(format!("expected {s}")))
+        }
+    }
+
     fn word(&mut self) -> Result<String, SimError> {
         match self.next() {
             Some(Tok::Word(w)) => Ok(w),
@@ -231,23 +340,42 @@ impl Parser {
         }
     }
 
+    /// Where the token at `pos` sits, as Salesforce echoes it: the line, a caret, the row and
+    /// column.
+    fn position(&self, pos: usize) -> String {
+        let at = self.toks.get(pos).map_or(0, |t| t.at);
+        let before: String = self.query.chars().take(at).collect();
+        let row = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |n| n + 1);
+        let col = before[line_start..].chars().count() + 1;
+        let line = self.query.lines().nth(row - 1).unwrap_or(self.query);
+        format!(
+            "\n{line}\n{}^\nERROR at Row:{row}:Column:{col}\n",
+            " ".repeat(col - 1)
+        )
+    }
+
     fn field(&mut self) -> Result<String, SimError> {
+        let pos = self.pos;
         let name = self.word()?;
-        let object = self
-            .object
-            .ok_or_else(|| SimError::malformed_query("no object"))?;
-        object
-            .field(&name)
-            .ok_or_else(|| SimError::invalid_field(object.name, &name))
+        let found = match self.resolver {
+            Resolver::User(schema, user) => schema.visible_field(user, &self.object, &name),
+            Resolver::All => self.object.field(&name),
+        };
+        found
+            .map(|f| f.name.clone())
+            .ok_or_else(|| SimError::invalid_column(&self.object.name, &name, &self.position(pos)))
     }
 
     fn lit(&mut self) -> Result<Lit, SimError> {
         match self.next() {
-            Some(Tok::Str(s)) => Ok(Lit::Str(s)),
+            Some(Tok::Str(s, _)) => Ok(Lit::Str(s)),
             Some(Tok::Lit(l)) => Ok(l),
             Some(Tok::Word(w)) if w.eq_ignore_ascii_case("null") => Ok(Lit::Null),
             Some(Tok::Word(w)) if w.eq_ignore_ascii_case("true") => Ok(Lit::Bool(true)),
             Some(Tok::Word(w)) if w.eq_ignore_ascii_case("false") => Ok(Lit::Bool(false)),
+            Some(Tok::Word(w)) => date_literal(&w, self.today)
+                .ok_or_else(|| SimError::malformed_query(format!("unknown value {w}"))),
             other => Err(SimError::malformed_query(format!(
                 "expected a value, found {other:?}"
             ))),
@@ -276,9 +404,7 @@ impl Parser {
         }
         if self.sym("(") {
             let c = self.or()?;
-            if !self.sym(")") {
-                return Err(SimError::malformed_query("expected )"));
-            }
+            self.expect_sym(")")?;
             return Ok(c);
         }
         let field = self.field()?;
@@ -290,8 +416,8 @@ impl Parser {
             return Ok(Cond::In(field, self.list()?, true));
         }
         if self.keyword("LIKE") {
-            return match self.lit()? {
-                Lit::Str(p) => Ok(Cond::Like(field, p)),
+            return match self.next() {
+                Some(Tok::Str(_, pattern)) => Ok(Cond::Like(field, pattern)),
                 _ => Err(SimError::malformed_query("LIKE takes a string")),
             };
         }
@@ -312,16 +438,12 @@ impl Parser {
     }
 
     fn list(&mut self) -> Result<Vec<Lit>, SimError> {
-        if !self.sym("(") {
-            return Err(SimError::malformed_query("expected ("));
-        }
+        self.expect_sym("(")?;
         let mut items = vec![self.lit()?];
         while self.sym(",") {
             items.push(self.lit()?);
         }
-        if !self.sym(")") {
-            return Err(SimError::malformed_query("expected )"));
-        }
+        self.expect_sym(")")?;
         Ok(items)
     }
 
@@ -333,71 +455,65 @@ impl Parser {
             ))),
         }
     }
-}
 
-/// Parses a query, resolving every field against the object it names.
-pub(crate) fn parse(q: &str) -> Result<Query, SimError> {
-    let toks = tokenize(q)?;
-    // Find FROM first so fields can be resolved against the object.
-    let from_at = toks
-        .iter()
-        .position(|t| matches!(t, Tok::Word(w) if w.eq_ignore_ascii_case("FROM")))
-        .ok_or_else(|| SimError::malformed_query("expected FROM"))?;
-    let object_name = match toks.get(from_at + 1) {
-        Some(Tok::Word(w)) => w.clone(),
-        _ => return Err(SimError::malformed_query("expected an object after FROM")),
-    };
-    let object =
-        schema::object(&object_name).ok_or_else(|| SimError::invalid_type(&object_name))?;
-    let mut p = Parser {
-        toks,
-        pos: 0,
-        object: Some(object),
-    };
-    p.expect_keyword("SELECT")?;
-    let mut fields = Vec::new();
-    let mut count = false;
-    if matches!(p.peek(), Some(Tok::Word(w)) if w.eq_ignore_ascii_case("COUNT")) {
-        p.pos += 1;
-        if !(p.sym("(") && p.sym(")")) {
-            return Err(SimError::malformed_query("only COUNT() is supported"));
+    /// The select list: fields, `COUNT()` or `COUNT(field)`.
+    fn select(&mut self) -> Result<(Vec<String>, Option<Aggregate>), SimError> {
+        if matches!(self.peek(), Some(Tok::Word(w)) if w.eq_ignore_ascii_case("COUNT")) {
+            self.pos += 1;
+            self.expect_sym("(")?;
+            if self.sym(")") {
+                return Ok((Vec::new(), Some(Aggregate::Rows)));
+            }
+            let field = self.field()?;
+            self.expect_sym(")")?;
+            return Ok((Vec::new(), Some(Aggregate::Field(field))));
         }
-        count = true;
-    } else {
+        let mut fields = Vec::new();
         loop {
-            let f = p.field()?;
+            let f = self.field()?;
             if !fields.contains(&f) {
                 fields.push(f);
             }
-            if !p.sym(",") {
-                break;
+            if !self.sym(",") {
+                return Ok((fields, None));
             }
         }
     }
-    p.expect_keyword("FROM")?;
-    p.pos += 1;
-    let filter = if p.keyword("WHERE") {
-        Some(p.or()?)
-    } else {
-        None
-    };
-    let mut order = Vec::new();
-    if p.keyword("ORDER") {
-        p.expect_keyword("BY")?;
+
+    fn scope(&mut self) -> Result<Scope, SimError> {
+        if !self.keyword("USING") {
+            return Ok(Scope::Everything);
+        }
+        self.expect_keyword("SCOPE")?;
+        match self.word()?.to_ascii_lowercase().as_str() {
+            "everything" => Ok(Scope::Everything),
+            "mine" => Ok(Scope::Mine),
+            other => Err(SimError::malformed_query(format!(
+                "unsupported scope {other}"
+            ))),
+        }
+    }
+
+    fn order_by(&mut self) -> Result<Vec<OrderKey>, SimError> {
+        let mut order = Vec::new();
+        if !self.keyword("ORDER") {
+            return Ok(order);
+        }
+        self.expect_keyword("BY")?;
         loop {
-            let field = p.field()?;
-            let descending = if p.keyword("DESC") {
+            let field = self.field()?;
+            let descending = if self.keyword("DESC") {
                 true
             } else {
-                p.keyword("ASC");
+                self.keyword("ASC");
                 false
             };
             let mut nulls_last = descending;
-            if p.keyword("NULLS") {
-                nulls_last = if p.keyword("LAST") {
+            if self.keyword("NULLS") {
+                nulls_last = if self.keyword("LAST") {
                     true
                 } else {
-                    p.expect_keyword("FIRST")?;
+                    self.expect_keyword("FIRST")?;
                     false
                 };
             }
@@ -406,28 +522,72 @@ pub(crate) fn parse(q: &str) -> Result<Query, SimError> {
                 descending,
                 nulls_last,
             });
-            if !p.sym(",") {
-                break;
+            if !self.sym(",") {
+                return Ok(order);
             }
         }
     }
-    let limit = if p.keyword("LIMIT") {
-        Some(p.number()?)
-    } else {
-        None
-    };
-    let offset = if p.keyword("OFFSET") {
-        Some(p.number()?)
-    } else {
-        None
-    };
-    if let Some(t) = p.peek() {
-        return Err(SimError::malformed_query(format!("unexpected token {t:?}")));
+
+    fn optional_number(&mut self, kw: &str) -> Result<Option<usize>, SimError> {
+        if self.keyword(kw) {
+            self.number().map(Some)
+        } else {
+            Ok(None)
+        }
     }
+
+    fn end(&self) -> Result<(), SimError> {
+        match self.peek() {
+            Some(t) => Err(SimError::malformed_query(format!("unexpected token {t:?}"))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Parses a query as `user` sees the schema: unknown and hidden names are `INVALID_FIELD`, an
+/// unknown object is `INVALID_TYPE`.
+pub(crate) fn parse(q: &str, schema: &Schema, user: &SalesforceId) -> Result<Query, SimError> {
+    let toks = tokenize(q)?;
+    // Find FROM first so fields can be resolved against the object.
+    let from_at = toks
+        .iter()
+        .position(|t| matches!(&t.tok, Tok::Word(w) if w.eq_ignore_ascii_case("FROM")))
+        .ok_or_else(|| SimError::malformed_query("expected FROM"))?;
+    let object_name = match toks.get(from_at + 1).map(|t| &t.tok) {
+        Some(Tok::Word(w)) => w.clone(),
+        _ => return Err(SimError::malformed_query("expected an object after FROM")),
+    };
+    let object = schema
+        .object(&object_name)
+        .filter(|o| o.queryable)
+        .ok_or_else(|| SimError::invalid_type(&object_name))?;
+    let mut p = Parser {
+        query: q,
+        toks,
+        pos: 0,
+        object: object.clone(),
+        resolver: Resolver::User(schema, user),
+        today: Utc::now().date_naive(),
+    };
+    p.expect_keyword("SELECT")?;
+    let (fields, aggregate) = p.select()?;
+    p.expect_keyword("FROM")?;
+    p.pos += 1;
+    let scope = p.scope()?;
+    let filter = if p.keyword("WHERE") {
+        Some(p.or()?)
+    } else {
+        None
+    };
+    let order = p.order_by()?;
+    let limit = p.optional_number("LIMIT")?;
+    let offset = p.optional_number("OFFSET")?;
+    p.end()?;
     Ok(Query {
         fields,
-        count,
+        aggregate,
         object,
+        scope,
         filter,
         order,
         limit,
@@ -435,203 +595,42 @@ pub(crate) fn parse(q: &str) -> Result<Query, SimError> {
     })
 }
 
-impl Query {
-    /// The records that match, ordered, offset and limited (`records` in creation order).
-    pub(crate) fn run<'a>(&self, records: impl Iterator<Item = &'a Record>) -> Vec<&'a Record> {
-        let mut rows: Vec<&Record> = records
-            .filter(|r| self.filter.as_ref().is_none_or(|c| matches(c, r)))
-            .collect();
-        if !self.order.is_empty() {
-            rows.sort_by(|a, b| {
-                for key in &self.order {
-                    let (x, y) = (non_null(a.get(&key.field)), non_null(b.get(&key.field)));
-                    let ord = match (x, y) {
-                        (None, None) => Ordering::Equal,
-                        (None, Some(_)) => {
-                            if key.nulls_last {
-                                Ordering::Greater
-                            } else {
-                                Ordering::Less
-                            }
-                        }
-                        (Some(_), None) => {
-                            if key.nulls_last {
-                                Ordering::Less
-                            } else {
-                                Ordering::Greater
-                            }
-                        }
-                        (Some(x), Some(y)) => {
-                            let o = compare_values(x, y);
-                            if key.descending { o.reverse() } else { o }
-                        }
-                    };
-                    if ord != Ordering::Equal {
-                        return ord;
-                    }
-                }
-                Ordering::Equal
-            });
-        }
-        rows.into_iter()
-            .skip(self.offset.unwrap_or(0))
-            .take(self.limit.unwrap_or(usize::MAX))
-            .collect()
-    }
-}
-
-fn non_null(v: Option<&Value>) -> Option<&Value> {
-    v.filter(|v| !v.is_null())
-}
-
-fn compare_values(x: &Value, y: &Value) -> Ordering {
-    match (x, y) {
-        (Value::Number(a), Value::Number(b)) => a
-            .as_f64()
-            .unwrap_or(0.0)
-            .partial_cmp(&b.as_f64().unwrap_or(0.0))
-            .unwrap_or(Ordering::Equal),
-        (Value::Bool(a), Value::Bool(b)) => a.cmp(b),
-        (Value::String(a), Value::String(b)) => match (parse_datetime(a), parse_datetime(b)) {
-            (Some(a), Some(b)) => a.cmp(&b),
-            _ => a.to_lowercase().cmp(&b.to_lowercase()),
-        },
-        _ => x.to_string().cmp(&y.to_string()),
-    }
-}
-
-fn matches(cond: &Cond, r: &Record) -> bool {
-    match cond {
-        Cond::And(a, b) => matches(a, r) && matches(b, r),
-        Cond::Or(a, b) => matches(a, r) || matches(b, r),
-        Cond::Not(a) => !matches(a, r),
-        Cond::Cmp(f, op, lit) => compare(non_null(r.get(f)), *op, lit),
-        Cond::In(f, lits, negated) => {
-            let v = non_null(r.get(f));
-            lits.iter().any(|l| compare(v, Op::Eq, l)) != *negated
-        }
-        Cond::Like(f, pattern) => match non_null(r.get(f)) {
-            Some(Value::String(s)) => like(&s.to_lowercase(), &pattern.to_lowercase()),
-            _ => false,
-        },
-    }
-}
-
-/// `field op literal` with SOQL's semantics: null only equals null, strings compare
-/// case-insensitively, ids in either length form.
-fn compare(value: Option<&Value>, op: Op, lit: &Lit) -> bool {
-    let Some(value) = value else {
-        return match (op, lit) {
-            (Op::Eq, Lit::Null) => true,
-            (Op::Ne, l) => *l != Lit::Null,
-            _ => false,
-        };
+/// Parses a `WHERE` condition over every field of `object` (validation rules, list views).
+pub(crate) fn parse_condition(text: &str, object: &Arc<ObjectDef>) -> Result<Cond, SimError> {
+    let mut p = Parser {
+        query: text,
+        toks: tokenize(text)?,
+        pos: 0,
+        object: object.clone(),
+        resolver: Resolver::All,
+        today: Utc::now().date_naive(),
     };
-    let ord = match (value, lit) {
-        (_, Lit::Null) => return op == Op::Ne,
-        (Value::Bool(b), Lit::Bool(l)) => b.cmp(l),
-        (Value::Number(n), Lit::Num(l)) => match n.as_f64().and_then(|n| n.partial_cmp(l)) {
-            Some(o) => o,
-            None => return false,
-        },
-        (Value::String(s), Lit::DateTime(l)) => match parse_datetime(s) {
-            Some(d) => d.cmp(l),
-            None => return false,
-        },
-        (Value::String(s), Lit::Date(l)) => {
-            match NaiveDate::parse_from_str(s.get(..10).unwrap_or(s), "%Y-%m-%d") {
-                Ok(d) => d.cmp(l),
-                Err(_) => return false,
-            }
-        }
-        (Value::String(s), Lit::Str(l)) => {
-            if matches!(op, Op::Eq | Op::Ne) {
-                if let (Ok(a), Ok(b)) = (SalesforceId::parse(s), SalesforceId::parse(l)) {
-                    return (a == b) == (op == Op::Eq);
-                }
-            }
-            s.to_lowercase().cmp(&l.to_lowercase())
-        }
-        (Value::String(s), Lit::Num(l)) => {
-            match s.parse::<f64>().ok().and_then(|n| n.partial_cmp(l)) {
-                Some(o) => o,
-                None => return false,
-            }
-        }
-        _ => return op == Op::Ne,
-    };
-    match op {
-        Op::Eq => ord == Ordering::Equal,
-        Op::Ne => ord != Ordering::Equal,
-        Op::Lt => ord == Ordering::Less,
-        Op::Gt => ord == Ordering::Greater,
-        Op::Le => ord != Ordering::Greater,
-        Op::Ge => ord != Ordering::Less,
-    }
-}
-
-/// SOQL `LIKE`: `%` any run, `_` one character.
-fn like(s: &str, pattern: &str) -> bool {
-    let s: Vec<char> = s.chars().collect();
-    let p: Vec<char> = pattern.chars().collect();
-    let (mut si, mut pi) = (0, 0);
-    let (mut star, mut mark) = (None, 0);
-    while si < s.len() {
-        if pi < p.len() && (p[pi] == '_' || p[pi] == s[si]) {
-            si += 1;
-            pi += 1;
-        } else if pi < p.len() && p[pi] == '%' {
-            star = Some(pi);
-            mark = si;
-            pi += 1;
-        } else if let Some(st) = star {
-            pi = st + 1;
-            mark += 1;
-            si = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '%')
+    let cond = p.or()?;
+    p.end()?;
+    Ok(cond)
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
+    use crate::simulator::standard::standard_objects;
 
-    fn rec(v: Value) -> Record {
-        v.as_object().cloned().unwrap_or_default()
+    fn schema() -> Schema {
+        Schema::new(standard_objects(Some("Sfsync_Id__c")))
     }
 
-    fn ids(q: &str, records: &[Record]) -> Vec<String> {
-        let q = parse(q).unwrap();
-        q.run(records.iter())
-            .iter()
-            .map(|r| r["Id"].as_str().unwrap_or_default().to_string())
-            .collect()
-    }
-
-    fn sample() -> Vec<Record> {
-        vec![
-            rec(
-                json!({"Id": "0015g000000000AAAQ", "Name": "Acme", "AnnualRevenue": 10.0,
-                "SystemModstamp": "2024-01-02T00:00:00.000+0000"}),
-            ),
-            rec(json!({"Id": "b", "Name": "beta", "AnnualRevenue": 30.0,
-                "SystemModstamp": "2024-03-01T00:00:00.000+0000"})),
-            rec(
-                json!({"Id": "c", "Name": "Gamma", "SystemModstamp": "2023-12-31T23:59:59.000+0000"}),
-            ),
-        ]
+    fn user() -> SalesforceId {
+        SalesforceId::mint("005", "5g", 1)
     }
 
     #[test]
     fn a_field_list_where_and_order_parse() {
-        let q =
-            parse("select id, Name FROM account WHERE Name != null ORDER BY Name DESC, Id LIMIT 5")
-                .unwrap();
+        let q = parse(
+            "select id, Name FROM account WHERE Name != null ORDER BY Name DESC, Id LIMIT 5",
+            &schema(),
+            &user(),
+        )
+        .unwrap();
         assert_eq!(q.fields, vec!["Id".to_string(), "Name".to_string()]);
         assert_eq!(q.object.name, "Account");
         assert_eq!(q.limit, Some(5));
@@ -639,87 +638,58 @@ mod tests {
     }
 
     #[test]
-    fn unquoted_datetime_literals_compare_as_instants() {
-        let got = ids(
-            "SELECT Id FROM Account WHERE SystemModstamp > 2024-01-01T00:00:00Z ORDER BY SystemModstamp",
-            &sample(),
-        );
-        assert_eq!(got, vec!["0015g000000000AAAQ", "b"]);
-    }
-
-    #[test]
-    fn and_binds_tighter_than_or_and_parentheses_override() {
-        let s = sample();
-        assert_eq!(
-            ids(
-                "SELECT Id FROM Account WHERE Name = 'gamma' OR Name = 'Acme' AND AnnualRevenue > 20",
-                &s
-            ),
-            vec!["c"]
-        );
-        assert_eq!(
-            ids(
-                "SELECT Id FROM Account WHERE (Name = 'gamma' OR Name = 'Acme') AND AnnualRevenue < 20",
-                &s
-            ),
-            vec!["0015g000000000AAAQ"]
-        );
-    }
-
-    #[test]
-    fn in_matches_fifteen_character_ids() {
-        let got = ids(
-            "SELECT Id FROM Account WHERE Id IN ('0015g000000000A', 'zzz')",
-            &sample(),
-        );
-        assert_eq!(got, vec!["0015g000000000AAAQ"]);
-    }
-
-    #[test]
-    fn like_is_case_insensitive_with_wildcards() {
-        assert_eq!(
-            ids("SELECT Id FROM Account WHERE Name LIKE '%M%'", &sample()),
-            vec!["0015g000000000AAAQ", "c"]
-        );
-        assert!(like("beta", "b_t%"));
-        assert!(!like("beta", "b_x%"));
-    }
-
-    #[test]
-    fn nulls_sort_first_ascending_and_last_descending() {
-        let s = sample();
-        assert_eq!(
-            ids("SELECT Id FROM Account ORDER BY AnnualRevenue", &s),
-            vec!["c", "0015g000000000AAAQ", "b"]
-        );
-        assert_eq!(
-            ids("SELECT Id FROM Account ORDER BY AnnualRevenue DESC", &s),
-            vec!["b", "0015g000000000AAAQ", "c"]
-        );
-    }
-
-    #[test]
     fn unknown_columns_and_objects_are_refused_with_salesforce_codes() {
-        assert_eq!(
-            parse("SELECT Foo FROM Account").unwrap_err().code,
-            "INVALID_FIELD"
+        let (s, u) = (schema(), user());
+        let err = parse("SELECT Foo FROM Account", &s, &u).unwrap_err();
+        assert_eq!(err.code, "INVALID_FIELD");
+        assert!(
+            err.message.starts_with(
+                "\nSELECT Foo FROM Account\n       ^\nERROR at Row:1:Column:8\nNo such column 'Foo' on entity 'Account'."
+            ),
+            "{}",
+            err.message
         );
         assert_eq!(
-            parse("SELECT Id FROM Widget").unwrap_err().code,
+            parse("SELECT Id FROM Widget", &s, &u).unwrap_err().code,
             "INVALID_TYPE"
         );
         assert_eq!(
-            parse("SELECT Id FROM Account WHERE").unwrap_err().code,
+            parse("SELECT Id FROM Account WHERE", &s, &u)
+                .unwrap_err()
+                .code,
             "MALFORMED_QUERY"
         );
-        assert!(parse("SELECT Id, Ext__c FROM Account").is_ok());
+        assert!(parse("SELECT Id, Sfsync_Id__c FROM Account", &s, &u).is_ok());
+        assert!(parse("SELECT Id, Other__c FROM Account", &s, &u).is_err());
     }
 
     #[test]
-    fn count_and_offset_parse() {
-        let q =
-            parse("SELECT COUNT() FROM Contact WHERE IsDeleted = false LIMIT 10 OFFSET 2").unwrap();
-        assert!(q.count);
+    fn count_scope_and_offset_parse() {
+        let q = parse(
+            "SELECT COUNT() FROM Contact USING SCOPE mine WHERE IsDeleted = false LIMIT 10 OFFSET 2",
+            &schema(),
+            &user(),
+        )
+        .unwrap();
+        assert_eq!(q.aggregate, Some(Aggregate::Rows));
+        assert_eq!(q.scope, Scope::Mine);
         assert_eq!(q.offset, Some(2));
+    }
+
+    #[test]
+    fn this_week_starts_on_sunday() {
+        let wednesday = NaiveDate::from_ymd_opt(2024, 5, 15).unwrap();
+        let Some(Lit::Range(from, to, _)) = date_literal("THIS_WEEK", wednesday) else {
+            panic!("a range")
+        };
+        assert_eq!(from.date_naive().to_string(), "2024-05-12");
+        assert_eq!(to.date_naive().to_string(), "2024-05-19");
+        let Some(Lit::Range(from, to, _)) = date_literal("last_n_days:2", wednesday) else {
+            panic!("a range")
+        };
+        assert_eq!(
+            (from.date_naive().to_string(), to.date_naive().to_string()),
+            ("2024-05-13".into(), "2024-05-16".into())
+        );
     }
 }

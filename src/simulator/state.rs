@@ -1,25 +1,31 @@
-//! The simulator's shared state behind one lock: the org, sessions, faults, counters, query
-//! cursors and the Outbound Message queue, plus the operations the REST API and the control
-//! surface both use (so a change made either way fires the same Outbound Messages).
+//! The simulator's shared state behind one lock: the org, its users, sessions, faults, counters,
+//! query cursors, list views and the Outbound Message queue, plus the record operations the REST
+//! API and the control surface both use (so a change made either way fires the same Outbound
+//! Messages). Org setup (users, fields, objects, rules, stages, views) is in `setup.rs`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use base64::Engine;
-use hmac::{Hmac, Mac};
 use rand::rngs::StdRng;
-use rand::{Rng, RngCore};
+use rand::{Rng, RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sha2::Sha256;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::auth::Auth;
+use super::config::{SimCredentials, SimulatorConfig};
+use super::custom;
 use super::error::SimError;
-use super::org::{Changed, ConvertOptions, ConvertResult, Org, Record};
-use super::outbound::OutboundState;
-use super::schema::{self, ObjectInfo};
-use super::{SimCredentials, SimulatorConfig};
+use super::listviews::ListView;
+use super::merge::{ConvertOptions, ConvertResult};
+use super::org::{Changed, Org, Save};
+use super::outbound_state::OutboundState;
+use super::schema::{ObjectDef, Schema};
+use super::stages::add_default_stages;
+use super::standard::standard_objects;
+use super::users::{SimUser, UserSpec, Users};
+use super::value::Record;
 use crate::domain::{OrgId, SalesforceId};
 
 /// Faults the org injects, switchable at run time. All rates are probabilities in `0.0..=1.0`.
@@ -54,24 +60,6 @@ pub struct ApiCalls {
     pub token_requests: u64,
 }
 
-/// A pending authorization code.
-#[derive(Debug, Clone)]
-pub(crate) struct CodeGrant {
-    pub(crate) redirect_uri: String,
-    pub(crate) code_challenge: Option<String>,
-}
-
-/// Sessions and grants.
-#[derive(Debug, Default)]
-pub(crate) struct Auth {
-    /// Live access tokens and the data calls each has made.
-    pub(crate) access: HashMap<String, u64>,
-    /// Live refresh tokens.
-    pub(crate) refresh: Vec<String>,
-    /// Unused authorization codes.
-    pub(crate) codes: HashMap<String, CodeGrant>,
-}
-
 /// A query cursor: the rows not yet returned.
 #[derive(Debug)]
 pub(crate) struct Cursor {
@@ -86,6 +74,7 @@ pub(crate) struct Cursor {
 #[derive(Debug)]
 pub(crate) struct State {
     pub(crate) org: Org,
+    pub(crate) users: Users,
     pub(crate) auth: Auth,
     pub(crate) faults: Faults,
     pub(crate) rng: StdRng,
@@ -96,6 +85,7 @@ pub(crate) struct State {
     /// Cursors opened so far.
     pub(crate) cursors_opened: u64,
     pub(crate) outbound: OutboundState,
+    pub(crate) list_views: Vec<ListView>,
 }
 
 impl State {
@@ -119,16 +109,66 @@ impl State {
         rate > 0.0 && self.rng.random_bool(rate.clamp(0.0, 1.0))
     }
 
-    /// A new access token for this org.
-    pub(crate) fn new_access_token(&mut self, org_id: &OrgId) -> String {
+    /// A new access token of `user` in this org, made from `refresh` when given.
+    pub(crate) fn new_access_token(
+        &mut self,
+        org_id: &OrgId,
+        user: &SalesforceId,
+        refresh: Option<String>,
+    ) -> String {
         let token = format!("{}!AR{}", org_id.as_15(), self.token(96));
-        self.auth.access.insert(token.clone(), 0);
+        self.auth.add_access(token.clone(), user.clone(), refresh);
+        token
+    }
+
+    /// A new refresh token of `user`.
+    pub(crate) fn new_refresh_token(&mut self, user: &SalesforceId) -> String {
+        let token = format!("5Aep{}", self.token(83));
+        self.auth.add_refresh(token.clone(), user.clone());
         token
     }
 
     /// A fresh 64-bit value from the seeded generator.
     pub(crate) fn next_u64(&mut self) -> u64 {
         self.rng.next_u64()
+    }
+
+    /// Adds a user, generating a password when the spec has none.
+    pub(crate) fn add_user(
+        &mut self,
+        spec: &UserSpec,
+        integration: bool,
+    ) -> Result<SimUser, SimError> {
+        let password = match &spec.password {
+            Some(p) => p.clone(),
+            None => format!("{}1!", self.token(14)),
+        };
+        self.users.add(&mut self.org, spec, password, integration)
+    }
+}
+
+/// Who writes, and whether they let an alert-only duplicate rule pass.
+#[derive(Debug, Clone)]
+pub(crate) struct Writer {
+    pub(crate) user: SalesforceId,
+    pub(crate) allow_duplicates: bool,
+}
+
+impl Writer {
+    /// A write by `user`.
+    pub(crate) fn user(user: SalesforceId) -> Self {
+        Self {
+            user,
+            allow_duplicates: false,
+        }
+    }
+
+    /// The save of this write, every rule in force.
+    pub(crate) fn save(&self) -> Save<'_> {
+        Save {
+            allow_duplicates: self.allow_duplicates,
+            ..Save::by(&self.user)
+        }
     }
 }
 
@@ -138,13 +178,15 @@ pub(crate) struct Shared {
     pub(crate) config: SimulatorConfig,
     pub(crate) instance_url: String,
     pub(crate) org_id: OrgId,
-    pub(crate) user_id: SalesforceId,
     pub(crate) credentials: SimCredentials,
     pub(crate) state: Mutex<State>,
     pub(crate) outbound_wake: Notify,
     pub(crate) cancel: CancellationToken,
     pub(crate) http: reqwest::Client,
 }
+
+/// An upsert's outcome: the record and whether it was created, or the ids of several matches.
+pub(crate) type Upserted = Result<(SalesforceId, bool), Vec<SalesforceId>>;
 
 impl Shared {
     /// Locks the state (a panicked holder does not poison the simulator).
@@ -161,7 +203,7 @@ impl Shared {
     pub(crate) fn notify_changes(&self, st: &mut State, changed: &[Changed]) {
         let mut queued = false;
         for (object, id) in changed {
-            if st.outbound.rules.contains_key(*object) {
+            if st.outbound.rules.contains_key(object) {
                 let n = st.org.mint("04l");
                 st.outbound.enqueue(n, object, id.clone());
                 queued = true;
@@ -172,19 +214,31 @@ impl Shared {
         }
     }
 
+    /// The user a change "as a user" is attributed to: `key` (username or id), else the first
+    /// sales rep.
+    pub(crate) fn actor(&self, key: Option<&str>) -> Result<SalesforceId, SimError> {
+        let st = self.lock();
+        let user = match key {
+            Some(k) => st.users.by_name_or_id(k),
+            None => st.users.default_actor(),
+        };
+        user.map(|u| u.id.clone()).ok_or_else(SimError::not_found)
+    }
+
     /// Creates a record; `fire` queues Outbound Messages.
     pub(crate) fn create(
         &self,
         object: &str,
         body: &Map<String, Value>,
+        who: &Writer,
         fire: bool,
     ) -> Result<SalesforceId, SimError> {
-        let obj = schema::object(object).ok_or_else(SimError::not_found)?;
         let mut st = self.lock();
-        let record = st.org.prepare_create(obj, body)?;
-        let id = st.org.commit_create(obj, record);
+        let obj = st.org.object(object)?;
+        let record = st.org.prepare_create(&obj, body, who.save())?;
+        let id = st.org.commit_create(&obj, record, &who.user);
         if fire {
-            self.notify_changes(&mut st, &[(obj.name, id.clone())]);
+            self.notify_changes(&mut st, &[(obj.name.clone(), id.clone())]);
         }
         Ok(id)
     }
@@ -195,36 +249,41 @@ impl Shared {
         object: Option<&str>,
         id: &str,
         body: &Map<String, Value>,
+        who: &Writer,
         fire: bool,
     ) -> Result<SalesforceId, SimError> {
-        let obj = object_opt(object)?;
         let mut st = self.lock();
-        let (obj, id, record) = st.org.prepare_update(obj, id, body)?;
-        st.org.commit_update(obj, &id, record);
+        let obj = object.map(|o| st.org.object(o)).transpose()?;
+        let (obj, id, record) = st
+            .org
+            .prepare_update(obj.as_deref(), id, body, who.save())?;
+        st.org.commit_update(&obj, &id, record, &who.user);
         if fire {
-            self.notify_changes(&mut st, &[(obj.name, id.clone())]);
+            self.notify_changes(&mut st, &[(obj.name.clone(), id.clone())]);
         }
         Ok(id)
     }
 
     /// Soft-deletes a record.
     pub(crate) fn delete(&self, object: Option<&str>, id: &str) -> Result<SalesforceId, SimError> {
-        let obj = object_opt(object)?;
-        self.lock().org.delete(obj, id)
+        let mut st = self.lock();
+        let obj = object.map(|o| st.org.object(o)).transpose()?;
+        st.org.delete(obj.as_deref(), id)
     }
 
-    /// Upserts by external id: `Ok((id, created))`, or the ids of several matches (HTTP 300).
+    /// Upserts by external id; `update_only` refuses to create.
     pub(crate) fn upsert(
         &self,
         object: &str,
         field: &str,
         value: &str,
         body: &Map<String, Value>,
-        fire: bool,
-    ) -> Result<Result<(SalesforceId, bool), Vec<SalesforceId>>, SimError> {
-        let obj = schema::object(object).ok_or_else(SimError::not_found)?;
-        let field = external_id_field(obj, field)?;
+        who: &Writer,
+        update_only: bool,
+    ) -> Result<Upserted, SimError> {
         let mut st = self.lock();
+        let obj = st.org.object(object)?;
+        let field = external_id_field(&st.org.schema, &who.user, &obj, field)?;
         let matches = if field == "Id" {
             match SalesforceId::parse(value)
                 .ok()
@@ -235,46 +294,55 @@ impl Shared {
                 None => return Err(SimError::not_found()),
             }
         } else {
-            st.org.find_by_field(obj, &field, value)
+            st.org.find_by_field(&obj, &field, value)
         };
         let (id, created) = match matches.as_slice() {
+            [] if update_only => return Err(SimError::not_found()),
             [] => {
                 let mut body = body.clone();
                 if field != "Id" {
                     body.insert(field.clone(), Value::String(value.to_string()));
                 }
-                let record = st.org.prepare_create(obj, &body)?;
-                (st.org.commit_create(obj, record), true)
+                let record = st.org.prepare_create(&obj, &body, who.save())?;
+                (st.org.commit_create(&obj, record, &who.user), true)
             }
             [one] => {
-                let (obj, id, record) = st.org.prepare_update(Some(obj), one.as_str(), body)?;
-                st.org.commit_update(obj, &id, record);
+                let (obj, id, record) =
+                    st.org
+                        .prepare_update(Some(&obj), one.as_str(), body, who.save())?;
+                st.org.commit_update(&obj, &id, record, &who.user);
                 (id, false)
             }
             _ => return Ok(Err(matches)),
         };
-        if fire {
-            self.notify_changes(&mut st, &[(obj.name, id.clone())]);
+        if self.config.outbound_on_api_writes {
+            self.notify_changes(&mut st, &[(obj.name.clone(), id.clone())]);
         }
         Ok(Ok((id, created)))
     }
 
-    /// Merges losers into a master record.
-    pub(crate) fn merge(&self, master: &str, losers: &[String]) -> Result<(), SimError> {
+    /// Merges losers into a master record as `user`.
+    pub(crate) fn merge(
+        &self,
+        master: &str,
+        losers: &[String],
+        user: &SalesforceId,
+    ) -> Result<(), SimError> {
         let mut st = self.lock();
-        let changed = st.org.merge(master, losers)?;
+        let changed = st.org.merge(master, losers, user)?;
         self.notify_changes(&mut st, &changed);
         Ok(())
     }
 
-    /// Converts a lead.
+    /// Converts a lead as `user`.
     pub(crate) fn convert(
         &self,
         lead: &str,
         options: &ConvertOptions,
+        user: &SalesforceId,
     ) -> Result<ConvertResult, SimError> {
         let mut st = self.lock();
-        let (result, changed) = st.org.convert(lead, options)?;
+        let (result, changed) = st.org.convert(lead, options, user)?;
         self.notify_changes(&mut st, &changed);
         Ok(result)
     }
@@ -287,52 +355,65 @@ impl Shared {
 
     /// Every record of an object as stored, deleted rows included.
     pub(crate) fn list(&self, object: &str) -> Result<Vec<Record>, SimError> {
-        let obj = schema::object(object).ok_or_else(SimError::not_found)?;
-        Ok(self.lock().org.all(obj).cloned().collect())
+        let st = self.lock();
+        let obj = st.org.object(object)?;
+        Ok(st.org.all(&obj).cloned().collect())
     }
 }
 
-fn object_opt(object: Option<&str>) -> Result<Option<&'static ObjectInfo>, SimError> {
-    object
-        .map(|o| schema::object(o).ok_or_else(SimError::not_found))
-        .transpose()
-}
-
-/// The canonical name of a field usable as an external id: `Id` or a custom field.
-pub(crate) fn external_id_field(obj: &ObjectInfo, field: &str) -> Result<String, SimError> {
-    match obj.field(field) {
-        Some(f) if f == "Id" || f.ends_with("__c") => Ok(f),
+/// The canonical name of a field usable as an external id: `Id` or an External ID field the
+/// user can see; `NOT_FOUND` otherwise.
+pub(crate) fn external_id_field(
+    schema: &Schema,
+    user: &SalesforceId,
+    obj: &ObjectDef,
+    field: &str,
+) -> Result<String, SimError> {
+    match schema.visible_field(user, obj, field) {
+        Some(f) if f.name == "Id" || f.external_id => Ok(f.name.clone()),
         _ => Err(SimError::not_found()),
     }
 }
 
-/// The token response `signature`: base64(HMAC-SHA256(client_secret, id + issued_at))
-/// (salesforce-protocol.md 3.2).
-pub fn token_signature(client_secret: &str, id: &str, issued_at: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(client_secret.as_bytes())
-        .unwrap_or_else(|_| unreachable!("hmac takes keys of any length"));
-    mac.update(id.as_bytes());
-    mac.update(issued_at.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+/// The org's users at start: the integration user, then two sales reps.
+fn default_users() -> [(UserSpec, bool); 3] {
+    let user = |first: &str, last: &str, username: &str| UserSpec {
+        username: username.to_string(),
+        first_name: Some(first.to_string()),
+        last_name: last.to_string(),
+        email: None,
+        password: None,
+    };
+    [
+        (
+            user("Integration", "User", "integration@sim.example.com"),
+            true,
+        ),
+        (
+            user("Ada", "Lovelace", "ada.lovelace@sim.example.com"),
+            false,
+        ),
+        (
+            user("Grace", "Hopper", "grace.hopper@sim.example.com"),
+            false,
+        ),
+    ]
 }
 
-/// Builds the shared state for a simulator listening at `instance_url`.
-pub(crate) fn build(config: SimulatorConfig, instance_url: String) -> Arc<Shared> {
-    use rand::SeedableRng;
-    let mut rng = StdRng::seed_from_u64(config.seed);
-    let org_n = 1 + config.seed % 99_999;
-    let org_id = OrgId::parse(SalesforceId::mint("00D", "5g", org_n).as_str())
-        .unwrap_or_else(|_| unreachable!("00D ids are org ids"));
-    let user_id = SalesforceId::mint("005", "5g", org_n);
-    let mut hex = |n: usize| -> String {
-        (0..n)
-            .map(|_| format!("{:X}", rng.random_range(0..16u8)))
-            .collect()
-    };
-    let client_secret = hex(64);
-    let client_id = format!("3MVG9{}", hex(80));
+/// The org: standard objects, configured custom objects, users and stages.
+fn new_state(config: &SimulatorConfig, rng: StdRng) -> Result<State, SimError> {
+    let data_path = format!("/services/data/v{}", config.api_version);
+    let mut org = Org::new(
+        Schema::new(standard_objects(config.marker_field.as_deref())),
+        data_path,
+    );
+    for spec in &config.custom_objects {
+        let def = custom::object_def(spec, org.schema.next_custom_prefix())?;
+        org.schema.add_object(def)?;
+    }
     let mut st = State {
-        org: Org::new(user_id.clone()),
+        org,
+        users: Users::default(),
         auth: Auth::default(),
         faults: Faults::default(),
         rng,
@@ -340,11 +421,42 @@ pub(crate) fn build(config: SimulatorConfig, instance_url: String) -> Arc<Shared
         used: 0,
         cursors: HashMap::new(),
         cursors_opened: 0,
-        outbound: OutboundState::new(&config),
+        outbound: OutboundState::new(config),
+        list_views: Vec::new(),
     };
-    let refresh_token = format!("5Aep{}", st.token(83));
-    st.auth.refresh.push(refresh_token.clone());
-    let access_token = st.new_access_token(&org_id);
+    for (spec, integration) in default_users() {
+        st.add_user(&spec, integration)?;
+    }
+    let admin = st
+        .users
+        .integration()
+        .map(|u| u.id.clone())
+        .ok_or_else(SimError::not_found)?;
+    add_default_stages(&mut st.org, &admin)?;
+    Ok(st)
+}
+
+/// Builds the shared state for a simulator listening at `instance_url`.
+pub(crate) fn build(config: SimulatorConfig, instance_url: String) -> anyhow::Result<Arc<Shared>> {
+    let mut rng = StdRng::seed_from_u64(config.seed);
+    let org_n = 1 + config.seed % 99_999;
+    let org_id = OrgId::parse(SalesforceId::mint("00D", "5g", org_n).as_str())
+        .map_err(|_| anyhow::anyhow!("minted org ids are org ids"))?;
+    let mut hex = |n: usize| -> String {
+        (0..n)
+            .map(|_| format!("{:X}", rng.random_range(0..16u8)))
+            .collect()
+    };
+    let client_secret = hex(64);
+    let client_id = format!("3MVG9{}", hex(80));
+    let mut st = new_state(&config, rng).map_err(|e| anyhow::anyhow!("setting up the org: {e}"))?;
+    let integration = st
+        .users
+        .integration()
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("the org has an integration user"))?;
+    let refresh_token = st.new_refresh_token(&integration.id);
+    let access_token = st.new_access_token(&org_id, &integration.id, Some(refresh_token.clone()));
     let credentials = SimCredentials {
         client_id,
         client_secret,
@@ -353,12 +465,13 @@ pub(crate) fn build(config: SimulatorConfig, instance_url: String) -> Arc<Shared
         redirect_uri: config.redirect_uri.clone(),
         instance_url: instance_url.clone(),
         login_url: instance_url.clone(),
+        username: integration.username,
+        password: integration.password,
     };
-    Arc::new(Shared {
+    Ok(Arc::new(Shared {
         config,
         instance_url,
         org_id,
-        user_id,
         credentials,
         state: Mutex::new(st),
         outbound_wake: Notify::new(),
@@ -367,19 +480,5 @@ pub(crate) fn build(config: SimulatorConfig, instance_url: String) -> Arc<Shared
             .timeout(std::time::Duration::from_secs(10))
             .build()
             .unwrap_or_default(),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_documented_signature_vector_holds() {
-        let id = "https://login.salesforce.com/id/00Dxx0000001gPFEAY/005xx000001SwiUAAS";
-        assert_eq!(
-            token_signature("TESTSECRET123", id, "1278448832702"),
-            "RFh95UvNhLc8buqYMXbtJsXjNgCdTT1giduU1Ytzzcw="
-        );
-    }
+    }))
 }

@@ -204,3 +204,47 @@ impl TestApp {
 pub fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
+
+/// The named `<input>`s of an HTML page and their values, in page order.
+pub fn form_inputs(html: &str) -> Vec<(String, String)> {
+    let attr = |tag: &str, name: &str| -> Option<String> {
+        let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+        let len = tag[start..].find('"')?;
+        let raw = &tag[start..start + len];
+        Some(quick_xml::escape::unescape(raw).map_or_else(|_| raw.to_string(), |v| v.into_owned()))
+    };
+    html.split("<input")
+        .skip(1)
+        .filter_map(|rest| {
+            let tag = &rest[..rest.find('>')?];
+            Some((attr(tag, "name")?, attr(tag, "value").unwrap_or_default()))
+        })
+        .collect()
+}
+
+/// Signs in on the simulated org's login page as a browser would: opens `authorize_url`, fills
+/// the form's username and password and posts it with its other fields. Returns the answer to
+/// the post, a 302 back to the client when the credentials are right.
+pub async fn sign_in(authorize_url: &str, username: &str, password: &str) -> reqwest::Response {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let page = http.get(authorize_url).send().await.expect("login page");
+    assert_eq!(page.status(), 200, "the authorize URL shows the login page");
+    let html = page.text().await.expect("html");
+    let action_at = html.find("action=\"").expect("a form") + 8;
+    let action = &html[action_at..action_at + html[action_at..].find('"').expect("action")];
+    let url = url::Url::parse(authorize_url)
+        .and_then(|u| u.join(action))
+        .expect("form url");
+    let form: Vec<(String, String)> = form_inputs(&html)
+        .into_iter()
+        .map(|(name, value)| match name.as_str() {
+            "username" => (name, username.to_string()),
+            "pw" => (name, password.to_string()),
+            _ => (name, value),
+        })
+        .collect();
+    http.post(url).form(&form).send().await.expect("sign in")
+}

@@ -72,8 +72,9 @@ async fn an_admin_connects_an_org_and_its_refresh_token_is_stored_sealed() {
         "{to_salesforce}"
     );
 
-    // Salesforce approves and sends the browser back with a code.
-    let back = http.get(&to_salesforce).send().await.expect("authorize");
+    // The admin signs in on Salesforce's login page; Salesforce sends the browser back with a
+    // code.
+    let back = sign_in(&to_salesforce, &creds.username, &creds.password).await;
     assert_eq!(back.status(), 302);
     let callback =
         url::Url::parse(back.headers()["location"].to_str().expect("location")).expect("url");

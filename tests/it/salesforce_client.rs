@@ -17,7 +17,9 @@ use sfsync::salesforce::{
     RecordExt as _, SalesforceError, TokenKey, TokenStore, TokenStoreError, TokenVault,
     TransportKind,
 };
-use sfsync::simulator::{ConvertOptions, Faults, SeedSpec, Simulator, SimulatorConfig};
+use sfsync::simulator::{ConvertOptions, Faults, FieldSpec, SeedSpec, Simulator, SimulatorConfig};
+
+use crate::helpers::sign_in;
 
 /// Sealed refresh tokens in memory, as the sled store keeps them.
 #[derive(Default)]
@@ -268,20 +270,24 @@ async fn upsert_by_external_id_creates_then_updates_and_says_which() {
 #[tokio::test]
 async fn an_external_id_matching_two_records_is_a_permanent_multiple_matches_error() {
     let h = harness().await;
+    // An External ID that is not Unique can match several records.
+    h.sim
+        .add_field("Account", &FieldSpec::text("Legacy_Id__c").external_id())
+        .expect("field");
     let a = h
         .sim
-        .create("Account", json!({"Name": "A", "Sfsync_Id__c": "dup"}))
+        .create("Account", json!({"Name": "A", "Legacy_Id__c": "dup"}))
         .expect("a");
     let b = h
         .sim
-        .create("Account", json!({"Name": "B", "Sfsync_Id__c": "dup"}))
+        .create("Account", json!({"Name": "B", "Legacy_Id__c": "dup"}))
         .expect("b");
 
     let upsert = h
         .client
         .upsert(
             "Account",
-            "Sfsync_Id__c",
+            "Legacy_Id__c",
             "dup",
             &record(json!({"Name": "C"})),
         )
@@ -289,7 +295,7 @@ async fn an_external_id_matching_two_records_is_a_permanent_multiple_matches_err
         .expect_err("two matches");
     let read = h
         .client
-        .get_by_external_id("Account", "Sfsync_Id__c", "dup", &[])
+        .get_by_external_id("Account", "Legacy_Id__c", "dup", &[])
         .await
         .expect_err("two matches");
 
@@ -818,17 +824,9 @@ async fn the_pkce_code_flow_against_the_simulator_yields_a_working_connection() 
     let sim = start_sim().await;
     let settings = settings_for(&sim);
     let oauth = OAuthClient::new(settings.clone()).expect("oauth client");
-    let no_redirects = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("http");
-
+    let creds = sim.credentials();
     let authorize = oauth.authorize().expect("authorize url");
-    let response = no_redirects
-        .get(&authorize.url)
-        .send()
-        .await
-        .expect("authorize");
+    let response = sign_in(&authorize.url, &creds.username, &creds.password).await;
     assert_eq!(response.status(), 302);
     let location = response
         .headers()
@@ -849,11 +847,7 @@ async fn the_pkce_code_flow_against_the_simulator_yields_a_working_connection() 
         .await
         .expect_err("verifier mismatch");
     let again = oauth.authorize().expect("authorize url");
-    let response = no_redirects
-        .get(&again.url)
-        .send()
-        .await
-        .expect("authorize");
+    let response = sign_in(&again.url, &creds.username, &creds.password).await;
     let location = url::Url::parse(
         response
             .headers()
@@ -907,14 +901,9 @@ async fn a_reauthorized_connection_leaves_needs_reauth() {
     assert_eq!(h.client.state(), ConnectionState::NeedsReauth);
     let oauth = OAuthClient::new(h.settings.clone()).expect("oauth");
     let auth = oauth.authorize().expect("authorize");
-    let location = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("http")
-        .get(&auth.url)
-        .send()
+    let creds = h.sim.credentials();
+    let location = sign_in(&auth.url, &creds.username, &creds.password)
         .await
-        .expect("authorize")
         .headers()
         .get(reqwest::header::LOCATION)
         .and_then(|v| v.to_str().ok())
