@@ -81,6 +81,10 @@ impl App {
                 &config.sync,
             )),
             push_as: config.sync.push_as,
+            setup: Arc::new(crate::sync::setup::Setup::new(
+                config.salesforce.api_version.clone(),
+                config.outbox.marker_field.clone(),
+            )),
         };
         let app = Self {
             state,
@@ -197,9 +201,13 @@ impl App {
                 tokens.clone(),
             );
             match client {
-                Ok(c) => self.connect_salesforce(
-                    c.with_timeout(Duration::from_secs(config.salesforce.request_timeout_s)),
-                ),
+                Ok(c) => {
+                    let c =
+                        c.with_timeout(Duration::from_secs(config.salesforce.request_timeout_s));
+                    // The org is checked again at every start: its admin may have changed it.
+                    self.state.setup.run_in_background(c.clone());
+                    self.connect_salesforce(c);
+                }
                 Err(e) => tracing::error!(org = %conn.org_id, error = %e, "salesforce client"),
             }
         }

@@ -43,6 +43,23 @@ pub enum Command {
     Outbox(OutboxArgs),
     /// Print a running service's status: connections, inbox, outbox, API usage.
     Status(StatusArgs),
+    /// Check an org's Salesforce setup through a running service (marker field, field and object
+    /// access, API version); exits non-zero when anything is missing.
+    Doctor(DoctorArgs),
+}
+
+/// `sfsync doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Base URL of the running service.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// The API bearer token.
+    #[arg(long, env = "SFSYNC_API_TOKEN")]
+    pub token: String,
+    /// The org (needed when the service has several).
+    #[arg(long)]
+    pub org: Option<String>,
 }
 
 /// `sfsync status`.

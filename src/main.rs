@@ -95,5 +95,6 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Import(a) => sfsync::commands::import(&a).await,
         Command::Outbox(a) => sfsync::commands::outbox(&a).await,
         Command::Status(a) => sfsync::commands::status(&a).await,
+        Command::Doctor(a) => sfsync::commands::doctor(&a).await,
     }
 }

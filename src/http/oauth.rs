@@ -226,6 +226,7 @@ async fn connect(
             })?
             .with_timeout(flow.request_timeout);
     tracing::info!(org = %org, "salesforce connection authorized");
+    state.setup.run_in_background(client.clone());
     state.pull.orgs.insert(client);
     Ok(())
 }

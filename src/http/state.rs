@@ -178,4 +178,6 @@ pub struct AppState {
     /// The OAuth connect flow, or why the connected app is not configured (variable names
     /// only).
     pub oauth: Result<Arc<oauth::OAuthFlow>, Arc<str>>,
+    /// The setup check and each org's latest report.
+    pub setup: Arc<crate::sync::setup::Setup>,
 }

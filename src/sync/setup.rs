@@ -3,11 +3,73 @@
 //! the integration user's object permissions), and whether the org serves the configured API
 //! version. Run on connect, by `sfsync doctor` and by `GET /api/v1/setup`.
 
+use std::collections::BTreeMap;
+use std::sync::{PoisonError, RwLock};
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::ObjectType;
+use crate::domain::{ObjectType, OrgId};
 use crate::salesforce::{Client, ErrorClass, ObjectDescribe, SalesforceError};
+
+/// What the checks compare against, and the latest report of each org.
+#[derive(Debug)]
+pub struct Setup {
+    api_version: String,
+    marker_field: String,
+    reports: RwLock<BTreeMap<OrgId, SetupReport>>,
+}
+
+impl Setup {
+    /// Checks against `api_version` (`[salesforce] api_version`) and `marker_field`
+    /// (`[outbox] marker_field`).
+    pub fn new(api_version: impl Into<String>, marker_field: impl Into<String>) -> Self {
+        Self {
+            api_version: api_version.into(),
+            marker_field: marker_field.into(),
+            reports: RwLock::default(),
+        }
+    }
+
+    /// The latest report of `org`, when one has run.
+    pub fn report(&self, org: &OrgId) -> Option<SetupReport> {
+        self.reports
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(org)
+            .cloned()
+    }
+
+    /// Checks the org behind `client` now, keeps the report and logs what is missing.
+    pub async fn run(&self, client: &Client) -> Result<SetupReport, SalesforceError> {
+        let report = check(client, &self.api_version, &self.marker_field).await?;
+        let org = client.org_id();
+        if !report.api_version.served {
+            tracing::warn!(org = %org, version = %report.api_version.configured, "the org does not serve the configured API version");
+        }
+        for object in report.objects.iter().filter(|o| !o.ok) {
+            tracing::warn!(org = %org, object = %object.object, problems = %object.problems.join("; "), "salesforce setup incomplete");
+        }
+        if report.ok {
+            tracing::info!(org = %org, "salesforce setup checked: nothing missing");
+        }
+        self.reports
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(org.clone(), report.clone());
+        Ok(report)
+    }
+
+    /// Runs [`Setup::run`] in the background, logging a failure to check.
+    pub fn run_in_background(self: &std::sync::Arc<Self>, client: Client) {
+        let setup = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = setup.run(&client).await {
+                tracing::warn!(org = %client.org_id(), error = %e, "the salesforce setup could not be checked");
+            }
+        });
+    }
+}
 
 /// What one object needs from the org.
 #[derive(Debug, Clone, Copy)]

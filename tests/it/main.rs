@@ -31,6 +31,7 @@ mod push_faults;
 mod push_rules;
 mod push_support;
 mod salesforce_client;
+mod setup_check;
 mod simulator;
 mod status_api;
 mod store_records;

@@ -224,6 +224,26 @@ async fn an_operator_connects_an_org_syncs_both_ways_stops_and_restarts_without_
     assert_eq!(done.status(), 200, "{:?}", done.text().await);
     let status = api(&http, &base, reqwest::Method::GET, "/status", None).await;
     assert_eq!(status["connections"][0]["state"], "connected", "{status}");
+    // Connecting checks the org's setup; doctor checks it again on request.
+    eventually("the setup check after connecting", || {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let s = api(&http, &base, reqwest::Method::GET, "/status", None).await;
+            (s["connections"][0]["setup"]["ok"] == true).then_some(s)
+        }
+    })
+    .await;
+    let doctor_base = base.clone();
+    let doctor = tokio::task::spawn_blocking(move || {
+        Process::start(
+            &["doctor", "--url", &doctor_base],
+            &[("SFSYNC_API_TOKEN", API_TOKEN.to_string())],
+        )
+        .wait_exit(Duration::from_secs(30))
+    })
+    .await
+    .expect("join");
+    assert!(doctor.0.success(), "sfsync doctor failed: {:?}", doctor.0);
 
     // The org sends Outbound Messages to the service's webhook URL.
     let resp = http

@@ -49,6 +49,9 @@ pub enum ApiError {
     /// The store failed: 503; the cause is logged, never sent.
     #[error("service unavailable")]
     Unavailable(#[source] StoreError),
+    /// Salesforce refused or failed a call the request needed: 502 with its reason.
+    #[error("{0}")]
+    Upstream(String),
 }
 
 impl ApiError {
@@ -77,6 +80,7 @@ impl ApiError {
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Upstream(_) => StatusCode::BAD_GATEWAY,
         }
     }
 }
@@ -89,6 +93,7 @@ impl From<LocalError> for ApiError {
             LocalError::WrongState(why) => Self::Conflict(why.into()),
             LocalError::NotConnected(_) => Self::Conflict(e.to_string()),
             LocalError::Store(s) => Self::Unavailable(s),
+            LocalError::Salesforce(sf) => Self::Upstream(format!("salesforce: {sf}")),
         }
     }
 }

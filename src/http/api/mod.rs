@@ -29,6 +29,7 @@ mod imports;
 mod outbox;
 mod page;
 mod records;
+mod setup;
 mod status;
 
 pub use error::ApiError;
@@ -65,6 +66,7 @@ pub(super) fn router(state: AppState) -> Router<AppState> {
         .merge(imports::routes())
         .merge(conflicts::routes())
         .merge(status::routes())
+        .merge(setup::routes())
         .merge(history::routes())
         .route_layer(middleware::from_fn_with_state(state, require_token))
 }
@@ -92,6 +94,7 @@ pub(super) fn document() -> utoipa::openapi::OpenApi {
         .merge_from(imports::ImportsDoc::openapi())
         .merge_from(conflicts::ConflictsDoc::openapi())
         .merge_from(status::StatusDoc::openapi())
+        .merge_from(setup::SetupDoc::openapi())
         .merge_from(history::HistoryDoc::openapi());
     extract::merge_in_org_schemas(&mut doc);
     doc

@@ -47,6 +47,44 @@ pub(crate) struct ConnectionStatus {
     /// This org's API usage, when known.
     #[schema(value_type = Option<Object>)]
     pub(crate) api_usage: Option<ApiUsage>,
+    /// The latest setup check (on connect, at start, and by `GET /api/v1/setup`), when one ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) setup: Option<SetupSummary>,
+}
+
+/// The latest setup check of an org, in short.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SetupSummary {
+    /// Nothing is missing.
+    pub(crate) ok: bool,
+    /// When it ran.
+    pub(crate) checked_at: chrono::DateTime<chrono::Utc>,
+    /// What is missing, each prefixed with its object (`Contact: …`).
+    pub(crate) problems: Vec<String>,
+}
+
+impl From<crate::sync::setup::SetupReport> for SetupSummary {
+    fn from(r: crate::sync::setup::SetupReport) -> Self {
+        let mut problems: Vec<String> = r
+            .objects
+            .iter()
+            .flat_map(|o| o.problems.iter().map(move |p| format!("{}: {p}", o.object)))
+            .collect();
+        if !r.api_version.served {
+            problems.insert(
+                0,
+                format!(
+                    "API version {} is not served by this org",
+                    r.api_version.configured
+                ),
+            );
+        }
+        Self {
+            ok: r.ok,
+            checked_at: r.checked_at,
+            problems,
+        }
+    }
 }
 
 /// Inbox figures: `pending` is stored; the totals count since the process started.
@@ -80,6 +118,7 @@ fn connection(state: &AppState, conn: &Connection) -> ConnectionStatus {
         },
         reason: not_configured.map(|r| r.to_string()),
         api_usage: client.and_then(|c| c.api_usage()),
+        setup: state.setup.report(&conn.org_id).map(SetupSummary::from),
     }
 }
 
@@ -122,6 +161,6 @@ async fn status(State(state): State<AppState>) -> Json<Status> {
 #[derive(OpenApi)]
 #[openapi(
     paths(status),
-    components(schemas(Status, ConnectionStatus, InboxStatus))
+    components(schemas(Status, ConnectionStatus, InboxStatus, SetupSummary))
 )]
 pub(super) struct StatusDoc;

@@ -19,6 +19,7 @@ pub mod contacts;
 pub mod history;
 pub mod imports;
 pub mod outbox;
+pub mod setup;
 
 use chrono::{DateTime, Utc};
 
@@ -45,6 +46,9 @@ pub enum LocalError {
     /// The org has no Salesforce connection yet.
     #[error("org {0} is not connected to salesforce")]
     NotConnected(OrgId),
+    /// Salesforce refused or failed a call the use case needed.
+    #[error("salesforce: {0}")]
+    Salesforce(#[from] crate::salesforce::SalesforceError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
