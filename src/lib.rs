@@ -18,19 +18,17 @@
 //! - [`salesforce`]: the only module that names reqwest: OAuth, REST, composite, errors, limits.
 //! - [`simulator`]: a Salesforce org on loopback for tests, the demo and benchmarks.
 //! - [`sync`]: the pull and push rules; [`worker`]: the inbox and outbox workers.
-//! - [`replay`] and [`bench`]: the `replay` and `bench` commands.
+//! - [`tools`]: the demo, the benchmarks, fixture replay and the API clients (`doctor`,
+//!   `import`, `outbox`, `status`), apart from the engine.
 
 pub mod app;
-pub mod bench;
 pub mod cli;
-pub mod commands;
 pub mod config;
-pub mod demo;
 pub mod domain;
 pub mod http;
-pub mod replay;
 pub mod salesforce;
 pub mod simulator;
 pub mod store;
 pub mod sync;
+pub mod tools;
 pub mod worker;

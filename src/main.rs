@@ -71,16 +71,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
             app.run_until(token).await
         }
         Command::Replay(args) => {
-            let failed = sfsync::replay::run(&args).await?;
+            let failed = sfsync::tools::replay::run(&args).await?;
             if failed > 0 {
                 anyhow::bail!("{failed} file(s) were not accepted");
             }
             Ok(())
         }
         Command::Bench(args) => match args.which {
-            BenchCommand::Ingest(a) => sfsync::bench::ingest(&a).await,
-            BenchCommand::Pull(a) => sfsync::bench::pull::run(&a).await,
-            BenchCommand::Push(a) => sfsync::bench::push::run(&a).await,
+            BenchCommand::Ingest(a) => sfsync::tools::bench::ingest(&a).await,
+            BenchCommand::Pull(a) => sfsync::tools::bench::pull::run(&a).await,
+            BenchCommand::Push(a) => sfsync::tools::bench::push::run(&a).await,
         },
         Command::Simulator(a) => {
             let config = sfsync::simulator::SimulatorConfig {
@@ -91,10 +91,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             };
             sfsync::simulator::run_cli(a.listen, config).await
         }
-        Command::Demo(a) => sfsync::demo::run(&a).await,
-        Command::Import(a) => sfsync::commands::import(&a).await,
-        Command::Outbox(a) => sfsync::commands::outbox(&a).await,
-        Command::Status(a) => sfsync::commands::status(&a).await,
-        Command::Doctor(a) => sfsync::commands::doctor(&a).await,
+        Command::Demo(a) => sfsync::tools::demo::run(&a).await,
+        Command::Import(a) => sfsync::tools::commands::import(&a).await,
+        Command::Outbox(a) => sfsync::tools::commands::outbox(&a).await,
+        Command::Status(a) => sfsync::tools::commands::status(&a).await,
+        Command::Doctor(a) => sfsync::tools::commands::doctor(&a).await,
     }
 }

@@ -52,7 +52,7 @@ fn message(first: u64, count: u64) -> String {
             )
         })
         .collect();
-    sfsync::bench::outbound_message_xml(&org(), &notes)
+    sfsync::tools::bench::outbound_message_xml(&org(), &notes)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

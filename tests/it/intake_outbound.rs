@@ -324,7 +324,7 @@ async fn concurrent_messages_share_flushes_and_no_ack_precedes_its_flush() {
         tasks.push(tokio::spawn(async move {
             let nid = SalesforceId::mint("04l", "G", n);
             let rid = SalesforceId::mint("003", "G", n);
-            let body = sfsync::bench::outbound_message_xml(&org(), &[(nid, rid)]);
+            let body = sfsync::tools::bench::outbound_message_xml(&org(), &[(nid, rid)]);
             client
                 .post(format!("{base}/webhooks/salesforce/outbound/{KEY}"))
                 .header("content-type", "text/xml")

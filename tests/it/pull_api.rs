@@ -231,7 +231,9 @@ async fn the_import_command_drives_the_api_to_the_end() {
             filter: String::new(),
         },
     };
-    sfsync::commands::import(&args).await.expect("import");
+    sfsync::tools::commands::import(&args)
+        .await
+        .expect("import");
     assert_eq!(env.store().companies(&env.org).expect("list").len(), 12);
 
     let bad = sfsync::cli::ImportArgs {
@@ -240,6 +242,8 @@ async fn the_import_command_drives_the_api_to_the_end() {
         },
         ..args
     };
-    let err = sfsync::commands::import(&bad).await.expect_err("refused");
+    let err = sfsync::tools::commands::import(&bad)
+        .await
+        .expect_err("refused");
     assert!(err.to_string().contains("422"), "{err}");
 }
