@@ -46,11 +46,21 @@ impl App {
 
     /// [`App::build`] with options.
     pub async fn build_with(config: &Config, options: AppOptions) -> anyhow::Result<Self> {
-        let store = Store::open(&config.store.path)
-            .with_context(|| format!("opening the store at {}", config.store.path.display()))?;
         let listener = TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("binding {}", config.server.listen))?;
+        Self::build_on(config, listener, options).await
+    }
+
+    /// [`App::build_with`] on a listener already bound (`server.listen` is then not used): the
+    /// caller knows the address before the service is built, e.g. for the OAuth callback URL.
+    pub async fn build_on(
+        config: &Config,
+        listener: TcpListener,
+        options: AppOptions,
+    ) -> anyhow::Result<Self> {
+        let store = Store::open(&config.store.path)
+            .with_context(|| format!("opening the store at {}", config.store.path.display()))?;
         let oauth = config.oauth().map(|(settings, key)| {
             Arc::new(crate::http::oauth::OAuthFlow::new(
                 settings,

@@ -274,23 +274,51 @@ async fn the_demo_runs_end_to_end_and_reports_both_directions() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let applied = stdout
-        .lines()
-        .filter(|l| l.trim_end().ends_with("| applied"))
-        .count();
-    let pushed = stdout
-        .lines()
-        .filter(|l| l.trim_end().ends_with("| pushed"))
-        .count();
-    assert_eq!(applied, 8, "{stdout}");
-    assert_eq!(pushed, 4, "{stdout}");
-    assert!(!stdout.contains("(missing)"), "{stdout}");
+    // Each section under its own header, in order.
+    let mut at = 0;
+    for header in [
+        "1. The org",
+        "2. Connecting the org",
+        "3. Import from Salesforce",
+        "4. Changes in Salesforce",
+        "what the local API now shows:",
+        "5. Changes in the app",
+        "what the org now holds:",
+        "6. What it cost",
+    ] {
+        let found = stdout[at..]
+            .find(header)
+            .unwrap_or_else(|| panic!("{header:?} missing or out of order:\n{stdout}"));
+        at += found + header.len();
+    }
+    // The org was connected through its login page, and its setup checked.
+    assert!(stdout.contains("signed in as integration@"), "{stdout}");
+    assert!(stdout.contains("nothing missing"), "{stdout}");
+    // Every row was read back: the pulled ones from the local API, the pushed ones from the org.
+    for expected in [
+        "| company \"Acme Renewables\", industry Energy",
+        "title VP Sales, phone +1 415 555 0100",
+        ": CUSTOMER, stage closed_won, size 48000",
+        "| contact Grace Hopper at company",
+        "(lead)",
+        "now the contact 003",
+        "unlinked; its people now at",
+        "kept, unlinked from Salesforce",
+        "| Contact Mara Quinn, mara.quinn@acme-renewables.example, at Account",
+        "Task \"Intro: Acme Renewables x sfsync\", Email / Completed, on Mara Quinn",
+        "Event \"Discovery call\" with Mara Quinn",
+        "Opportunity \"",
+    ] {
+        assert!(stdout.contains(expected), "{expected:?} not in:\n{stdout}");
+    }
     assert!(
-        stdout.contains("Task \"Intro: Acme Renewables x sfsync\", Email / Completed"),
+        !stdout.contains("(no such record)") && !stdout.contains("(empty)"),
         "{stdout}"
     );
     assert!(
-        stdout.lines().any(|l| l.starts_with("api calls: ")),
+        stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("in all ")),
         "{stdout}"
     );
     // The demo's logs stay off stdout, and quiet by default.
