@@ -318,46 +318,53 @@ pub fn parse(
     if elements.is_empty() {
         return Err(OutboundParseError::Shape("no Notification"));
     }
-    let mut notifications = Vec::with_capacity(elements.len());
-    for el in elements {
-        let id = child(el, OUTBOUND_NS, "Id")
-            .ok_or(OutboundParseError::Shape("notification without Id"))?;
-        let id = SalesforceId::parse(&text_of(id)).map_err(|e| bad_id("Notification/Id", e))?;
-        let sobject = child(el, OUTBOUND_NS, "sObject")
-            .ok_or(OutboundParseError::Shape("notification without sObject"))?;
-        let object_type = sobject
-            .attribute((XSI, "type"))
-            .map(|t| t.rsplit(':').next().unwrap_or(t).to_string())
-            .filter(|t| !t.is_empty())
-            .ok_or(OutboundParseError::Shape("sObject without xsi:type"))?;
-        let mut fields = BTreeMap::new();
-        for f in sobject.children().filter(|c| c.is_element()) {
-            let value = if f.attribute((XSI, "nil")) == Some("true") {
-                None
-            } else {
-                Some(text_of(f))
-            };
-            fields.insert(f.tag_name().name().to_string(), value);
-        }
-        let record_id = fields
-            .get("Id")
-            .and_then(|v| v.as_deref())
-            .ok_or(OutboundParseError::Shape("sObject without Id"))?;
-        let record_id = SalesforceId::parse(record_id).map_err(|e| bad_id("sObject/Id", e))?;
-        check_prefix(&object_type, &record_id)?;
-        check_timestamps(&fields)?;
-        notifications.push(OutboundNotification {
-            id,
-            object_type,
-            record_id,
-            fields,
-        });
-    }
+    let notifications = elements
+        .into_iter()
+        .map(read_notification)
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(OutboundMessage {
         organization_id,
         action_id,
         has_session_id,
         notifications,
+    })
+}
+
+/// One `<Notification>`: its id, its sObject's type, id and fields, each checked.
+fn read_notification(
+    el: roxmltree::Node<'_, '_>,
+) -> Result<OutboundNotification, OutboundParseError> {
+    let id =
+        child(el, OUTBOUND_NS, "Id").ok_or(OutboundParseError::Shape("notification without Id"))?;
+    let id = SalesforceId::parse(&text_of(id)).map_err(|e| bad_id("Notification/Id", e))?;
+    let sobject = child(el, OUTBOUND_NS, "sObject")
+        .ok_or(OutboundParseError::Shape("notification without sObject"))?;
+    let object_type = sobject
+        .attribute((XSI, "type"))
+        .map(|t| t.rsplit(':').next().unwrap_or(t).to_string())
+        .filter(|t| !t.is_empty())
+        .ok_or(OutboundParseError::Shape("sObject without xsi:type"))?;
+    let mut fields = BTreeMap::new();
+    for f in sobject.children().filter(|c| c.is_element()) {
+        let value = if f.attribute((XSI, "nil")) == Some("true") {
+            None
+        } else {
+            Some(text_of(f))
+        };
+        fields.insert(f.tag_name().name().to_string(), value);
+    }
+    let record_id = fields
+        .get("Id")
+        .and_then(|v| v.as_deref())
+        .ok_or(OutboundParseError::Shape("sObject without Id"))?;
+    let record_id = SalesforceId::parse(record_id).map_err(|e| bad_id("sObject/Id", e))?;
+    check_prefix(&object_type, &record_id)?;
+    check_timestamps(&fields)?;
+    Ok(OutboundNotification {
+        id,
+        object_type,
+        record_id,
+        fields,
     })
 }
 
