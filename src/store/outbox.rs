@@ -7,13 +7,14 @@
 //! flight bumps the entry's `version`, so the worker keeps the entry (and sends again) when the
 //! version it sent is no longer the latest. That keeps per-record order by construction.
 //!
-//! Keys: `org(18) ‖ 'E' ‖ entry id(8, BE)` → entry (JSON), and
-//! `org(18) ‖ 'R' ‖ kind(1) ‖ local id(8, BE)` → entry id (the per-record index).
+//! Entries are JSON under their id, with a per-record index to the live entry (see `keys`).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::records::{LocalRef, RecordKind, Tx, TxResult};
+use super::keys;
+use super::records::LocalRef;
+use super::tx::{Tx, TxResult};
 use super::{Store, StoreError};
 use crate::domain::{OrgId, PushAs};
 
@@ -57,36 +58,12 @@ pub struct OutboxEntry {
     pub updated_at: DateTime<Utc>,
 }
 
-fn kind_code(kind: RecordKind) -> u8 {
-    match kind {
-        RecordKind::Company => b'c',
-        RecordKind::Contact => b'p',
-        RecordKind::CompanyProduct => b'o',
-        RecordKind::Activity => b'a',
-    }
-}
-
 fn entry_key(org: &OrgId, id: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(27);
-    k.extend_from_slice(org.as_str().as_bytes());
-    k.push(b'E');
-    k.extend_from_slice(&id.to_be_bytes());
-    k
-}
-
-fn entry_prefix(org: &OrgId) -> Vec<u8> {
-    let mut k = org.as_str().as_bytes().to_vec();
-    k.push(b'E');
-    k
+    keys::outbox_entry(org, id)
 }
 
 fn record_key(org: &OrgId, target: LocalRef) -> Vec<u8> {
-    let mut k = Vec::with_capacity(28);
-    k.extend_from_slice(org.as_str().as_bytes());
-    k.push(b'R');
-    k.push(kind_code(target.kind));
-    k.extend_from_slice(&target.id.to_be_bytes());
-    k
+    keys::outbox_record(org, target.kind.code(), target.id)
 }
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
@@ -199,10 +176,13 @@ impl Store {
         &self,
         org: &OrgId,
     ) -> impl Iterator<Item = Result<OutboxEntry, StoreError>> + use<> {
-        self.inner.outbox.scan_prefix(entry_prefix(org)).map(|kv| {
-            let (_, v) = kv?;
-            serde_json::from_slice(&v).map_err(corrupt)
-        })
+        self.inner
+            .outbox
+            .scan_prefix(keys::outbox_entries(org))
+            .map(|kv| {
+                let (_, v) = kv?;
+                serde_json::from_slice(&v).map_err(corrupt)
+            })
     }
 
     /// An org's outbox entries in enqueue order, optionally only those in `state`.
@@ -258,7 +238,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::TxAbort;
+    use crate::store::{RecordKind, TxAbort};
     use std::convert::Infallible;
 
     fn org() -> OrgId {

@@ -37,8 +37,9 @@ use crate::domain::{
 };
 use crate::salesforce::{Record, RecordExt as _};
 use crate::store::{
-    LocalRef, PendingEntry, Provenance, RecordKind, Store, StoreError, Tx, TxError, TxResult,
+    LocalRef, PendingEntry, Provenance, RecordKind, Store, StoreError, Tx, TxResult,
 };
+pub use crate::store::{SAME_SECOND_MARGIN_MS, Seen};
 
 /// Fields read for each pulled object.
 pub fn fields_for(object: ObjectType) -> &'static [&'static str] {
@@ -115,39 +116,6 @@ impl Rules {
             stages: StageTable::with_overrides(&sync.stages),
         }
     }
-}
-
-/// Salesforce's `SystemModstamp` has whole seconds: two changes in one second carry the same
-/// stamp. A pull is known to include every change of its stamp's second only when it happened
-/// after that second (plus this margin for clock skew).
-pub const SAME_SECOND_MARGIN_MS: i64 = 2_000;
-
-/// What was last pulled of one Salesforce record: its `SystemModstamp` and when it was read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Seen {
-    /// The record's `SystemModstamp`, in milliseconds since the epoch.
-    pub stamp_ms: i64,
-    /// When sfsync read it, in milliseconds since the epoch (local clock).
-    pub pulled_ms: i64,
-}
-
-impl Seen {
-    /// Whether a change stamped `stamp_ms` is already reflected by this pull.
-    pub fn covers(&self, stamp_ms: i64) -> bool {
-        stamp_ms < self.stamp_ms
-            || (stamp_ms == self.stamp_ms
-                && self.pulled_ms >= self.stamp_ms + SAME_SECOND_MARGIN_MS)
-    }
-}
-
-/// The meta key of a record's [`Seen`] bookmark.
-pub fn seen_key(id: &SalesforceId) -> String {
-    format!("seen/{id}")
-}
-
-/// The meta key that points from a quarantined Salesforce id to its open conflict.
-pub fn conflict_key(id: &SalesforceId) -> String {
-    format!("conflict/{id}")
 }
 
 /// Parses a Salesforce datetime (`2013-05-20T20:49:32.000+0000` or RFC 3339).
@@ -372,12 +340,12 @@ pub fn apply_record(
             stamp_ms: stamp,
             pulled_ms: origin.now.timestamp_millis(),
         };
-        tx.set_meta(org, &seen_key(&id), &seen)?;
+        tx.set_seen(org, &id, &seen)?;
     }
     if !matches!(applied, Applied::Quarantined { .. }) {
-        if let Some(conflict) = tx.meta::<u64>(org, &conflict_key(&id))? {
+        if let Some(conflict) = tx.conflict_for(org, &id)? {
             tx.remove_conflict(org, conflict)?;
-            tx.remove_meta(org, &conflict_key(&id))?;
+            tx.clear_conflict_for(org, &id)?;
         }
     }
     Ok(applied)
@@ -394,7 +362,7 @@ fn quarantine(
     record: &Record,
     origin: &Origin,
 ) -> TxResult<Applied> {
-    if let Some(old) = tx.meta::<u64>(org, &conflict_key(id))? {
+    if let Some(old) = tx.conflict_for(org, id)? {
         tx.remove_conflict(org, old)?;
     }
     let conflict = Conflict {
@@ -406,7 +374,7 @@ fn quarantine(
         at: origin.now.to_rfc3339(),
     };
     let cid = tx.add_conflict(org, &conflict)?;
-    tx.set_meta(org, &conflict_key(id), &cid)?;
+    tx.set_conflict_for(org, id, cid)?;
     tracing::info!(org = %org, id = %id, rung, conflict = cid, "record quarantined");
     Ok(Applied::Quarantined { conflict: cid })
 }
@@ -1200,13 +1168,6 @@ pub fn clear_if_covered(
     Ok(clear)
 }
 
-fn store_error(e: TxError<std::convert::Infallible>) -> StoreError {
-    match e {
-        TxError::Store(e) => e,
-        TxError::Abort(never) => match never {},
-    }
-}
-
 /// Applies a pulled record in one transaction and, when `clear` holds the pending entry as it
 /// was before the pull, clears that entry in the same transaction (see [`clear_if_covered`]).
 #[allow(clippy::too_many_arguments)]
@@ -1224,15 +1185,13 @@ pub fn commit_record(
         stamp_ms,
         pulled_ms: origin.now.timestamp_millis(),
     });
-    store
-        .transact(|tx| {
-            let applied = apply_record(tx, org, rules, object, record, origin, target)?;
-            if let (Some(snapshot), Some(id)) = (clear, record.sf_id()) {
-                clear_if_covered(tx, org, object, &id, snapshot, seen)?;
-            }
-            Ok(applied)
-        })
-        .map_err(store_error)
+    store.write(|tx| {
+        let applied = apply_record(tx, org, rules, object, record, origin, target)?;
+        if let (Some(snapshot), Some(id)) = (clear, record.sf_id()) {
+            clear_if_covered(tx, org, object, &id, snapshot, seen)?;
+        }
+        Ok(applied)
+    })
 }
 
 /// [`apply_gone`] in one transaction, clearing the pending entry as [`commit_record`] does.
@@ -1250,15 +1209,13 @@ pub fn commit_gone(
         Some(local) if master.is_some() => children_of(store, org, local)?,
         _ => Children::default(),
     };
-    store
-        .transact(|tx| {
-            let applied = apply_gone(tx, org, id, master, &children, origin)?;
-            if let Some(snapshot) = clear {
-                clear_if_covered(tx, org, object, id, snapshot, None)?;
-            }
-            Ok(applied)
-        })
-        .map_err(store_error)
+    store.write(|tx| {
+        let applied = apply_gone(tx, org, id, master, &children, origin)?;
+        if let Some(snapshot) = clear {
+            clear_if_covered(tx, org, object, id, snapshot, None)?;
+        }
+        Ok(applied)
+    })
 }
 
 /// Clears a pending entry whose change is already applied (its stamp is covered by the stored
@@ -1271,14 +1228,12 @@ pub fn skip_covered(
     snapshot: &PendingEntry,
     seen: Seen,
 ) -> Result<bool, StoreError> {
-    store
-        .transact(|tx| Ok(clear_if_covered(tx, org, object, id, snapshot, Some(seen))?))
-        .map_err(store_error)
+    store.write(|tx| clear_if_covered(tx, org, object, id, snapshot, Some(seen)))
 }
 
 /// The stored [`Seen`] bookmark of a record.
 pub fn seen(store: &Store, org: &OrgId, id: &SalesforceId) -> Result<Option<Seen>, StoreError> {
-    store.read_meta(org, &seen_key(id))
+    store.seen(org, id)
 }
 
 #[cfg(test)]

@@ -13,11 +13,10 @@
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use futures::TryStreamExt as _;
-use serde::{Deserialize, Serialize};
 
 use crate::domain::{ChangeType, Notification, ObjectType, OrgId, SalesforceId};
 use crate::salesforce::{Client, RecordExt as _, SalesforceError};
-use crate::store::{DedupeSource, Delivery, Store, StoreError, TxAbort, TxError};
+use crate::store::{DedupeSource, Delivery, Store, StoreError};
 
 use super::pull::{SAME_SECOND_MARGIN_MS, parse_datetime};
 
@@ -36,13 +35,7 @@ pub enum SweepError {
 }
 
 /// Where an object's sweep resumes: the last `(SystemModstamp, Id)` it stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Cursor {
-    /// `SystemModstamp` in milliseconds.
-    pub stamp_ms: i64,
-    /// The record id at that stamp (ties are ordered by id).
-    pub id: String,
-}
+pub use crate::store::SweepCursor as Cursor;
 
 /// What one sweep found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -57,10 +50,6 @@ pub struct SweepReport {
     pub api_calls: u64,
     /// Objects re-read from the beginning because a change event asked for it.
     pub full_rereads: u64,
-}
-
-fn cursor_key(object: ObjectType) -> String {
-    format!("sweep/{}", object.api_name())
 }
 
 /// The SOQL datetime literal of the whole second at or before `at`.
@@ -116,8 +105,7 @@ async fn sweep_object(
     now: DateTime<Utc>,
     report: &mut SweepReport,
 ) -> Result<(), SweepError> {
-    let key = cursor_key(object);
-    let cursor: Cursor = match store.read_meta(org, &key)? {
+    let cursor: Cursor = match store.sweep_cursor(org, object)? {
         Some(c) => c,
         None => Cursor {
             stamp_ms: (now - ChronoDuration::hours(FIRST_LOOKBACK_HOURS)).timestamp_millis(),
@@ -191,22 +179,13 @@ async fn sweep_object(
         }
         let out = store.ingest_durably(org, deliveries, Utc::now()).await?;
         report.duplicates += out.duplicates;
-        set_cursor(store, org, &key, &last)?;
+        store.set_sweep_cursor(org, object, &last)?;
     }
-    if store.read_meta::<Cursor>(org, &key)?.is_none() {
+    if store.sweep_cursor(org, object)?.is_none() {
         // An empty first sweep still fixes its starting point.
-        set_cursor(store, org, &key, &last)?;
+        store.set_sweep_cursor(org, object, &last)?;
     }
     Ok(())
-}
-
-fn set_cursor(store: &Store, org: &OrgId, key: &str, cursor: &Cursor) -> Result<(), StoreError> {
-    store
-        .transact(|tx| Ok::<_, TxAbort<std::convert::Infallible>>(tx.set_meta(org, key, cursor)?))
-        .map_err(|e| match e {
-            TxError::Store(e) => e,
-            TxError::Abort(never) => match never {},
-        })
 }
 
 fn delivery(
@@ -248,7 +227,7 @@ pub fn cursor(
     org: &OrgId,
     object: ObjectType,
 ) -> Result<Option<Cursor>, StoreError> {
-    store.read_meta(org, &cursor_key(object))
+    store.sweep_cursor(org, object)
 }
 
 #[cfg(test)]

@@ -775,15 +775,11 @@ impl OutboxWorker {
                                 )?;
                             }
                             if let Some(ms) = stamp_ms {
-                                tx.set_meta(org, &format!("stamp:{id}"), ms)?;
+                                tx.set_written_stamp(org, id, *ms)?;
                                 // What was written, so the intake can recognise the Outbound
                                 // Message that reports this write (see `sync::push::is_echo`).
                                 if let Some(item) = item {
-                                    tx.set_meta(
-                                        org,
-                                        &format!("written:{id}"),
-                                        &item.payload.fields,
-                                    )?;
+                                    tx.set_written_fields(org, id, &item.payload.fields)?;
                                 }
                             }
                             finished(tx, entry)?;

@@ -155,19 +155,11 @@ fn is_own_echo(
     note: &crate::domain::Notification,
 ) -> bool {
     let id = &note.record_id;
-    let stamp = state
-        .store
-        .read_meta::<i64>(&conn.org_id, &format!("stamp:{id}"))
-        .ok()
-        .flatten();
+    let stamp = state.store.written_stamp(&conn.org_id, id).ok().flatten();
     if stamp.is_none() {
         return false;
     }
-    let written = state
-        .store
-        .read_meta::<crate::salesforce::Record>(&conn.org_id, &format!("written:{id}"))
-        .ok()
-        .flatten();
+    let written = state.store.written_fields(&conn.org_id, id).ok().flatten();
     crate::sync::push::is_echo(
         note.object,
         note.system_modstamp.map(|t| t.timestamp_millis()),
