@@ -15,7 +15,7 @@ use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use futures::TryStreamExt as _;
 
 use crate::domain::{ChangeType, Notification, ObjectType, OrgId, SalesforceId};
-use crate::salesforce::{Client, RecordExt as _, SalesforceError};
+use crate::salesforce::{Client, Condition, RecordExt as _, SalesforceError, Soql};
 use crate::store::{DedupeSource, Delivery, Store, StoreError};
 
 use super::pull::{SAME_SECOND_MARGIN_MS, parse_datetime};
@@ -50,11 +50,6 @@ pub struct SweepReport {
     pub api_calls: u64,
     /// Objects re-read from the beginning because a change event asked for it.
     pub full_rereads: u64,
-}
-
-/// The SOQL datetime literal of the whole second at or before `at`.
-fn soql_second(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// Sweeps one org: every pulled object in turn.
@@ -125,11 +120,10 @@ async fn sweep_object(
     let from = DateTime::<Utc>::from_timestamp_millis(start.stamp_ms).unwrap_or_default();
     // Whole-second literal, `>=`: rows at or before the cursor are dropped below, so a stamp
     // with milliseconds is never skipped.
-    let soql = format!(
-        "SELECT Id, SystemModstamp, IsDeleted FROM {} WHERE SystemModstamp >= {} ORDER BY SystemModstamp, Id",
-        object.api_name(),
-        soql_second(from)
-    );
+    let soql = Soql::select(&["Id", "SystemModstamp", "IsDeleted"], object.api_name())
+        .filter(Condition::since("SystemModstamp", from))
+        .order_by(&["SystemModstamp", "Id"])
+        .to_string();
     let mut pages = std::pin::pin!(client.query_pages(&soql, true));
     let mut last = cursor.clone();
     // Rows of a second that was not over when the query ran may still gain changes with the
@@ -233,12 +227,6 @@ pub fn cursor(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn datetime_literals_are_whole_seconds_in_utc() {
-        let at = parse_datetime("2024-05-01T10:00:00.250+0000").expect("datetime");
-        assert_eq!(soql_second(at), "2024-05-01T10:00:00Z");
-    }
 
     #[test]
     fn a_sweep_row_becomes_a_stamped_notification_with_a_stable_dedupe_id() {

@@ -24,7 +24,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::domain::{ChangeType, ObjectType, OrgId, SalesforceId};
-use crate::salesforce::{Client, ConnectionState, ErrorClass, MAX_COLLECTION, Record, RecordExt};
+use crate::salesforce::{
+    Client, ConnectionState, ErrorClass, MAX_COLLECTION, Record, RecordExt, Soql,
+};
 use crate::store::{PendingRecord, Store, StoreError};
 use crate::sync::orgs::PullContext;
 use crate::sync::pull::{self, Applied, Origin, Target};
@@ -517,15 +519,9 @@ async fn masters(
     if !pull::can_merge(object) {
         return Ok(out);
     }
-    let ids = entries
-        .iter()
-        .map(|e| format!("'{}'", e.id))
-        .collect::<Vec<_>>()
-        .join(",");
-    let soql = format!(
-        "SELECT Id, IsDeleted, MasterRecordId FROM {} WHERE Id IN ({ids})",
-        object.api_name()
-    );
+    let soql = Soql::select(&["Id", "IsDeleted", "MasterRecordId"], object.api_name())
+        .where_in("Id", entries.iter().map(|e| e.id.as_str()))
+        .to_string();
     let rows: Vec<Record> = client.query_all(&soql).try_collect().await?;
     for row in rows {
         if let Some(id) = row.sf_id() {

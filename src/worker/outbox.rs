@@ -35,8 +35,8 @@ use tracing::Instrument as _;
 use crate::config::OutboxConfig;
 use crate::domain::{OrgId, PushAs, SalesforceId, SalesforceKind, normalize};
 use crate::salesforce::{
-    Client, ConnectionState, ErrorClass, MAX_COLLECTION, Record, RecordExt as _, RecordResult,
-    SalesforceError,
+    Client, Condition, ConnectionState, ErrorClass, MAX_COLLECTION, Record, RecordExt as _,
+    RecordResult, SalesforceError, Soql,
 };
 use crate::store::{
     LocalRef, OutboxEntry, OutboxState, Provenance, RecordKind, Store, StoreError, Tx, TxAbort,
@@ -163,10 +163,6 @@ fn marker_kind(kind: RecordKind) -> &'static str {
         RecordKind::CompanyProduct => "product",
         RecordKind::Activity => "activity",
     }
-}
-
-fn soql_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 fn first_message(errors: &[crate::salesforce::ApiErrorItem]) -> String {
@@ -480,38 +476,21 @@ impl OutboxWorker {
             .iter()
             .filter_map(|&i| chunk[i].payload.match_email.clone())
             .collect();
-        let mut conds = vec![format!(
-            "{marker_field} IN ({})",
-            markers
-                .iter()
-                .map(|m| soql_quote(m))
-                .collect::<Vec<_>>()
-                .join(",")
-        )];
+        let mut alternatives = vec![Condition::is_in(marker_field, &markers)];
         if !emails.is_empty() {
-            conds.push(format!(
-                "Email IN ({})",
-                emails
-                    .iter()
-                    .map(|m| soql_quote(m))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            ));
+            alternatives.push(Condition::is_in("Email", &emails));
         }
         let mut fields = vec!["Id", "SystemModstamp", marker_field];
-        let mut filter = format!("({})", conds.join(" OR "));
         match sobject {
             "Contact" => fields.extend(["Email", "AccountId"]),
-            "Lead" => {
-                fields.push("Email");
-                filter.push_str(" AND IsConverted = false");
-            }
+            "Lead" => fields.push("Email"),
             _ => {}
         }
-        let soql = format!(
-            "SELECT {} FROM {sobject} WHERE {filter} ORDER BY Id",
-            fields.join(", ")
-        );
+        let mut query = Soql::select(&fields, sobject).filter(Condition::any(alternatives));
+        if sobject == "Lead" {
+            query = query.filter(Condition::is("IsConverted", false));
+        }
+        let soql = query.order_by(&["Id"]).to_string();
         let rows: Vec<Record> = self.client.query(&soql).try_collect().await?;
         let mut by_marker: HashMap<&str, &Record> = HashMap::new();
         let mut by_email: HashMap<String, Vec<&Record>> = HashMap::new();
@@ -701,17 +680,14 @@ impl OutboxWorker {
         sobject: &str,
         ids: &[SalesforceId],
     ) -> Result<HashMap<SalesforceId, (SalesforceId, String)>, SalesforceError> {
-        let list = ids
-            .iter()
-            .map(|i| soql_quote(i.as_str()))
-            .collect::<Vec<_>>()
-            .join(",");
-        let fields = match sobject {
-            "Account" | "Contact" => "Id, MasterRecordId",
-            "Lead" => "Id, MasterRecordId, IsConverted, ConvertedContactId",
+        let fields: &[&str] = match sobject {
+            "Account" | "Contact" => &["Id", "MasterRecordId"],
+            "Lead" => &["Id", "MasterRecordId", "IsConverted", "ConvertedContactId"],
             _ => return Ok(HashMap::new()),
         };
-        let soql = format!("SELECT {fields} FROM {sobject} WHERE Id IN ({list})");
+        let soql = Soql::select(fields, sobject)
+            .where_in("Id", ids.iter().map(SalesforceId::as_str))
+            .to_string();
         let rows: Vec<Record> = self.client.query_all(&soql).try_collect().await?;
         let mut out = HashMap::new();
         for r in rows {
@@ -1131,10 +1107,5 @@ mod tests {
             Outcome::Dead { message } => assert!(message.starts_with("DUPLICATES_DETECTED")),
             other => panic!("not dead: {other:?}"),
         }
-    }
-
-    #[test]
-    fn soql_strings_are_quoted() {
-        assert_eq!(soql_quote("o'brien@x"), "'o\\'brien@x'");
     }
 }
