@@ -76,10 +76,10 @@ pub async fn run(args: &PushBenchArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let progress = indicatif::ProgressBar::new(args.records as u64);
     loop {
-        let report = worker.step().await?;
+        let outcome = worker.step().await?;
         let left = store.outbox_counts(&org)?;
         progress.set_position(args.records as u64 - left.pending.min(args.records as u64));
-        if !report.progressed() && !report.paused {
+        if !outcome.worked() && !worker.is_paused() {
             break;
         }
     }

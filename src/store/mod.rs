@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 pub use inbox::{DedupeSource, Delivery, IngestOutcome};
 pub use meta::{SAME_SECOND_MARGIN_MS, Seen, SweepCursor};
-pub use outbox::{OutboxCounts, OutboxEntry, OutboxState};
+pub use outbox::{Link, OutboxChange, OutboxCounts, OutboxEntry, OutboxState, Settled};
 pub use pending::{PendingEntry, PendingRecord};
 pub use records::{LocalRef, Provenance, RecordKind};
 pub use tx::{Tx, TxAbort, TxError, TxResult};

@@ -10,7 +10,11 @@ use serde::de::DeserializeOwned;
 use super::keys::{self, Index};
 use super::tx::{Tx, TxResult, read_json};
 use super::{Store, StoreError};
-use crate::domain::{Activity, Company, CompanyProduct, Contact, OrgId, SalesforceId, normalize};
+use chrono::{DateTime, Utc};
+
+use crate::domain::{
+    Activity, Company, CompanyProduct, Contact, OrgId, SalesforceId, SalesforceKind, normalize,
+};
 
 /// Which kind of local record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -326,6 +330,53 @@ impl Tx<'_> {
             me,
         )?;
         self.put_record(&a.org_id, me, a)
+    }
+
+    /// Links a local record to a Salesforce record, or clears its link (`None`). A contact
+    /// also records whether it is linked to a Lead (key prefix `00Q`) or a Contact. `touched`,
+    /// when given, becomes the record's `updated_at` (activities have none).
+    pub fn set_salesforce_link(
+        &self,
+        org: &OrgId,
+        target: LocalRef,
+        link: Option<&SalesforceId>,
+        touched: Option<DateTime<Utc>>,
+    ) -> TxResult<()> {
+        let link = link.cloned();
+        match target.kind {
+            RecordKind::Company => {
+                if let Some(mut c) = self.company(org, target.id)? {
+                    c.salesforce_id = link;
+                    c.updated_at = touched.unwrap_or(c.updated_at);
+                    self.put_company(&c)?;
+                }
+            }
+            RecordKind::Contact => {
+                if let Some(mut c) = self.contact(org, target.id)? {
+                    c.salesforce_kind = link.as_ref().map(|l| match l.key_prefix() {
+                        "00Q" => SalesforceKind::Lead,
+                        _ => SalesforceKind::Contact,
+                    });
+                    c.salesforce_id = link;
+                    c.updated_at = touched.unwrap_or(c.updated_at);
+                    self.put_contact(&c)?;
+                }
+            }
+            RecordKind::CompanyProduct => {
+                if let Some(mut p) = self.company_product(org, target.id)? {
+                    p.salesforce_opportunity_id = link;
+                    p.updated_at = touched.unwrap_or(p.updated_at);
+                    self.put_company_product(&p)?;
+                }
+            }
+            RecordKind::Activity => {
+                if let Some(mut a) = self.activity(org, target.id)? {
+                    a.salesforce_id = link;
+                    self.put_activity(&a)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Appends a provenance entry for a record.

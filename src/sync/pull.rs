@@ -1036,53 +1036,6 @@ fn repoint(
     Ok(())
 }
 
-/// Sets or clears the Salesforce link of a local record.
-fn set_link(
-    tx: &Tx<'_>,
-    org: &OrgId,
-    target: LocalRef,
-    link: Option<SalesforceId>,
-    now: DateTime<Utc>,
-) -> TxResult<()> {
-    match target.kind {
-        RecordKind::Company => {
-            if let Some(mut c) = tx.company(org, target.id)? {
-                c.salesforce_id = link;
-                c.updated_at = now;
-                tx.put_company(&c)?;
-            }
-        }
-        RecordKind::Contact => {
-            if let Some(mut c) = tx.contact(org, target.id)? {
-                c.salesforce_kind = link.as_ref().map(|l| {
-                    if l.key_prefix() == "00Q" {
-                        SalesforceKind::Lead
-                    } else {
-                        SalesforceKind::Contact
-                    }
-                });
-                c.salesforce_id = link;
-                c.updated_at = now;
-                tx.put_contact(&c)?;
-            }
-        }
-        RecordKind::CompanyProduct => {
-            if let Some(mut p) = tx.company_product(org, target.id)? {
-                p.salesforce_opportunity_id = link;
-                p.updated_at = now;
-                tx.put_company_product(&p)?;
-            }
-        }
-        RecordKind::Activity => {
-            if let Some(mut a) = tx.activity(org, target.id)? {
-                a.salesforce_id = link;
-                tx.put_activity(&a)?;
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Applies a record that is gone from Salesforce (deleted, or merged away when `master` is
 /// set). Merged: records pointing at the loser's local copy are re-pointed to the survivor's
 /// copy and the loser's copy is unlinked; when the survivor has no local copy yet, the loser's
@@ -1102,7 +1055,7 @@ pub fn apply_gone(
         });
     };
     let Some(master) = master.filter(|m| *m != id) else {
-        set_link(tx, org, local, None, origin.now)?;
+        tx.set_salesforce_link(org, local, None, Some(origin.now))?;
         tx.add_provenance(
             org,
             local,
@@ -1116,7 +1069,7 @@ pub fn apply_gone(
     {
         Some(survivor) if survivor.id != local.id => {
             repoint(tx, org, local, survivor.id, children, origin)?;
-            set_link(tx, org, local, None, origin.now)?;
+            tx.set_salesforce_link(org, local, None, Some(origin.now))?;
             tx.add_provenance(
                 org,
                 local,
@@ -1129,7 +1082,7 @@ pub fn apply_gone(
         }
         Some(survivor) => Ok(Applied::Unchanged { target: survivor }),
         None => {
-            set_link(tx, org, local, Some(master.clone()), origin.now)?;
+            tx.set_salesforce_link(org, local, Some(master), Some(origin.now))?;
             tx.add_provenance(
                 org,
                 local,

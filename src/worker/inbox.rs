@@ -18,14 +18,14 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use futures::TryStreamExt as _;
-use rand::Rng as _;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
+use super::Backoff;
 use crate::domain::{ChangeType, ObjectType, OrgId, SalesforceId};
 use crate::salesforce::{
-    Client, ConnectionState, ErrorClass, MAX_COLLECTION, Record, RecordExt, Soql,
+    Client, ConnectionState, ErrorClass, MAX_COLLECTION, Record, RecordExt, SalesforceError, Soql,
 };
 use crate::store::{PendingRecord, Store, StoreError};
 use crate::sync::orgs::PullContext;
@@ -38,10 +38,8 @@ pub struct InboxSettings {
     pub max_per_step: usize,
     /// Retrieve calls in flight at once per org.
     pub concurrency: usize,
-    /// First retry delay of a failed pull (full jitter up to it, doubling per attempt).
-    pub retry_base: Duration,
-    /// Longest retry delay.
-    pub retry_cap: Duration,
+    /// When a record whose pull failed is tried again.
+    pub backoff: Backoff,
     /// How long an org pauses after `REQUEST_LIMIT_EXCEEDED` or past its budget share.
     pub limit_pause: Duration,
     /// Share of the org's daily API limit pulls may use (0 to 1).
@@ -58,8 +56,7 @@ impl Default for InboxSettings {
         Self {
             max_per_step: 4_000,
             concurrency: 4,
-            retry_base: Duration::from_secs(1),
-            retry_cap: Duration::from_secs(300),
+            backoff: Backoff::default(),
             limit_pause: Duration::from_secs(300),
             limit_share: 0.9,
             idle_wait: Duration::from_millis(25),
@@ -89,31 +86,74 @@ pub struct StepReport {
     pub api_calls: u64,
 }
 
-/// The result of one step.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// Nothing was due.
-    Idle,
-    /// Some work was done.
-    Worked(StepReport),
-    /// Work is waiting but every org that has some is paused.
-    Paused,
+impl StepReport {
+    fn count(&mut self, applied: &Applied) {
+        match applied {
+            Applied::Created { .. }
+            | Applied::Updated { .. }
+            | Applied::Relinked { .. }
+            | Applied::Unlinked { .. } => self.applied += 1,
+            Applied::Unchanged { .. } | Applied::Ignored { .. } => self.unchanged += 1,
+            Applied::Quarantined { .. } => self.quarantined += 1,
+        }
+    }
+
+    fn add(&mut self, r: &StepReport) {
+        self.pulled += r.pulled;
+        self.applied += r.applied;
+        self.unchanged += r.unchanged;
+        self.skipped += r.skipped;
+        self.quarantined += r.quarantined;
+        self.gone += r.gone;
+        self.failed += r.failed;
+        self.api_calls += r.api_calls;
+    }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Backoff {
-    attempts: u32,
-    until: Instant,
-}
+/// The result of one step.
+pub type Outcome = super::Outcome<StepReport>;
 
 type Key = (OrgId, ObjectType, SalesforceId);
+
+fn key(rec: &PendingRecord) -> Key {
+    (rec.org.clone(), rec.object, rec.id.clone())
+}
+
+/// Records whose pull failed, each waiting out its back-off before it is due again.
+#[derive(Debug, Default)]
+struct Waiting {
+    records: HashMap<Key, (u32, Instant)>,
+}
+
+impl Waiting {
+    /// Whether a record is still waiting at `now`.
+    fn holds(&self, key: &Key, now: Instant) -> bool {
+        self.records.get(key).is_some_and(|(_, until)| *until > now)
+    }
+
+    /// Another failed attempt for each record: each waits on the schedule.
+    fn failed(&mut self, schedule: &Backoff, entries: &[PendingRecord]) {
+        let now = Instant::now();
+        let mut rng = rand::rng();
+        for e in entries {
+            let slot = self.records.entry(key(e)).or_insert((0, now));
+            slot.0 += 1;
+            slot.1 = now + schedule.delay(slot.0, &mut rng);
+        }
+    }
+
+    /// A record went through: its back-off is over.
+    fn done(&mut self, key: &Key) {
+        self.records.remove(key);
+    }
+}
 
 /// The inbox worker. Drive it with [`InboxWorker::step`] (tests) or [`InboxWorker::run`].
 pub struct InboxWorker {
     store: Store,
     ctx: PullContext,
     settings: InboxSettings,
-    backoff: HashMap<Key, Backoff>,
+    waiting: Waiting,
     paused: HashMap<OrgId, Instant>,
 }
 
@@ -126,11 +166,22 @@ const ORDER: [ObjectType; 4] = [
     ObjectType::Opportunity,
 ];
 
+/// The due records of one org: to pull, and gone (deleted, or came back empty).
+#[derive(Debug, Default)]
+struct Due {
+    pull: BTreeMap<ObjectType, Vec<PendingRecord>>,
+    gone: BTreeMap<ObjectType, Vec<PendingRecord>>,
+}
+
+/// A pulled record with its pending entry and when it was read.
+type Pulled = BTreeMap<ObjectType, Vec<(PendingRecord, Record, chrono::DateTime<chrono::Utc>)>>;
+
+/// One retrieve call's result.
 struct Fetched {
     object: ObjectType,
     entries: Vec<PendingRecord>,
     started: chrono::DateTime<chrono::Utc>,
-    result: Result<Vec<Option<Record>>, crate::salesforce::SalesforceError>,
+    result: Result<Vec<Option<Record>>, SalesforceError>,
 }
 
 impl InboxWorker {
@@ -140,7 +191,7 @@ impl InboxWorker {
             store,
             ctx,
             settings,
-            backoff: HashMap::new(),
+            waiting: Waiting::default(),
             paused: HashMap::new(),
         }
     }
@@ -157,8 +208,8 @@ impl InboxWorker {
                 break;
             }
             let wait = match self.step().await {
-                Ok(Outcome::Worked(_)) => Duration::ZERO,
-                Ok(Outcome::Idle | Outcome::Paused) => self.settings.idle_wait,
+                Ok(outcome) if outcome.worked() => Duration::ZERO,
+                Ok(_) => self.settings.idle_wait,
                 Err(e) => {
                     tracing::error!(error = %e, "inbox step failed");
                     Duration::from_secs(1)
@@ -181,29 +232,14 @@ impl InboxWorker {
         let mut worked = false;
         let mut paused = false;
         for client in self.ctx.orgs.all() {
-            let org = client.org_id().clone();
-            if self.is_paused(&org) {
+            if !self.may_call(&client) {
                 paused = true;
                 continue;
             }
-            if client.state() == ConnectionState::NeedsReauth {
-                paused = true;
-                continue;
-            }
-            if let Some(usage) = client.api_usage() {
-                if usage.limit > 0
-                    && usage.used as f64 >= usage.limit as f64 * self.settings.limit_share
-                {
-                    tracing::warn!(org = %org, used = usage.used, limit = usage.limit, "api budget share reached; pulls pause");
-                    self.pause(&org);
-                    paused = true;
-                    continue;
-                }
-            }
-            let span = tracing::info_span!("inbox.step", org = %org);
+            let span = tracing::info_span!("inbox.step", org = %client.org_id());
             if let Some(report) = self.step_org(&client).instrument(span).await? {
                 worked = true;
-                add(&mut total, &report);
+                total.add(&report);
             }
         }
         Ok(if worked {
@@ -215,119 +251,129 @@ impl InboxWorker {
         })
     }
 
+    /// Whether an org may make calls: not paused, connected, under its budget share.
+    fn may_call(&mut self, client: &Client) -> bool {
+        let org = client.org_id();
+        if self.is_paused(org) || client.state() == ConnectionState::NeedsReauth {
+            return false;
+        }
+        match client.api_usage() {
+            Some(usage)
+                if usage.limit > 0
+                    && usage.used as f64 >= usage.limit as f64 * self.settings.limit_share =>
+            {
+                tracing::warn!(org = %org, used = usage.used, limit = usage.limit, "api budget share reached; pulls pause");
+                self.pause(org);
+                false
+            }
+            _ => true,
+        }
+    }
+
     fn pause(&mut self, org: &OrgId) {
         self.paused
             .insert(org.clone(), Instant::now() + self.settings.limit_pause);
     }
 
-    fn back_off(&mut self, entries: &[PendingRecord]) {
-        let now = Instant::now();
-        for e in entries {
-            let key = (e.org.clone(), e.object, e.id.clone());
-            let attempts = self.backoff.get(&key).map_or(0, |b| b.attempts) + 1;
-            let ceiling = self
-                .settings
-                .retry_base
-                .saturating_mul(1u32 << attempts.min(20))
-                .min(self.settings.retry_cap);
-            let jitter = rand::rng().random_range(0..=ceiling.as_millis().max(1) as u64);
-            self.backoff.insert(
-                key,
-                Backoff {
-                    attempts,
-                    until: now + Duration::from_millis(jitter),
-                },
-            );
-        }
-    }
-
+    /// One org's step: select what is due, retrieve it, pull the parents it needs, apply it,
+    /// and handle what is gone.
     async fn step_org(&mut self, client: &Client) -> Result<Option<StepReport>, StoreError> {
-        let org = client.org_id().clone();
-        let now = Instant::now();
         let calls_before = client.api_calls();
         let mut report = StepReport::default();
-        let mut due = Vec::new();
-        for rec in self.store.pending_records(&org)? {
-            let key = (org.clone(), rec.object, rec.id.clone());
-            if self.backoff.get(&key).is_some_and(|b| b.until > now) {
-                continue;
-            }
-            due.push(rec);
-            if due.len() >= self.settings.max_per_step {
+        let Some(mut due) = self.select(client.org_id(), &mut report)? else {
+            return Ok((report.skipped > 0).then_some(report));
+        };
+        let pulled = self
+            .retrieve(
+                client,
+                std::mem::take(&mut due.pull),
+                &mut due.gone,
+                &mut report,
+            )
+            .await;
+        self.pull_parents(client, &pulled, &mut report).await?;
+        self.apply(client.org_id(), pulled, &mut report)?;
+        self.handle_gone(client, due.gone, &mut report).await?;
+        report.api_calls = client.api_calls().saturating_sub(calls_before);
+        tracing::debug!(org = %client.org_id(), ?report, "inbox step");
+        Ok(Some(report))
+    }
+
+    /// The org's pending records that are due, without those already applied (cleared here,
+    /// without a call). `None` when nothing is due, or when what is due may still wait for
+    /// company: no batch is full, nothing is gone and nobody has waited [`InboxSettings::gather`].
+    fn select(&mut self, org: &OrgId, report: &mut StepReport) -> Result<Option<Due>, StoreError> {
+        let now = Instant::now();
+        let mut due = Due::default();
+        let mut taken = 0;
+        for rec in self.store.pending_records(org)? {
+            if taken >= self.settings.max_per_step {
                 break;
             }
-        }
-        if due.is_empty() {
-            return Ok(None);
-        }
-        // Entries whose change is already applied need no call.
-        let mut to_pull: BTreeMap<ObjectType, Vec<PendingRecord>> = BTreeMap::new();
-        let mut gone: BTreeMap<ObjectType, Vec<PendingRecord>> = BTreeMap::new();
-        for rec in due {
-            if rec.entry.change == ChangeType::Delete {
-                gone.entry(rec.object).or_default().push(rec);
+            if self.waiting.holds(&key(&rec), now) {
                 continue;
             }
-            if let (Some(stamp), Some(seen)) = (
-                rec.entry.system_modstamp_ms,
-                pull::seen(&self.store, &org, &rec.id)?,
-            ) {
-                if seen.covers(stamp) {
-                    if pull::skip_covered(&self.store, &org, rec.object, &rec.id, &rec.entry, seen)?
-                    {
-                        report.skipped += 1;
-                    }
-                    continue;
-                }
+            taken += 1;
+            if rec.entry.change == ChangeType::Delete {
+                due.gone.entry(rec.object).or_default().push(rec);
+            } else if self.already_applied(&rec)? {
+                report.skipped += 1;
+            } else {
+                due.pull.entry(rec.object).or_default().push(rec);
             }
-            to_pull.entry(rec.object).or_default().push(rec);
         }
-        // Wait for company unless a batch is full or someone has waited long enough.
-        let waiting: usize = to_pull.values().map(Vec::len).sum();
-        let oldest = to_pull
+        let waiting: usize = due.pull.values().map(Vec::len).sum();
+        let oldest = due
+            .pull
             .values()
             .flatten()
             .map(|r| r.entry.first_seen_ms)
             .min();
         let gather_ms = i64::try_from(self.settings.gather.as_millis()).unwrap_or(i64::MAX);
         let now_ms = chrono::Utc::now().timestamp_millis();
-        if gone.is_empty()
-            && waiting < MAX_COLLECTION
-            && oldest.is_some_and(|o| now_ms - o < gather_ms)
-        {
-            return Ok((report.skipped > 0).then_some(report));
+        let gathering = waiting < MAX_COLLECTION && oldest.is_some_and(|o| now_ms - o < gather_ms);
+        Ok((!due.gone.is_empty() || (waiting > 0 && !gathering)).then_some(due))
+    }
+
+    /// Whether a pending record's change is already applied locally (its stamp is covered by
+    /// the last pull); if so its entry is cleared, unless something newer arrived.
+    fn already_applied(&self, rec: &PendingRecord) -> Result<bool, StoreError> {
+        let (Some(stamp), Some(seen)) = (
+            rec.entry.system_modstamp_ms,
+            self.store.seen(&rec.org, &rec.id)?,
+        ) else {
+            return Ok(false);
+        };
+        if !seen.covers(stamp) {
+            return Ok(false);
         }
-        // Retrieve, 200 ids a call, a few calls at a time.
-        let mut jobs = Vec::new();
-        for (object, entries) in to_pull {
-            for chunk in entries.chunks(MAX_COLLECTION) {
-                jobs.push((object, chunk.to_vec()));
-            }
-        }
-        let fetched: Vec<Fetched> = futures::stream::iter(jobs)
-            .map(|(object, entries)| {
-                let client = client.clone();
-                async move {
-                    let ids: Vec<SalesforceId> = entries.iter().map(|e| e.id.clone()).collect();
-                    let started = chrono::Utc::now();
-                    let result = client
-                        .retrieve_collection(object.api_name(), &ids, pull::fields_for(object))
-                        .await;
-                    Fetched {
-                        object,
-                        entries,
-                        started,
-                        result,
-                    }
-                }
+        pull::skip_covered(&self.store, &rec.org, rec.object, &rec.id, &rec.entry, seen)?;
+        Ok(true)
+    }
+
+    /// Reads the records, 200 ids a call, a few calls at a time. Records that come back empty
+    /// join `gone`; a failed call leaves its records pending, backing off.
+    async fn retrieve(
+        &mut self,
+        client: &Client,
+        pull: BTreeMap<ObjectType, Vec<PendingRecord>>,
+        gone: &mut BTreeMap<ObjectType, Vec<PendingRecord>>,
+        report: &mut StepReport,
+    ) -> Pulled {
+        let jobs: Vec<(ObjectType, Vec<PendingRecord>)> = pull
+            .into_iter()
+            .flat_map(|(object, entries)| {
+                let chunks: Vec<Vec<PendingRecord>> =
+                    entries.chunks(MAX_COLLECTION).map(<[_]>::to_vec).collect();
+                chunks.into_iter().map(move |c| (object, c))
             })
+            .collect();
+        let fetched: Vec<Fetched> = futures::stream::iter(jobs)
+            .map(|(object, entries)| fetch(client.clone(), object, entries))
             .buffer_unordered(self.settings.concurrency.max(1))
             .collect()
             .await;
-        let mut pulled: BTreeMap<
-            ObjectType,
-            Vec<(PendingRecord, Record, chrono::DateTime<chrono::Utc>)>,
-        > = BTreeMap::new();
+        let mut pulled = Pulled::new();
         for f in fetched {
             match f.result {
                 Ok(records) => {
@@ -335,10 +381,8 @@ impl InboxWorker {
                         match record {
                             Some(r) => {
                                 report.pulled += 1;
-                                pulled
-                                    .entry(f.object)
-                                    .or_default()
-                                    .push((entry, r, f.started));
+                                let list = pulled.entry(f.object).or_default();
+                                list.push((entry, r, f.started));
                             }
                             None => gone.entry(f.object).or_default().push(entry),
                         }
@@ -346,74 +390,96 @@ impl InboxWorker {
                 }
                 Err(e) => {
                     report.failed += f.entries.len() as u64;
-                    self.failed(&org, &e, &f.entries);
+                    self.failed(client.org_id(), &e, &f.entries);
                 }
             }
         }
-        // Accounts the pulled records point at but that are not local yet.
-        let mut wanted = BTreeSet::new();
-        let have: BTreeSet<SalesforceId> = pulled
+        pulled
+    }
+
+    /// Pulls and applies the Accounts that pulled records point at but that are not local yet,
+    /// so their links resolve. A failure only leaves those links for later.
+    async fn pull_parents(
+        &mut self,
+        client: &Client,
+        pulled: &Pulled,
+        report: &mut StepReport,
+    ) -> Result<(), StoreError> {
+        let org = client.org_id();
+        let wanted = self.missing_parents(org, pulled)?;
+        for chunk in wanted.chunks(MAX_COLLECTION) {
+            let started = chrono::Utc::now();
+            let fields = pull::fields_for(ObjectType::Account);
+            match client.retrieve_collection("Account", chunk, fields).await {
+                Ok(records) => {
+                    let origin = Origin {
+                        event: "dependency".into(),
+                        now: started,
+                    };
+                    for r in records.into_iter().flatten() {
+                        report.pulled += 1;
+                        let applied = pull::commit_record(
+                            &self.store,
+                            org,
+                            &self.ctx.rules,
+                            ObjectType::Account,
+                            &r,
+                            &origin,
+                            Target::Ladder,
+                            None,
+                        )?;
+                        report.count(&applied);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(org = %org, error = %e, "dependency accounts not pulled");
+                    if e.class() == ErrorClass::Limit {
+                        self.pause(org);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Accounts named by pulled Contacts and Opportunities (`AccountId`) and converted Leads
+    /// (`ConvertedAccountId`) that are neither pulled in this step nor local.
+    fn missing_parents(
+        &self,
+        org: &OrgId,
+        pulled: &Pulled,
+    ) -> Result<Vec<SalesforceId>, StoreError> {
+        let have: BTreeSet<&SalesforceId> = pulled
             .get(&ObjectType::Account)
-            .map(|v| v.iter().map(|(e, _, _)| e.id.clone()).collect())
+            .map(|v| v.iter().map(|(e, _, _)| &e.id).collect())
             .unwrap_or_default();
-        for (object, items) in &pulled {
-            let fields: &[&str] = match object {
-                ObjectType::Contact | ObjectType::Opportunity => &["AccountId"],
-                ObjectType::Lead => &["ConvertedAccountId"],
-                ObjectType::Account => &[],
+        let mut wanted = BTreeSet::new();
+        for (object, items) in pulled {
+            let field = match object {
+                ObjectType::Contact | ObjectType::Opportunity => "AccountId",
+                ObjectType::Lead => "ConvertedAccountId",
+                ObjectType::Account => continue,
             };
             for (_, r, _) in items {
-                for f in fields {
-                    if let Some(a) = r.str_field(f).and_then(|s| SalesforceId::parse(s).ok()) {
-                        if !have.contains(&a)
-                            && self.store.local_by_salesforce_id(&org, &a)?.is_none()
-                        {
-                            wanted.insert(a);
-                        }
-                    }
+                let Some(a) = r.str_field(field).and_then(|s| SalesforceId::parse(s).ok()) else {
+                    continue;
+                };
+                if !have.contains(&a) && self.store.local_by_salesforce_id(org, &a)?.is_none() {
+                    wanted.insert(a);
                 }
             }
         }
-        let rules = self.ctx.rules.clone();
-        if !wanted.is_empty() {
-            let wanted: Vec<SalesforceId> = wanted.into_iter().collect();
-            for chunk in wanted.chunks(MAX_COLLECTION) {
-                let started = chrono::Utc::now();
-                match client
-                    .retrieve_collection("Account", chunk, pull::fields_for(ObjectType::Account))
-                    .await
-                {
-                    Ok(records) => {
-                        for r in records.into_iter().flatten() {
-                            report.pulled += 1;
-                            let origin = Origin {
-                                event: "dependency".into(),
-                                now: started,
-                            };
-                            let applied = pull::commit_record(
-                                &self.store,
-                                &org,
-                                &rules,
-                                ObjectType::Account,
-                                &r,
-                                &origin,
-                                Target::Ladder,
-                                None,
-                            )?;
-                            count(&mut report, &applied);
-                        }
-                    }
-                    Err(e) => {
-                        // Links resolve later; the records themselves still apply.
-                        tracing::warn!(org = %org, error = %e, "dependency accounts not pulled");
-                        if e.class() == ErrorClass::Limit {
-                            self.pause(&org);
-                        }
-                    }
-                }
-            }
-        }
-        // Apply, accounts first.
+        Ok(wanted.into_iter().collect())
+    }
+
+    /// Applies each pulled record in its own transaction that also clears its pending entry,
+    /// Accounts first.
+    fn apply(
+        &mut self,
+        org: &OrgId,
+        mut pulled: Pulled,
+        report: &mut StepReport,
+    ) -> Result<(), StoreError> {
         for object in ORDER {
             for (entry, record, started) in pulled.remove(&object).unwrap_or_default() {
                 let origin = Origin {
@@ -422,89 +488,87 @@ impl InboxWorker {
                 };
                 let applied = pull::commit_record(
                     &self.store,
-                    &org,
-                    &rules,
+                    org,
+                    &self.ctx.rules,
                     object,
                     &record,
                     &origin,
                     Target::Ladder,
                     Some(&entry.entry),
                 )?;
-                self.backoff
-                    .remove(&(org.clone(), object, entry.id.clone()));
-                count(&mut report, &applied);
+                self.waiting.done(&key(&entry));
+                report.count(&applied);
             }
         }
-        // Gone: merged (MasterRecordId) or deleted.
+        Ok(())
+    }
+
+    /// Records gone from Salesforce: one `queryAll` per 200 tells merges (`MasterRecordId`)
+    /// from deletes, and each is applied.
+    async fn handle_gone(
+        &mut self,
+        client: &Client,
+        gone: BTreeMap<ObjectType, Vec<PendingRecord>>,
+        report: &mut StepReport,
+    ) -> Result<(), StoreError> {
+        let org = client.org_id();
         for (object, entries) in gone {
             for chunk in entries.chunks(MAX_COLLECTION) {
-                match masters(client, object, chunk).await {
-                    Ok(masters) => {
-                        for e in chunk {
-                            let origin = Origin::new("notification");
-                            let master = masters.get(&e.id).cloned().flatten();
-                            let applied = pull::commit_gone(
-                                &self.store,
-                                &org,
-                                object,
-                                &e.id,
-                                master.as_ref(),
-                                &origin,
-                                Some(&e.entry),
-                            )?;
-                            report.gone += 1;
-                            self.backoff.remove(&(org.clone(), object, e.id.clone()));
-                            count(&mut report, &applied);
-                        }
-                    }
+                let masters = match masters(client, object, chunk).await {
+                    Ok(m) => m,
                     Err(err) => {
                         report.failed += chunk.len() as u64;
-                        self.failed(&org, &err, chunk);
+                        self.failed(org, &err, chunk);
+                        continue;
                     }
+                };
+                for e in chunk {
+                    let origin = Origin::new("notification");
+                    let master = masters.get(&e.id).cloned().flatten();
+                    let applied = pull::commit_gone(
+                        &self.store,
+                        org,
+                        object,
+                        &e.id,
+                        master.as_ref(),
+                        &origin,
+                        Some(&e.entry),
+                    )?;
+                    report.gone += 1;
+                    self.waiting.done(&key(e));
+                    report.count(&applied);
                 }
             }
         }
-        report.api_calls = client.api_calls().saturating_sub(calls_before);
-        tracing::debug!(org = %org, ?report, "inbox step");
-        Ok(Some(report))
+        Ok(())
     }
 
-    fn failed(
-        &mut self,
-        org: &OrgId,
-        e: &crate::salesforce::SalesforceError,
-        entries: &[PendingRecord],
-    ) {
+    fn failed(&mut self, org: &OrgId, e: &SalesforceError, entries: &[PendingRecord]) {
         let class = e.class();
         tracing::warn!(org = %org, error = %e, ?class, records = entries.len(), "pull failed; entries stay pending");
-        match class {
-            ErrorClass::Limit | ErrorClass::Auth { needs_reauth: true } => self.pause(org),
-            _ => {}
+        if matches!(
+            class,
+            ErrorClass::Limit | ErrorClass::Auth { needs_reauth: true }
+        ) {
+            self.pause(org);
         }
-        self.back_off(entries);
+        self.waiting.failed(&self.settings.backoff, entries);
     }
 }
 
-fn count(report: &mut StepReport, applied: &Applied) {
-    match applied {
-        Applied::Created { .. }
-        | Applied::Updated { .. }
-        | Applied::Relinked { .. }
-        | Applied::Unlinked { .. } => report.applied += 1,
-        Applied::Unchanged { .. } | Applied::Ignored { .. } => report.unchanged += 1,
-        Applied::Quarantined { .. } => report.quarantined += 1,
+/// One retrieve call for up to 200 records of one object.
+async fn fetch(client: Client, object: ObjectType, entries: Vec<PendingRecord>) -> Fetched {
+    let ids: Vec<SalesforceId> = entries.iter().map(|e| e.id.clone()).collect();
+    let started = chrono::Utc::now();
+    let result = client
+        .retrieve_collection(object.api_name(), &ids, pull::fields_for(object))
+        .await;
+    Fetched {
+        object,
+        entries,
+        started,
+        result,
     }
-}
-
-fn add(total: &mut StepReport, r: &StepReport) {
-    total.pulled += r.pulled;
-    total.applied += r.applied;
-    total.unchanged += r.unchanged;
-    total.skipped += r.skipped;
-    total.quarantined += r.quarantined;
-    total.gone += r.gone;
-    total.failed += r.failed;
-    total.api_calls += r.api_calls;
 }
 
 /// `MasterRecordId` of records gone from Salesforce, by one `queryAll`: `Some(master)` for a
@@ -513,7 +577,7 @@ async fn masters(
     client: &Client,
     object: ObjectType,
     entries: &[PendingRecord],
-) -> Result<HashMap<SalesforceId, Option<SalesforceId>>, crate::salesforce::SalesforceError> {
+) -> Result<HashMap<SalesforceId, Option<SalesforceId>>, SalesforceError> {
     let mut out: HashMap<SalesforceId, Option<SalesforceId>> =
         entries.iter().map(|e| (e.id.clone(), None)).collect();
     if !pull::can_merge(object) {
@@ -532,4 +596,56 @@ async fn masters(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+    use crate::store::PendingEntry;
+
+    fn pending(id: u64) -> PendingRecord {
+        PendingRecord {
+            org: OrgId::parse("00D7F00000107Xs").expect("org"),
+            object: ObjectType::Account,
+            id: SalesforceId::mint("001", "5g", id),
+            entry: PendingEntry {
+                change: ChangeType::Update,
+                system_modstamp_ms: None,
+                notifications: 1,
+                first_seen_ms: Utc::now().timestamp_millis(),
+            },
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_record_waits_out_its_back_off_and_longer_after_each_failure() {
+        let schedule = Backoff {
+            base: Duration::from_secs(10),
+            cap: Duration::from_secs(25),
+        };
+        let mut waiting = Waiting::default();
+        let rec = pending(1);
+        waiting.failed(&schedule, std::slice::from_ref(&rec));
+        assert!(
+            !waiting.holds(&key(&pending(2)), Instant::now()),
+            "others are due"
+        );
+        tokio::time::advance(Duration::from_secs(10) + Duration::from_millis(1)).await;
+        assert!(
+            !waiting.holds(&key(&rec), Instant::now()),
+            "due after the first ceiling"
+        );
+        for _ in 0..5 {
+            waiting.failed(&schedule, std::slice::from_ref(&rec));
+        }
+        let (attempts, until) = waiting.records[&key(&rec)];
+        assert_eq!(attempts, 6);
+        assert!(until <= Instant::now() + Duration::from_secs(25), "capped");
+        tokio::time::advance(Duration::from_secs(25) + Duration::from_millis(1)).await;
+        assert!(!waiting.holds(&key(&rec), Instant::now()));
+        waiting.done(&key(&rec));
+        assert!(waiting.records.is_empty());
+    }
 }

@@ -11,6 +11,7 @@ use sfsync::simulator::{Faults, SeedSpec, Simulator, SimulatorConfig};
 use sfsync::store::{DedupeSource, Delivery, Store};
 use sfsync::sync::orgs::PullContext;
 use sfsync::sync::pull::{self, Origin, Rules, Target};
+use sfsync::worker::Backoff;
 use sfsync::worker::inbox::{InboxSettings, InboxWorker, Outcome};
 use tempfile::TempDir;
 
@@ -42,8 +43,10 @@ async fn rig() -> Rig {
 fn settings() -> InboxSettings {
     InboxSettings {
         gather: Duration::ZERO,
-        retry_base: Duration::from_secs(60),
-        retry_cap: Duration::from_secs(60),
+        backoff: Backoff {
+            base: Duration::from_secs(60),
+            cap: Duration::from_secs(60),
+        },
         ..InboxSettings::default()
     }
 }

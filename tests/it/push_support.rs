@@ -13,7 +13,7 @@ use sfsync::domain::{OrgId, PushAs, SalesforceId};
 use sfsync::salesforce::{Client, OAuthSettings, TokenKey, TokenStore as _, TokenVault};
 use sfsync::simulator::{Simulator, SimulatorConfig};
 use sfsync::store::Store;
-use sfsync::worker::outbox::{OutboxWorker, StepReport};
+use sfsync::worker::outbox::{OutboxWorker, Outcome, StepReport};
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{TOKEN, TestApp};
@@ -138,12 +138,13 @@ pub fn worker_on(sim: &Simulator, store: &Store) -> OutboxWorker {
 pub async fn drain(worker: &mut OutboxWorker) -> Vec<StepReport> {
     let mut reports = Vec::new();
     for i in 0..400 {
-        let report = worker
+        let outcome = worker
             .step_at(Utc::now() + chrono::Duration::hours(2 + i))
             .await
             .expect("step");
-        reports.push(report);
-        if !report.progressed() && !report.paused && report.waiting == 0 {
+        let done = outcome == Outcome::Idle && !worker.is_paused();
+        reports.push(outcome.into_report());
+        if done {
             return reports;
         }
     }
