@@ -165,3 +165,24 @@ fn corrupt_user(reason: String) -> StoreError {
         reason,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pull_covers_older_stamps_and_its_own_second_only_once_that_second_is_over() {
+        let seen = Seen {
+            stamp_ms: 10_000,
+            pulled_ms: 10_400,
+        };
+        assert!(seen.covers(9_000));
+        assert!(!seen.covers(10_000), "a change later in the same second");
+        assert!(!seen.covers(11_000));
+        let later = Seen {
+            stamp_ms: 10_000,
+            pulled_ms: 12_000,
+        };
+        assert!(later.covers(10_000));
+    }
+}

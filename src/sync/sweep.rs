@@ -15,7 +15,7 @@ use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use futures::TryStreamExt as _;
 
 use crate::domain::{ChangeType, Notification, ObjectType, OrgId, SalesforceId};
-use crate::salesforce::{Client, Condition, RecordExt as _, SalesforceError, Soql};
+use crate::salesforce::{Client, Condition, Record, RecordExt as _, SalesforceError, Soql};
 use crate::store::{DedupeSource, Delivery, Store, StoreError};
 
 use super::pull::{SAME_SECOND_MARGIN_MS, parse_datetime};
@@ -107,17 +107,8 @@ async fn sweep_object(
             id: String::new(),
         },
     };
-    // A full re-read (a change event said records were missed) starts at the beginning; the
-    // stored cursor never moves back.
-    let start = if full {
-        Cursor {
-            stamp_ms: 0,
-            id: String::new(),
-        }
-    } else {
-        cursor.clone()
-    };
-    let from = DateTime::<Utc>::from_timestamp_millis(start.stamp_ms).unwrap_or_default();
+    let mut pass = Pass::new(object, cursor, full, now);
+    let from = DateTime::<Utc>::from_timestamp_millis(pass.start.stamp_ms).unwrap_or_default();
     // Whole-second literal, `>=`: rows at or before the cursor are dropped below, so a stamp
     // with milliseconds is never skipped.
     let soql = Soql::select(&["Id", "SystemModstamp", "IsDeleted"], object.api_name())
@@ -125,16 +116,67 @@ async fn sweep_object(
         .order_by(&["SystemModstamp", "Id"])
         .to_string();
     let mut pages = std::pin::pin!(client.query_pages(&soql, true));
-    let mut last = cursor.clone();
-    // Rows of a second that was not over when the query ran may still gain changes with the
-    // same stamp (or lower ids): they are queued, but the cursor stays before them so the next
-    // sweep reads them again, and their dedupe id names this run so that re-read is queued too.
-    let settled_ms = now.timestamp_millis() - 1_000 - SAME_SECOND_MARGIN_MS;
-    let run = Utc::now().timestamp_millis();
-    let mut unsettled = false;
     while let Some(page) = pages.try_next().await? {
+        let deliveries = pass.rows(&page.records, report);
+        if deliveries.is_empty() {
+            continue;
+        }
+        let out = store.ingest_durably(org, deliveries, Utc::now()).await?;
+        report.duplicates += out.duplicates;
+        store.set_sweep_cursor(org, object, &pass.last)?;
+    }
+    if store.sweep_cursor(org, object)?.is_none() {
+        // An empty first sweep still fixes its starting point.
+        store.set_sweep_cursor(org, object, &pass.last)?;
+    }
+    Ok(())
+}
+
+/// One object's pass over its rows since the cursor.
+struct Pass {
+    object: ObjectType,
+    /// Rows at or before this are already queued.
+    start: Cursor,
+    /// Where the next sweep resumes.
+    last: Cursor,
+    full: bool,
+    /// Rows stamped after this (ms) are in a second that may still gain changes.
+    settled_ms: i64,
+    /// This run, named in the dedupe ids of rows that will be read again.
+    run: i64,
+    unsettled: bool,
+}
+
+impl Pass {
+    fn new(object: ObjectType, cursor: Cursor, full: bool, now: DateTime<Utc>) -> Self {
+        // A full re-read (a change event said records were missed) starts at the beginning;
+        // the stored cursor never moves back.
+        let start = if full {
+            Cursor {
+                stamp_ms: 0,
+                id: String::new(),
+            }
+        } else {
+            cursor.clone()
+        };
+        Self {
+            object,
+            start,
+            last: cursor,
+            full,
+            settled_ms: now.timestamp_millis() - 1_000 - SAME_SECOND_MARGIN_MS,
+            run: Utc::now().timestamp_millis(),
+            unsettled: false,
+        }
+    }
+
+    /// The deliveries of one page's rows past the start. Rows of a second that was not over
+    /// when the query ran may still gain changes with the same stamp (or lower ids): they are
+    /// queued, but the cursor stays before them so the next sweep reads them again, and their
+    /// dedupe id names this run so that re-read is queued too.
+    fn rows(&mut self, rows: &[Record], report: &mut SweepReport) -> Vec<Delivery> {
         let mut deliveries = Vec::new();
-        for row in &page.records {
+        for row in rows {
             let (Some(id), Some(stamp)) = (
                 row.sf_id(),
                 row.str_field("SystemModstamp").and_then(parse_datetime),
@@ -142,7 +184,7 @@ async fn sweep_object(
                 continue;
             };
             let stamp_ms = stamp.timestamp_millis();
-            if (stamp_ms, id.as_str()) <= (start.stamp_ms, start.id.as_str()) {
+            if (stamp_ms, id.as_str()) <= (self.start.stamp_ms, self.start.id.as_str()) {
                 continue;
             }
             let deleted = row.bool_field("IsDeleted") == Some(true);
@@ -151,35 +193,20 @@ async fn sweep_object(
             } else {
                 report.changed += 1;
             }
-            let settled = stamp_ms <= settled_ms;
-            unsettled |= !settled;
-            deliveries.push(delivery(
-                object,
-                &id,
-                stamp,
-                deleted,
-                (!settled || full).then_some(run),
-            ));
-            if settled && !unsettled && (stamp_ms, id.as_str()) > (last.stamp_ms, last.id.as_str())
-            {
-                last = Cursor {
+            let settled = stamp_ms <= self.settled_ms;
+            self.unsettled |= !settled;
+            let run = (!settled || self.full).then_some(self.run);
+            deliveries.push(delivery(self.object, &id, stamp, deleted, run));
+            let past = (stamp_ms, id.as_str()) > (self.last.stamp_ms, self.last.id.as_str());
+            if settled && !self.unsettled && past {
+                self.last = Cursor {
                     stamp_ms,
                     id: id.to_string(),
                 };
             }
         }
-        if deliveries.is_empty() {
-            continue;
-        }
-        let out = store.ingest_durably(org, deliveries, Utc::now()).await?;
-        report.duplicates += out.duplicates;
-        store.set_sweep_cursor(org, object, &last)?;
+        deliveries
     }
-    if store.sweep_cursor(org, object)?.is_none() {
-        // An empty first sweep still fixes its starting point.
-        store.set_sweep_cursor(org, object, &last)?;
-    }
-    Ok(())
 }
 
 fn delivery(
