@@ -52,6 +52,11 @@ pub struct LocalRef {
 }
 
 impl LocalRef {
+    /// The local record `id` of `kind`.
+    pub fn new(kind: RecordKind, id: u64) -> Self {
+        Self { kind, id }
+    }
+
     fn key(self, org: &OrgId) -> Vec<u8> {
         keys::record(org, self.kind.code(), self.id)
     }
@@ -68,13 +73,6 @@ pub struct Provenance {
     pub rule: String,
     /// When, in RFC 3339.
     pub at: String,
-}
-
-fn company_ref(id: u64) -> LocalRef {
-    LocalRef {
-        kind: RecordKind::Company,
-        id,
-    }
 }
 
 impl Tx<'_> {
@@ -161,6 +159,18 @@ impl Tx<'_> {
         self.put_json(self.records, "records", target.key(org), value)
     }
 
+    /// Writes a record whose Salesforce link moves from `old` to `new`.
+    fn put_linked<T: Serialize>(
+        &self,
+        org: &OrgId,
+        me: LocalRef,
+        (old, new): (Option<&SalesforceId>, Option<&SalesforceId>),
+        value: &T,
+    ) -> TxResult<()> {
+        self.sf_link(org, old, new, me)?;
+        self.put_record(org, me, value)
+    }
+
     /// The local record linked to a Salesforce id, if any.
     pub fn by_salesforce_id(&self, org: &OrgId, id: &SalesforceId) -> TxResult<Option<LocalRef>> {
         let key = keys::index(org, Index::SalesforceId, id.as_str());
@@ -193,20 +203,13 @@ impl Tx<'_> {
 
     /// A company.
     pub fn company(&self, org: &OrgId, id: u64) -> TxResult<Option<Company>> {
-        self.record(org, company_ref(id))
+        self.record(org, LocalRef::new(RecordKind::Company, id))
     }
 
     /// Writes a company and keeps its indexes (Account id, domain, name) in step.
     pub fn put_company(&self, c: &Company) -> TxResult<()> {
         let org = &c.org_id;
         let old = self.company(org, c.id)?;
-        let me = company_ref(c.id);
-        self.sf_link(
-            org,
-            old.as_ref().and_then(|o| o.salesforce_id.as_ref()),
-            c.salesforce_id.as_ref(),
-            me,
-        )?;
         let dom = |x: &Company| {
             x.domain
                 .as_deref()
@@ -221,43 +224,26 @@ impl Tx<'_> {
             normalize::company_name(&c.name),
             c.id,
         )?;
-        self.put_record(org, me, c)
+        let old_link = old.as_ref().and_then(|o| o.salesforce_id.as_ref());
+        let me = LocalRef::new(RecordKind::Company, c.id);
+        self.put_linked(org, me, (old_link, c.salesforce_id.as_ref()), c)
     }
 
     /// A contact.
     pub fn contact(&self, org: &OrgId, id: u64) -> TxResult<Option<Contact>> {
-        self.record(
-            org,
-            LocalRef {
-                kind: RecordKind::Contact,
-                id,
-            },
-        )
+        self.record(org, LocalRef::new(RecordKind::Contact, id))
     }
 
     /// Writes a contact and keeps its indexes (Contact/Lead id, email) in step.
     pub fn put_contact(&self, c: &Contact) -> TxResult<()> {
         let org = &c.org_id;
         let old = self.contact(org, c.id)?;
-        let me = LocalRef {
-            kind: RecordKind::Contact,
-            id: c.id,
-        };
-        self.sf_link(
-            org,
-            old.as_ref().and_then(|o| o.salesforce_id.as_ref()),
-            c.salesforce_id.as_ref(),
-            me,
-        )?;
         let email = |x: &Contact| x.email.as_deref().and_then(normalize::email);
-        self.reindex(
-            org,
-            Index::Email,
-            old.as_ref().and_then(email),
-            email(c),
-            c.id,
-        )?;
-        self.put_record(org, me, c)
+        let old_email = old.as_ref().and_then(email);
+        self.reindex(org, Index::Email, old_email, email(c), c.id)?;
+        let old_link = old.as_ref().and_then(|o| o.salesforce_id.as_ref());
+        let me = LocalRef::new(RecordKind::Contact, c.id);
+        self.put_linked(org, me, (old_link, c.salesforce_id.as_ref()), c)
     }
 
     /// Removes a contact and its index entries (a duplicate left by a lead conversion).
@@ -265,10 +251,7 @@ impl Tx<'_> {
         let Some(old) = self.contact(org, id)? else {
             return Ok(());
         };
-        let me = LocalRef {
-            kind: RecordKind::Contact,
-            id,
-        };
+        let me = LocalRef::new(RecordKind::Contact, id);
         self.sf_link(org, old.salesforce_id.as_ref(), None, me)?;
         if let Some(e) = old.email.as_deref().and_then(normalize::email) {
             self.index_remove(keys::index(org, Index::Email, &e), id)?;
@@ -279,57 +262,31 @@ impl Tx<'_> {
 
     /// A company product.
     pub fn company_product(&self, org: &OrgId, id: u64) -> TxResult<Option<CompanyProduct>> {
-        self.record(
-            org,
-            LocalRef {
-                kind: RecordKind::CompanyProduct,
-                id,
-            },
-        )
+        self.record(org, LocalRef::new(RecordKind::CompanyProduct, id))
     }
 
     /// Writes a company product and keeps its Opportunity link in step.
     pub fn put_company_product(&self, p: &CompanyProduct) -> TxResult<()> {
         let old = self.company_product(&p.org_id, p.id)?;
-        let me = LocalRef {
-            kind: RecordKind::CompanyProduct,
-            id: p.id,
-        };
-        self.sf_link(
-            &p.org_id,
-            old.as_ref()
-                .and_then(|o| o.salesforce_opportunity_id.as_ref()),
-            p.salesforce_opportunity_id.as_ref(),
-            me,
-        )?;
-        self.put_record(&p.org_id, me, p)
+        let old_link = old
+            .as_ref()
+            .and_then(|o| o.salesforce_opportunity_id.as_ref());
+        let me = LocalRef::new(RecordKind::CompanyProduct, p.id);
+        let link = (old_link, p.salesforce_opportunity_id.as_ref());
+        self.put_linked(&p.org_id, me, link, p)
     }
 
     /// An activity.
     pub fn activity(&self, org: &OrgId, id: u64) -> TxResult<Option<Activity>> {
-        self.record(
-            org,
-            LocalRef {
-                kind: RecordKind::Activity,
-                id,
-            },
-        )
+        self.record(org, LocalRef::new(RecordKind::Activity, id))
     }
 
     /// Writes an activity and keeps its Task/Event link in step.
     pub fn put_activity(&self, a: &Activity) -> TxResult<()> {
         let old = self.activity(&a.org_id, a.id)?;
-        let me = LocalRef {
-            kind: RecordKind::Activity,
-            id: a.id,
-        };
-        self.sf_link(
-            &a.org_id,
-            old.as_ref().and_then(|o| o.salesforce_id.as_ref()),
-            a.salesforce_id.as_ref(),
-            me,
-        )?;
-        self.put_record(&a.org_id, me, a)
+        let old_link = old.as_ref().and_then(|o| o.salesforce_id.as_ref());
+        let me = LocalRef::new(RecordKind::Activity, a.id);
+        self.put_linked(&a.org_id, me, (old_link, a.salesforce_id.as_ref()), a)
     }
 
     /// Links a local record to a Salesforce record, or clears its link (`None`). A contact
