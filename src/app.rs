@@ -66,19 +66,20 @@ impl App {
                 );
             }
         }
+        let pull = crate::sync::orgs::PullContext::new(crate::sync::pull::Rules::from_config(
+            &config.sync,
+        ));
         let state = AppState {
             oauth: oauth.map_err(|reason| Arc::from(reason.0)),
             store,
             connections: Arc::new(Connections::new(config.connections.clone())),
-            counters: Arc::new(Counters::default()),
+            counters: Arc::new(Counters::new(pull.echoes.clone())),
             api_token: Arc::new(config.server.api_token.clone()),
             max_body: config.intake.max_body_bytes,
             timestamp_tolerance_s: config.intake.timestamp_tolerance_s,
             xml_limits: XmlLimits::default(),
             skip_store: options.skip_store,
-            pull: crate::sync::orgs::PullContext::new(crate::sync::pull::Rules::from_config(
-                &config.sync,
-            )),
+            pull,
             push_as: config.sync.push_as,
         };
         let app = Self {
@@ -227,8 +228,8 @@ impl App {
     }
 }
 
-/// Refresh tokens kept in the store, sealed by the Salesforce vault: the [`TokenStore`] the
-/// service's clients use.
+/// Refresh tokens kept in the store, sealed by the Salesforce vault, and each connection's user:
+/// the [`TokenStore`] the service's clients use.
 ///
 /// [`TokenStore`]: crate::salesforce::TokenStore
 #[derive(Clone)]
@@ -248,5 +249,20 @@ impl crate::salesforce::TokenStore for StoreTokens {
         sealed: &[u8],
     ) -> Result<(), crate::salesforce::TokenStoreError> {
         Ok(self.0.save_sealed_token(org, sealed)?)
+    }
+
+    fn load_user(
+        &self,
+        org: &crate::domain::OrgId,
+    ) -> Result<Option<crate::domain::SalesforceId>, crate::salesforce::TokenStoreError> {
+        Ok(self.0.connection_user(org)?)
+    }
+
+    fn save_user(
+        &self,
+        org: &crate::domain::OrgId,
+        user: &crate::domain::SalesforceId,
+    ) -> Result<(), crate::salesforce::TokenStoreError> {
+        Ok(self.0.save_connection_user(org, user)?)
     }
 }

@@ -216,6 +216,21 @@ impl Simulator {
             .map(|_| ())
     }
 
+    /// Updates a record as the org's user `user` would, someone other than the API user the
+    /// connected app acts as (fires Outbound Messages; `LastModifiedById` is `user`).
+    pub fn update_as(
+        &self,
+        user: &SalesforceId,
+        id: &SalesforceId,
+        fields: Value,
+    ) -> Result<(), SimError> {
+        let mut st = self.shared.lock();
+        let (obj, id, record) = st.org.prepare_update(None, id.as_str(), &obj(fields))?;
+        st.org.commit_update_by(obj, &id, record, user);
+        self.shared.notify_changes(&mut st, &[(obj.name, id)]);
+        Ok(())
+    }
+
     /// Deletes a record as a user would.
     pub fn delete(&self, id: &SalesforceId) -> Result<(), SimError> {
         self.shared.delete(None, id.as_str()).map(|_| ())

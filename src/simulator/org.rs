@@ -217,12 +217,24 @@ impl Org {
         &mut self,
         obj: &'static ObjectInfo,
         id: &SalesforceId,
+        record: Record,
+    ) {
+        let user = self.user_id.clone();
+        self.commit_update_by(obj, id, record, &user);
+    }
+
+    /// [`Org::commit_update`] by another user of the org (`LastModifiedById`).
+    pub(crate) fn commit_update_by(
+        &mut self,
+        obj: &'static ObjectInfo,
+        id: &SalesforceId,
         mut record: Record,
+        user: &SalesforceId,
     ) {
         let now = rest_datetime(self.now());
         record.insert("LastModifiedDate".into(), json!(now));
         record.insert("SystemModstamp".into(), json!(now));
-        record.insert("LastModifiedById".into(), json!(self.user_id.as_str()));
+        record.insert("LastModifiedById".into(), json!(user.as_str()));
         self.records
             .entry(obj.name)
             .or_default()

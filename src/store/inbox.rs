@@ -184,17 +184,8 @@ impl Inbox {
                 needs_sled_flush = true;
             }
         }
-        let mut outcome = IngestOutcome::default();
         let mut mem = self.memory();
-        let mut fresh: Vec<usize> = Vec::new();
-        for (i, key) in keyed.iter().enumerate() {
-            if mem.dedupe.contains_key(key) || fresh.iter().any(|&f| keyed[f] == *key) {
-                outcome.duplicates += 1;
-            } else {
-                outcome.accepted += 1;
-                fresh.push(i);
-            }
-        }
+        let (fresh, mut outcome) = fresh(&mem, &keyed);
         if fresh.is_empty() {
             // Duplicates wait for a sync too: the first copy may still be on its way to disk, and
             // it was staged before its dedupe key became visible here, so that sync covers it.
@@ -217,6 +208,7 @@ impl Inbox {
                         n.record_id.as_str(),
                         n.change,
                         n.system_modstamp.map(|t| t.timestamp_millis()),
+                        n.modified_by.as_ref().map(SalesforceId::as_str),
                     )
                 })
                 .collect(),
@@ -229,25 +221,8 @@ impl Inbox {
         drop(record);
         for &f in &fresh {
             mem.dedupe.insert(std::mem::take(&mut keyed[f]), now_ms);
-            for n in &deliveries[f].notifications {
-                match mem
-                    .pending
-                    .entry(keys::pending(org, n.object, &n.record_id))
-                {
-                    Entry::Vacant(slot) => {
-                        outcome.new_pending += 1;
-                        slot.insert(PendingSlot {
-                            entry: merge(None, n, now_ms),
-                            last_seq: seq,
-                        });
-                    }
-                    Entry::Occupied(mut slot) => {
-                        let slot = slot.get_mut();
-                        slot.entry = merge(Some(slot.entry.clone()), n, now_ms);
-                        slot.last_seq = seq;
-                    }
-                }
-            }
+            let notes = &deliveries[f].notifications;
+            outcome.new_pending += remember(&mut mem, org, notes, seq, now_ms);
         }
         Ok(Staged {
             outcome,
@@ -261,6 +236,54 @@ impl Inbox {
         self.journal.apply_batch(journal::journal_batch(frames))?;
         Ok(())
     }
+}
+
+/// Which of a message's dedupe keys are new (indexes into `keyed`), and the counts: a key
+/// already in memory, or twice in the message, is a duplicate.
+fn fresh(mem: &InboxMemory, keyed: &[Vec<u8>]) -> (Vec<usize>, IngestOutcome) {
+    let mut outcome = IngestOutcome::default();
+    let mut fresh: Vec<usize> = Vec::new();
+    for (i, key) in keyed.iter().enumerate() {
+        if mem.dedupe.contains_key(key) || fresh.iter().any(|&f| keyed[f] == *key) {
+            outcome.duplicates += 1;
+        } else {
+            outcome.accepted += 1;
+            fresh.push(i);
+        }
+    }
+    (fresh, outcome)
+}
+
+/// Folds notifications into the pending queue, naming journal record `seq`; returns how many
+/// records were not pending before.
+fn remember(
+    mem: &mut InboxMemory,
+    org: &OrgId,
+    notes: &[Notification],
+    seq: u64,
+    now_ms: i64,
+) -> u64 {
+    let mut new = 0;
+    for n in notes {
+        match mem
+            .pending
+            .entry(keys::pending(org, n.object, &n.record_id))
+        {
+            Entry::Vacant(slot) => {
+                new += 1;
+                slot.insert(PendingSlot {
+                    entry: merge(None, n, now_ms),
+                    last_seq: seq,
+                });
+            }
+            Entry::Occupied(mut slot) => {
+                let slot = slot.get_mut();
+                slot.entry = merge(Some(slot.entry.clone()), n, now_ms);
+                slot.last_seq = seq;
+            }
+        }
+    }
+    new
 }
 
 impl Tx<'_> {

@@ -22,6 +22,10 @@ pub(super) fn corrupt(tree: &'static str, e: impl std::fmt::Display) -> StoreErr
     }
 }
 
+/// One record a message named: object code, 18-character id, change, `SystemModstamp` (ms),
+/// last modifier's id.
+pub(super) type Note<S> = (u8, S, ChangeType, Option<i64>, Option<S>);
+
 /// What one message stored, as the journal keeps it: the dedupe keys of its new deliveries and
 /// the records they name, in one record, so a message is stored whole or not at all. The journal
 /// record (through the inbox log) is the inbox's only durable write on the acknowledgement path.
@@ -34,8 +38,8 @@ pub(super) struct JournalRecord {
     pub(super) received_ms: i64,
     /// Dedupe keys of the deliveries stored (see `keys::dedupe`).
     pub(super) dedupe: Vec<Vec<u8>>,
-    /// The records named: object code, 18-character id, change, stamp.
-    pub(super) notes: Vec<(u8, String, ChangeType, Option<i64>)>,
+    /// The records named: object code, 18-character id, change, stamp, last modifier.
+    pub(super) notes: Vec<Note<String>>,
 }
 
 impl JournalRecord {
@@ -50,7 +54,7 @@ pub(super) struct JournalRecordRef<'a> {
     pub(super) org: &'a str,
     pub(super) received_ms: i64,
     pub(super) dedupe: Vec<&'a [u8]>,
-    pub(super) notes: Vec<(u8, &'a str, ChangeType, Option<i64>)>,
+    pub(super) notes: Vec<Note<&'a str>>,
 }
 
 impl JournalRecordRef<'_> {
@@ -147,7 +151,7 @@ pub(super) fn replay(
         mem.dedupe.insert(d, rec.received_ms);
     }
     let org = OrgId::parse(&rec.org).map_err(|e| corrupt("inbox_journal", e))?;
-    for (code, id, change, stamp) in rec.notes {
+    for (code, id, change, stamp, modified_by) in rec.notes {
         let object =
             ObjectType::from_code(code).ok_or_else(|| corrupt("inbox_journal", "bad object"))?;
         let id = SalesforceId::parse(&id).map_err(|e| corrupt("inbox_journal", e))?;
@@ -160,6 +164,10 @@ pub(super) fn replay(
             record_id: id,
             change,
             system_modstamp: stamp.and_then(|ms| Utc.timestamp_millis_opt(ms).single()),
+            modified_by: match modified_by {
+                Some(u) => Some(SalesforceId::parse(&u).map_err(|e| corrupt("inbox_journal", e))?),
+                None => None,
+            },
         };
         let old = mem.pending.remove(&pkey).map(|s| s.entry);
         let entry = merge(old, &note, rec.received_ms);

@@ -142,11 +142,6 @@ pub(crate) fn written_stamp(org: &OrgId, id: &SalesforceId) -> Vec<u8> {
     meta(org, &format!("stamp:{id}"))
 }
 
-/// The fields the outbox last wrote to a Salesforce record.
-pub(crate) fn written_fields(org: &OrgId, id: &SalesforceId) -> Vec<u8> {
-    meta(org, &format!("written:{id}"))
-}
-
 /// Where the catch-up sweep of an object resumes.
 pub(crate) fn sweep_cursor(org: &OrgId, object: ObjectType) -> Vec<u8> {
     meta(org, &format!("sweep/{}", object.api_name()))

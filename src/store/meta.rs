@@ -79,16 +79,6 @@ impl Tx<'_> {
         self.put_json(self.meta, "meta", keys::written_stamp(org, id), &stamp_ms)
     }
 
-    /// Records the fields sfsync last wrote to a record.
-    pub fn set_written_fields(
-        &self,
-        org: &OrgId,
-        id: &SalesforceId,
-        fields: &serde_json::Map<String, serde_json::Value>,
-    ) -> TxResult<()> {
-        self.put_json(self.meta, "meta", keys::written_fields(org, id), fields)
-    }
-
     /// Moves an object's sweep cursor.
     pub fn set_sweep_cursor(
         &self,
@@ -109,15 +99,6 @@ impl Store {
     /// The `SystemModstamp` (ms) the outbox read back after its last write to a record.
     pub fn written_stamp(&self, org: &OrgId, id: &SalesforceId) -> Result<Option<i64>, StoreError> {
         read_json(&self.inner.meta, "meta", &keys::written_stamp(org, id))
-    }
-
-    /// The fields sfsync last wrote to a record.
-    pub fn written_fields(
-        &self,
-        org: &OrgId,
-        id: &SalesforceId,
-    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, StoreError> {
-        read_json(&self.inner.meta, "meta", &keys::written_fields(org, id))
     }
 
     /// Where an object's catch-up sweep resumes, once it has run.

@@ -172,8 +172,6 @@ pub struct Link {
     /// The record's `SystemModstamp` (ms) read back after sfsync's write, when it was; the inbox
     /// recognises the Outbound Message for that write by it.
     pub written_stamp_ms: Option<i64>,
-    /// The fields written, kept with the stamp.
-    pub written_fields: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// What became of one sent entry: the one way the outbox worker changes entries, applied by
@@ -296,9 +294,6 @@ impl Tx<'_> {
         self.add_provenance(org, entry.target, &link.provenance)?;
         if let Some(ms) = link.written_stamp_ms {
             self.set_written_stamp(org, &link.id, ms)?;
-            if let Some(fields) = &link.written_fields {
-                self.set_written_fields(org, &link.id, fields)?;
-            }
         }
         Ok(())
     }

@@ -19,6 +19,9 @@ pub struct PendingEntry {
     pub notifications: u32,
     /// When the first of them arrived, in milliseconds since the epoch.
     pub first_seen_ms: i64,
+    /// The user every one of them named as the record's last modifier (`LastModifiedById`);
+    /// `None` once any named nobody or someone else.
+    pub modified_by: Option<SalesforceId>,
 }
 
 impl PendingEntry {
@@ -51,9 +54,13 @@ pub(super) fn merge(old: Option<PendingEntry>, n: &Notification, now_ms: i64) ->
             system_modstamp_ms: stamp,
             notifications: 1,
             first_seen_ms: now_ms,
+            modified_by: n.modified_by.clone(),
         },
         Some(mut e) => {
             e.notifications = e.notifications.saturating_add(1);
+            if e.modified_by != n.modified_by {
+                e.modified_by = None;
+            }
             // The newest stamp wins; a notification without a stamp keeps the known one.
             if stamp > e.system_modstamp_ms {
                 e.system_modstamp_ms = stamp;
@@ -97,5 +104,40 @@ impl InboxMemory {
                 self.pending.remove(&key);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn note(stamp_s: i64, by: Option<&str>) -> Notification {
+        Notification {
+            object: ObjectType::Contact,
+            record_id: SalesforceId::parse("0031I0000081tbP").expect("id"),
+            change: ChangeType::Update,
+            system_modstamp: Utc.timestamp_opt(stamp_s, 0).single(),
+            modified_by: by.map(|u| SalesforceId::parse(u).expect("user")),
+        }
+    }
+
+    const SFSYNC: &str = "0055g0000000001AAA";
+    const PERSON: &str = "0055g0000000002AAA";
+
+    #[test]
+    fn an_entry_names_a_modifier_only_while_every_notification_names_the_same_one() {
+        let ours = merge(None, &note(10, Some(SFSYNC)), 0);
+        let again = merge(Some(ours.clone()), &note(11, Some(SFSYNC)), 0);
+        assert_eq!(again.modified_by, ours.modified_by);
+        assert_eq!(again.system_modstamp_ms, Some(11_000));
+        let same_second = merge(Some(ours.clone()), &note(10, Some(PERSON)), 0);
+        assert_eq!(
+            same_second.modified_by, None,
+            "someone else in the same second"
+        );
+        let unsaid = merge(Some(ours.clone()), &note(9, None), 0);
+        assert_eq!(unsaid.modified_by, None, "a notification that names nobody");
+        let back = merge(Some(same_second), &note(12, Some(SFSYNC)), 0);
+        assert_eq!(back.modified_by, None, "once mixed, always mixed");
     }
 }

@@ -158,7 +158,7 @@ impl Store {
             let mut still_pending = false;
             for (_, rec) in &records {
                 let org = OrgId::parse(&rec.org).map_err(|e| corrupt("inbox_journal", e))?;
-                still_pending |= rec.notes.iter().any(|(code, id, _, _)| {
+                still_pending |= rec.notes.iter().any(|(code, id, ..)| {
                     match (ObjectType::from_code(*code), SalesforceId::parse(id)) {
                         (Some(object), Ok(id)) => {
                             mem.pending.contains_key(&keys::pending(&org, object, &id))
@@ -201,6 +201,7 @@ mod tests {
             record_id: SalesforceId::parse(id).expect("id"),
             change: ChangeType::Update,
             system_modstamp: stamp_s.and_then(|s| Utc.timestamp_opt(s, 0).single()),
+            modified_by: None,
         }
     }
 

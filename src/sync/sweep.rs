@@ -237,6 +237,7 @@ fn delivery(
                 ChangeType::Update
             },
             system_modstamp: Some(stamp),
+            modified_by: None,
         }],
         resync: Vec::new(),
     }

@@ -1,7 +1,8 @@
 //! The inbox worker: pending notifications in, batched pulls out, records applied.
 //!
 //! One [`InboxWorker::step`] takes the due pending records of every connected org, drops the
-//! ones whose stored `SystemModstamp` already covers the notification (no call), groups the rest
+//! ones whose stored `SystemModstamp` already covers the notification and the ones that only
+//! report sfsync's own write ([`pull::is_own_write`]) without a call, groups the rest
 //! by object and reads them with sObject Collections retrieve, 200 ids a call, a few calls at a
 //! time. Records that come back empty are gone: one `queryAll` per 200 of them tells merges
 //! (`MasterRecordId`) from deletes. Accounts that pulled Contacts, Leads or Opportunities point
@@ -14,6 +15,7 @@
 //! needs re-authorization pause the org. The session refresh on 401 is the client's.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures::StreamExt as _;
@@ -76,6 +78,8 @@ pub struct StepReport {
     pub unchanged: u64,
     /// Pending entries cleared without a pull (their stamp was already applied).
     pub skipped: u64,
+    /// Pending entries cleared without a pull because they only reported sfsync's own write.
+    pub echoes: u64,
     /// Records quarantined as conflicts.
     pub quarantined: u64,
     /// Records gone from Salesforce (deleted or merged).
@@ -103,6 +107,7 @@ impl StepReport {
         self.applied += r.applied;
         self.unchanged += r.unchanged;
         self.skipped += r.skipped;
+        self.echoes += r.echoes;
         self.quarantined += r.quarantined;
         self.gone += r.gone;
         self.failed += r.failed;
@@ -280,8 +285,8 @@ impl InboxWorker {
     async fn step_org(&mut self, client: &Client) -> Result<Option<StepReport>, StoreError> {
         let calls_before = client.api_calls();
         let mut report = StepReport::default();
-        let Some(mut due) = self.select(client.org_id(), &mut report)? else {
-            return Ok((report.skipped > 0).then_some(report));
+        let Some(mut due) = self.select(client, &mut report)? else {
+            return Ok((report.skipped + report.echoes > 0).then_some(report));
         };
         let pulled = self
             .retrieve(
@@ -299,10 +304,17 @@ impl InboxWorker {
         Ok(Some(report))
     }
 
-    /// The org's pending records that are due, without those already applied (cleared here,
-    /// without a call). `None` when nothing is due, or when what is due may still wait for
-    /// company: no batch is full, nothing is gone and nobody has waited [`InboxSettings::gather`].
-    fn select(&mut self, org: &OrgId, report: &mut StepReport) -> Result<Option<Due>, StoreError> {
+    /// The org's pending records that are due, without those already applied or only reporting
+    /// sfsync's own write (cleared here, without a call). `None` when nothing is due, or when
+    /// what is due may still wait for company: no batch is full, nothing is gone and nobody has
+    /// waited [`InboxSettings::gather`].
+    fn select(
+        &mut self,
+        client: &Client,
+        report: &mut StepReport,
+    ) -> Result<Option<Due>, StoreError> {
+        let org = client.org_id();
+        let own_user = client.user_id();
         let now = Instant::now();
         let mut due = Due::default();
         let mut taken = 0;
@@ -316,8 +328,10 @@ impl InboxWorker {
             taken += 1;
             if rec.entry.change == ChangeType::Delete {
                 due.gone.entry(rec.object).or_default().push(rec);
-            } else if self.already_applied(&rec)? {
-                report.skipped += 1;
+            } else if let Some(cleared) = self.already_applied(&rec)? {
+                report.skipped += u64::from(cleared);
+            } else if self.own_write(&rec, own_user.as_ref())? {
+                report.echoes += 1;
             } else {
                 due.pull.entry(rec.object).or_default().push(rec);
             }
@@ -336,19 +350,40 @@ impl InboxWorker {
     }
 
     /// Whether a pending record's change is already applied locally (its stamp is covered by
-    /// the last pull); if so its entry is cleared, unless something newer arrived.
-    fn already_applied(&self, rec: &PendingRecord) -> Result<bool, StoreError> {
+    /// the last pull): `Some(cleared)` when it is, its entry cleared unless something newer
+    /// arrived.
+    fn already_applied(&self, rec: &PendingRecord) -> Result<Option<bool>, StoreError> {
         let (Some(stamp), Some(seen)) = (
             rec.entry.system_modstamp_ms,
             self.store.seen(&rec.org, &rec.id)?,
         ) else {
-            return Ok(false);
+            return Ok(None);
         };
         if !seen.covers(stamp) {
+            return Ok(None);
+        }
+        let cleared =
+            pull::skip_covered(&self.store, &rec.org, rec.object, &rec.id, &rec.entry, seen)?;
+        Ok(Some(cleared))
+    }
+
+    /// Whether a pending record only reports sfsync's own last write (see
+    /// [`pull::is_own_write`]); if so its entry is cleared, unless something newer arrived.
+    fn own_write(
+        &self,
+        rec: &PendingRecord,
+        own_user: Option<&SalesforceId>,
+    ) -> Result<bool, StoreError> {
+        let written = self.store.written_stamp(&rec.org, &rec.id)?;
+        if !pull::is_own_write(&rec.entry, written, own_user) {
             return Ok(false);
         }
-        pull::skip_covered(&self.store, &rec.org, rec.object, &rec.id, &rec.entry, seen)?;
-        Ok(true)
+        let cleared = pull::skip_own_write(&self.store, &rec.org, rec.object, &rec.id, &rec.entry)?;
+        if cleared {
+            self.ctx.echoes.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(org = %rec.org, record = %rec.id, "notification reports sfsync's own write; nothing to pull");
+        }
+        Ok(cleared)
     }
 
     /// Reads the records, 200 ids a call, a few calls at a time. Records that come back empty
@@ -615,6 +650,7 @@ mod tests {
                 system_modstamp_ms: None,
                 notifications: 1,
                 first_seen_ms: Utc::now().timestamp_millis(),
+                modified_by: None,
             },
         }
     }

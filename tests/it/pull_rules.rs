@@ -442,6 +442,7 @@ fn notify(store: &Store, org: &OrgId, object: ObjectType, id: &SalesforceId, tag
                     record_id: id.clone(),
                     change: ChangeType::Update,
                     system_modstamp: None,
+                    modified_by: None,
                 }],
                 resync: vec![],
             }],

@@ -68,6 +68,7 @@ impl Rig {
                         record_id: id.clone(),
                         change: ChangeType::Update,
                         system_modstamp: stamp_s.and_then(|s| Utc.timestamp_opt(s, 0).single()),
+                        modified_by: None,
                     }],
                     resync: vec![],
                 }],

@@ -67,8 +67,10 @@ pub fn outbox_config() -> OutboxConfig {
     }
 }
 
-/// A client for the simulator's org whose refresh token is sealed in `store`.
-pub fn client_for(sim: &Simulator, store: &Store) -> Client {
+/// A client for the simulator's org whose refresh token is sealed in `store`, starting without a
+/// session as the service does: its first call refreshes it, and the token response names the
+/// connection's user.
+pub fn connecting_client(sim: &Simulator, store: &Store) -> Client {
     let creds = sim.credentials();
     let settings = OAuthSettings {
         client_id: creds.client_id,
@@ -86,9 +88,13 @@ pub fn client_for(sim: &Simulator, store: &Store) -> Client {
         .seal(&sim.org_id(), &SecretString::from(creds.refresh_token))
         .expect("seal");
     tokens.save_sealed(&sim.org_id(), &sealed).expect("save");
-    Client::new(settings, sim.org_id(), sim.instance_url(), vault, tokens)
-        .expect("client")
-        .with_access_token(SecretString::from(creds.access_token))
+    Client::new(settings, sim.org_id(), sim.instance_url(), vault, tokens).expect("client")
+}
+
+/// A client for the simulator's org whose refresh token is sealed in `store`.
+pub fn client_for(sim: &Simulator, store: &Store) -> Client {
+    connecting_client(sim, store)
+        .with_access_token(SecretString::from(sim.credentials().access_token))
         .with_timeout(std::time::Duration::from_secs(10))
 }
 

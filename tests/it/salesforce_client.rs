@@ -23,6 +23,7 @@ use sfsync::simulator::{ConvertOptions, Faults, SeedSpec, Simulator, SimulatorCo
 #[derive(Default)]
 struct MemoryStore {
     sealed: Mutex<HashMap<String, Vec<u8>>>,
+    users: Mutex<HashMap<String, SalesforceId>>,
 }
 
 impl TokenStore for MemoryStore {
@@ -40,6 +41,23 @@ impl TokenStore for MemoryStore {
             .lock()
             .map_err(|_| "poisoned")?
             .insert(org.as_str().to_string(), sealed.to_vec());
+        Ok(())
+    }
+
+    fn load_user(&self, org: &OrgId) -> Result<Option<SalesforceId>, TokenStoreError> {
+        Ok(self
+            .users
+            .lock()
+            .map_err(|_| "poisoned")?
+            .get(org.as_str())
+            .cloned())
+    }
+
+    fn save_user(&self, org: &OrgId, user: &SalesforceId) -> Result<(), TokenStoreError> {
+        self.users
+            .lock()
+            .map_err(|_| "poisoned")?
+            .insert(org.as_str().to_string(), user.clone());
         Ok(())
     }
 }

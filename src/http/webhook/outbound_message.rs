@@ -94,6 +94,12 @@ impl OutboundNotification {
         })
     }
 
+    /// The user who last modified the record (`LastModifiedById`), when sent and valid.
+    pub fn modified_by(&self) -> Option<SalesforceId> {
+        let v = self.fields.get("LastModifiedById")?.as_deref()?;
+        SalesforceId::parse(v).ok()
+    }
+
     /// As a domain notification, when sfsync pulls this object type.
     pub fn to_notification(&self) -> Option<Notification> {
         Some(Notification {
@@ -101,6 +107,7 @@ impl OutboundNotification {
             record_id: self.record_id.clone(),
             change: ChangeType::Update,
             system_modstamp: self.system_modstamp(),
+            modified_by: self.modified_by(),
         })
     }
 }

@@ -128,6 +128,7 @@ fn build(
                 record_id,
                 change,
                 system_modstamp: stamp,
+                modified_by: None,
             });
         }
     }

@@ -264,7 +264,6 @@ impl OutboxWorker {
                     id,
                     provenance: provenance("local", rule),
                     written_stamp_ms: stamp_ms,
-                    written_fields: stamp_ms.map(|_| item.payload.fields.clone()),
                 },
             },
             Verdict::Retry { message, count } => {
@@ -288,7 +287,6 @@ impl OutboxWorker {
                     id,
                     provenance: provenance("salesforce", "push:repoint-survivor"),
                     written_stamp_ms: None,
-                    written_fields: None,
                 },
             },
         }
