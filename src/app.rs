@@ -35,6 +35,8 @@ pub struct App {
     sweep_interval: Duration,
     /// Push side: delivery settings of the outbox workers.
     outbox: crate::config::OutboxConfig,
+    /// Pull side: the inbox worker's pace, budget share and retry schedule.
+    inbox: crate::worker::inbox::InboxSettings,
 }
 
 impl App {
@@ -89,6 +91,11 @@ impl App {
             dedupe_ttl: config.dedupe_ttl(),
             sweep_interval: Duration::from_secs(config.sync.sweep_interval_s),
             outbox: config.outbox.clone(),
+            inbox: crate::worker::inbox::InboxSettings {
+                limit_share: config.sync.limit_share,
+                backoff: crate::worker::Backoff::from_config(&config.outbox),
+                ..Default::default()
+            },
         };
         app.connect_stored_orgs(config);
         Ok(app)
@@ -197,7 +204,7 @@ impl App {
         let worker = crate::worker::inbox::InboxWorker::new(
             self.state.store.clone(),
             self.state.pull.clone(),
-            crate::worker::inbox::InboxSettings::default(),
+            self.inbox.clone(),
         );
         tracker.spawn(worker.run(shutdown.clone()));
         if self.sweep_interval.is_zero() {

@@ -191,6 +191,42 @@ async fn request_limit_exceeded_pauses_the_org_and_keeps_its_entries() {
 }
 
 #[tokio::test]
+async fn pulls_pause_once_the_configured_share_of_the_budget_is_used() {
+    let rig = rig().await;
+    let first = rig
+        .sim
+        .create("Account", json!({"Name": "Half"}))
+        .expect("create");
+    let second = rig
+        .sim
+        .create("Account", json!({"Name": "Spent"}))
+        .expect("create");
+    // After the next call, just over half the day's calls are used.
+    let used = rig.sim.api_usage() + 1;
+    rig.sim.set_faults(Faults {
+        daily_api_limit: Some(2 * used - 1),
+        ..Faults::default()
+    });
+    let mut worker = InboxWorker::new(
+        rig.store.clone(),
+        rig.ctx.clone(),
+        InboxSettings {
+            limit_share: 0.5,
+            ..settings()
+        },
+    );
+    rig.notify(ObjectType::Account, &first, "first", None);
+    assert_eq!(worked(worker.step().await.expect("step")).applied, 1);
+
+    rig.notify(ObjectType::Account, &second, "second", None);
+    let calls = rig.calls();
+    assert_eq!(worker.step().await.expect("step"), Outcome::Paused);
+    assert!(worker.is_paused(&rig.org));
+    assert_eq!(rig.calls(), calls, "no call past the share");
+    assert_eq!(rig.store.pending_count(), 1);
+}
+
+#[tokio::test]
 async fn an_expired_session_is_refreshed_and_the_pull_goes_through() {
     let rig = rig().await;
     let id = rig
