@@ -593,6 +593,8 @@ fn apply_defaults(obj: &ObjectInfo, record: &mut Record, body: &Map<String, Valu
             record
                 .entry("Status")
                 .or_insert_with(|| json!("Open - Not Contacted"));
+            // A checkbox: false until the lead is converted, never null.
+            record.entry("IsConverted").or_insert(json!(false));
         }
         "Task" => {
             record
