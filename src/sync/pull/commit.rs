@@ -9,7 +9,7 @@ use super::company::apply_account;
 use super::fields::stamp_ms;
 use super::gone::{Children, apply_gone, children_of};
 use super::opportunity::apply_opportunity;
-use super::outcome::{Applied, Origin, Target};
+use super::outcome::{Applied, Apply, Origin, Target};
 use super::person::apply_person;
 use super::policy::Rules;
 
@@ -29,12 +29,16 @@ pub fn apply_record(
             reason: "record without an Id".into(),
         });
     };
+    let a = Apply {
+        tx,
+        org,
+        rules,
+        origin,
+    };
     let applied = match object {
-        ObjectType::Account => apply_account(tx, org, rules, &id, record, origin, target)?,
-        ObjectType::Contact | ObjectType::Lead => {
-            apply_person(tx, org, rules, object, &id, record, origin, target)?
-        }
-        ObjectType::Opportunity => apply_opportunity(tx, org, rules, &id, record, origin)?,
+        ObjectType::Account => apply_account(a, &id, record, target)?,
+        ObjectType::Contact | ObjectType::Lead => apply_person(a, object, &id, record, target)?,
+        ObjectType::Opportunity => apply_opportunity(a, &id, record)?,
     };
     if let Some(stamp) = stamp_ms(record) {
         let seen = Seen {

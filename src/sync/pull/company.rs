@@ -6,19 +6,18 @@ use crate::store::{LocalRef, RecordKind, Tx, TxResult};
 
 use super::fields::{f64_of, i64_of, str_of};
 use super::ladder::{Rung, company_ladder};
-use super::outcome::{Applied, Origin, Target, quarantine, record_applied};
-use super::policy::{Rules, effective, rule_text, take};
+use super::outcome::{Applied, Apply, Origin, Target, quarantine, record_applied};
+use super::policy::{effective, rule_text, take};
 
-#[allow(clippy::too_many_arguments)]
+/// Applies an Account: matched by the ladder (or the person's pick), created when it matches
+/// nothing, quarantined when a rung finds several.
 pub(super) fn apply_account(
-    tx: &Tx<'_>,
-    org: &OrgId,
-    rules: &Rules,
+    a: Apply<'_, '_>,
     id: &SalesforceId,
     record: &Record,
-    origin: &Origin,
     target: Target,
 ) -> TxResult<Applied> {
+    let (tx, org, rules, origin) = (a.tx, a.org, a.rules, a.origin);
     let name = str_of(record, "Name");
     let website = str_of(record, "Website");
     let rung = match target {
@@ -29,7 +28,7 @@ pub(super) fn apply_account(
     let (mut company, rule) = match rung {
         Rung::Ambiguous(rung, candidates) => {
             let object = ObjectType::Account;
-            return quarantine(tx, org, object, id, rung, candidates, record, origin);
+            return quarantine(a, object, id, rung, candidates, record);
         }
         Rung::Found(local, rule) => match tx.company(org, local)? {
             Some(c) => (c, rule),
@@ -56,7 +55,7 @@ pub(super) fn apply_account(
     company.updated_at = origin.now;
     tx.put_company(&company)?;
     let rule = rule_text(rule, policy, pending);
-    record_applied(tx, org, me, created, rule, origin)
+    record_applied(a, me, created, rule)
 }
 
 /// A new local company for an Account that matched none.

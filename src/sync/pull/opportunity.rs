@@ -7,36 +7,27 @@ use crate::salesforce::{Record, RecordExt as _};
 use crate::store::{LocalRef, RecordKind, Tx, TxResult};
 
 use super::fields::{f64_of, id_of, str_of};
-use super::outcome::{Applied, Origin, quarantine, record_applied};
+use super::outcome::{Applied, Apply, Origin, quarantine, record_applied};
 use super::policy::{Rules, local_change_pending};
 
+/// Applies an Opportunity to the product linked to it, or a new one on its Account's company;
+/// quarantined when it has neither.
 pub(super) fn apply_opportunity(
-    tx: &Tx<'_>,
-    org: &OrgId,
-    rules: &Rules,
+    a: Apply<'_, '_>,
     id: &SalesforceId,
     record: &Record,
-    origin: &Origin,
 ) -> TxResult<Applied> {
+    let (tx, org, rules, origin) = (a.tx, a.org, a.rules, a.origin);
     let company = match id_of(record, "AccountId") {
-        Some(a) => tx
-            .by_salesforce_id(org, &a)?
+        Some(account) => tx
+            .by_salesforce_id(org, &account)?
             .filter(|l| l.kind == RecordKind::Company)
             .map(|l| l.id),
         None => None,
     };
     let Some((mut product, created)) = product_for(tx, org, id, company, origin)? else {
         let object = ObjectType::Opportunity;
-        return quarantine(
-            tx,
-            org,
-            object,
-            id,
-            "no_company",
-            Vec::new(),
-            record,
-            origin,
-        );
+        return quarantine(a, object, id, "no_company", Vec::new(), record);
     };
     let before = product.clone();
     let target = LocalRef {
@@ -68,7 +59,7 @@ pub(super) fn apply_opportunity(
     product.updated_at = origin.now;
     tx.put_company_product(&product)?;
     let rule = "match:salesforce_id".to_string();
-    record_applied(tx, org, target, created, rule, origin)
+    record_applied(a, target, created, rule)
 }
 
 /// The product linked to the Opportunity, or a new one on the Company of its Account (`true`:

@@ -8,6 +8,8 @@ use crate::domain::{ObjectType, OrgId, SalesforceId};
 use crate::salesforce::Record;
 use crate::store::{LocalRef, Provenance, Tx, TxResult};
 
+use super::policy::Rules;
+
 /// Where an applied change came from, for provenance.
 #[derive(Debug, Clone)]
 pub struct Origin {
@@ -109,16 +111,25 @@ pub struct Conflict {
     pub at: String,
 }
 
+/// One pulled record being applied: the transaction it commits in, its org, the rules and
+/// where it came from.
+#[derive(Clone, Copy)]
+pub(super) struct Apply<'a, 't> {
+    pub(super) tx: &'a Tx<'t>,
+    pub(super) org: &'a OrgId,
+    pub(super) rules: &'a Rules,
+    pub(super) origin: &'a Origin,
+}
+
 /// After a pulled record was written: its provenance (`create` for a new record, else `rule`)
 /// and what the apply did.
 pub(super) fn record_applied(
-    tx: &Tx<'_>,
-    org: &OrgId,
+    a: Apply<'_, '_>,
     target: LocalRef,
     created: bool,
     rule: String,
-    origin: &Origin,
 ) -> TxResult<Applied> {
+    let (tx, org, origin) = (a.tx, a.org, a.origin);
     let rule = if created { "create".to_string() } else { rule };
     tx.add_provenance(org, target, &origin.provenance(rule.clone()))?;
     Ok(if created {
@@ -128,17 +139,17 @@ pub(super) fn record_applied(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Lists a record for a person to place, with its candidates (replacing an older conflict
+/// of the same record).
 pub(super) fn quarantine(
-    tx: &Tx<'_>,
-    org: &OrgId,
+    a: Apply<'_, '_>,
     object: ObjectType,
     id: &SalesforceId,
     rung: &str,
     candidates: Vec<u64>,
     record: &Record,
-    origin: &Origin,
 ) -> TxResult<Applied> {
+    let (tx, org, origin) = (a.tx, a.org, a.origin);
     if let Some(old) = tx.conflict_for(org, id)? {
         tx.remove_conflict(org, old)?;
     }

@@ -1,28 +1,27 @@
 //! Contact / Lead → Contact, and lead conversions.
 
-use crate::domain::{ConflictPolicy, Contact, ObjectType, OrgId, SalesforceId, SalesforceKind};
+use crate::domain::{ConflictPolicy, Contact, ObjectType, SalesforceId, SalesforceKind};
 use crate::salesforce::{Record, RecordExt as _};
-use crate::store::{LocalRef, RecordKind, Tx, TxResult};
+use crate::store::{LocalRef, RecordKind, TxResult};
 
 use super::fields::{id_of, str_of};
 use super::ladder::{Rung, person_company, person_ladder};
-use super::outcome::{Applied, Origin, Target, quarantine, record_applied};
-use super::policy::{Rules, effective, rule_text, take};
+use super::outcome::{Applied, Apply, Target, quarantine, record_applied};
+use super::policy::{effective, rule_text, take};
 
-#[allow(clippy::too_many_arguments)]
+/// Applies a Contact or Lead: a converted Lead re-links; the rest are matched by the ladder (or
+/// the person's pick), created when they match nothing, quarantined when a rung finds several.
 pub(super) fn apply_person(
-    tx: &Tx<'_>,
-    org: &OrgId,
-    rules: &Rules,
+    a: Apply<'_, '_>,
     object: ObjectType,
     id: &SalesforceId,
     record: &Record,
-    origin: &Origin,
     target: Target,
 ) -> TxResult<Applied> {
     if object == ObjectType::Lead && record.bool_field("IsConverted") == Some(true) {
-        return apply_conversion(tx, org, rules, id, record, origin);
+        return apply_conversion(a, id, record);
     }
+    let (tx, org, origin) = (a.tx, a.org, a.origin);
     let kind = if object == ObjectType::Lead {
         SalesforceKind::Lead
     } else {
@@ -37,7 +36,7 @@ pub(super) fn apply_person(
     };
     let (contact, rule) = match rung {
         Rung::Ambiguous(rung, candidates) => {
-            return quarantine(tx, org, object, id, rung, candidates, record, origin);
+            return quarantine(a, object, id, rung, candidates, record);
         }
         Rung::Found(local, rule) => match tx.contact(org, local)? {
             Some(c) => (c, rule),
@@ -64,33 +63,21 @@ pub(super) fn apply_person(
             (c, "create")
         }
     };
-    write_person(
-        tx,
-        org,
-        rules.conflict_contact,
-        contact,
-        rule,
-        id,
-        kind,
-        record,
-        company,
-        origin,
-    )
+    write_person(a, contact, rule, id, kind, record, company)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A Contact's or Lead's fields on its local contact, as the contact policy lets them in.
 fn write_person(
-    tx: &Tx<'_>,
-    org: &OrgId,
-    policy: ConflictPolicy,
+    a: Apply<'_, '_>,
     mut contact: Contact,
     rule: &str,
     id: &SalesforceId,
     kind: SalesforceKind,
     record: &Record,
     company: Option<u64>,
-    origin: &Origin,
 ) -> TxResult<Applied> {
+    let (tx, org, rules, origin) = (a.tx, a.org, a.rules, a.origin);
+    let policy = rules.conflict_contact;
     let created = rule == "create";
     let me = LocalRef {
         kind: RecordKind::Contact,
@@ -124,35 +111,22 @@ fn write_person(
     }
     contact.updated_at = origin.now;
     tx.put_contact(&contact)?;
-    record_applied(
-        tx,
-        org,
-        target,
-        created,
-        rule_text(rule, policy, pending),
-        origin,
-    )
+    record_applied(a, target, created, rule_text(rule, policy, pending))
 }
 
 /// A converted Lead: the local contact linked to the Lead is re-linked to the Contact it became
 /// (`ConvertedContactId`) and to the Company of `ConvertedAccountId`. When that Contact was
 /// already pulled as a separate local contact, the two are folded into the Lead's (older) one.
-fn apply_conversion(
-    tx: &Tx<'_>,
-    org: &OrgId,
-    rules: &Rules,
-    lead: &SalesforceId,
-    record: &Record,
-    origin: &Origin,
-) -> TxResult<Applied> {
+fn apply_conversion(a: Apply<'_, '_>, lead: &SalesforceId, record: &Record) -> TxResult<Applied> {
+    let (tx, org, rules, origin) = (a.tx, a.org, a.rules, a.origin);
     let Some(contact_id) = id_of(record, "ConvertedContactId") else {
         return Ok(Applied::Ignored {
             reason: "converted lead without a ConvertedContactId".into(),
         });
     };
     let company = match id_of(record, "ConvertedAccountId") {
-        Some(a) => tx
-            .by_salesforce_id(org, &a)?
+        Some(account) => tx
+            .by_salesforce_id(org, &account)?
             .filter(|l| l.kind == RecordKind::Company)
             .map(|l| l.id),
         None => None,
