@@ -117,7 +117,7 @@ impl Store {
         object: ObjectType,
         cursor: &SweepCursor,
     ) -> Result<(), StoreError> {
-        self.write(|tx| tx.set_sweep_cursor(org, object, cursor))
+        self.atomically(|tx| tx.set_sweep_cursor(org, object, cursor))
     }
 
     /// The Salesforce user an org's connection acts as, as saved at the last authorization.

@@ -327,7 +327,7 @@ impl Store {
         changes: &[(u64, u64, OutboxChange)],
         now: DateTime<Utc>,
     ) -> Result<Vec<Settled>, StoreError> {
-        self.write(|tx| {
+        self.atomically(|tx| {
             changes
                 .iter()
                 .map(|(id, version, change)| {
@@ -345,7 +345,7 @@ impl Store {
         ids: &[u64],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.write(|tx| {
+        self.atomically(|tx| {
             for id in ids {
                 if let Some(mut e) = tx.outbox_entry(org, *id)? {
                     if !e.maybe_sent {

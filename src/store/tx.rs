@@ -196,8 +196,9 @@ impl Store {
         }
     }
 
-    /// Runs `f` in one transaction ([`Store::transact`]) that has no reason of its own to abort.
-    pub fn write<R>(&self, f: impl Fn(&Tx<'_>) -> TxResult<R>) -> Result<R, StoreError> {
+    /// Runs `f` in one transaction ([`Store::transact`]) that has no reason of its own to abort:
+    /// its reads see one state, its writes commit together.
+    pub fn atomically<R>(&self, f: impl Fn(&Tx<'_>) -> TxResult<R>) -> Result<R, StoreError> {
         self.transact(|tx| Ok::<_, TxAbort<std::convert::Infallible>>(f(tx)?))
             .map_err(TxError::into_store)
     }

@@ -98,7 +98,7 @@ pub fn commit_record(
         stamp_ms,
         pulled_ms: origin.now.timestamp_millis(),
     });
-    store.write(|tx| {
+    store.atomically(|tx| {
         let applied = apply_record(tx, org, rules, object, record, origin, target)?;
         if let (Some(snapshot), Some(id)) = (clear, record.sf_id()) {
             clear_if_covered(tx, org, object, &id, snapshot, seen)?;
@@ -122,7 +122,7 @@ pub fn commit_gone(
         Some(local) if master.is_some() => children_of(store, org, local)?,
         _ => Children::default(),
     };
-    store.write(|tx| {
+    store.atomically(|tx| {
         let applied = apply_gone(tx, org, id, master, &children, origin)?;
         if let Some(snapshot) = clear {
             clear_if_covered(tx, org, object, id, snapshot, None)?;
@@ -141,7 +141,7 @@ pub fn skip_covered(
     snapshot: &PendingEntry,
     seen: Seen,
 ) -> Result<bool, StoreError> {
-    store.write(|tx| clear_if_covered(tx, org, object, id, snapshot, Some(seen)))
+    store.atomically(|tx| clear_if_covered(tx, org, object, id, snapshot, Some(seen)))
 }
 
 /// The stored [`Seen`] bookmark of a record.

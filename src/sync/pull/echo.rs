@@ -38,7 +38,7 @@ pub fn skip_own_write(
     id: &SalesforceId,
     snapshot: &PendingEntry,
 ) -> Result<bool, StoreError> {
-    store.write(|tx| clear_if_covered(tx, org, object, id, snapshot, None))
+    store.atomically(|tx| clear_if_covered(tx, org, object, id, snapshot, None))
 }
 
 #[cfg(test)]

@@ -41,7 +41,7 @@ pub(super) fn prepare(
     now: DateTime<Utc>,
 ) -> Result<Vec<Prep>, StoreError> {
     let today = now.date_naive();
-    store.write(|tx| {
+    store.atomically(|tx| {
         due.iter()
             .map(|e| prepare_one(tx, org, e, push_as, today))
             .collect()
