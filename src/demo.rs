@@ -11,16 +11,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use rand::Rng as _;
-use secrecy::{SecretBox, SecretString};
+use secrecy::SecretBox;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{App, StoreTokens};
+use crate::app::App;
+use crate::bench::loopback;
 use crate::cli::DemoArgs;
-use crate::config::Config;
 use crate::domain::{OrgId, SalesforceId};
-use crate::salesforce::{Client, OAuthSettings, TokenKey, TokenVault};
-use crate::simulator::{ConvertOptions, SeedSpec, Simulator, SimulatorConfig};
+use crate::salesforce::TokenKey;
+use crate::simulator::{ConvertOptions, SeedSpec, SimulatorConfig};
 use crate::store::Store;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -288,17 +288,11 @@ async fn push_side(
 /// Runs the demo.
 pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("binding the simulator")?;
-    let sim = Simulator::start(
-        listener,
-        SimulatorConfig {
-            seed: args.seed,
-            outbound_retry_base: Duration::from_millis(200),
-            ..SimulatorConfig::default()
-        },
-    )
+    let sim = loopback::simulator(SimulatorConfig {
+        seed: args.seed,
+        outbound_retry_base: Duration::from_millis(200),
+        ..SimulatorConfig::default()
+    })
     .await?;
     let accounts = args.accounts.max(4);
     let seeded = sim.seed_org(&SeedSpec {
@@ -321,12 +315,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir().context("temporary store")?;
     let token = random_token(32);
     let key = random_token(24);
-    let toml = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\napi_token = \"{token}\"\n[store]\npath = \"{}\"\n[sync]\nsweep_interval_s = 0\n[[connections]]\norg_id = \"{}\"\nwebhook_key = \"{key}\"\n",
-        dir.path().join("store").display(),
-        sim.org_id()
-    );
-    let config = Config::from_toml(&toml)?;
+    let config = loopback::service_config(&dir.path().join("store"), &sim.org_id(), &token, &key)?;
     let app = App::build(&config).await?;
     let base = format!("http://{}", app.local_addr());
     let state = app.state().clone();
@@ -335,26 +324,11 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     // The token key is made in-process: the demo's refresh token lives only as long as it does.
     let mut raw = [0u8; 32];
     rand::rng().fill(&mut raw);
-    let vault = std::sync::Arc::new(TokenVault::new(TokenKey::new(
-        1,
-        SecretBox::new(Box::new(raw)),
-    )));
-    let creds = sim.credentials();
-    let settings = OAuthSettings {
-        client_id: creds.client_id.clone(),
-        client_secret: SecretString::from(creds.client_secret.clone()),
-        redirect_uri: creds.redirect_uri.clone(),
-        login_url: creds.login_url.clone(),
-        api_version: "62.0".into(),
-    };
-    let client = Client::new(
-        settings,
-        sim.org_id(),
-        sim.instance_url(),
-        vault,
-        std::sync::Arc::new(StoreTokens(store.clone())),
+    let client = loopback::client(
+        &sim,
+        &store,
+        TokenKey::new(1, SecretBox::new(Box::new(raw))),
     )?;
-    client.save_refresh_token(&SecretString::from(creds.refresh_token.clone()))?;
     app.connect_salesforce(client.clone());
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run_until(shutdown.clone()));
