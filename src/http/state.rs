@@ -60,12 +60,12 @@ pub struct Counters {
     duplicates: AtomicU64,
     rejected: AtomicU64,
     ignored: AtomicU64,
-    echoes: AtomicU64,
+    /// Counted by the inbox worker, which recognises echoes where pulls are decided.
+    echoes: Arc<AtomicU64>,
     prom_received: Counter,
     prom_duplicates: Counter,
     prom_rejected: Counter,
     prom_ignored: Counter,
-    prom_echoes: Counter,
     recorder: PrometheusRecorder,
 }
 
@@ -79,6 +79,13 @@ impl std::fmt::Debug for Counters {
 
 impl Default for Counters {
     fn default() -> Self {
+        Self::new(Arc::default())
+    }
+}
+
+impl Counters {
+    /// Counters whose echo count is `echoes`, the one the inbox worker adds to.
+    pub fn new(echoes: Arc<AtomicU64>) -> Self {
         use metrics::{Key, Metadata, Recorder};
         let recorder = PrometheusBuilder::new().build_recorder();
         let meta = Metadata::new(module_path!(), metrics::Level::INFO, None);
@@ -89,18 +96,15 @@ impl Default for Counters {
             duplicates: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             ignored: AtomicU64::new(0),
-            echoes: AtomicU64::new(0),
+            echoes,
             prom_received: counter("sfsync_inbox_received_total"),
             prom_duplicates: counter("sfsync_inbox_duplicates_total"),
             prom_rejected: counter("sfsync_inbox_rejected_total"),
             prom_ignored: counter("sfsync_inbox_ignored_total"),
-            prom_echoes: counter("sfsync_inbox_echoes_total"),
             recorder,
         }
     }
-}
 
-impl Counters {
     /// Counts what one ingest did.
     pub fn record(&self, o: &IngestOutcome) {
         self.received.fetch_add(o.accepted, Ordering::Relaxed);
@@ -117,11 +121,6 @@ impl Counters {
     pub fn ignored(&self, n: u64) {
         self.ignored.fetch_add(n, Ordering::Relaxed);
         self.prom_ignored.increment(n);
-    }
-    /// Counts notifications that only reported sfsync's own writes (nothing pulled).
-    pub fn echo(&self, n: u64) {
-        self.echoes.fetch_add(n, Ordering::Relaxed);
-        self.prom_echoes.increment(n);
     }
     /// Notifications recognised as the echo of sfsync's own write.
     pub fn echoes_total(&self) -> u64 {
@@ -146,6 +145,11 @@ impl Counters {
     /// The Prometheus text exposition of every counter, plus the pending gauge.
     pub fn render(&self, pending: u64) -> String {
         let mut out = self.recorder.handle().render();
+        out.push_str("# TYPE sfsync_inbox_echoes_total counter\n");
+        out.push_str(&format!(
+            "sfsync_inbox_echoes_total {}\n",
+            self.echoes_total()
+        ));
         out.push_str("# TYPE sfsync_inbox_pending gauge\n");
         out.push_str(&format!("sfsync_inbox_pending {pending}\n"));
         out

@@ -2,6 +2,7 @@
 //! [`Rules`], cheap to clone, shared by the inbox worker, the sweep, imports and the API.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::domain::OrgId;
@@ -45,7 +46,7 @@ impl SalesforceOrgs {
     }
 }
 
-/// What the pull side shares: connections, rules, running imports.
+/// What the pull side shares: connections, rules, running imports, counters.
 #[derive(Debug, Clone, Default)]
 pub struct PullContext {
     /// Connected orgs.
@@ -54,6 +55,9 @@ pub struct PullContext {
     pub rules: Arc<Rules>,
     /// Imports started through the API, with their progress.
     pub imports: Arc<Imports>,
+    /// Notifications recognised as the echo of sfsync's own write (nothing pulled), since
+    /// start: the status API and the metrics read it.
+    pub echoes: Arc<AtomicU64>,
 }
 
 impl PullContext {
@@ -63,6 +67,7 @@ impl PullContext {
             orgs: Arc::default(),
             rules: Arc::new(rules),
             imports: Arc::default(),
+            echoes: Arc::default(),
         }
     }
 }
