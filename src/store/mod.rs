@@ -6,8 +6,11 @@
 //! (`wal`: write + `fdatasync`) and then copied into sled; everything else by sled's `flush`,
 //! which ends in `sync_file_range` and is not an fsync, followed by an `fsync` of the data file.
 
+mod changes;
+mod deliveries;
 mod disk;
 mod durability;
+mod feed;
 mod inbox;
 mod journal;
 mod keys;
@@ -23,9 +26,14 @@ mod wal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use changes::{ChangeEntry, Subject, kind_of};
+pub use deliveries::AppDeadLetter;
+pub use feed::{ChangesPage, ChangesRead};
 pub use inbox::{DedupeSource, Delivery, IngestOutcome};
 pub use meta::{SAME_SECOND_MARGIN_MS, Seen, SweepCursor};
-pub use outbox::{Link, OutboxChange, OutboxCounts, OutboxEntry, OutboxState, Settled};
+pub use outbox::{
+    Link, OutboxChange, OutboxCounts, OutboxEntry, OutboxEntryView, OutboxState, Settled,
+};
 pub use pages::{Page, PageRequest, RecordFilter, SCAN_BUDGET, StoredRecord};
 pub use pending::{PendingEntry, PendingRecord};
 pub use records::{LocalRef, Provenance, RecordKind};
@@ -76,6 +84,12 @@ struct Inner {
     conflicts: sled::Tree,
     outbox: sled::Tree,
     meta: sled::Tree,
+    /// The change log (see `changes` and `feed`).
+    changes: sled::Tree,
+    /// The app webhooks' cursors and dead letters (see `deliveries`).
+    deliveries: sled::Tree,
+    /// How far change-log readers may read.
+    marks: feed::Marks,
     commit: GroupCommit,
 }
 
@@ -90,6 +104,8 @@ impl Store {
         let (inbox, wal) = inbox::Inbox::open(&db, path)?;
         let inbox = Arc::new(inbox);
         let commit = GroupCommit::start(db.clone(), inbox.clone(), wal, path)?;
+        let changes = db.open_tree("changes")?;
+        let last = changes::last_seq(changes.get(keys::change_counter())?.as_deref());
         Ok(Self {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
@@ -100,6 +116,9 @@ impl Store {
                 conflicts: db.open_tree("conflicts")?,
                 outbox: db.open_tree("outbox")?,
                 meta: db.open_tree("meta")?,
+                changes,
+                deliveries: db.open_tree("deliveries")?,
+                marks: feed::Marks::new(last),
                 inbox,
                 commit,
                 db,
@@ -116,7 +135,10 @@ impl Store {
     /// log, one sled flush and one `fsync` of the data file, shared with every caller waiting at
     /// the same time.
     pub async fn make_durable(&self) -> Result<(), StoreError> {
-        self.inner.commit.wait().await
+        let logged = self.inner.marks.before_sync();
+        self.inner.commit.wait().await?;
+        self.inner.marks.synced(logged);
+        Ok(())
     }
 
     /// How many group commits (syncs shared by every caller waiting) have completed since open.

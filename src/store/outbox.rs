@@ -12,11 +12,14 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::changes::Subject;
 use super::keys;
 use super::records::{LocalRef, Provenance};
 use super::tx::{Tx, TxResult};
 use super::{Store, StoreError};
-use crate::domain::{OrgId, PushAs, SalesforceId};
+use crate::domain::view::enum_text;
+use crate::domain::{ChangeKind, ChangeWhat, OrgId, PushAs, SalesforceId};
+use utoipa::ToSchema;
 
 /// Where an outbox entry stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +59,45 @@ pub struct OutboxEntry {
     pub created_at: DateTime<Utc>,
     /// When the entry last changed.
     pub updated_at: DateTime<Utc>,
+}
+
+/// An outbox entry (a record's pending push, or a dead letter).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OutboxEntryView {
+    /// Entry id.
+    id: u64,
+    /// The org.
+    org_id: String,
+    /// `company`, `contact`, `company_product` or `activity`.
+    kind: String,
+    /// The local record id.
+    record_id: u64,
+    /// `pending` or `dead`.
+    state: String,
+    /// Failed sends so far.
+    attempts: u32,
+    /// Salesforce's message for the last failure.
+    last_error: Option<String>,
+    /// Not sent before this instant.
+    next_attempt_at: Option<DateTime<Utc>>,
+    /// When the entry was written.
+    created_at: DateTime<Utc>,
+}
+
+impl From<OutboxEntry> for OutboxEntryView {
+    fn from(e: OutboxEntry) -> Self {
+        Self {
+            id: e.id,
+            org_id: e.org_id.to_string(),
+            kind: enum_text(&e.target.kind),
+            record_id: e.target.id,
+            state: enum_text(&e.state),
+            attempts: e.attempts,
+            last_error: e.last_error,
+            next_attempt_at: DateTime::from_timestamp_millis(e.next_attempt_ms),
+            created_at: e.created_at,
+        }
+    }
 }
 
 fn entry_key(org: &OrgId, id: u64) -> Vec<u8> {
@@ -248,6 +290,7 @@ impl Tx<'_> {
         match change {
             OutboxChange::Delivered { link } => {
                 self.link_entry(&entry, link)?;
+                self.record_change(org, ChangeWhat::Pushed, Subject::Record(entry.target))?;
                 self.finish(entry, sent_version, now)
             }
             OutboxChange::Skipped => self.finish(entry, sent_version, now),
@@ -264,6 +307,7 @@ impl Tx<'_> {
                     entry.state = OutboxState::Dead;
                     let n = entry.attempts;
                     entry.last_error = Some(format!("gave up after {n} attempts: {error}"));
+                    self.record_dead_letter(&entry)?;
                     Settled::GaveUp
                 } else {
                     entry.next_attempt_ms = *at_ms;
@@ -276,16 +320,27 @@ impl Tx<'_> {
             OutboxChange::Dead { error } => {
                 entry.state = OutboxState::Dead;
                 entry.last_error = Some(error.clone());
+                self.record_dead_letter(&entry)?;
                 self.put_outbox_entry(&entry)?;
                 Ok(Settled::Dead)
             }
             OutboxChange::Relinked { link } => {
                 self.link_entry(&entry, link)?;
+                self.record_change(org, ChangeWhat::Updated, Subject::Record(entry.target))?;
                 entry.next_attempt_ms = now.timestamp_millis();
                 self.put_outbox_entry(&entry)?;
                 Ok(Settled::Relinked)
             }
         }
+    }
+
+    /// Logs that `entry` became a dead letter, with its view.
+    fn record_dead_letter(&self, entry: &OutboxEntry) -> TxResult<()> {
+        let data = serde_json::to_value(OutboxEntryView::from(entry.clone()))
+            .map_err(|e| abort(corrupt(e)))?;
+        let (kind, id) = (ChangeKind::Outbox, entry.id);
+        let subject = Subject::Shown { kind, id, data };
+        self.record_change(&entry.org_id, ChangeWhat::DeadLetter, subject)
     }
 
     fn link_entry(&self, entry: &OutboxEntry, link: &Link) -> TxResult<()> {

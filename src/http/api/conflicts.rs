@@ -5,17 +5,16 @@
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde::Deserialize;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{self, Body, Id, Params};
 use super::page::{self, Cursor, Page};
-use crate::domain::{ObjectType, SalesforceId};
+use crate::domain::SalesforceId;
 use crate::http::state::AppState;
-use crate::sync::local::conflicts::{self, Candidate, OpenConflict, Resolution};
-use crate::sync::pull::Applied;
+use crate::sync::local::conflicts::{self, Resolution};
+use crate::sync::pull::{Applied, ConflictView};
 
 /// The routes, nested under `/api/v1` behind the bearer token.
 pub(super) fn routes() -> Router<AppState> {
@@ -23,57 +22,6 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/conflicts", get(list))
         .route("/conflicts/{id}", get(one))
         .route("/conflicts/{id}/resolve", post(resolve))
-}
-
-/// A quarantined record and the local records it could be.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct ConflictView {
-    /// The conflict id.
-    id: u64,
-    /// The org.
-    org: String,
-    /// `Account`, `Contact`, `Lead` or `Opportunity`.
-    #[schema(value_type = String)]
-    object: ObjectType,
-    /// The Salesforce record id.
-    #[schema(value_type = String)]
-    salesforce_id: SalesforceId,
-    /// The rung that found several candidates (`domain`, `name`, `email`), or `no_company`.
-    rung: String,
-    /// Local ids of the candidates.
-    candidates: Vec<u64>,
-    /// The record as pulled.
-    #[schema(value_type = Object)]
-    record: crate::salesforce::Record,
-    /// When it was quarantined (RFC 3339).
-    at: String,
-    /// The candidates' current local records.
-    #[schema(value_type = Vec<Object>)]
-    candidate_records: Vec<Value>,
-}
-
-fn candidate_value(c: Candidate) -> Value {
-    match c {
-        Candidate::Company(x) => serde_json::json!(x),
-        Candidate::Contact(x) => serde_json::json!(x),
-    }
-}
-
-impl From<OpenConflict> for ConflictView {
-    fn from(o: OpenConflict) -> Self {
-        let c = o.conflict;
-        Self {
-            id: o.id,
-            org: o.org.to_string(),
-            object: c.object,
-            salesforce_id: c.salesforce_id,
-            rung: c.rung,
-            candidates: c.candidates,
-            record: c.record,
-            at: c.at,
-            candidate_records: o.candidates.into_iter().map(candidate_value).collect(),
-        }
-    }
 }
 
 /// `GET /api/v1/conflicts`: which orgs, which page.

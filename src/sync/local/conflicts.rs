@@ -4,7 +4,7 @@
 
 use crate::domain::{Company, Contact, ObjectType, OrgId, SalesforceId};
 use crate::store::{Page, PageRequest, Store, StoreError};
-use crate::sync::pull::{self, Applied, Conflict, Origin, Rules, Target};
+use crate::sync::pull::{self, Applied, Conflict, ConflictView, Origin, Rules, Target};
 
 use super::{LocalError, LocalResult, invalid};
 
@@ -28,6 +28,16 @@ pub struct OpenConflict {
     pub conflict: Conflict,
     /// The candidates' current local records.
     pub candidates: Vec<Candidate>,
+}
+
+impl From<OpenConflict> for ConflictView {
+    fn from(o: OpenConflict) -> Self {
+        let records = o.candidates.into_iter().map(|c| match c {
+            Candidate::Company(x) => serde_json::json!(x),
+            Candidate::Contact(x) => serde_json::json!(x),
+        });
+        Self::new(o.id, &o.org, o.conflict, records.collect())
+    }
 }
 
 /// How a person resolves a conflict.

@@ -28,6 +28,7 @@
 
 mod commit;
 mod company;
+mod conflicts;
 mod echo;
 mod fields;
 mod gone;
@@ -39,8 +40,9 @@ mod policy;
 
 pub use crate::store::{SAME_SECOND_MARGIN_MS, Seen};
 pub use commit::{apply_record, clear_if_covered, commit_gone, commit_record, seen, skip_covered};
+pub use conflicts::{Conflict, ConflictView};
 pub use echo::{is_own_write, skip_own_write};
 pub use fields::{can_merge, fields_for, parse_datetime, stamp_ms};
 pub use gone::{Children, apply_gone, children_of};
-pub use outcome::{Applied, Conflict, Origin, Target};
+pub use outcome::{Applied, Origin, Target};
 pub use policy::Rules;

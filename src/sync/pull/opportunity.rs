@@ -2,9 +2,9 @@
 
 use chrono::NaiveDate;
 
-use crate::domain::{CompanyProduct, ObjectType, OrgId, SalesforceId};
+use crate::domain::{ChangeWhat, CompanyProduct, ObjectType, OrgId, SalesforceId};
 use crate::salesforce::{Record, RecordExt as _};
-use crate::store::{LocalRef, RecordKind, Tx, TxResult};
+use crate::store::{LocalRef, RecordKind, Subject, Tx, TxResult};
 
 use super::fields::{f64_of, id_of, str_of};
 use super::outcome::{Applied, Apply, Origin, quarantine, record_applied};
@@ -43,6 +43,7 @@ pub(super) fn apply_opportunity(
         tx.put_company_product(&product)?;
         let rule = "match:salesforce_id;policy:local_change_pending";
         tx.add_provenance(org, target, &origin.provenance(rule))?;
+        tx.record_change(org, ChangeWhat::Updated, Subject::Record(target))?;
         return Ok(Applied::Updated {
             target,
             rule: rule.into(),

@@ -1,13 +1,14 @@
 //! What applying a pulled record did ([`Applied`]), where the change came from ([`Origin`]),
-//! and the records a person must place ([`Conflict`]).
+//! and the quarantine of records a person must place.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::domain::{ObjectType, OrgId, SalesforceId};
+use crate::domain::{ChangeWhat, ObjectType, OrgId, SalesforceId};
 use crate::salesforce::Record;
-use crate::store::{LocalRef, Provenance, Tx, TxResult};
+use crate::store::{LocalRef, Provenance, Subject, Tx, TxResult};
 
+use super::conflicts::{Conflict, close_conflict, log_conflict};
 use super::policy::Rules;
 
 /// Where an applied change came from, for provenance.
@@ -94,23 +95,6 @@ pub enum Applied {
     },
 }
 
-/// A quarantined record: the Salesforce record and the local candidates a person picks from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Conflict {
-    /// The object type.
-    pub object: ObjectType,
-    /// The Salesforce record id.
-    pub salesforce_id: SalesforceId,
-    /// The rung that found several candidates (`domain`, `name`, `email`), or `no_company`.
-    pub rung: String,
-    /// Local ids of the candidates (Companies for Accounts, Contacts for Contacts and Leads).
-    pub candidates: Vec<u64>,
-    /// The record as pulled.
-    pub record: Record,
-    /// When it was quarantined (RFC 3339).
-    pub at: String,
-}
-
 /// One pulled record being applied: the transaction it commits in, its org, the rules and
 /// where it came from.
 #[derive(Clone, Copy)]
@@ -132,6 +116,12 @@ pub(super) fn record_applied(
     let (tx, org, origin) = (a.tx, a.org, a.origin);
     let rule = if created { "create".to_string() } else { rule };
     tx.add_provenance(org, target, &origin.provenance(rule.clone()))?;
+    let what = if created {
+        ChangeWhat::Created
+    } else {
+        ChangeWhat::Updated
+    };
+    tx.record_change(org, what, Subject::Record(target))?;
     Ok(if created {
         Applied::Created { target }
     } else {
@@ -151,7 +141,7 @@ pub(super) fn quarantine(
 ) -> TxResult<Applied> {
     let (tx, org, origin) = (a.tx, a.org, a.origin);
     if let Some(old) = tx.conflict_for(org, id)? {
-        tx.remove_conflict(org, old)?;
+        close_conflict(tx, org, old)?;
     }
     let conflict = Conflict {
         object,
@@ -163,6 +153,7 @@ pub(super) fn quarantine(
     };
     let cid = tx.add_conflict(org, &conflict)?;
     tx.set_conflict_for(org, id, cid)?;
+    log_conflict(tx, org, cid, &conflict, ChangeWhat::Opened)?;
     tracing::info!(org = %org, id = %id, rung, conflict = cid, "record quarantined");
     Ok(Applied::Quarantined { conflict: cid })
 }
