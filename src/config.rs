@@ -25,6 +25,10 @@ use serde::Deserialize;
 
 use crate::domain::{OrgId, WebhookSecret};
 
+mod feed;
+
+pub use feed::{AppWebhook, ChangesConfig};
+
 /// Why the configuration cannot be used. Each message names the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -71,6 +75,12 @@ pub struct Config {
     /// One entry per Salesforce org.
     #[serde(default)]
     pub connections: Vec<Connection>,
+    /// The change log's retention and its deliveries to the app's webhooks.
+    #[serde(default)]
+    pub changes: ChangesConfig,
+    /// The app's endpoints that receive each change, signed.
+    #[serde(default)]
+    pub app_webhooks: Vec<AppWebhook>,
     /// The connected app and the refresh-token key, read from the environment by
     /// [`Config::load`] (never from the file), or why they could not be read.
     #[serde(skip, default = "connected_app_not_read")]
@@ -618,7 +628,7 @@ impl Config {
                 ));
             }
         }
-        Ok(())
+        feed::validate(&self.changes, &self.app_webhooks)
     }
 
     /// The connected app's OAuth settings with the login host and API version of
@@ -643,6 +653,11 @@ impl Config {
             },
             app.token_key.clone(),
         ))
+    }
+
+    /// How long the change log keeps an entry.
+    pub fn change_retention(&self) -> Duration {
+        Duration::from_secs(self.changes.retention_hours * 3600)
     }
 
     /// How long dedupe keys live.

@@ -13,7 +13,7 @@ use super::keys;
 use super::{Page, Store, StoreError};
 
 /// A change an app's webhook did not take within its attempts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AppDeadLetter {
     /// The webhook's URL.
     pub webhook: String,

@@ -180,6 +180,19 @@ impl TestApp {
         req.send().await.expect("post")
     }
 
+    /// `GET /api/v1{path}` with the token: the status and the JSON answer.
+    pub async fn api_get(&self, path: &str) -> (u16, serde_json::Value) {
+        let resp = self
+            .client
+            .get(format!("{}/api/v1{path}", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("get");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
     pub async fn status(&self) -> serde_json::Value {
         self.client
             .get(format!("{}/api/v1/status", self.base))

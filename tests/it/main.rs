@@ -2,6 +2,11 @@
 
 #![allow(unreachable_pub, missing_docs)]
 
+mod app_feed;
+mod app_support;
+mod app_webhooks;
+mod changes_api;
+mod changes_log;
 mod config_cli;
 mod crash;
 mod deploy_kit;

@@ -17,7 +17,7 @@ use crate::pull_harness::{PullEnv, eventually, start, start_with};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-fn local_company(store: &Store, org: &OrgId, name: &str, website: Option<&str>) -> u64 {
+pub(crate) fn local_company(store: &Store, org: &OrgId, name: &str, website: Option<&str>) -> u64 {
     store
         .transact(|tx| {
             let c = Company {
@@ -402,13 +402,8 @@ async fn a_deleted_account_is_unlinked_and_the_reason_kept() {
     );
 }
 
-#[tokio::test]
-async fn a_merge_repoints_local_links_to_the_survivor() {
-    let env = start().await;
-    let master = env
-        .sim
-        .create("Account", json!({"Name": "Survivor"}))
-        .expect("master");
+/// An Account named "Loser" with a Contact on it, both pulled: what a merge moves.
+pub(crate) async fn loser_with_a_contact(env: &PullEnv) -> (SalesforceId, Company, Contact) {
     let loser = env
         .sim
         .create("Account", json!({"Name": "Loser"}))
@@ -420,11 +415,22 @@ async fn a_merge_repoints_local_links_to_the_survivor() {
             json!({"LastName": "Moved", "AccountId": loser.as_str()}),
         )
         .expect("contact");
-    let local_master = eventually("the master", WAIT, || async { env.company_of(&master) }).await;
     let local_loser = eventually("the loser", WAIT, || async { env.company_of(&loser) }).await;
     let local_person = eventually("the contact", WAIT, || async { env.contact_of(&person) }).await;
-    assert_eq!(local_person.company_id, Some(local_loser.id));
     env.settle(WAIT).await;
+    (loser, local_loser, local_person)
+}
+
+#[tokio::test]
+async fn a_merge_repoints_local_links_to_the_survivor() {
+    let env = start().await;
+    let master = env
+        .sim
+        .create("Account", json!({"Name": "Survivor"}))
+        .expect("master");
+    let local_master = eventually("the master", WAIT, || async { env.company_of(&master) }).await;
+    let (loser, local_loser, local_person) = loser_with_a_contact(&env).await;
+    assert_eq!(local_person.company_id, Some(local_loser.id));
 
     env.sim
         .merge(&master, std::slice::from_ref(&loser))
@@ -512,9 +518,15 @@ fn notify(store: &Store, org: &OrgId, object: ObjectType, id: &SalesforceId, tag
         .expect("ingest");
 }
 
-#[tokio::test]
-async fn a_conversion_seen_after_its_contact_folds_the_duplicate_into_the_leads_contact() {
-    let env = start().await;
+/// A Lead pulled, converted, and the Contact it became pulled before the Lead's own
+/// notification: its pull makes a second local contact, which the Lead's then folds away.
+pub(crate) struct Folded {
+    pub(crate) local: Contact,
+    pub(crate) duplicate: Contact,
+    pub(crate) contact: SalesforceId,
+}
+
+pub(crate) async fn convert_after_its_contact(env: &PullEnv) -> Folded {
     let lead = env
         .sim
         .create(
@@ -530,24 +542,35 @@ async fn a_conversion_seen_after_its_contact_folds_the_duplicate_into_the_leads_
         .sim
         .convert_lead(&lead, ConvertOptions::default())
         .expect("convert");
-    notify(
-        env.store(),
-        &env.org,
-        ObjectType::Contact,
-        &result.contact_id,
-        "c",
-    );
+    let contact = result.contact_id;
+    notify(env.store(), &env.org, ObjectType::Contact, &contact, "c");
     let duplicate = eventually("the contact's own copy", WAIT, || async {
-        env.contact_of(&result.contact_id)
+        env.contact_of(&contact)
     })
     .await;
-    assert_ne!(duplicate.id, local.id);
     notify(env.store(), &env.org, ObjectType::Lead, &lead, "l");
-    let folded = eventually("the fold", WAIT, || async {
-        env.contact_of(&result.contact_id)
-            .filter(|c| c.id == local.id)
+    eventually("the fold", WAIT, || async {
+        env.contact_of(&contact).filter(|c| c.id == local.id)
     })
     .await;
+    Folded {
+        local,
+        duplicate,
+        contact,
+    }
+}
+
+#[tokio::test]
+async fn a_conversion_seen_after_its_contact_folds_the_duplicate_into_the_leads_contact() {
+    let env = start().await;
+    let Folded {
+        local,
+        duplicate,
+        contact: converted,
+    } = convert_after_its_contact(&env).await;
+    assert_ne!(duplicate.id, local.id);
+    let folded = env.contact_of(&converted).expect("the contact");
+    assert_eq!(folded.id, local.id);
     assert_eq!(folded.email.as_deref(), Some("ron@vgb.com"));
     assert!(
         contact(&env, duplicate.id).is_none(),

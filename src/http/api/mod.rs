@@ -1,5 +1,6 @@
 //! The local API under `/api/v1`, behind the bearer token: one file per resource (companies,
-//! contacts, company products, activities, outbox, imports, conflicts, status, history), one
+//! contacts, company products, activities, outbox, imports, conflicts, status, history, the
+//! change feed, the app webhooks' dead letters), one
 //! error type ([`ApiError`]), and the OpenAPI document generated from the handlers.
 //!
 //! A handler reads its request (`extract`), calls one use case of `sync::local` (or one store
@@ -18,6 +19,8 @@ use utoipa::OpenApi;
 use super::state::AppState;
 
 mod activities;
+mod app_webhooks;
+mod changes;
 mod companies;
 mod company_products;
 mod conflicts;
@@ -32,6 +35,7 @@ mod records;
 mod setup;
 mod status;
 
+pub use changes::longest_wait;
 pub use error::ApiError;
 
 /// Refuses a request without the API's bearer token (401).
@@ -68,6 +72,8 @@ pub(super) fn router(state: AppState) -> Router<AppState> {
         .merge(status::routes())
         .merge(setup::routes())
         .merge(history::routes())
+        .merge(changes::routes())
+        .merge(app_webhooks::routes())
         .route_layer(middleware::from_fn_with_state(state, require_token))
 }
 
@@ -95,7 +101,9 @@ pub(super) fn document() -> utoipa::openapi::OpenApi {
         .merge_from(conflicts::ConflictsDoc::openapi())
         .merge_from(status::StatusDoc::openapi())
         .merge_from(setup::SetupDoc::openapi())
-        .merge_from(history::HistoryDoc::openapi());
+        .merge_from(history::HistoryDoc::openapi())
+        .merge_from(changes::ChangesDoc::openapi())
+        .merge_from(app_webhooks::AppWebhooksDoc::openapi());
     extract::merge_in_org_schemas(&mut doc);
     doc
 }

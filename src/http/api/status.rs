@@ -1,5 +1,5 @@
-//! `GET /api/v1/status`: each org's connection state and API usage, the inbox figures and the
-//! outbox counts.
+//! `GET /api/v1/status`: each org's connection state and API usage, the inbox figures, the
+//! outbox counts and the deliveries to the app's webhooks.
 
 use axum::extract::State;
 use axum::routing::get;
@@ -7,7 +7,8 @@ use axum::{Json, Router};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
-use super::outbox;
+use super::{app_webhooks, outbox};
+use crate::app_webhooks::HookStatus;
 use crate::config::Connection;
 use crate::http::state::{AppState, Counters};
 use crate::salesforce::{ApiUsage, ConnectionState};
@@ -31,6 +32,9 @@ pub(crate) struct Status {
     /// latest `Sforce-Limit-Info` said; `null` before the first call.
     #[schema(value_type = Option<Object>)]
     pub(crate) api_usage: Option<ApiUsage>,
+    /// The app's webhooks, in configuration order: each one's cursor, its lag in entries and
+    /// seconds, since when it fails, its last error and its dead letters.
+    pub(crate) app_webhooks: Vec<HookStatus>,
 }
 
 /// One org's state.
@@ -154,6 +158,10 @@ async fn status(State(state): State<AppState>) -> Json<Status> {
         inbox: inbox(&state.counters, state.store.pending_count()),
         outbox: outbox::totals(&state),
         api_usage,
+        app_webhooks: app_webhooks::statuses(&state).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "reading the app webhooks' deliveries failed");
+            Vec::new()
+        }),
     })
 }
 
