@@ -2,8 +2,8 @@
 
 use reqwest::Method;
 
-use crate::helpers::*;
-use crate::pull_harness;
+use crate::support::env as pull_harness;
+use crate::support::*;
 
 #[tokio::test]
 async fn an_org_without_a_salesforce_connection_is_reported_not_connected() {
