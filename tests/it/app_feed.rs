@@ -14,10 +14,10 @@ use sfsync::simulator::{SeedSummary, SimulatorConfig};
 use sfsync::tools::app_receiver::AppFaults;
 use tokio_util::sync::CancellationToken;
 
-use crate::app_support::{AppCopy, caught_up, differences, restart, start_app_env};
-use crate::helpers::TOKEN;
-use crate::pull_harness::{PullEnv, eventually};
+use crate::app_support::{AppCopy, caught_up, differences, start_app_env};
 use crate::pull_storm::{seed_stormy, storm_org, stormy_faults};
+use crate::support::env::SyncEnv;
+use crate::support::{TOKEN, eventually};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -50,7 +50,7 @@ fn follow(
 
 /// Waits until nothing moves: the org has sent everything, the inbox and the outbox are empty,
 /// the webhook has settled every change, and the log stood still for a moment.
-async fn quiet(env: &PullEnv, timeout: Duration) -> u64 {
+async fn quiet(env: &SyncEnv, timeout: Duration) -> u64 {
     eventually("everything to settle", timeout, || async {
         env.settle(timeout).await;
         let (_, status) = env.api(reqwest::Method::GET, "/status", None).await;
@@ -64,7 +64,7 @@ async fn quiet(env: &PullEnv, timeout: Duration) -> u64 {
 }
 
 /// A round of the storm: a change in the org, or one of the app's own writes.
-async fn change(env: &PullEnv, seeded: &SeedSummary, round: u64) {
+async fn change(env: &SyncEnv, seeded: &SeedSummary, round: u64) {
     let pick = |ids: &[SalesforceId]| ids[(round as usize * 7919) % ids.len()].clone();
     let result = match round % 6 {
         0 => env.sim.update(
@@ -108,14 +108,17 @@ async fn change(env: &PullEnv, seeded: &SeedSummary, round: u64) {
 async fn an_app_that_only_listens_ends_with_the_services_records_after_a_storm_with_faults_on_both_sides()
  {
     let config = storm_org(13);
-    let changes = "max_attempts = 1000\ndelivery_timeout_s = 2\ndelivery_concurrency = 8\n\
-                   [outbox]\nretry_base_ms = 10\nretry_cap_ms = 200";
-    let s = start_app_env(config, changes, "").await;
+    let s = start_app_env(config, |c| {
+        c.changes.max_attempts = 1000;
+        c.changes.delivery_timeout_s = 2;
+        c.changes.delivery_concurrency = 8;
+    })
+    .await;
     let env = &s.env;
     let seeded = seed_stormy(env, 20, 2, 10);
     let stop = CancellationToken::new();
     let read = Arc::new(AtomicU64::new(0));
-    let follower = follow(env.svc.base.clone(), read.clone(), stop.clone());
+    let follower = follow(env.app.base.clone(), read.clone(), stop.clone());
     env.sim.set_faults(stormy_faults());
     s.app.set_faults(AppFaults {
         error_rate: 0.25,
@@ -187,7 +190,7 @@ async fn an_app_that_only_listens_ends_with_the_services_records_after_a_storm_w
 
 #[tokio::test]
 async fn after_a_restart_deliveries_resume_at_the_cursor_nothing_lost_nothing_out_of_order() {
-    let mut s = start_app_env(SimulatorConfig::default(), "", "").await;
+    let s = start_app_env(SimulatorConfig::default(), |_| {}).await;
     for name in ["One", "Two", "Three"] {
         s.env
             .sim
@@ -199,15 +202,15 @@ async fn after_a_restart_deliveries_resume_at_the_cursor_nothing_lost_nothing_ou
         (s.app.received().len() == 3).then_some(())
     })
     .await;
-    s.env.svc.stop().await;
-    // While sfsync is down the org goes on; its messages wait for it.
+    s.env.sim.set_outbound_url(None);
+    // While sfsync restarts the org goes on; its messages wait for it.
     for name in ["Four", "Five"] {
         s.env
             .sim
             .create("Account", json!({"Name": name}))
             .expect("account");
     }
-    s.env.svc = restart(&s.env.sim, &s.env.dir, &s.app, "").await;
+    let s = s.restarted().await;
     eventually("five deliveries", WAIT, || async {
         (s.app.received().len() >= 5).then_some(())
     })

@@ -6,53 +6,61 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::Value;
+use sfsync::config::{AppWebhook, Config};
 use sfsync::domain::WebhookSecret;
-use sfsync::simulator::{Simulator, SimulatorConfig};
+use sfsync::simulator::SimulatorConfig;
 use sfsync::tools::app_receiver::AppReceiver;
-use tempfile::TempDir;
 
-use crate::pull_harness::{PullEnv, Service, eventually, start_service, start_sim};
+use crate::support::env::{SyncEnv, serve, start_with};
+use crate::support::eventually;
 
 /// The app's signing secret (the Standard Webhooks reference secret).
 pub const APP_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 
+/// An org, the service, and the app it tells about each change.
 pub struct AppEnv {
-    pub env: PullEnv,
+    pub env: SyncEnv,
     pub app: AppReceiver,
 }
 
-/// `[changes]` (fast retries, then `changes`) and one `[[app_webhooks]]` entry for the app at
-/// `url` (then `hook`), after `sweep_interval_s = 0`: the harness writes what it is given under
-/// `[sync]`, so the tables follow it.
-pub fn sync_and_app(url: &str, changes: &str, hook: &str) -> String {
-    format!(
-        "sweep_interval_s = 0\n\n[changes]\nretry_base_ms = 5\nretry_cap_ms = 50\n{changes}\n\n\
-         [[app_webhooks]]\nurl = \"{url}\"\nsecret = \"{APP_SECRET}\"\n{hook}\n"
-    )
+/// Lists the app at `url` as the one `[[app_webhooks]]` entry, with retries in milliseconds.
+pub fn tell(c: &mut Config, url: &str) {
+    c.changes.retry_base_ms = 5;
+    c.changes.retry_cap_ms = 50;
+    c.app_webhooks = vec![AppWebhook {
+        url: url.to_string(),
+        secret: WebhookSecret::parse(APP_SECRET).expect("secret"),
+        types: Vec::new(),
+    }];
 }
 
-pub async fn start_app_env(config: SimulatorConfig, changes: &str, hook: &str) -> AppEnv {
-    let sim = start_sim(config).await;
-    let dir = tempfile::tempdir().expect("tempdir");
+/// The app on loopback, and an org and the service that tells it, `adjust`ed.
+pub async fn start_app_env(sim: SimulatorConfig, adjust: impl FnOnce(&mut Config)) -> AppEnv {
     let app = AppReceiver::start(WebhookSecret::parse(APP_SECRET).expect("secret"))
         .await
         .expect("app");
-    let svc = start_service(&sim, dir.path(), &sync_and_app(&app.url, changes, hook)).await;
-    AppEnv {
-        env: PullEnv {
-            org: sim.org_id(),
-            sim,
-            svc,
-            dir,
-            http: reqwest::Client::new(),
-        },
-        app,
-    }
+    let env = start_with(sim, |c| {
+        tell(c, &app.url);
+        adjust(c);
+    })
+    .await;
+    AppEnv { env, app }
 }
 
-/// The service again on the same store (after a stop), told about the same app.
-pub async fn restart(sim: &Simulator, dir: &TempDir, app: &AppReceiver, changes: &str) -> Service {
-    start_service(sim, dir.path(), &sync_and_app(&app.url, changes, "")).await
+impl AppEnv {
+    /// The service stopped and started again on the same store, telling the same app.
+    pub async fn restarted(self) -> Self {
+        let AppEnv {
+            env: SyncEnv { sim, org, app },
+            app: receiver,
+        } = self;
+        let dir = app.stop().await;
+        let app = serve(&sim, dir, |c| tell(c, &receiver.url), true, true).await;
+        AppEnv {
+            env: SyncEnv { sim, org, app },
+            app: receiver,
+        }
+    }
 }
 
 /// The app's copy: per `(kind, id)`, the newest `data` it was told (by sequence number), minus
@@ -88,7 +96,7 @@ impl AppCopy {
 }
 
 /// Every item of a paged list of the local API, following `next`.
-pub async fn listing(env: &PullEnv, path: &str) -> BTreeMap<u64, Value> {
+pub async fn listing(env: &SyncEnv, path: &str) -> BTreeMap<u64, Value> {
     let mut out = BTreeMap::new();
     let mut cursor: Option<String> = None;
     loop {
@@ -110,7 +118,7 @@ pub async fn listing(env: &PullEnv, path: &str) -> BTreeMap<u64, Value> {
 }
 
 /// What the app holds against what the service lists, kind by kind, as readable lines.
-pub async fn differences(env: &PullEnv, copy: &AppCopy) -> Vec<String> {
+pub async fn differences(env: &SyncEnv, copy: &AppCopy) -> Vec<String> {
     let mut diffs = Vec::new();
     for (kind, path) in [
         ("company", "/companies"),
@@ -146,13 +154,13 @@ pub async fn differences(env: &PullEnv, copy: &AppCopy) -> Vec<String> {
 }
 
 /// The app webhook's line of `GET /api/v1/status`.
-pub async fn hook_status(env: &PullEnv) -> Value {
+pub async fn hook_status(env: &SyncEnv) -> Value {
     let (_, status) = env.api(reqwest::Method::GET, "/status", None).await;
     status["app_webhooks"][0].clone()
 }
 
 /// Waits until the webhook has settled every committed change.
-pub async fn caught_up(env: &PullEnv, timeout: Duration) -> Value {
+pub async fn caught_up(env: &SyncEnv, timeout: Duration) -> Value {
     eventually("the webhook to catch up", timeout, || async {
         let hook = hook_status(env).await;
         (hook["lag_entries"] == 0).then_some(hook)

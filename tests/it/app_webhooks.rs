@@ -13,7 +13,7 @@ use sfsync::tools::app_receiver::AppFaults;
 use sha2::Sha256;
 
 use crate::app_support::{APP_SECRET, caught_up, hook_status, start_app_env};
-use crate::pull_harness::eventually;
+use crate::support::eventually;
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -45,7 +45,7 @@ fn the_independent_signature_reproduces_the_reference_vector() {
 
 #[tokio::test]
 async fn each_change_reaches_the_app_signed_so_an_independent_verifier_accepts_it() {
-    let s = start_app_env(SimulatorConfig::default(), "", "").await;
+    let s = start_app_env(SimulatorConfig::default(), |_| {}).await;
     let (status, _) = s
         .env
         .api(
@@ -99,8 +99,10 @@ async fn each_change_reaches_the_app_signed_so_an_independent_verifier_accepts_i
 
 #[tokio::test]
 async fn a_webhook_gets_only_the_types_it_asked_for() {
-    let hook = r#"types = ["company.pushed", "contact.*"]"#;
-    let s = start_app_env(SimulatorConfig::default(), "", hook).await;
+    let s = start_app_env(SimulatorConfig::default(), |c| {
+        c.app_webhooks[0].types = vec!["company.pushed".into(), "contact.*".into()];
+    })
+    .await;
     for (path, body) in [
         ("/companies", json!({"name": "Acme"})),
         ("/contacts", json!({"last_name": "Lovelace"})),
@@ -130,7 +132,7 @@ async fn a_webhook_gets_only_the_types_it_asked_for() {
 
 #[tokio::test]
 async fn a_change_the_app_keeps_refusing_becomes_a_dead_letter_that_a_person_retries() {
-    let s = start_app_env(SimulatorConfig::default(), "max_attempts = 3", "").await;
+    let s = start_app_env(SimulatorConfig::default(), |c| c.changes.max_attempts = 3).await;
     s.app.set_faults(AppFaults {
         error_rate: 1.0,
         ..AppFaults::default()
@@ -203,7 +205,7 @@ async fn a_change_the_app_keeps_refusing_becomes_a_dead_letter_that_a_person_ret
 
 #[tokio::test]
 async fn the_status_shows_a_down_apps_lag_in_entries_and_seconds_while_sync_goes_on() {
-    let s = start_app_env(SimulatorConfig::default(), "", "").await;
+    let s = start_app_env(SimulatorConfig::default(), |_| {}).await;
     s.app.stop();
     for i in 0..3 {
         let name = format!("While down {i}");

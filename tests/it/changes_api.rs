@@ -12,7 +12,7 @@ use crate::helpers::{ORG, TOKEN, TestApp, spawn_app};
 const CAP: Duration = Duration::from_secs(10);
 
 async fn get(app: &TestApp, path: &str) -> (u16, Value) {
-    app.api_get(path).await
+    app.api(reqwest::Method::GET, path, None).await
 }
 
 async fn company(app: &TestApp, name: &str) -> u64 {

@@ -9,14 +9,15 @@ use serde_json::{Value, json};
 use sfsync::simulator::Faults;
 use sfsync::sync::sweep::sweep_org;
 
-use crate::pull_harness::{PullEnv, eventually, start};
 use crate::pull_rules::{Folded, convert_after_its_contact, local_company, loser_with_a_contact};
 use crate::push_support::{drain, push_env};
+use crate::support::env::{SyncEnv, start};
+use crate::support::eventually;
 
 const WAIT: Duration = Duration::from_secs(10);
 
 /// Every entry of the feed as `(type, data.id)`, and the entries themselves.
-async fn feed_of(env: &PullEnv) -> Vec<Value> {
+async fn feed_of(env: &SyncEnv) -> Vec<Value> {
     let (status, page) = env
         .api(reqwest::Method::GET, "/changes?limit=1000", None)
         .await;

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use sfsync::domain::{OwnershipStatus, SalesforceId, SalesforceKind, StageTable};
 use sfsync::simulator::{DeliveryMode, Faults, SeedSpec, SeedSummary, SimulatorConfig};
 
-use crate::pull_harness::{PullEnv, start_with};
+use crate::support::env::{SyncEnv as PullEnv, start_with};
 
 /// A small deterministic generator (no dependency on the seed of `rand`).
 struct Lcg(u64);
@@ -240,7 +240,7 @@ pub(crate) fn stormy_faults() -> Faults {
 #[tokio::test]
 async fn after_a_storm_of_duplicated_out_of_order_notifications_with_faults_local_equals_salesforce()
  {
-    let env = start_with(storm_org(11), "sweep_interval_s = 0").await;
+    let env = start_with(storm_org(11), |_| {}).await;
     let seeded = seed_stormy(&env, 50, 3, 50);
     env.sim.set_faults(stormy_faults());
 
