@@ -46,6 +46,31 @@ pub enum Command {
     /// Check an org's Salesforce setup through a running service (marker field, field and object
     /// access, API version); exits non-zero when anything is missing.
     Doctor(DoctorArgs),
+    /// Print a running service's change feed, one line per change; with --follow, as it happens.
+    Changes(ChangesArgs),
+}
+
+/// `sfsync changes`.
+#[derive(Debug, Args)]
+pub struct ChangesArgs {
+    /// Base URL of the running service.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// The API bearer token.
+    #[arg(long, env = "SFSYNC_API_TOKEN")]
+    pub token: String,
+    /// Start after this sequence number (default 0: from the oldest change kept).
+    #[arg(long, default_value_t = 0)]
+    pub after: u64,
+    /// Only these types, comma-separated: kind.what or kind.* (e.g. contact.*,company.pushed).
+    #[arg(long)]
+    pub types: Option<String>,
+    /// Keep printing changes as they happen, until interrupted.
+    #[arg(long)]
+    pub follow: bool,
+    /// Print each change as its JSON entry instead of a summary line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `sfsync doctor`.

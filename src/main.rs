@@ -96,5 +96,6 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Outbox(a) => sfsync::tools::commands::outbox(&a).await,
         Command::Status(a) => sfsync::tools::commands::status(&a).await,
         Command::Doctor(a) => sfsync::tools::commands::doctor(&a).await,
+        Command::Changes(a) => sfsync::tools::commands::changes(&a).await,
     }
 }

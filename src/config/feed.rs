@@ -137,3 +137,89 @@ pub(super) fn validate(changes: &ChangesConfig, hooks: &[AppWebhook]) -> Result<
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    /// The example config's `[[app_webhooks]]` entry, uncommented.
+    fn example_with_webhook() -> String {
+        let example = include_str!("../../deploy/sfsync.example.toml");
+        let (head, tail) = example
+            .split_once("\n# [[app_webhooks]]\n")
+            .expect("the example documents [[app_webhooks]]");
+        let uncommented: Vec<&str> = tail
+            .lines()
+            .filter(|l| {
+                l.starts_with("# url") || l.starts_with("# secret") || l.starts_with("# types")
+            })
+            .map(|l| &l[2..])
+            .collect();
+        format!("{head}\n[[app_webhooks]]\n{}\n", uncommented.join("\n"))
+    }
+
+    #[test]
+    fn the_example_app_webhook_loads_with_its_filter() {
+        let config = Config::from_toml(&example_with_webhook()).expect("example loads");
+        assert_eq!(config.app_webhooks.len(), 1);
+        let hook = &config.app_webhooks[0];
+        assert_eq!(hook.url, "https://app.example.com/hooks/sfsync");
+        assert!(
+            hook.filter()
+                .wants("contact.converted".parse().expect("type"))
+        );
+        assert!(
+            !hook
+                .filter()
+                .wants("company.updated".parse().expect("type"))
+        );
+        assert!(
+            !format!("{hook:?}").contains("whsec_"),
+            "the secret stays out of Debug"
+        );
+        assert_eq!(config.changes.retention_hours, 168);
+        assert_eq!(config.connections.len(), 1, "the whole example");
+    }
+
+    #[test]
+    fn a_bad_webhook_or_delivery_setting_is_refused_naming_its_key() {
+        let base = example_with_webhook();
+        for (from, to, key) in [
+            (
+                "https://app.example.com/hooks/sfsync",
+                "ftp://app.example.com/x",
+                "app_webhooks[0].url",
+            ),
+            ("\"contact.*\"", "\"contacts.*\"", "app_webhooks[0].types"),
+            (
+                "retention_hours = 168",
+                "retention_hours = 0",
+                "changes.retention_hours",
+            ),
+            (
+                "delivery_concurrency = 16",
+                "delivery_concurrency = 0",
+                "changes.delivery_concurrency",
+            ),
+            (
+                "retry_cap_ms = 300000\n\n#",
+                "retry_cap_ms = 10\n\n#",
+                "changes.retry_cap_ms",
+            ),
+        ] {
+            let text = base.replacen(from, to, 1);
+            let err = Config::from_toml(&text).expect_err(key).to_string();
+            assert!(err.contains(key), "{key}: {err}");
+        }
+        let twice = format!(
+            "{base}\n[[app_webhooks]]\nurl = \"https://app.example.com/hooks/sfsync\"\nsecret = \"whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD\"\n"
+        );
+        let err = Config::from_toml(&twice).expect_err("twice").to_string();
+        assert!(err.contains("app_webhooks[1].url"), "{err}");
+        let short = base.replace("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD", "whsec_AAAA");
+        let err = Config::from_toml(&short)
+            .expect_err("short secret")
+            .to_string();
+        assert!(err.contains("secret") && !err.contains("AAAA"), "{err}");
+    }
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use serde_json::{Value, json};
 
-use crate::helpers::{ORG, TOKEN, TestApp, spawn_app};
+use crate::helpers::{ORG, TOKEN, TestApp, sfsync_succeeds, spawn_app};
 
 /// A cap for a hang: every wait below returns long before it.
 const CAP: Duration = Duration::from_secs(10);
@@ -221,4 +221,48 @@ async fn the_openapi_document_describes_the_feed_the_stream_and_the_dead_letters
     }
     let status = &doc["components"]["schemas"]["Status"]["properties"];
     assert!(status["app_webhooks"].is_object());
+}
+
+#[tokio::test]
+async fn the_changes_command_prints_the_feed_and_with_follow_each_change_as_it_lands() {
+    let app = spawn_app().await;
+    company(&app, "Acme").await;
+    company(&app, "Globex").await;
+    let args = ["changes", "--url", &app.base];
+    let out = sfsync_succeeds(&args, &[("SFSYNC_API_TOKEN", TOKEN)]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(lines[0].starts_with("#1 ") && lines[0].contains(" company.created "));
+    assert!(lines[1].contains("\"Globex\""), "{stdout}");
+
+    let mut follower = tokio::process::Command::new(env!("CARGO_BIN_EXE_sfsync"))
+        .args([
+            "changes",
+            "--follow",
+            "--after",
+            "2",
+            "--types",
+            "company.*",
+            "--json",
+        ])
+        .args(["--url", &app.base, "--token", TOKEN])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("follow");
+    let stdout = follower.stdout.take().expect("stdout");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    company(&app, "Initech").await;
+    let printed = tokio::time::timeout(CAP, lines.next_line())
+        .await
+        .expect("a line within the cap")
+        .expect("read")
+        .expect("a line");
+    let entry: Value = serde_json::from_str(&printed).expect("json");
+    assert_eq!(
+        (entry["seq"].as_u64(), &entry["data"]["name"]),
+        (Some(3), &json!("Initech"))
+    );
+    follower.kill().await.expect("stop following");
 }

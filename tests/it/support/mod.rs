@@ -157,6 +157,22 @@ where
     }
 }
 
+/// Runs the built `sfsync` binary with `args` and the variables `env` off the async workers,
+/// and asserts it exited 0; its output.
+pub async fn sfsync_succeeds(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_sfsync"));
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run sfsync"))
+        .await
+        .expect("join");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "sfsync {args:?}: {stderr}");
+    out
+}
+
 /// The named `<input>`s of an HTML page and their values, in page order.
 pub fn form_inputs(html: &str) -> Vec<(String, String)> {
     let attr = |tag: &str, name: &str| -> Option<String> {
