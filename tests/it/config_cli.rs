@@ -290,6 +290,7 @@ async fn the_demo_runs_end_to_end_and_reports_both_directions() {
         "5. Changes in the app",
         "what the org now holds:",
         "6. What it cost",
+        "7. What the app received",
     ] {
         let found = stdout[at..]
             .find(header)
@@ -320,6 +321,11 @@ async fn the_demo_runs_end_to_end_and_reports_both_directions() {
         !stdout.contains("(no such record)") && !stdout.contains("(empty)"),
         "{stdout}"
     );
+    // The app heard every change, each signature verified, none refused.
+    assert!(stdout.contains(", 0 refused"), "{stdout}");
+    for heard in ["company.created ", "contact.converted ", "activity.pushed "] {
+        assert!(stdout.contains(heard), "{heard:?} not in:\n{stdout}");
+    }
     assert!(
         stdout
             .lines()

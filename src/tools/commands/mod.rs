@@ -1,7 +1,7 @@
 //! Commands that drive a running service over its local API: `changes`, `doctor`, `import`,
 //! `outbox` and `status`.
 
-mod changes;
+pub(crate) mod changes;
 mod doctor;
 mod import;
 mod outbox;
