@@ -250,6 +250,19 @@ pub enum BenchCommand {
     Pull(PullBenchArgs),
     /// API calls per record and drain rate of the push side.
     Push(PushBenchArgs),
+    /// Time from a change in Salesforce to the app holding its verified, signed event.
+    Feed(FeedBenchArgs),
+}
+
+/// `sfsync bench feed`.
+#[derive(Debug, Args)]
+pub struct FeedBenchArgs {
+    /// Distinct records changed, once each.
+    #[arg(long, default_value_t = 2_000)]
+    pub records: usize,
+    /// Simulated Salesforce API latency in milliseconds.
+    #[arg(long, default_value_t = 50)]
+    pub latency_ms: u64,
 }
 
 /// `sfsync bench pull`.

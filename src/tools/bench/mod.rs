@@ -6,7 +6,10 @@
 //! store write skipped (the HTTP floor). 32 senders post
 //! 10-notification Outbound Messages to each; the last line is
 //! `ingest durable_per_s=… floor_per_s=… ratio=… p99_ms=…`.
+//!
+//! `bench pull`, `bench push` and `bench feed` are in their modules.
 
+pub mod feed;
 pub mod loopback;
 pub mod pull;
 pub mod push;

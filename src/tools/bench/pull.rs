@@ -30,11 +30,11 @@ const KEY: &str = "bench-pull-webhook-key-01";
 const TOKEN: &str = "bench-pull-api-token-0123";
 
 /// The value the last change of every record writes, so the watcher can tell it apart.
-fn final_marker(k: usize) -> i64 {
+pub(super) fn final_marker(k: usize) -> i64 {
     1_000_000 + k as i64
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
+pub(super) fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -42,62 +42,113 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[idx.min(sorted.len() - 1)].as_secs_f64() * 1000.0
 }
 
+/// A simulated org with `n` Accounts (50 ms, or `latency_ms`, on every API call once started)
+/// and the service connected to it on loopback with a temporary store, `adjust`ed; the org's
+/// Outbound Messages go to the service, out of order.
+pub(super) struct Rig {
+    /// The org.
+    pub(super) sim: Simulator,
+    /// Its Accounts.
+    pub(super) accounts: Vec<SalesforceId>,
+    /// The service's store.
+    pub(super) store: Store,
+    /// The service's connection to the org.
+    pub(super) client: crate::salesforce::Client,
+    shutdown: CancellationToken,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Rig {
+    /// Starts the org and the service.
+    pub(super) async fn start(
+        n: usize,
+        latency_ms: u64,
+        adjust: impl FnOnce(&mut crate::config::Config),
+    ) -> anyhow::Result<Self> {
+        let sim = loopback::simulator(SimulatorConfig {
+            seed: 5,
+            daily_api_limit: 10_000_000,
+            ..SimulatorConfig::default()
+        })
+        .await?;
+        let seeded = sim.seed_org(&SeedSpec {
+            accounts: n,
+            ..SeedSpec::default()
+        })?;
+        let dir = tempfile::tempdir().context("temporary store")?;
+        let org = sim.org_id();
+        let mut config = loopback::service_config(&dir.path().join("store"), &org, TOKEN, KEY)?;
+        adjust(&mut config);
+        let app = App::build(&config).await?;
+        let base = format!("http://{}", app.local_addr());
+        let store = app.state().store.clone();
+        let key = TokenKey::new(1, SecretBox::new(Box::new([9u8; 32])));
+        let client = loopback::client(&sim, &store, key)?
+            .with_access_token(SecretString::from(sim.credentials().access_token));
+        app.connect_salesforce(client.clone());
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(app.run_until(shutdown.clone()));
+        sim.set_faults(Faults {
+            latency_ms,
+            ..Faults::default()
+        });
+        sim.set_delivery_mode(DeliveryMode {
+            duplicate: false,
+            out_of_order: true,
+        });
+        sim.set_outbound_url(Some(format!("{base}/webhooks/salesforce/outbound/{KEY}")));
+        Ok(Self {
+            sim,
+            accounts: seeded.accounts,
+            store,
+            client,
+            shutdown,
+            server,
+            _dir: dir,
+        })
+    }
+
+    /// Stops the service and the org.
+    pub(super) async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.server.await.context("server task")??;
+        self.sim.shutdown();
+        Ok(())
+    }
+}
+
 /// Runs `bench pull`.
 pub async fn run(args: &PullBenchArgs) -> anyhow::Result<()> {
     let n = args.records.max(1);
     let k = args.k.max(1);
-    let sim = loopback::simulator(SimulatorConfig {
-        seed: 5,
-        daily_api_limit: 10_000_000,
-        ..SimulatorConfig::default()
-    })
-    .await?;
-    let seeded = sim.seed_org(&SeedSpec {
-        accounts: n,
-        ..SeedSpec::default()
-    })?;
-    let dir = tempfile::tempdir().context("temporary store")?;
-    let org = sim.org_id();
-    let config = loopback::service_config(&dir.path().join("store"), &org, TOKEN, KEY)?;
-    let app = App::build(&config).await?;
-    let base = format!("http://{}", app.local_addr());
-    let store = app.state().store.clone();
-    let key = TokenKey::new(1, SecretBox::new(Box::new([9u8; 32])));
-    let client = loopback::client(&sim, &store, key)?
-        .with_access_token(SecretString::from(sim.credentials().access_token));
-    app.connect_salesforce(client.clone());
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(app.run_until(shutdown.clone()));
-    sim.set_faults(Faults {
-        latency_ms: args.latency_ms,
-        ..Faults::default()
-    });
-    sim.set_delivery_mode(DeliveryMode {
-        duplicate: false,
-        out_of_order: true,
-    });
-    sim.set_outbound_url(Some(format!("{base}/webhooks/salesforce/outbound/{KEY}")));
+    let rig = Rig::start(n, args.latency_ms, |_| {}).await?;
     eprintln!(
         "bench pull: {n} records, {k} notifications each, {} ms api latency",
         args.latency_ms
     );
     let changed_at: ChangedAt = Arc::default();
-    let watcher = watch(store, org, changed_at.clone(), n, final_marker(k));
+    let org = rig.sim.org_id();
+    let watcher = watch(
+        rig.store.clone(),
+        org,
+        changed_at.clone(),
+        n,
+        final_marker(k),
+    );
     let started = Instant::now();
-    change(&sim, &seeded.accounts, k, &changed_at).await?;
+    change(&rig.sim, &rig.accounts, k, &changed_at).await?;
     let mut latencies = watcher.await.context("watcher")?;
     let elapsed = started.elapsed();
     latencies.sort();
-    let api_calls = client.api_calls();
-    let notifications = sim.outbound_stats().notifications_queued;
+    let api_calls = rig.client.api_calls();
+    let notifications = rig.sim.outbound_stats().notifications_queued;
     let applied = latencies.len();
-    shutdown.cancel();
-    server.await.context("server task")??;
-    sim.shutdown();
+    let refreshes = rig.client.token_requests();
+    rig.stop().await?;
     eprintln!(
-        "{applied}/{n} records reached the store in {:.1} s; {} token refreshes",
+        "{applied}/{n} records reached the store in {:.1} s; {refreshes} token refreshes",
         elapsed.as_secs_f64(),
-        client.token_requests()
     );
     if applied < n {
         anyhow::bail!("only {applied} of {n} records reached the store");
@@ -112,7 +163,7 @@ pub async fn run(args: &PullBenchArgs) -> anyhow::Result<()> {
 }
 
 /// When each record's last change was made in the org.
-type ChangedAt = Arc<std::sync::Mutex<HashMap<SalesforceId, Instant>>>;
+pub(super) type ChangedAt = Arc<std::sync::Mutex<HashMap<SalesforceId, Instant>>>;
 
 /// The watcher: polls the store and returns, for each of `n` records, how long after its last
 /// change it became local (its `NumberOfEmployees` is `marker`).
@@ -150,7 +201,7 @@ fn watch(
 
 /// The changes: a few records every 10 ms, each changed `k` times back to back, the last time
 /// to its final marker.
-async fn change(
+pub(super) async fn change(
     sim: &Simulator,
     accounts: &[SalesforceId],
     k: usize,
