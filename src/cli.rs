@@ -59,9 +59,9 @@ pub struct ChangesArgs {
     /// The API bearer token.
     #[arg(long, env = "SFSYNC_API_TOKEN")]
     pub token: String,
-    /// Start after this sequence number (default 0: from the oldest change kept).
-    #[arg(long, default_value_t = 0)]
-    pub after: u64,
+    /// Start after this sequence number (default: from the oldest change kept).
+    #[arg(long)]
+    pub after: Option<u64>,
     /// Only these types, comma-separated: kind.what or kind.* (e.g. contact.*,company.pushed).
     #[arg(long)]
     pub types: Option<String>,

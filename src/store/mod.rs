@@ -5,6 +5,11 @@
 //! (group commit, see `durability`): the inbox's records are made durable by its own log
 //! (`wal`: write + `fdatasync`) and then copied into sled; everything else by sled's `flush`,
 //! which ends in `sync_file_range` and is not an fsync, followed by an `fsync` of the data file.
+//!
+//! Every record transaction also writes the change log (`changes`: each local change under the
+//! next sequence number, in the transaction of the change; `feed`: reading it only up to what is
+//! durable, and compacting it) and the app webhooks keep their cursors and dead letters beside it
+//! (`deliveries`).
 
 mod changes;
 mod deliveries;

@@ -49,7 +49,8 @@ pub(super) fn routes() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ChangesQuery {
-    /// The last sequence number the reader has: entries after it (default 0, from the start).
+    /// The last sequence number the reader has: entries after it (default: from the oldest
+    /// entry kept).
     after: Option<u64>,
     /// Entries at most, 1 to 1,000 (default 100).
     limit: Option<u32>,
@@ -66,7 +67,7 @@ pub(crate) struct ChangesQuery {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct StreamQuery {
-    /// The last sequence number the reader has (default 0).
+    /// The last sequence number the reader has (default: from the oldest entry kept).
     after: Option<u64>,
     /// Only these types, comma-separated: `kind.what` or `kind.*`.
     types: Option<String>,
@@ -107,7 +108,7 @@ impl ChangesQuery {
             return Err(ApiError::bad_request("wait", msg));
         }
         Ok(FeedRequest {
-            after: self.after.unwrap_or(0),
+            after: self.after,
             limit,
             wait,
             filter: filter(self.types.as_deref())?,
@@ -151,7 +152,7 @@ async fn stream(
         .map(|id| id.ok_or_else(|| ApiError::bad_request("Last-Event-ID", "not a number")))
         .transpose()?;
     let req = FeedRequest {
-        after: resume.or(q.after).unwrap_or(0),
+        after: resume.or(q.after),
         limit: STREAM_BATCH,
         wait: Duration::ZERO,
         filter: filter(q.types.as_deref())?,
@@ -173,7 +174,7 @@ fn entries(store: Store, req: FeedRequest) -> impl Stream<Item = ChangeEntry> {
         let (store, mut req) = state?;
         match changes::read(&store, &req).await {
             Ok(page) => {
-                req.after = page.next;
+                req.after = Some(page.next);
                 Some((page.entries, Some((store, req))))
             }
             Err(e) => {

@@ -16,8 +16,8 @@ use crate::store::{ChangesPage, ChangesRead, Store};
 /// What a reader asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeedRequest {
-    /// The last sequence number the reader has (0: from the start).
-    pub after: u64,
+    /// The last sequence number the reader has; `None`: from the oldest entry kept.
+    pub after: Option<u64>,
     /// Entries at most.
     pub limit: usize,
     /// How long to wait for an entry when there is none yet (zero: answer at once).
@@ -32,7 +32,10 @@ pub struct FeedRequest {
 pub async fn read(store: &Store, req: &FeedRequest) -> LocalResult<ChangesPage> {
     let deadline = Instant::now() + req.wait;
     let mut committed = store.watch_changes();
-    let mut after = req.after;
+    let mut after = match req.after {
+        Some(after) => after,
+        None => store.compacted_through()?,
+    };
     loop {
         committed.borrow_and_update();
         let upto = store.durable_changes().await?;

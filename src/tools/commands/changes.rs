@@ -26,11 +26,14 @@ enum Fetched {
 async fn fetch(
     http: &reqwest::Client,
     args: &ChangesArgs,
-    after: u64,
+    after: Option<u64>,
     wait: u64,
 ) -> anyhow::Result<Fetched> {
     let base = args.url.trim_end_matches('/');
-    let mut url = format!("{base}/api/v1/changes?after={after}&limit={LIMIT}&wait={wait}");
+    let mut url = format!("{base}/api/v1/changes?limit={LIMIT}&wait={wait}");
+    if let Some(after) = after {
+        url.push_str(&format!("&after={after}"));
+    }
     if let Some(types) = &args.types {
         url.push_str(&format!("&types={}", urlencoding::encode(types)));
     }
@@ -49,17 +52,16 @@ async fn fetch(
     if code == reqwest::StatusCode::GONE {
         let earliest = body["error"]["earliest"].as_u64().unwrap_or(0);
         anyhow::bail!(
-            "the changes after {after} are past the retention; the earliest kept is {earliest} \
+            "the changes after {} are past the retention; the earliest kept is {earliest} \
              (start again with --after {})",
+            after.unwrap_or(0),
             earliest.saturating_sub(1)
         );
     }
     anyhow::ensure!(code.is_success(), "{base} answered {code}: {body}");
     let changes = body["changes"].as_array().cloned().unwrap_or_default();
-    Ok(Fetched::Page(
-        changes,
-        body["next"].as_u64().unwrap_or(after),
-    ))
+    let next = body["next"].as_u64().or(after).unwrap_or(0);
+    Ok(Fetched::Page(changes, next))
 }
 
 /// What a change is about, in a few words: a name, a subject, a product or a state.
@@ -129,10 +131,10 @@ pub async fn changes(args: &ChangesArgs) -> anyhow::Result<()> {
             }
         }
         // Without --follow, the end is a read that goes no further.
-        if !args.follow && next == after {
+        if !args.follow && Some(next) == after {
             return Ok(());
         }
-        after = next;
+        after = Some(next);
     }
 }
 

@@ -79,7 +79,11 @@ impl Deliverer {
             ..Report::default()
         };
         let url = &self.hook.url;
-        let cursor = self.store.delivery_cursor(url)?.unwrap_or(0);
+        // A webhook never run before starts at the oldest change kept.
+        let cursor = match self.store.delivery_cursor(url)? {
+            Some(cursor) => cursor,
+            None => self.store.compacted_through()?,
+        };
         report.cursor = cursor;
         let head = self.store.durable_changes().await?;
         if head <= cursor {
