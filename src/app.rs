@@ -160,12 +160,17 @@ impl App {
         });
         self.spawn_pull_workers(&tracker, &shutdown);
         // Push side: one outbox worker per connected org (also for orgs that connect later).
+        let settings = crate::worker::outbox::WorkerSettings {
+            outbox: self.outbox.clone(),
+            push_as: self.state.push_as,
+            rules: self.state.pull.rules.clone(),
+            setup: self.state.setup.clone(),
+        };
         crate::worker::outbox::spawn_workers(
             &tracker,
             self.state.store.clone(),
             self.state.pull.orgs.clone(),
-            self.outbox.clone(),
-            self.state.push_as,
+            settings,
             shutdown.clone(),
         );
         tracing::info!(

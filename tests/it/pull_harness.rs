@@ -115,6 +115,16 @@ pub async fn start() -> PullEnv {
     start_with(SimulatorConfig::default(), "sweep_interval_s = 0").await
 }
 
+/// A simulator started without the marker field (an org whose setup is incomplete), and the
+/// service, sweeps off.
+pub async fn start_without_marker() -> PullEnv {
+    let config = SimulatorConfig {
+        marker_field: None,
+        ..SimulatorConfig::default()
+    };
+    start_with(config, "sweep_interval_s = 0").await
+}
+
 pub async fn start_with(config: SimulatorConfig, sync: &str) -> PullEnv {
     let sim = start_sim(config).await;
     let dir = tempfile::tempdir().expect("tempdir");

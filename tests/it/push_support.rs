@@ -34,7 +34,7 @@ pub async fn start_sim() -> Simulator {
         .expect("start simulator")
 }
 
-fn config_toml(store: &std::path::Path, org: &OrgId, push_as: &str) -> String {
+fn config_toml(store: &std::path::Path, org: &OrgId, sync: &str) -> String {
     format!(
         r#"
 [server]
@@ -43,7 +43,7 @@ api_token = "{TOKEN}"
 [store]
 path = "{store}"
 [sync]
-push_as = "{push_as}"
+{sync}
 [outbox]
 retry_base_ms = 10
 retry_cap_ms = 100
@@ -85,11 +85,16 @@ pub async fn push_env() -> PushEnv {
 }
 
 pub async fn push_env_as(push_as: &str) -> PushEnv {
+    push_env_with(&format!("push_as = \"{push_as}\"")).await
+}
+
+/// A push bench whose config has these `[sync]` lines.
+pub async fn push_env_with(sync: &str) -> PushEnv {
     let sim = start_sim().await;
     let org = sim.org_id();
     let dir = tempfile::tempdir().expect("tempdir");
     let config =
-        Config::from_toml(&config_toml(&dir.path().join("store"), &org, push_as)).expect("config");
+        Config::from_toml(&config_toml(&dir.path().join("store"), &org, sync)).expect("config");
     let app = App::build(&config).await.expect("build app");
     let base = format!("http://{}", app.local_addr());
     let state = app.state().clone();
@@ -103,7 +108,7 @@ pub async fn push_env_as(push_as: &str) -> PushEnv {
         server: Some(server),
         dir,
     };
-    let worker = worker_on(&sim, app.store());
+    let worker = worker_on(&sim, app.store()).with_rules(app.state.pull.rules.clone());
     PushEnv {
         sim,
         app,

@@ -1,6 +1,8 @@
-//! `/api/v1/conflicts`: records quarantined because several local records matched, with their
-//! candidates' local values; a person resolves one by picking a candidate or creating a new
-//! local record.
+//! `/api/v1/conflicts`: records quarantined because several records matched, for a person to
+//! resolve. A pull conflict is a Salesforce record several local records matched (resolved by
+//! picking a local candidate or creating a new local record); a push conflict is a local record
+//! whose create found several records in the org (resolved by picking one of them by its
+//! Salesforce id, or creating a new record in the org).
 
 use axum::extract::State;
 use axum::routing::{get, post};
@@ -14,6 +16,7 @@ use super::extract::{self, Body, Id, Params};
 use super::page::{self, Cursor, Page};
 use crate::domain::{ObjectType, SalesforceId};
 use crate::http::state::AppState;
+use crate::store::LocalRef;
 use crate::sync::local::conflicts::{self, Candidate, OpenConflict, Resolution};
 use crate::sync::pull::Applied;
 
@@ -25,19 +28,22 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/conflicts/{id}/resolve", post(resolve))
 }
 
-/// A quarantined record and the local records it could be.
+/// A quarantined record and the records it could be.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ConflictView {
     /// The conflict id.
     id: u64,
     /// The org.
     org: String,
+    /// `pull` (a Salesforce record matched several local records) or `push` (a local record's
+    /// create found several records in the org).
+    side: &'static str,
     /// `Account`, `Contact`, `Lead` or `Opportunity`.
     #[schema(value_type = String)]
     object: ObjectType,
-    /// The Salesforce record id.
-    #[schema(value_type = String)]
-    salesforce_id: SalesforceId,
+    /// Pull: the Salesforce record id.
+    #[schema(value_type = Option<String>)]
+    salesforce_id: Option<SalesforceId>,
     /// The rung that found several candidates (`domain`, `name`, `email`), or `no_company`.
     rung: String,
     /// Local ids of the candidates.
@@ -50,6 +56,15 @@ pub(crate) struct ConflictView {
     /// The candidates' current local records.
     #[schema(value_type = Vec<Object>)]
     candidate_records: Vec<Value>,
+    /// Push: the local record held (`{"kind", "id"}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    local: Option<LocalRef>,
+    /// Push: the org's records it matched, as read; resolve with one's `Id` as
+    /// `salesforce_id`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    matches: Vec<crate::salesforce::Record>,
 }
 
 fn candidate_value(c: Candidate) -> Value {
@@ -65,6 +80,7 @@ impl From<OpenConflict> for ConflictView {
         Self {
             id: o.id,
             org: o.org.to_string(),
+            side: if c.local.is_some() { "push" } else { "pull" },
             object: c.object,
             salesforce_id: c.salesforce_id,
             rung: c.rung,
@@ -72,6 +88,8 @@ impl From<OpenConflict> for ConflictView {
             record: c.record,
             at: c.at,
             candidate_records: o.candidates.into_iter().map(candidate_value).collect(),
+            local: c.local,
+            matches: c.matches,
         }
     }
 }
@@ -101,26 +119,31 @@ pub(crate) struct ConflictOrg {
     org: Option<String>,
 }
 
-/// `POST /api/v1/conflicts/{id}/resolve`: `{"candidate": 12}` or `{"create": true}`.
+/// `POST /api/v1/conflicts/{id}/resolve`: `{"candidate": 12}` (pull), `{"salesforce_id":
+/// "001…"}` (push) or `{"create": true}`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct Resolve {
     /// The org (optional when one org is configured).
     org: Option<String>,
-    /// The candidate to link and update.
+    /// Pull: the local candidate to link and update.
     candidate: Option<u64>,
-    /// Create a new local record instead.
+    /// Push: the record in the org to link the local record to.
+    #[schema(value_type = Option<String>)]
+    salesforce_id: Option<SalesforceId>,
+    /// Create a new record instead (local for a pull conflict, in the org for a push one).
     #[serde(default)]
     create: bool,
 }
 
 impl Resolve {
     fn choice(&self) -> Result<Resolution, ApiError> {
-        match (self.candidate, self.create) {
-            (Some(c), false) => Ok(Resolution::Candidate(c)),
-            (None, true) => Ok(Resolution::Create),
+        match (self.candidate, &self.salesforce_id, self.create) {
+            (Some(c), None, false) => Ok(Resolution::Candidate(c)),
+            (None, Some(id), false) => Ok(Resolution::Record(id.clone())),
+            (None, None, true) => Ok(Resolution::Create),
             _ => Err(ApiError::invalid(
                 "candidate",
-                "give either a candidate or \"create\": true",
+                "give one of a candidate, a salesforce_id or \"create\": true",
             )),
         }
     }

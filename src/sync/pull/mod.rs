@@ -42,5 +42,5 @@ pub use commit::{apply_record, clear_if_covered, commit_gone, commit_record, see
 pub use echo::{is_own_write, skip_own_write};
 pub use fields::{can_merge, fields_for, parse_datetime, stamp_ms};
 pub use gone::{Children, apply_gone, children_of};
-pub use outcome::{Applied, Conflict, Origin, Target};
+pub use outcome::{Applied, Conflict, Origin, Target, hold_push};
 pub use policy::Rules;

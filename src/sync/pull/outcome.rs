@@ -47,6 +47,10 @@ pub enum Target {
     Local(u64),
     /// A new local record (a person resolved a conflict by creating one).
     New,
+    /// This local record, whose push found the record in the org (match before create): it is
+    /// linked and takes the org's values as the conflict policy says. Its own outbox entry is
+    /// the one being delivered, so it does not count as an unsent local change.
+    Pushed(u64),
 }
 
 /// What applying one record did.
@@ -94,21 +98,33 @@ pub enum Applied {
     },
 }
 
-/// A quarantined record: the Salesforce record and the local candidates a person picks from.
+/// A quarantined record and the candidates a person picks from. A pull conflict is a Salesforce
+/// record that matched several local records; a push conflict is a local record whose create
+/// found several records in the org (`local` and `matches` set, no `salesforce_id`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Conflict {
     /// The object type.
     pub object: ObjectType,
-    /// The Salesforce record id.
-    pub salesforce_id: SalesforceId,
+    /// Pull: the Salesforce record id.
+    #[serde(default)]
+    pub salesforce_id: Option<SalesforceId>,
     /// The rung that found several candidates (`domain`, `name`, `email`), or `no_company`.
     pub rung: String,
-    /// Local ids of the candidates (Companies for Accounts, Contacts for Contacts and Leads).
+    /// Pull: local ids of the candidates (Companies for Accounts, Contacts for Contacts and
+    /// Leads).
+    #[serde(default)]
     pub candidates: Vec<u64>,
-    /// The record as pulled.
+    /// Pull: the record as pulled.
+    #[serde(default)]
     pub record: Record,
     /// When it was quarantined (RFC 3339).
     pub at: String,
+    /// Push: the local record whose create found several records in the org.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<LocalRef>,
+    /// Push: the records it found, as read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matches: Vec<Record>,
 }
 
 /// One pulled record being applied: the transaction it commits in, its org, the rules and
@@ -155,14 +171,47 @@ pub(super) fn quarantine(
     }
     let conflict = Conflict {
         object,
-        salesforce_id: id.clone(),
+        salesforce_id: Some(id.clone()),
         rung: rung.into(),
         candidates,
         record: record.clone(),
         at: origin.now.to_rfc3339(),
+        local: None,
+        matches: Vec::new(),
     };
     let cid = tx.add_conflict(org, &conflict)?;
     tx.set_conflict_for(org, id, cid)?;
     tracing::info!(org = %org, id = %id, rung, conflict = cid, "record quarantined");
     Ok(Applied::Quarantined { conflict: cid })
+}
+
+/// Holds a local record whose create found several records in the org (`matches`, on `rung`)
+/// for a person to resolve: a push conflict, replacing one already open for the record.
+/// Returns the conflict id.
+pub fn hold_push(
+    tx: &Tx<'_>,
+    org: &OrgId,
+    local: LocalRef,
+    object: ObjectType,
+    rung: &str,
+    matches: Vec<Record>,
+    at: DateTime<Utc>,
+) -> TxResult<u64> {
+    if let Some(old) = tx.local_conflict_for(org, local)? {
+        tx.remove_conflict(org, old)?;
+    }
+    let conflict = Conflict {
+        object,
+        salesforce_id: None,
+        rung: rung.into(),
+        candidates: Vec::new(),
+        record: Record::new(),
+        at: at.to_rfc3339(),
+        local: Some(local),
+        matches,
+    };
+    let cid = tx.add_conflict(org, &conflict)?;
+    tx.set_local_conflict_for(org, local, cid)?;
+    tracing::info!(org = %org, local = local.id, rung, conflict = cid, "push held: several records in the org");
+    Ok(cid)
 }

@@ -1,22 +1,24 @@
 //! Push: what a local record becomes in Salesforce (product.md 3). Pure functions, no I/O: the
 //! outbox worker resolves the linked records and sends what these build.
 //!
-//! - Company → Account.
+//! - Company → Account, after a look for the Account in the org ([`matching`]).
 //! - Contact → Contact (with `AccountId`) or Lead (with `Company`), as the entry or the config says;
 //!   once linked, updates go to whichever object it is linked to.
 //! - Activity `email_sent` → Task (`TaskSubtype` Email, `Status` Completed); `meeting_booked` →
 //!   Event; `WhoId`/`WhatId` from the linked Contact/Lead and Account (`WhatId` is left out when
 //!   the `WhoId` is a Lead, which Salesforce refuses).
 //! - CompanyProduct with status OPPORTUNITY and an `opportunity_size` → Opportunity on the
-//!   Company's Account, the stage mapped to `StageName`; a linked one follows CUSTOMER/LOST to
-//!   Closed Won/Closed Lost.
+//!   Company's Account, the stage mapped to `StageName` through the stage table; a linked one
+//!   follows CUSTOMER/LOST to the table's won and lost stages. Its `Name` is set on create only.
+
+pub mod matching;
 
 use chrono::{Duration, NaiveDate};
 use serde_json::{Value, json};
 
 use crate::domain::{
     Activity, ActivityKind, Company, CompanyProduct, Contact, OwnershipStatus, PushAs,
-    SalesforceId, SalesforceKind,
+    SalesforceId, SalesforceKind, StageTable,
 };
 use crate::salesforce::Record;
 
@@ -33,6 +35,8 @@ pub struct Payload {
     pub match_email: Option<String>,
     /// For Contacts: the Account the match must be on.
     pub match_account: Option<SalesforceId>,
+    /// For a new Account: what it is looked for by in the org before it is created.
+    pub match_company: Option<matching::CompanyKeys>,
 }
 
 /// What to do with a record.
@@ -87,6 +91,7 @@ pub fn company(c: &Company) -> Plan {
         fields: f,
         match_email: None,
         match_account: None,
+        match_company: Some(matching::CompanyKeys::of(c)),
     })
 }
 
@@ -129,6 +134,7 @@ pub fn contact(c: &Contact, links: Links<'_>, push_as: PushAs) -> Plan {
         fields: f,
         match_email: c.email.as_deref().and_then(crate::domain::normalize::email),
         match_account: account.filter(|_| kind == SalesforceKind::Contact),
+        match_company: None,
     })
 }
 
@@ -180,6 +186,7 @@ pub fn activity(a: &Activity, links: Links<'_>) -> Plan {
         fields: f,
         match_email: None,
         match_account: None,
+        match_company: None,
     })
 }
 
@@ -190,25 +197,10 @@ fn sf_datetime(dt: chrono::DateTime<chrono::Utc>) -> String {
 /// The standard `StageName` for a local funnel stage (case and punctuation ignored), defaulting
 /// to `Prospecting`. A stage already spelled as a standard `StageName` maps to itself.
 pub fn stage_name(stage: Option<&str>) -> &'static str {
-    const STANDARD: &[&str] = &[
-        "Prospecting",
-        "Qualification",
-        "Needs Analysis",
-        "Value Proposition",
-        "Id. Decision Makers",
-        "Perception Analysis",
-        "Proposal/Price Quote",
-        "Negotiation/Review",
-        "Closed Won",
-        "Closed Lost",
-    ];
     let Some(stage) = stage else {
         return "Prospecting";
     };
-    if let Some(s) = STANDARD
-        .iter()
-        .find(|s| s.eq_ignore_ascii_case(stage.trim()))
-    {
+    if let Some(s) = crate::domain::standard_stage_name(stage) {
         return s;
     }
     let key: String = stage
@@ -230,10 +222,18 @@ pub fn stage_name(stage: Option<&str>) -> &'static str {
     }
 }
 
-/// CompanyProduct → Opportunity on the Company's Account.
-pub fn company_product(p: &CompanyProduct, links: Links<'_>, today: NaiveDate) -> Plan {
+/// CompanyProduct → Opportunity on the Company's Account. The `StageName` comes from the stage
+/// table ([`StageTable::push_stage_name`]: the org's own name while the product's stage and status
+/// are unchanged, else the table's row), else from the standard names ([`stage_name`]). The
+/// `Name` is written on create only, so the Opportunity keeps the name it was given.
+pub fn company_product(
+    p: &CompanyProduct,
+    links: Links<'_>,
+    stages: &StageTable,
+    today: NaiveDate,
+) -> Plan {
     let linked = p.salesforce_opportunity_id.is_some();
-    let stage = match p.status {
+    let fallback = match p.status {
         OwnershipStatus::Opportunity => stage_name(p.stage.as_deref()),
         OwnershipStatus::Customer if linked => "Closed Won",
         OwnershipStatus::Lost if linked => "Closed Lost",
@@ -245,12 +245,17 @@ pub fn company_product(p: &CompanyProduct, links: Links<'_>, today: NaiveDate) -
     let Some(account) = account_of(links.company) else {
         return Plan::Nothing("the company has no Salesforce Account");
     };
+    let stage = stages
+        .push_stage_name(p.status, p.stage.as_deref(), p.synced_stage.as_ref())
+        .unwrap_or_else(|| fallback.to_string());
     let mut f = Record::new();
-    let company_name = links.company.map_or("", |c| c.name.as_str());
-    f.insert(
-        "Name".into(),
-        json!(format!("{company_name} - {}", p.product)),
-    );
+    if !linked {
+        let company_name = links.company.map_or("", |c| c.name.as_str());
+        f.insert(
+            "Name".into(),
+            json!(format!("{company_name} - {}", p.product)),
+        );
+    }
     f.insert("StageName".into(), json!(stage));
     f.insert(
         "CloseDate".into(),
@@ -268,6 +273,7 @@ pub fn company_product(p: &CompanyProduct, links: Links<'_>, today: NaiveDate) -
         fields: f,
         match_email: None,
         match_account: None,
+        match_company: None,
     })
 }
 
@@ -404,18 +410,29 @@ mod tests {
             stage: Some("proposal".into()),
             close_date: None,
             salesforce_opportunity_id: None,
+            synced_stage: None,
             updated_at: Utc::now(),
         };
+        let stages = StageTable::standard();
         assert!(matches!(
-            company_product(&p, links, today),
+            company_product(&p, links, &stages, today),
             Plan::Nothing(_)
         ));
         p.status = OwnershipStatus::Opportunity;
-        let Plan::Send(o) = company_product(&p, links, today) else {
+        let Plan::Send(o) = company_product(&p, links, &stages, today) else {
             panic!("no payload")
         };
         assert_eq!(o.fields["StageName"], json!("Proposal/Price Quote"));
         assert_eq!(o.fields["CloseDate"], json!("2024-01-31"));
         assert_eq!(o.fields["Amount"], json!(5000.0));
+        assert_eq!(o.fields["Name"], json!("Acme - Widgets"));
+        p.salesforce_opportunity_id = Some(SalesforceId::mint("006", "5g", 4));
+        let Plan::Send(o) = company_product(&p, links, &stages, today) else {
+            panic!("no payload")
+        };
+        assert!(
+            !o.fields.contains_key("Name"),
+            "the name is set on create only"
+        );
     }
 }
