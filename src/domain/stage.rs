@@ -1,6 +1,7 @@
 //! The stage table: an Opportunity's `StageName` to the local pipeline status and internal funnel
-//! stage (product.md 2), and back for pushes. Defaults cover the standard picklist
-//! (salesforce-protocol.md 4); orgs with their own stages add or override rows in `[sync] stages`.
+//! stage, and back for pushes. Defaults cover Salesforce's standard picklist (Closed Won is
+//! CUSTOMER, Closed Lost is LOST, open stages OPPORTUNITY); orgs with their own stages add or
+//! override rows in `[sync] stages`.
 //!
 //! A push sends the org's own `StageName` back unchanged while the product's internal stage and
 //! status are still the ones that name mapped to ([`SyncedStage`]), so a custom or renamed stage

@@ -3,7 +3,7 @@
 //! existing records; and a storm of such pushes under faults leaves every record in the org once.
 
 use serde_json::{Value, json};
-use sfsync::domain::SalesforceId;
+use sfsync::domain::{ConflictPolicy, SalesforceId};
 use sfsync::simulator::Faults;
 
 use crate::push_support::*;
@@ -73,7 +73,7 @@ async fn without_a_domain_match_the_normalized_name_links() {
 
 #[tokio::test]
 async fn ours_wins_links_and_keeps_our_values_on_both_sides() {
-    let mut env = push_env_with("conflict_company = \"ours_wins\"").await;
+    let mut env = push_env_with(|c| c.sync.conflict_company = ConflictPolicy::OursWins).await;
     let theirs = account(&env, "Hooli XYZ", Some("hooli.example"));
     let ours = company(&env, "Hooli", "https://hooli.example").await;
 

@@ -2,7 +2,7 @@
 //! stage keeps the org's own `StageName`, and the Opportunity's name is set once and stays.
 
 use serde_json::json;
-use sfsync::domain::{ObjectType, SalesforceId};
+use sfsync::domain::{ObjectType, OwnershipStatus, SalesforceId, StageRule};
 use sfsync::simulator::StageSpec;
 use sfsync::sync::pull::{self, Origin, Target};
 
@@ -10,13 +10,13 @@ use crate::push_support::*;
 
 /// Pulls one Opportunity as the inbox would, through the pull side's apply.
 async fn pull_opportunity(env: &PushEnv, id: &SalesforceId) {
-    let client = client_for(&env.sim, env.app.store());
+    let client = client_for(&env.sim, env.store());
     let record = client
         .get_record("Opportunity", id, pull::fields_for(ObjectType::Opportunity))
         .await
         .expect("read the opportunity");
     pull::commit_record(
-        env.app.store(),
+        env.store(),
         &env.org,
         &env.app.state.pull.rules,
         ObjectType::Opportunity,
@@ -43,9 +43,13 @@ fn stage(label: &str, closed: bool, won: bool) -> StageSpec {
 
 #[tokio::test]
 async fn a_stage_of_the_configured_table_goes_out_as_its_stage_name() {
-    let mut env = push_env_with(
-        r#"stages = [{stage_name = "Pilot", status = "OPPORTUNITY", stage = "pilot"}]"#,
-    )
+    let mut env = push_env_with(|c| {
+        c.sync.stages = vec![StageRule {
+            stage_name: "Pilot".into(),
+            status: OwnershipStatus::Opportunity,
+            stage: "pilot".into(),
+        }];
+    })
     .await;
     env.sim
         .add_opportunity_stage(&stage("Pilot", false, false))

@@ -4,8 +4,8 @@
 use reqwest::Method;
 use sfsync::simulator::FieldAccess;
 
-use crate::helpers::TOKEN;
-use crate::pull_harness::{self, PullEnv};
+use crate::support::TOKEN;
+use crate::support::env::{self as pull_harness, SyncEnv as PullEnv};
 
 async fn setup_report(env: &PullEnv) -> serde_json::Value {
     let (code, report) = env.api(Method::GET, "/setup", None).await;
@@ -107,7 +107,7 @@ fn doctor(base: &str) -> std::process::Output {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_prints_what_is_missing_and_fails_until_it_is_fixed() {
     let env = pull_harness::start_without_marker().await;
-    let base = env.svc.base.clone();
+    let base = env.app.base.clone();
     let out = tokio::task::spawn_blocking(move || doctor(&base))
         .await
         .expect("join");
@@ -124,7 +124,7 @@ async fn doctor_prints_what_is_missing_and_fails_until_it_is_fixed() {
     );
 
     let fixed = pull_harness::start().await;
-    let base = fixed.svc.base.clone();
+    let base = fixed.app.base.clone();
     let out = tokio::task::spawn_blocking(move || doctor(&base))
         .await
         .expect("join");

@@ -8,7 +8,8 @@ use reqwest::Method;
 use serde_json::json;
 use sfsync::simulator::FieldSpec;
 
-use crate::pull_harness::{self, eventually};
+use crate::support::env as pull_harness;
+use crate::support::eventually;
 
 const OBJECTS: [&str; 6] = ["Account", "Contact", "Lead", "Opportunity", "Task", "Event"];
 
