@@ -36,6 +36,8 @@ pub struct App {
     sweep_interval: Duration,
     /// Push side: delivery settings of the outbox workers.
     outbox: crate::config::OutboxConfig,
+    /// Push side: where activities go.
+    activities: Arc<crate::config::ActivityTarget>,
     /// Pull side: the inbox worker's pace, budget share and retry schedule.
     inbox: crate::worker::inbox::InboxSettings,
 }
@@ -96,7 +98,8 @@ impl App {
             push_as: config.sync.push_as,
             setup: Arc::new(crate::sync::setup::Setup::new(
                 config.salesforce.api_version.clone(),
-                config.outbox.marker_field.clone(),
+                &config.outbox.marker_field,
+                &config.activity_target(),
             )),
         };
         let app = Self {
@@ -117,6 +120,7 @@ impl App {
             dedupe_ttl: config.dedupe_ttl(),
             sweep_interval: Duration::from_secs(config.sync.sweep_interval_s),
             outbox: config.outbox.clone(),
+            activities: Arc::new(config.activity_target()),
             inbox: crate::worker::inbox::InboxSettings {
                 limit_share: config.sync.limit_share,
                 backoff: crate::worker::Backoff::from_config(&config.outbox),
@@ -165,6 +169,7 @@ impl App {
             push_as: self.state.push_as,
             rules: self.state.pull.rules.clone(),
             setup: self.state.setup.clone(),
+            activities: self.activities.clone(),
         };
         crate::worker::outbox::spawn_workers(
             &tracker,

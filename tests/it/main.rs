@@ -24,6 +24,7 @@ mod pull_rules;
 mod pull_storm;
 mod pull_sweep;
 mod pull_worker;
+mod push_activities;
 mod push_api;
 mod push_echo;
 mod push_faults;

@@ -6,27 +6,33 @@
 //!   once linked, updates go to whichever object it is linked to.
 //! - Activity `email_sent` → Task (`TaskSubtype` Email, `Status` Completed); `meeting_booked` →
 //!   Event; `WhoId`/`WhatId` from the linked Contact/Lead and Account (`WhatId` is left out when
-//!   the `WhoId` is a Lead, which Salesforce refuses).
+//!   the `WhoId` is a Lead, which Salesforce refuses). Or, as `[activities]` says, a record of
+//!   a custom object with the activity's parts in the fields it names.
 //! - CompanyProduct with status OPPORTUNITY and an `opportunity_size` → Opportunity on the
 //!   Company's Account, the stage mapped to `StageName` through the stage table; a linked one
 //!   follows CUSTOMER/LOST to the table's won and lost stages. Its `Name` is set on create only.
 
+mod activity;
 pub mod matching;
+
+pub use activity::activity;
+
+use std::borrow::Cow;
 
 use chrono::{Duration, NaiveDate};
 use serde_json::{Value, json};
 
 use crate::domain::{
-    Activity, ActivityKind, Company, CompanyProduct, Contact, OwnershipStatus, PushAs,
-    SalesforceId, SalesforceKind, StageTable,
+    Company, CompanyProduct, Contact, OwnershipStatus, PushAs, SalesforceId, SalesforceKind,
+    StageTable,
 };
 use crate::salesforce::Record;
 
 /// A Salesforce write for one local record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Payload {
-    /// The object's API name (`Contact`, `Task`, …).
-    pub sobject: &'static str,
+    /// The object's API name (`Contact`, `Task`, a custom activity object, …).
+    pub sobject: Cow<'static, str>,
     /// The record to update; `None` creates one.
     pub existing: Option<SalesforceId>,
     /// The fields to write (no `Id`, no marker).
@@ -63,17 +69,17 @@ pub fn marker(kind: &str, id: u64) -> String {
     format!("sfsync:{kind}:{id}")
 }
 
-fn put(fields: &mut Record, name: &str, value: Option<Value>) {
+pub(crate) fn put(fields: &mut Record, name: &str, value: Option<Value>) {
     if let Some(v) = value {
         fields.insert(name.into(), v);
     }
 }
 
-fn text(v: Option<&String>) -> Option<Value> {
+pub(crate) fn text(v: Option<&String>) -> Option<Value> {
     v.filter(|s| !s.trim().is_empty()).map(|s| json!(s))
 }
 
-fn account_of(company: Option<&Company>) -> Option<SalesforceId> {
+pub(crate) fn account_of(company: Option<&Company>) -> Option<SalesforceId> {
     company.and_then(|c| c.salesforce_id.clone())
 }
 
@@ -86,7 +92,7 @@ pub fn company(c: &Company) -> Plan {
     put(&mut f, "AnnualRevenue", c.annual_revenue.map(|v| json!(v)));
     put(&mut f, "NumberOfEmployees", c.employees.map(|v| json!(v)));
     Plan::Send(Payload {
-        sobject: "Account",
+        sobject: Cow::Borrowed("Account"),
         existing: c.salesforce_id.clone(),
         fields: f,
         match_email: None,
@@ -129,69 +135,13 @@ pub fn contact(c: &Contact, links: Links<'_>, push_as: PushAs) -> Plan {
         }
     };
     Plan::Send(Payload {
-        sobject,
+        sobject: Cow::Borrowed(sobject),
         existing: c.salesforce_id.clone(),
         fields: f,
         match_email: c.email.as_deref().and_then(crate::domain::normalize::email),
         match_account: account.filter(|_| kind == SalesforceKind::Contact),
         match_company: None,
     })
-}
-
-/// Activity → Task (email sent) or Event (meeting booked).
-pub fn activity(a: &Activity, links: Links<'_>) -> Plan {
-    let mut f = Record::new();
-    f.insert("Subject".into(), json!(a.subject));
-    put(&mut f, "Description", text(a.description.as_ref()));
-    let who = links
-        .contact
-        .and_then(|c| Some((c.salesforce_id.clone()?, linked_kind(c)?)));
-    let who_is_lead = matches!(who, Some((_, SalesforceKind::Lead)));
-    put(&mut f, "WhoId", who.map(|(id, _)| json!(id)));
-    if !who_is_lead {
-        put(
-            &mut f,
-            "WhatId",
-            account_of(links.company).map(|id| json!(id)),
-        );
-    }
-    let creating = a.salesforce_id.is_none();
-    let sobject = match a.kind {
-        ActivityKind::EmailSent => {
-            f.insert("Status".into(), json!("Completed"));
-            f.insert(
-                "ActivityDate".into(),
-                json!(a.occurred_at.date_naive().to_string()),
-            );
-            if creating {
-                // Settable on create only.
-                f.insert("TaskSubtype".into(), json!("Email"));
-            }
-            "Task"
-        }
-        ActivityKind::MeetingBooked => {
-            let start = a.starts_at.unwrap_or(a.occurred_at);
-            let end = a
-                .ends_at
-                .filter(|e| *e > start)
-                .unwrap_or(start + Duration::minutes(30));
-            f.insert("StartDateTime".into(), json!(sf_datetime(start)));
-            f.insert("EndDateTime".into(), json!(sf_datetime(end)));
-            "Event"
-        }
-    };
-    Plan::Send(Payload {
-        sobject,
-        existing: a.salesforce_id.clone(),
-        fields: f,
-        match_email: None,
-        match_account: None,
-        match_company: None,
-    })
-}
-
-fn sf_datetime(dt: chrono::DateTime<chrono::Utc>) -> String {
-    dt.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 /// The standard `StageName` for a local funnel stage (case and punctuation ignored), defaulting
@@ -268,7 +218,7 @@ pub fn company_product(
     f.insert("AccountId".into(), json!(account));
     put(&mut f, "Amount", p.opportunity_size.map(|v| json!(v)));
     Plan::Send(Payload {
-        sobject: "Opportunity",
+        sobject: Cow::Borrowed("Opportunity"),
         existing: p.salesforce_opportunity_id.clone(),
         fields: f,
         match_email: None,
@@ -280,7 +230,8 @@ pub fn company_product(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::OrgId;
+    use crate::config::ActivityTarget;
+    use crate::domain::{Activity, ActivityKind, OrgId};
     use chrono::{TimeZone as _, Utc};
 
     fn org() -> OrgId {
@@ -365,7 +316,7 @@ mod tests {
             company: Some(&co),
             contact: Some(&who),
         };
-        let Plan::Send(t) = activity(&a, links) else {
+        let Plan::Send(t) = activity(&a, links, &ActivityTarget::Standard) else {
             panic!("no payload")
         };
         assert_eq!(t.sobject, "Task");
@@ -374,7 +325,7 @@ mod tests {
         assert_eq!(t.fields["ActivityDate"], json!("2024-05-06"));
         assert!(!t.fields.contains_key("WhatId"), "no WhatId with a Lead");
         a.kind = ActivityKind::MeetingBooked;
-        let Plan::Send(e) = activity(&a, links) else {
+        let Plan::Send(e) = activity(&a, links, &ActivityTarget::Standard) else {
             panic!("no payload")
         };
         assert_eq!(e.sobject, "Event");

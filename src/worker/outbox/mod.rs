@@ -37,7 +37,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
 use super::Backoff;
-use crate::config::OutboxConfig;
+use crate::config::{ActivityTarget, OutboxConfig};
 use crate::domain::{OrgId, PushAs};
 use crate::salesforce::{Client, ConnectionState, ErrorClass, MAX_COLLECTION};
 use crate::store::{OutboxChange, Settled, Store, StoreError};
@@ -124,6 +124,7 @@ pub struct OutboxWorker {
     backoff: Backoff,
     push_as: PushAs,
     rules: Arc<Rules>,
+    activities: Arc<ActivityTarget>,
     setup: Option<Arc<Setup>>,
     /// Objects whose entries were paused for their setup; resumed once a check passes.
     setup_paused: BTreeSet<String>,
@@ -151,10 +152,17 @@ impl OutboxWorker {
             config,
             push_as,
             rules: Arc::default(),
+            activities: Arc::default(),
             setup: None,
             setup_paused: BTreeSet::new(),
             paused_until_ms: None,
         }
+    }
+
+    /// Sends activities where `[activities]` says (default: Task and Event).
+    pub fn with_activities(mut self, activities: Arc<ActivityTarget>) -> Self {
+        self.activities = activities;
+        self
     }
 
     /// Pauses pushes of an object whose setup the latest check of `setup` finds broken (they wait
@@ -228,6 +236,7 @@ impl OutboxWorker {
             let shape = Shape {
                 push_as: self.push_as,
                 stages: &self.rules.stages,
+                activities: &self.activities,
                 today: now.date_naive(),
             };
             let preps = prepare::prepare(&self.store, &self.org, &due, shape)?;
@@ -280,7 +289,7 @@ impl OutboxWorker {
         }
         for ((_, create, _), items) in groups {
             for chunk in items.chunks(MAX_COLLECTION) {
-                let verdicts = if let Some(v) = self.setup_pause(chunk[0].payload.sobject) {
+                let verdicts = if let Some(v) = self.setup_pause(&chunk[0].payload.sobject) {
                     chunk.iter().map(|i| (i.clone(), v.clone())).collect()
                 } else if create {
                     self.create_chunk(chunk, now).await?
@@ -346,9 +355,13 @@ impl OutboxWorker {
         Ok(())
     }
 
-    /// The field that carries the exactly-once marker on `sobject`.
-    pub(super) fn marker_field(&self, _sobject: &str) -> &str {
-        self.config.marker_field.as_str()
+    /// The field that carries the exactly-once marker on `sobject`: the custom activity
+    /// object's own, else `[outbox] marker_field`.
+    pub(super) fn marker_field(&self, sobject: &str) -> &str {
+        match self.activities.as_ref() {
+            ActivityTarget::Custom(c) if c.object == sobject => c.marker.as_str(),
+            _ => self.config.marker_field.as_str(),
+        }
     }
 
     fn pause(&mut self, now_ms: i64) {
@@ -407,6 +420,8 @@ pub struct WorkerSettings {
     pub rules: Arc<Rules>,
     /// The setup check whose latest report pauses pushes of a broken object.
     pub setup: Arc<Setup>,
+    /// Where activities go.
+    pub activities: Arc<ActivityTarget>,
 }
 
 /// Starts one [`OutboxWorker`] per connected org on `tracker`, now and for every org that
@@ -428,6 +443,7 @@ pub fn spawn_workers(
                     let s = settings.clone();
                     let worker = OutboxWorker::new(store.clone(), client, s.outbox, s.push_as)
                         .with_rules(s.rules)
+                        .with_activities(s.activities)
                         .with_setup(s.setup);
                     inner.spawn(worker.run(token.clone()));
                 }

@@ -3,6 +3,7 @@
 
 use chrono::NaiveDate;
 
+use crate::config::ActivityTarget;
 use crate::domain::{Company, OrgId, PushAs, StageTable};
 use crate::store::{
     LocalRef, OutboxEntry, OutboxState, RecordKind, Store, StoreError, Tx, TxResult,
@@ -37,11 +38,13 @@ pub(super) enum Prep {
     Wait,
 }
 
-/// The rules that shape a write: what a new contact becomes, and the stage table.
+/// The rules that shape a write: what a new contact becomes, the stage table, where activities
+/// go.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Shape<'a> {
     pub(super) push_as: PushAs,
     pub(super) stages: &'a StageTable,
+    pub(super) activities: &'a ActivityTarget,
     pub(super) today: NaiveDate,
 }
 
@@ -142,7 +145,7 @@ fn read_product(tx: &Tx<'_>, org: &OrgId, id: u64, shape: Shape<'_>) -> TxResult
     )))
 }
 
-fn read_activity(tx: &Tx<'_>, org: &OrgId, id: u64) -> TxResult<Read> {
+fn read_activity(tx: &Tx<'_>, org: &OrgId, id: u64, shape: Shape<'_>) -> TxResult<Read> {
     let Some(a) = tx.activity(org, id)? else {
         return Ok(Read::Gone);
     };
@@ -167,7 +170,7 @@ fn read_activity(tx: &Tx<'_>, org: &OrgId, id: u64) -> TxResult<Read> {
         company: company.as_ref(),
         contact: contact.as_ref(),
     };
-    Ok(Read::Plan(push::activity(&a, links)))
+    Ok(Read::Plan(push::activity(&a, links, shape.activities)))
 }
 
 fn prepare_one(tx: &Tx<'_>, org: &OrgId, e: &OutboxEntry, shape: Shape<'_>) -> TxResult<Prep> {
@@ -178,7 +181,7 @@ fn prepare_one(tx: &Tx<'_>, org: &OrgId, e: &OutboxEntry, shape: Shape<'_>) -> T
         },
         RecordKind::Contact => read_contact(tx, org, e, shape.push_as)?,
         RecordKind::CompanyProduct => read_product(tx, org, e.target.id, shape)?,
-        RecordKind::Activity => read_activity(tx, org, e.target.id)?,
+        RecordKind::Activity => read_activity(tx, org, e.target.id, shape)?,
     };
     Ok(match read {
         Read::Wait => Prep::Wait,

@@ -93,7 +93,7 @@ impl OutboxWorker {
         chunk: &[Item],
         now: DateTime<Utc>,
     ) -> Result<Vec<(Item, Verdict)>, OutboxError> {
-        let sobject = chunk[0].payload.sobject;
+        let sobject = &*chunk[0].payload.sobject;
         let mut verdicts: Vec<Option<Verdict>> = vec![None; chunk.len()];
         let found = match self.look_before_create(sobject, chunk).await {
             Ok(found) => found,
@@ -154,7 +154,7 @@ impl OutboxWorker {
         let Some(first) = items.first() else {
             return Ok(Vec::new());
         };
-        let sobject = first.payload.sobject;
+        let sobject = &*first.payload.sobject;
         let ids: Vec<u64> = items.iter().map(|i| i.entry_id).collect();
         self.store.mark_outbox_maybe_sent(&self.org, &ids, now)?;
         self.store.make_durable().await?;
@@ -223,7 +223,7 @@ impl OutboxWorker {
     /// Updates one chunk of linked records of one object; records that merged or converted are
     /// re-pointed at their survivor.
     pub(super) async fn update_chunk(&self, chunk: &[Item]) -> Vec<(Item, Verdict)> {
-        let sobject = chunk[0].payload.sobject;
+        let sobject = &*chunk[0].payload.sobject;
         let records: Vec<Record> = chunk
             .iter()
             .map(|item| {
