@@ -62,6 +62,32 @@ pub fn datetime(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
+/// A list view's query (the text its describe gives, the org's own) selecting `fields` instead
+/// of the view's columns: its `FROM`, `USING SCOPE`, `WHERE` and `ORDER BY` stay as the org
+/// wrote them. `None` when the text is not a `SELECT … FROM …` query.
+pub fn reselect<S: AsRef<str>>(query: &str, fields: &[S]) -> Option<String> {
+    let text = query.trim();
+    let head = text.get(..7)?;
+    if !head.eq_ignore_ascii_case("SELECT ") {
+        return None;
+    }
+    let mut depth = 0i32;
+    let bytes = text.as_bytes();
+    let from = (7..bytes.len()).find(|&i| {
+        match bytes[i] {
+            b'(' => depth += 1,
+            b')' => depth -= 1,
+            _ => {}
+        }
+        depth == 0
+            && text
+                .get(i..i + 6)
+                .is_some_and(|w| w.eq_ignore_ascii_case(" FROM "))
+    })?;
+    let list: Vec<&str> = fields.iter().map(AsRef::as_ref).collect();
+    Some(format!("SELECT {}{}", list.join(", "), &text[from..]))
+}
+
 /// One condition of a `WHERE` clause.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Condition(String);
@@ -309,6 +335,20 @@ mod tests {
                 .to_string(),
             "SELECT Id FROM Account WHERE Industry = 'Energy'"
         );
+    }
+
+    #[test]
+    fn a_list_views_query_selects_our_fields_and_keeps_the_rest() {
+        let q = "SELECT Name, toLabel(Type), (SELECT Id FROM Contacts) , Id FROM Account \
+                 USING SCOPE mine WHERE Name LIKE 'A%' ORDER BY Name ASC NULLS FIRST";
+        assert_eq!(
+            reselect(q, &["Id", "Website"]).as_deref(),
+            Some(
+                "SELECT Id, Website FROM Account USING SCOPE mine WHERE Name LIKE 'A%' ORDER BY Name ASC NULLS FIRST"
+            )
+        );
+        assert_eq!(reselect("DELETE FROM Account", &["Id"]), None);
+        assert_eq!(reselect("SELECT Id", &["Id"]), None);
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod deploy_kubernetes;
 mod helpers;
 mod history_api;
 mod hostile_clients;
+mod import_list_view;
 mod intake_hostile;
 mod intake_outbound;
 mod intake_signed;
