@@ -40,6 +40,8 @@ pub struct App {
     sweep_interval: Duration,
     /// Push side: delivery settings of the outbox workers.
     outbox: crate::config::OutboxConfig,
+    /// Push side: where activities go.
+    activities: Arc<crate::config::ActivityTarget>,
     /// Pull side: the inbox worker's pace, budget share and retry schedule.
     inbox: crate::worker::inbox::InboxSettings,
     /// The app's side: the change log's retention and its deliveries.
@@ -102,7 +104,8 @@ impl App {
             push_as: config.sync.push_as,
             setup: Arc::new(crate::sync::setup::Setup::new(
                 config.salesforce.api_version.clone(),
-                config.outbox.marker_field.clone(),
+                &config.outbox.marker_field,
+                &config.activity_target(),
             )),
             app_webhooks: crate::app_webhooks::hooks(&config.app_webhooks),
             feed_wait: crate::http::api::longest_wait(Duration::from_secs(
@@ -127,6 +130,7 @@ impl App {
             dedupe_ttl: config.dedupe_ttl(),
             sweep_interval: Duration::from_secs(config.sync.sweep_interval_s),
             outbox: config.outbox.clone(),
+            activities: Arc::new(config.activity_target()),
             inbox: crate::worker::inbox::InboxSettings {
                 limit_share: config.sync.limit_share,
                 backoff: crate::worker::Backoff::from_config(&config.outbox),
@@ -165,12 +169,18 @@ impl App {
         self.spawn_pull_workers(&tracker, &shutdown);
         self.spawn_app_side(&tracker, &shutdown);
         // Push side: one outbox worker per connected org (also for orgs that connect later).
+        let settings = crate::worker::outbox::WorkerSettings {
+            outbox: self.outbox.clone(),
+            push_as: self.state.push_as,
+            rules: self.state.pull.rules.clone(),
+            setup: self.state.setup.clone(),
+            activities: self.activities.clone(),
+        };
         crate::worker::outbox::spawn_workers(
             &tracker,
             self.state.store.clone(),
             self.state.pull.orgs.clone(),
-            self.outbox.clone(),
-            self.state.push_as,
+            settings,
             shutdown.clone(),
         );
         tracing::info!(

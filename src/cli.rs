@@ -168,6 +168,21 @@ pub enum ImportWhat {
         #[arg(long)]
         account: String,
     },
+    /// The records of one list view of an object.
+    ListView {
+        /// Account, Contact, Lead or Opportunity.
+        #[arg(long)]
+        object: String,
+        /// The list view's id (00B…), as `sfsync import list-views` prints it.
+        #[arg(long)]
+        id: String,
+    },
+    /// Lists an object's list views (nothing is imported).
+    ListViews {
+        /// Account, Contact, Lead or Opportunity.
+        #[arg(long)]
+        object: String,
+    },
 }
 
 /// `sfsync outbox`.

@@ -25,9 +25,14 @@ use serde::Deserialize;
 
 use crate::domain::{OrgId, WebhookSecret};
 
+mod activities;
 mod env;
 mod feed;
 
+pub use activities::{
+    ActivitiesConfig, ActivityFields, ActivityKinds, ActivityTarget, CustomActivity,
+    STANDARD_OBJECTS,
+};
 pub use env::{ConnectedApp, NotConfigured};
 use env::{connected_app_not_read, key_overrides};
 pub use feed::{AppWebhook, ChangesConfig};
@@ -75,6 +80,9 @@ pub struct Config {
     /// Push delivery (retries, API budget).
     #[serde(default)]
     pub outbox: OutboxConfig,
+    /// What activities become in Salesforce: Task and Event, or a custom object.
+    #[serde(default)]
+    pub activities: ActivitiesConfig,
     /// One entry per Salesforce org.
     #[serde(default)]
     pub connections: Vec<Connection>,
@@ -486,6 +494,12 @@ impl Config {
         if url::Url::parse(&self.salesforce.login_url).is_err() {
             return Err(invalid("salesforce.login_url", "must be a URL"));
         }
+        self.activities.validate()?;
+        self.validate_connections()
+    }
+
+    /// Each `[[connections]]` entry: one per org, each with its own well-formed webhook key.
+    fn validate_connections(&self) -> Result<(), ConfigError> {
         let mut seen_keys = std::collections::HashSet::new();
         let mut seen_orgs = std::collections::HashSet::new();
         for (i, c) in self.connections.iter().enumerate() {
@@ -538,6 +552,12 @@ impl Config {
             },
             app.token_key.clone(),
         ))
+    }
+
+    /// Where activities go (`[activities]`), a custom object's marker defaulting to `[outbox]
+    /// marker_field`.
+    pub fn activity_target(&self) -> ActivityTarget {
+        self.activities.target(&self.outbox.marker_field)
     }
 
     /// How long dedupe keys live.

@@ -19,4 +19,4 @@ pub use ids::{IdError, SalesforceId};
 pub use notification::{ChangeType, Notification, ObjectType, OrgId};
 pub use policy::{ConflictPolicy, PushAs};
 pub use secret::{SecretError, WebhookSecret};
-pub use stage::{StageRule, StageTable};
+pub use stage::{StageRule, StageTable, SyncedStage, standard_stage_name};

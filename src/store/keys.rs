@@ -9,7 +9,7 @@
 //! | records_index | `org ‖ index ‖ value` |
 //! | conflicts | `org ‖ id(8)` |
 //! | outbox | `org ‖ 'E' ‖ entry id(8)`, `org ‖ 'R' ‖ kind ‖ local id(8)` |
-//! | meta | `org ‖ 'M' ‖ name` (`seen/{id}`, `conflict/{id}`, `stamp:{id}`, `sweep/{object}`) |
+//! | meta | `org ‖ 'M' ‖ name` (`seen/{id}`, `conflict/{id}`, `conflict/local/{kind}/{id}`, `stamp:{id}`, `sweep/{object}`) |
 //! | oauth_tokens | `org` (the sealed refresh token), `org ‖ "/user"` (the connection's user) |
 //! | inbox trees | see [`dedupe`], [`pending`], [`journal`], [`resync`] |
 //! | changes | `'E' ‖ seq(8)` an entry, `'N'` the last number given, `'P'` the last compacted |
@@ -140,6 +140,11 @@ pub(crate) fn seen(org: &OrgId, id: &SalesforceId) -> Vec<u8> {
 /// The open conflict of a quarantined Salesforce record.
 pub(crate) fn conflict_of(org: &OrgId, id: &SalesforceId) -> Vec<u8> {
     meta(org, &format!("conflict/{id}"))
+}
+
+/// The open conflict of a local record whose create found several records in the org.
+pub(crate) fn local_conflict_of(org: &OrgId, kind: u8, id: u64) -> Vec<u8> {
+    meta(org, &format!("conflict/local/{}/{id}", char::from(kind)))
 }
 
 /// The `SystemModstamp` the outbox read back after its last write to a Salesforce record.

@@ -55,6 +55,18 @@ pub struct OutboxEntry {
     pub last_error: Option<String>,
     /// For contacts: what to create in Salesforce (`None`: the configured default).
     pub push_as: Option<PushAs>,
+    /// A person chose to create a new record after its look-up found several in the org: the
+    /// next create goes ahead without a look-up by domain and name.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub create_new: bool,
+    /// Held until a person resolves this open conflict (its create found several records in the
+    /// org): not sent before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_by_conflict: Option<u64>,
+    /// Paused because the org's setup of this object is broken (the latest setup check): sent
+    /// again when a later check passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_on: Option<String>,
     /// When the entry was first written.
     pub created_at: DateTime<Utc>,
     /// When the entry last changed.
@@ -150,6 +162,9 @@ impl Tx<'_> {
             next_attempt_ms: now.timestamp_millis(),
             last_error: None,
             push_as,
+            create_new: false,
+            held_by_conflict: None,
+            paused_on: None,
             created_at: now,
             updated_at: now,
         };
@@ -252,6 +267,24 @@ pub enum OutboxChange {
         /// The survivor.
         link: Link,
     },
+    /// Its create found several records in the org: held, not sent, until a person resolves
+    /// `conflict`.
+    Held {
+        /// The open conflict.
+        conflict: u64,
+        /// Why, for the entry's `last_error`.
+        reason: String,
+    },
+    /// The org's setup of `object` is broken: not sent before `until_ms`, or before a setup
+    /// check passes; not an attempt.
+    Paused {
+        /// The object whose setup is broken.
+        object: String,
+        /// What the setup check found.
+        reason: String,
+        /// When to look again (ms since the epoch).
+        until_ms: i64,
+    },
 }
 
 /// What [`Store::settle_outbox`] did with one entry.
@@ -269,6 +302,10 @@ pub enum Settled {
     Dead,
     /// Due again now, at the survivor.
     Relinked,
+    /// Held until a person resolves a conflict.
+    Held,
+    /// Paused until the org's setup is fixed.
+    Paused,
     /// The entry no longer exists (a person discarded it meanwhile).
     Missing,
 }
@@ -287,6 +324,9 @@ impl Tx<'_> {
             return Ok(Settled::Missing);
         };
         entry.updated_at = now;
+        if !matches!(change, OutboxChange::Paused { .. }) {
+            entry.paused_on = None;
+        }
         match change {
             OutboxChange::Delivered { link } => {
                 self.link_entry(&entry, link)?;
@@ -331,6 +371,24 @@ impl Tx<'_> {
                 self.put_outbox_entry(&entry)?;
                 Ok(Settled::Relinked)
             }
+            OutboxChange::Held { conflict, reason } => {
+                entry.held_by_conflict = Some(*conflict);
+                entry.next_attempt_ms = i64::MAX;
+                entry.last_error = Some(reason.clone());
+                self.put_outbox_entry(&entry)?;
+                Ok(Settled::Held)
+            }
+            OutboxChange::Paused {
+                object,
+                reason,
+                until_ms,
+            } => {
+                entry.paused_on = Some(object.clone());
+                entry.next_attempt_ms = *until_ms;
+                entry.last_error = Some(reason.clone());
+                self.put_outbox_entry(&entry)?;
+                Ok(Settled::Paused)
+            }
         }
     }
 
@@ -341,6 +399,27 @@ impl Tx<'_> {
         let (kind, id) = (ChangeKind::Outbox, entry.id);
         let subject = Subject::Shown { kind, id, data };
         self.record_change(&entry.org_id, ChangeWhat::DeadLetter, subject)
+    }
+
+    /// Releases an entry held by a conflict: due now; `create_new` when the person chose a new
+    /// record over the candidates.
+    pub fn release_held_entry(
+        &self,
+        org: &OrgId,
+        target: LocalRef,
+        create_new: bool,
+        now: DateTime<Utc>,
+    ) -> TxResult<Option<OutboxEntry>> {
+        let Some(mut entry) = self.outbox_entry_for(org, target)? else {
+            return Ok(None);
+        };
+        entry.held_by_conflict = None;
+        entry.create_new = create_new;
+        entry.last_error = None;
+        entry.next_attempt_ms = now.timestamp_millis();
+        entry.updated_at = now;
+        self.put_outbox_entry(&entry)?;
+        Ok(Some(entry))
     }
 
     fn link_entry(&self, entry: &OutboxEntry, link: &Link) -> TxResult<()> {
@@ -389,6 +468,38 @@ impl Store {
                     tx.settle_outbox_entry(org, *id, *version, change, now)
                 })
                 .collect()
+        })
+    }
+
+    /// Makes the entries paused on `object` due now (its setup was checked and passes). Returns
+    /// how many.
+    pub fn resume_paused(
+        &self,
+        org: &OrgId,
+        object: &str,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let paused: Vec<u64> = self
+            .scan_outbox(org)
+            .filter_map(|e| e.ok())
+            .filter(|e| e.paused_on.as_deref() == Some(object))
+            .map(|e| e.id)
+            .collect();
+        self.atomically(|tx| {
+            let mut n = 0;
+            for id in &paused {
+                if let Some(mut e) = tx.outbox_entry(org, *id)? {
+                    if e.paused_on.as_deref() == Some(object) {
+                        e.paused_on = None;
+                        e.last_error = None;
+                        e.next_attempt_ms = now.timestamp_millis();
+                        e.updated_at = now;
+                        tx.put_outbox_entry(&e)?;
+                        n += 1;
+                    }
+                }
+            }
+            Ok(n)
         })
     }
 

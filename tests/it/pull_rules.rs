@@ -332,7 +332,7 @@ async fn two_candidates_at_one_rung_quarantine_the_record_without_a_guess() {
         conflicts(&env).into_iter().next()
     })
     .await;
-    assert_eq!(listed.1.salesforce_id, id);
+    assert_eq!(listed.1.salesforce_id, Some(id.clone()));
     assert_eq!(listed.1.rung, "domain");
     assert_eq!(listed.1.candidates, vec![a, b]);
     env.settle(WAIT).await;
@@ -367,7 +367,7 @@ async fn two_contacts_with_one_email_quarantine_the_salesforce_contact() {
     })
     .await;
     assert_eq!(conflict.object, ObjectType::Lead);
-    assert_eq!(conflict.salesforce_id, id);
+    assert_eq!(conflict.salesforce_id, Some(id.clone()));
     assert_eq!(conflict.rung, "email");
     assert_eq!(conflict.candidates, vec![a, b]);
 }

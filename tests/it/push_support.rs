@@ -30,7 +30,12 @@ pub async fn push_env() -> PushEnv {
 
 /// The pair with contacts pushed as `push_as`.
 pub async fn push_env_as(push_as: PushAs) -> PushEnv {
-    let env = crate::support::env::start_detached(|c| c.sync.push_as = push_as).await;
+    push_env_with(|c| c.sync.push_as = push_as).await
+}
+
+/// The pair with the service's config `adjust`ed; the worker follows its `[sync]` rules.
+pub async fn push_env_with(adjust: impl FnOnce(&mut sfsync::config::Config)) -> PushEnv {
+    let env = crate::support::env::start_detached(adjust).await;
     let worker = env.outbox_worker();
     PushEnv { env, worker }
 }

@@ -1,6 +1,8 @@
-//! `/api/v1/conflicts`: records quarantined because several local records matched, with their
-//! candidates' local values; a person resolves one by picking a candidate or creating a new
-//! local record.
+//! `/api/v1/conflicts`: records quarantined because several records matched, for a person to
+//! resolve. A pull conflict is a Salesforce record several local records matched (resolved by
+//! picking a local candidate or creating a new local record); a push conflict is a local record
+//! whose create found several records in the org (resolved by picking one of them by its
+//! Salesforce id, or creating a new record in the org).
 
 use axum::extract::State;
 use axum::routing::{get, post};
@@ -49,26 +51,31 @@ pub(crate) struct ConflictOrg {
     org: Option<String>,
 }
 
-/// `POST /api/v1/conflicts/{id}/resolve`: `{"candidate": 12}` or `{"create": true}`.
+/// `POST /api/v1/conflicts/{id}/resolve`: `{"candidate": 12}` (pull), `{"salesforce_id":
+/// "001…"}` (push) or `{"create": true}`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct Resolve {
     /// The org (optional when one org is configured).
     org: Option<String>,
-    /// The candidate to link and update.
+    /// Pull: the local candidate to link and update.
     candidate: Option<u64>,
-    /// Create a new local record instead.
+    /// Push: the record in the org to link the local record to.
+    #[schema(value_type = Option<String>)]
+    salesforce_id: Option<SalesforceId>,
+    /// Create a new record instead (local for a pull conflict, in the org for a push one).
     #[serde(default)]
     create: bool,
 }
 
 impl Resolve {
     fn choice(&self) -> Result<Resolution, ApiError> {
-        match (self.candidate, self.create) {
-            (Some(c), false) => Ok(Resolution::Candidate(c)),
-            (None, true) => Ok(Resolution::Create),
+        match (self.candidate, &self.salesforce_id, self.create) {
+            (Some(c), None, false) => Ok(Resolution::Candidate(c)),
+            (None, Some(id), false) => Ok(Resolution::Record(id.clone())),
+            (None, None, true) => Ok(Resolution::Create),
             _ => Err(ApiError::invalid(
                 "candidate",
-                "give either a candidate or \"create\": true",
+                "give one of a candidate, a salesforce_id or \"create\": true",
             )),
         }
     }

@@ -67,6 +67,7 @@ fn build(org: &OrgId, cmd: NewCompanyProduct, now: DateTime<Utc>) -> LocalResult
         stage: cmd.stage,
         close_date: cmd.close_date,
         salesforce_opportunity_id: None,
+        synced_stage: None,
         updated_at: now,
     };
     check(&p)?;

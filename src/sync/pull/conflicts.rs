@@ -8,38 +8,53 @@ use utoipa::ToSchema;
 
 use crate::domain::{ChangeKind, ChangeWhat, ObjectType, OrgId, SalesforceId};
 use crate::salesforce::Record;
-use crate::store::{Subject, Tx, TxResult};
+use crate::store::{LocalRef, Subject, Tx, TxResult};
 
-/// A quarantined record: the Salesforce record and the local candidates a person picks from.
+/// A quarantined record and the candidates a person picks from. A pull conflict is a Salesforce
+/// record that matched several local records; a push conflict is a local record whose create
+/// found several records in the org (`local` and `matches` set, no `salesforce_id`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Conflict {
     /// The object type.
     pub object: ObjectType,
-    /// The Salesforce record id.
-    pub salesforce_id: SalesforceId,
+    /// Pull: the Salesforce record id.
+    #[serde(default)]
+    pub salesforce_id: Option<SalesforceId>,
     /// The rung that found several candidates (`domain`, `name`, `email`), or `no_company`.
     pub rung: String,
-    /// Local ids of the candidates (Companies for Accounts, Contacts for Contacts and Leads).
+    /// Pull: local ids of the candidates (Companies for Accounts, Contacts for Contacts and
+    /// Leads).
+    #[serde(default)]
     pub candidates: Vec<u64>,
-    /// The record as pulled.
+    /// Pull: the record as pulled.
+    #[serde(default)]
     pub record: Record,
     /// When it was quarantined (RFC 3339).
     pub at: String,
+    /// Push: the local record whose create found several records in the org.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<LocalRef>,
+    /// Push: the records it found, as read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matches: Vec<Record>,
 }
 
-/// A quarantined record and the local records it could be.
+/// A quarantined record and the records it could be.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConflictView {
     /// The conflict id.
     id: u64,
     /// The org.
     org: String,
+    /// `pull` (a Salesforce record matched several local records) or `push` (a local record's
+    /// create found several records in the org).
+    side: &'static str,
     /// `Account`, `Contact`, `Lead` or `Opportunity`.
     #[schema(value_type = String)]
     object: ObjectType,
-    /// The Salesforce record id.
-    #[schema(value_type = String)]
-    salesforce_id: SalesforceId,
+    /// Pull: the Salesforce record id.
+    #[schema(value_type = Option<String>)]
+    salesforce_id: Option<SalesforceId>,
     /// The rung that found several candidates (`domain`, `name`, `email`), or `no_company`.
     rung: String,
     /// Local ids of the candidates.
@@ -52,6 +67,15 @@ pub struct ConflictView {
     /// The candidates' current local records.
     #[schema(value_type = Vec<Object>)]
     candidate_records: Vec<Value>,
+    /// Push: the local record held (`{"kind", "id"}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    local: Option<LocalRef>,
+    /// Push: the org's records it matched, as read; resolve with one's `Id` as
+    /// `salesforce_id`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    matches: Vec<Record>,
 }
 
 impl ConflictView {
@@ -60,6 +84,7 @@ impl ConflictView {
         Self {
             id,
             org: org.to_string(),
+            side: if c.local.is_some() { "push" } else { "pull" },
             object: c.object,
             salesforce_id: c.salesforce_id,
             rung: c.rung,
@@ -67,6 +92,8 @@ impl ConflictView {
             record: c.record,
             at: c.at,
             candidate_records,
+            local: c.local,
+            matches: c.matches,
         }
     }
 }
@@ -103,7 +130,7 @@ pub(super) fn log_conflict(
 }
 
 /// Closes conflict `id`: removed, and logged as resolved with the view it had.
-pub(super) fn close_conflict(tx: &Tx<'_>, org: &OrgId, id: u64) -> TxResult<()> {
+pub fn close_conflict(tx: &Tx<'_>, org: &OrgId, id: u64) -> TxResult<()> {
     if let Some(c) = tx.conflict::<Conflict>(org, id)? {
         log_conflict(tx, org, id, &c, ChangeWhat::Resolved)?;
     }

@@ -48,6 +48,10 @@ pub enum Target {
     Local(u64),
     /// A new local record (a person resolved a conflict by creating one).
     New,
+    /// This local record, whose push found the record in the org (match before create): it is
+    /// linked and takes the org's values as the conflict policy says. Its own outbox entry is
+    /// the one being delivered, so it does not count as an unsent local change.
+    Pushed(u64),
 }
 
 /// What applying one record did.
@@ -145,15 +149,49 @@ pub(super) fn quarantine(
     }
     let conflict = Conflict {
         object,
-        salesforce_id: id.clone(),
+        salesforce_id: Some(id.clone()),
         rung: rung.into(),
         candidates,
         record: record.clone(),
         at: origin.now.to_rfc3339(),
+        local: None,
+        matches: Vec::new(),
     };
     let cid = tx.add_conflict(org, &conflict)?;
     tx.set_conflict_for(org, id, cid)?;
     log_conflict(tx, org, cid, &conflict, ChangeWhat::Opened)?;
     tracing::info!(org = %org, id = %id, rung, conflict = cid, "record quarantined");
     Ok(Applied::Quarantined { conflict: cid })
+}
+
+/// Holds a local record whose create found several records in the org (`matches`, on `rung`)
+/// for a person to resolve: a push conflict, replacing one already open for the record.
+/// Returns the conflict id.
+pub fn hold_push(
+    tx: &Tx<'_>,
+    org: &OrgId,
+    local: LocalRef,
+    object: ObjectType,
+    rung: &str,
+    matches: Vec<Record>,
+    at: DateTime<Utc>,
+) -> TxResult<u64> {
+    if let Some(old) = tx.local_conflict_for(org, local)? {
+        close_conflict(tx, org, old)?;
+    }
+    let conflict = Conflict {
+        object,
+        salesforce_id: None,
+        rung: rung.into(),
+        candidates: Vec::new(),
+        record: Record::new(),
+        at: at.to_rfc3339(),
+        local: Some(local),
+        matches,
+    };
+    let cid = tx.add_conflict(org, &conflict)?;
+    tx.set_local_conflict_for(org, local, cid)?;
+    log_conflict(tx, org, cid, &conflict, ChangeWhat::Opened)?;
+    tracing::info!(org = %org, local = local.id, rung, conflict = cid, "push held: several records in the org");
+    Ok(cid)
 }

@@ -33,6 +33,7 @@ pub(super) fn apply_person(
     let email = str_of(record, "Email");
     let rung = match target {
         Target::Local(local) => Rung::Found(local, "resolve:picked"),
+        Target::Pushed(local) => Rung::Found(local, "push:match"),
         Target::New => Rung::Missing,
         Target::Ladder => person_ladder(tx, org, id, email.as_deref(), company)?,
     };

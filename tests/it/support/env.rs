@@ -92,6 +92,16 @@ pub async fn start_with(sim_config: SimulatorConfig, adjust: impl FnOnce(&mut Co
     }
 }
 
+/// An org started without the marker field (its setup incomplete) and the service connected to
+/// it.
+pub async fn start_without_marker() -> SyncEnv {
+    let config = SimulatorConfig {
+        marker_field: None,
+        ..SimulatorConfig::default()
+    };
+    start_with(config, |_| {}).await
+}
+
 /// A default org and the service, not connected: the test steps the outbox itself.
 pub async fn start_detached(adjust: impl FnOnce(&mut Config)) -> SyncEnv {
     let sim = super::org::start(SimulatorConfig::default()).await;
@@ -151,7 +161,8 @@ impl SyncEnv {
             .expect("connected org")
     }
 
-    /// An outbox worker on the service's store with its own connection to the org.
+    /// An outbox worker on the service's store with its own connection to the org, following
+    /// the service's `[sync]` rules.
     pub fn outbox_worker(&self) -> OutboxWorker {
         OutboxWorker::new(
             self.store().clone(),
@@ -159,6 +170,7 @@ impl SyncEnv {
             outbox_config(),
             PushAs::Contact,
         )
+        .with_rules(self.app.state.pull.rules.clone())
     }
 
     pub fn company_of(&self, id: &SalesforceId) -> Option<Company> {
