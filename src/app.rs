@@ -14,9 +14,12 @@ use crate::config::Config;
 use crate::http::webhook::outbound_message::XmlLimits;
 use crate::http::{AppState, Connections, Counters};
 use crate::store::Store;
+use crate::telemetry::{ErrorSource, Telemetry};
 
 /// How often expired dedupe keys are removed.
 const EXPIRY_EVERY: Duration = Duration::from_secs(3600);
+/// How often recorded histogram samples are drained into their buckets between scrapes.
+const METRICS_UPKEEP_EVERY: Duration = Duration::from_secs(10);
 
 /// Choices that are not configuration: they exist for the benchmarks, the demo and the tests.
 #[derive(Default)]
@@ -77,25 +80,7 @@ impl App {
                 );
             }
         }
-        let state = AppState {
-            oauth: oauth.map_err(|reason| Arc::from(reason.0)),
-            store,
-            connections: Arc::new(Connections::new(config.connections.clone())),
-            counters: Arc::new(Counters::default()),
-            api_token: Arc::new(config.server.api_token.clone()),
-            max_body: config.intake.max_body_bytes,
-            timestamp_tolerance_s: config.intake.timestamp_tolerance_s,
-            xml_limits: XmlLimits::default(),
-            skip_store: options.skip_store,
-            pull: crate::sync::orgs::PullContext::new(crate::sync::pull::Rules::from_config(
-                &config.sync,
-            )),
-            push_as: config.sync.push_as,
-            setup: Arc::new(crate::sync::setup::Setup::new(
-                config.salesforce.api_version.clone(),
-                config.outbox.marker_field.clone(),
-            )),
-        };
+        let state = app_state(config, store, oauth.map_err(|r| Arc::from(r.0)), options);
         let app = Self {
             state,
             listener,
@@ -137,11 +122,14 @@ impl App {
         let store = self.state.store.clone();
         let ttl = self.dedupe_ttl;
         let token = shutdown.clone();
+        let metrics = self.state.telemetry.metrics.clone();
         tracker.spawn(async move {
             let mut tick = tokio::time::interval(EXPIRY_EVERY);
+            let mut upkeep = tokio::time::interval(METRICS_UPKEEP_EVERY);
             loop {
                 tokio::select! {
                     _ = token.cancelled() => break,
+                    _ = upkeep.tick() => metrics.upkeep(),
                     _ = tick.tick() => match store.expire_dedupe(chrono::Utc::now(), ttl) {
                         Ok(n) if n > 0 => tracing::info!(removed = n, "expired dedupe keys"),
                         Ok(_) => {}
@@ -176,6 +164,44 @@ impl App {
             .context("final flush")?;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// The state every handler shares, as `config` sets it up; one [`Telemetry`] for the whole app.
+fn app_state(
+    config: &Config,
+    store: Store,
+    oauth: Result<Arc<crate::http::oauth::OAuthFlow>, Arc<str>>,
+    options: AppOptions,
+) -> AppState {
+    let telemetry = Telemetry::for_orgs(config.connections.iter().map(|c| &c.org_id));
+    telemetry.metrics.configured(
+        config.outbox.limit_share,
+        Duration::from_secs(config.sync.sweep_interval_s),
+    );
+    let rules = crate::sync::pull::Rules::from_config(&config.sync);
+    AppState {
+        oauth,
+        store,
+        connections: Arc::new(Connections::new(config.connections.clone())),
+        counters: Arc::new(Counters::new(telemetry.metrics.clone())),
+        api_token: Arc::new(config.server.api_token.clone()),
+        max_body: config.intake.max_body_bytes,
+        timestamp_tolerance_s: config.intake.timestamp_tolerance_s,
+        xml_limits: XmlLimits::default(),
+        skip_store: options.skip_store,
+        pull: crate::sync::orgs::PullContext::with_telemetry(rules, telemetry.clone()),
+        push_as: config.sync.push_as,
+        setup: Arc::new(crate::sync::setup::Setup::new(
+            config.salesforce.api_version.clone(),
+            config.outbox.marker_field.clone(),
+            telemetry.errors.clone(),
+        )),
+        console: Arc::new(crate::http::Console::new(
+            &config.console,
+            config.outbox.limit_share,
+        )),
+        telemetry,
     }
 }
 
@@ -247,8 +273,13 @@ impl App {
                     _ = token.cancelled() => break,
                     _ = tick.tick() => {
                         for client in ctx.orgs.all() {
-                            if let Err(e) = crate::sync::sweep::sweep_org(&store, &client).await {
-                                tracing::warn!(org = %client.org_id(), error = %e, "sweep failed; it runs again on schedule");
+                            let (org, telemetry) = (client.org_id(), ctx.orgs.telemetry());
+                            match crate::sync::sweep::sweep_org(&store, &client).await {
+                                Ok(_) => telemetry.metrics.sweep_succeeded(org),
+                                Err(e) => {
+                                    tracing::warn!(org = %org, error = %e, "sweep failed; it runs again on schedule");
+                                    telemetry.errors.record(org, ErrorSource::Sweep, &e);
+                                }
                             }
                         }
                     }

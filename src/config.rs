@@ -25,6 +25,9 @@ use serde::Deserialize;
 
 use crate::domain::{OrgId, WebhookSecret};
 
+mod console;
+pub use console::ConsoleConfig;
+
 /// Why the configuration cannot be used. Each message names the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -68,6 +71,9 @@ pub struct Config {
     /// Push delivery (retries, API budget).
     #[serde(default)]
     pub outbox: OutboxConfig,
+    /// The operator console.
+    #[serde(default)]
+    pub console: ConsoleConfig,
     /// One entry per Salesforce org.
     #[serde(default)]
     pub connections: Vec<Connection>,
@@ -550,6 +556,7 @@ impl Config {
                 return Err(invalid(key, format!("must be 1 to {max} seconds")));
             }
         }
+        self.console.validate()?;
         if self.store.dedupe_ttl_hours < 168 {
             return Err(invalid(
                 "store.dedupe_ttl_hours",

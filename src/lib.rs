@@ -12,12 +12,13 @@
 //! Modules:
 //! - [`config`]: the TOML file and its env overrides, validated at load; the only reader of env.
 //! - [`app`]: the composition root that wires config, store and HTTP together.
-//! - [`http`]: the router, the webhook endpoints and the local API.
+//! - [`http`]: the router, the webhook endpoints, the local API and the operator console.
 //! - [`domain`]: entities and ids, no I/O.
 //! - [`store`]: the only module that names sled.
 //! - [`salesforce`]: the only module that names reqwest: OAuth, REST, composite, errors, limits.
 //! - [`simulator`]: a Salesforce org on loopback for tests, the demo and benchmarks.
 //! - [`sync`]: the pull and push rules; [`worker`]: the inbox and outbox workers.
+//! - [`telemetry`]: each app's Prometheus metrics and the recent errors the console lists.
 //! - [`tools`]: the demo, the benchmarks, fixture replay and the API clients (`doctor`,
 //!   `import`, `outbox`, `status`), apart from the engine.
 
@@ -30,5 +31,6 @@ pub mod salesforce;
 pub mod simulator;
 pub mod store;
 pub mod sync;
+pub mod telemetry;
 pub mod tools;
 pub mod worker;

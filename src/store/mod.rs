@@ -11,6 +11,7 @@ mod inbox;
 pub(crate) mod keys;
 mod outbox;
 mod pages;
+mod recent;
 mod records;
 mod wal;
 

@@ -59,6 +59,14 @@ pub struct SweepReport {
     pub full_rereads: u64,
 }
 
+/// Where the time of an org's last sweep that finished without error is kept.
+const LAST_SUCCESS: &str = "sweep/last_success";
+
+/// When the org's last sweep finished without error.
+pub fn last_success(store: &Store, org: &OrgId) -> Result<Option<DateTime<Utc>>, StoreError> {
+    store.read_meta(org, LAST_SUCCESS)
+}
+
 fn cursor_key(object: ObjectType) -> String {
     format!("sweep/{}", object.api_name())
 }
@@ -102,6 +110,7 @@ pub async fn sweep_org_at(
         }
     }
     report.api_calls = client.api_calls().saturating_sub(calls_before);
+    set_meta(store, &org, LAST_SUCCESS, &Utc::now())?;
     tracing::info!(org = %org, changed = report.changed, deleted = report.deleted, calls = report.api_calls, "sweep done");
     Ok(report)
 }
@@ -191,18 +200,23 @@ async fn sweep_object(
         }
         let out = store.ingest_durably(org, deliveries, Utc::now()).await?;
         report.duplicates += out.duplicates;
-        set_cursor(store, org, &key, &last)?;
+        set_meta(store, org, &key, &last)?;
     }
     if store.read_meta::<Cursor>(org, &key)?.is_none() {
         // An empty first sweep still fixes its starting point.
-        set_cursor(store, org, &key, &last)?;
+        set_meta(store, org, &key, &last)?;
     }
     Ok(())
 }
 
-fn set_cursor(store: &Store, org: &OrgId, key: &str, cursor: &Cursor) -> Result<(), StoreError> {
+fn set_meta<T: Serialize>(
+    store: &Store,
+    org: &OrgId,
+    key: &str,
+    value: &T,
+) -> Result<(), StoreError> {
     store
-        .transact(|tx| Ok::<_, TxAbort<std::convert::Infallible>>(tx.set_meta(org, key, cursor)?))
+        .transact(|tx| Ok::<_, TxAbort<std::convert::Infallible>>(tx.set_meta(org, key, value)?))
         .map_err(|e| match e {
             TxError::Store(e) => e,
             TxError::Abort(never) => match never {},

@@ -3,6 +3,7 @@
 #![allow(unreachable_pub, missing_docs)]
 
 mod config_cli;
+mod console_browser;
 mod crash;
 mod deploy_kit;
 mod deploy_kubernetes;

@@ -206,6 +206,28 @@ impl PullEnv {
         .await;
     }
 
+    /// A local company of this org, written straight to the store (no outbox entry).
+    pub fn local_company(&self, name: &str, website: &str) -> u64 {
+        self.store()
+            .transact(|tx| {
+                let c = Company {
+                    id: tx.next_id()?,
+                    org_id: self.org.clone(),
+                    name: name.into(),
+                    domain: sfsync::domain::normalize::domain(website),
+                    website: Some(website.into()),
+                    industry: None,
+                    annual_revenue: None,
+                    employees: None,
+                    salesforce_id: None,
+                    updated_at: chrono::Utc::now(),
+                };
+                tx.put_company(&c)?;
+                Ok::<_, sfsync::store::TxAbort<()>>(c.id)
+            })
+            .expect("company")
+    }
+
     pub fn client(&self) -> Client {
         self.svc
             .state

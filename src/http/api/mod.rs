@@ -33,6 +33,8 @@ mod setup;
 mod status;
 
 pub use error::ApiError;
+pub(crate) use extract::org as configured_org;
+pub(crate) use status::{ConnectionStatus, connection as connection_status};
 
 /// Refuses a request without the API's bearer token (401).
 pub(super) async fn require_token(
@@ -46,12 +48,17 @@ pub(super) async fn require_token(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    // Digests are compared so the comparison's timing says nothing about the token.
-    let expected = Sha256::digest(state.api_token.expose_secret().as_bytes());
-    if given.is_empty() || Sha256::digest(given.as_bytes()) != expected {
+    if !is_api_token(&state, given) {
         return ApiError::Unauthorized.into_response();
     }
     next.run(req).await
+}
+
+/// Whether `given` is the API token. Digests are compared, so the comparison's timing says
+/// nothing about the token.
+pub(crate) fn is_api_token(state: &AppState, given: &str) -> bool {
+    let expected = Sha256::digest(state.api_token.expose_secret().as_bytes());
+    !given.is_empty() && Sha256::digest(given.as_bytes()) == expected
 }
 
 /// The `/api/v1` routes.
