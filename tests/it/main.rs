@@ -4,6 +4,7 @@
 
 mod config_cli;
 mod console_browser;
+mod console_security;
 mod crash;
 mod deploy_kit;
 mod deploy_kubernetes;
