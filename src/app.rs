@@ -39,6 +39,8 @@ pub struct App {
     sweep_interval: Duration,
     /// Push side: delivery settings of the outbox workers.
     outbox: crate::config::OutboxConfig,
+    /// Pull side: the inbox worker's pace, budget share and retry schedule.
+    inbox: crate::worker::inbox::InboxSettings,
 }
 
 impl App {
@@ -99,6 +101,11 @@ impl App {
             dedupe_ttl: config.dedupe_ttl(),
             sweep_interval: Duration::from_secs(config.sync.sweep_interval_s),
             outbox: config.outbox.clone(),
+            inbox: crate::worker::inbox::InboxSettings {
+                limit_share: config.sync.limit_share,
+                backoff: crate::worker::Backoff::from_config(&config.outbox),
+                ..Default::default()
+            },
         };
         app.connect_stored_orgs(config);
         Ok(app)
@@ -180,17 +187,21 @@ fn app_state(
         Duration::from_secs(config.sync.sweep_interval_s),
     );
     let rules = crate::sync::pull::Rules::from_config(&config.sync);
+    let pull = crate::sync::orgs::PullContext::with_telemetry(rules, telemetry.clone());
     AppState {
         oauth,
         store,
         connections: Arc::new(Connections::new(config.connections.clone())),
-        counters: Arc::new(Counters::new(telemetry.metrics.clone())),
+        counters: Arc::new(Counters::new(
+            telemetry.metrics.clone(),
+            pull.echoes.clone(),
+        )),
         api_token: Arc::new(config.server.api_token.clone()),
         max_body: config.intake.max_body_bytes,
         timestamp_tolerance_s: config.intake.timestamp_tolerance_s,
         xml_limits: XmlLimits::default(),
         skip_store: options.skip_store,
-        pull: crate::sync::orgs::PullContext::with_telemetry(rules, telemetry.clone()),
+        pull,
         push_as: config.sync.push_as,
         setup: Arc::new(crate::sync::setup::Setup::new(
             config.salesforce.api_version.clone(),
@@ -253,7 +264,7 @@ impl App {
         let worker = crate::worker::inbox::InboxWorker::new(
             self.state.store.clone(),
             self.state.pull.clone(),
-            crate::worker::inbox::InboxSettings::default(),
+            self.inbox.clone(),
         );
         tracker.spawn(worker.run(shutdown.clone()));
         if self.sweep_interval.is_zero() {
@@ -289,8 +300,8 @@ impl App {
     }
 }
 
-/// Refresh tokens kept in the store, sealed by the Salesforce vault: the [`TokenStore`] the
-/// service's clients use.
+/// Refresh tokens kept in the store, sealed by the Salesforce vault, and each connection's user:
+/// the [`TokenStore`] the service's clients use.
 ///
 /// [`TokenStore`]: crate::salesforce::TokenStore
 #[derive(Clone)]
@@ -310,5 +321,20 @@ impl crate::salesforce::TokenStore for StoreTokens {
         sealed: &[u8],
     ) -> Result<(), crate::salesforce::TokenStoreError> {
         Ok(self.0.save_sealed_token(org, sealed)?)
+    }
+
+    fn load_user(
+        &self,
+        org: &crate::domain::OrgId,
+    ) -> Result<Option<crate::domain::SalesforceId>, crate::salesforce::TokenStoreError> {
+        Ok(self.0.connection_user(org)?)
+    }
+
+    fn save_user(
+        &self,
+        org: &crate::domain::OrgId,
+        user: &crate::domain::SalesforceId,
+    ) -> Result<(), crate::salesforce::TokenStoreError> {
+        Ok(self.0.save_connection_user(org, user)?)
     }
 }

@@ -248,10 +248,16 @@ pub struct SyncConfig {
     /// Seconds between catch-up sweeps (one also runs at start-up); 0 turns the schedule off.
     #[serde(default = "default_sweep_interval_s")]
     pub sweep_interval_s: u64,
+    /// Share of the org's daily API limit pulls may use before they pause (above 0, at most 1).
+    #[serde(default = "default_pull_limit_share")]
+    pub limit_share: f64,
 }
 
 fn default_sweep_interval_s() -> u64 {
     300
+}
+fn default_pull_limit_share() -> f64 {
+    0.9
 }
 
 impl Default for SyncConfig {
@@ -262,6 +268,7 @@ impl Default for SyncConfig {
             push_as: crate::domain::PushAs::default(),
             stages: Vec::new(),
             sweep_interval_s: default_sweep_interval_s(),
+            limit_share: default_pull_limit_share(),
         }
     }
 }
@@ -566,11 +573,13 @@ impl Config {
         if self.intake.max_body_bytes < 4096 {
             return Err(invalid("intake.max_body_bytes", "must be at least 4096"));
         }
-        if !(self.outbox.limit_share > 0.0 && self.outbox.limit_share <= 1.0) {
-            return Err(invalid(
-                "outbox.limit_share",
-                "must be above 0 and at most 1",
-            ));
+        for (key, share) in [
+            ("sync.limit_share", self.sync.limit_share),
+            ("outbox.limit_share", self.outbox.limit_share),
+        ] {
+            if !(share > 0.0 && share <= 1.0) {
+                return Err(invalid(key, "must be above 0 and at most 1"));
+            }
         }
         if self.outbox.retry_base_ms == 0 || self.outbox.retry_cap_ms < self.outbox.retry_base_ms {
             return Err(invalid(
@@ -724,6 +733,32 @@ webhook_secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
     fn a_short_dedupe_window_is_refused() {
         let e = error_of(&GOOD.replace("[store]", "[store]\ndedupe_ttl_hours = 24"));
         assert!(e.contains("store.dedupe_ttl_hours"), "{e}");
+    }
+
+    #[test]
+    fn each_sides_share_of_the_api_budget_is_above_zero_and_at_most_one() {
+        let with = |section: &str, share: &str| {
+            GOOD.replace(
+                "[store]",
+                &format!("[{section}]\nlimit_share = {share}\n[store]"),
+            )
+        };
+        for bad in ["0", "1.5", "-0.2"] {
+            assert!(
+                error_of(&with("sync", bad)).contains("sync.limit_share"),
+                "{bad}"
+            );
+            assert!(
+                error_of(&with("outbox", bad)).contains("outbox.limit_share"),
+                "{bad}"
+            );
+        }
+        let c = Config::from_toml(&with("sync", "0.5")).expect("a half share");
+        assert_eq!(c.sync.limit_share, 0.5);
+        assert_eq!(
+            Config::from_toml(GOOD).expect("default").sync.limit_share,
+            0.9
+        );
     }
 
     #[test]

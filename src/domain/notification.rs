@@ -1,5 +1,6 @@
 //! What a change notification says once it has been verified and parsed: an org, an object type,
-//! a record id, a change type and, when the sender gave one, the record's `SystemModstamp`.
+//! a record id, a change type and, when the sender gave them, the record's `SystemModstamp` and
+//! the user who last modified it.
 
 use std::fmt;
 
@@ -142,4 +143,7 @@ pub struct Notification {
     pub change: ChangeType,
     /// The record's `SystemModstamp` when the sender included it.
     pub system_modstamp: Option<DateTime<Utc>>,
+    /// The user who last modified the record (`LastModifiedById`) when the sender included it:
+    /// with the stamp, it tells sfsync's own writes from anyone else's.
+    pub modified_by: Option<SalesforceId>,
 }

@@ -62,7 +62,8 @@ pub struct Counters {
     duplicates: AtomicU64,
     rejected: AtomicU64,
     ignored: AtomicU64,
-    echoes: AtomicU64,
+    /// Counted by the inbox worker, which recognises echoes where pulls are decided.
+    echoes: Arc<AtomicU64>,
     last_notification: Mutex<HashMap<OrgId, DateTime<Utc>>>,
     metrics: Arc<Metrics>,
 }
@@ -76,14 +77,15 @@ impl std::fmt::Debug for Counters {
 }
 
 impl Counters {
-    /// Counters that also count into `metrics`.
-    pub fn new(metrics: Arc<Metrics>) -> Self {
+    /// Counters that also count into `metrics`; the echo count is `echoes`, the one the inbox
+    /// worker adds to.
+    pub fn new(metrics: Arc<Metrics>, echoes: Arc<AtomicU64>) -> Self {
         Self {
             received: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             ignored: AtomicU64::new(0),
-            echoes: AtomicU64::new(0),
+            echoes,
             last_notification: Mutex::default(),
             metrics,
         }
@@ -116,11 +118,6 @@ impl Counters {
     pub fn ignored(&self, n: u64) {
         self.ignored.fetch_add(n, Ordering::Relaxed);
         self.metrics.inbox_ignored(n);
-    }
-    /// Counts notifications that only reported sfsync's own writes (nothing pulled).
-    pub fn echo(&self, n: u64) {
-        self.echoes.fetch_add(n, Ordering::Relaxed);
-        self.metrics.inbox_echoes(n);
     }
     /// Notifications recognised as the echo of sfsync's own write.
     pub fn echoes_total(&self) -> u64 {

@@ -16,7 +16,7 @@ use super::error::SalesforceError;
 use super::limits::{ApiUsage, LIMIT_INFO_HEADER};
 use super::oauth::{OAuthClient, OAuthSettings, TokenResponse, http_client};
 use super::vault::{TokenStore, TokenVault};
-use crate::domain::OrgId;
+use crate::domain::{OrgId, SalesforceId};
 use crate::telemetry::{ErrorSource, Telemetry};
 
 /// The loop-prevention tag sent on every write (`Sforce-Call-Options: client=sfsync`); it shows
@@ -62,6 +62,8 @@ struct Inner {
     api_calls: AtomicU64,
     usage: Mutex<Option<ApiUsage>>,
     timeout_ms: AtomicU64,
+    /// The Salesforce user the connection acts as (from the identity URL of its tokens).
+    user: RwLock<Option<SalesforceId>>,
     /// Where calls, refreshes and authorization failures are counted, once attached.
     telemetry: OnceLock<Telemetry>,
 }
@@ -124,6 +126,10 @@ impl Client {
     ) -> Result<Self, SalesforceError> {
         let http = http_client()?;
         let oauth = OAuthClient::with_http(http.clone(), settings);
+        let user = store.load_user(&org_id).unwrap_or_else(|err| {
+            tracing::warn!(org = %org_id, error = %err, "the connection's user could not be read");
+            None
+        });
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
@@ -141,6 +147,7 @@ impl Client {
                 api_calls: AtomicU64::new(0),
                 usage: Mutex::new(None),
                 timeout_ms: AtomicU64::new(millis(DEFAULT_TIMEOUT)),
+                user: RwLock::new(user),
                 telemetry: OnceLock::new(),
             }),
         })
@@ -229,6 +236,17 @@ impl Client {
         &self.inner.org_id
     }
 
+    /// The Salesforce user this connection acts as, once a token named it (kept across
+    /// restarts): Outbound Messages whose `LastModifiedById` is this user report sfsync's own
+    /// writes.
+    pub fn user_id(&self) -> Option<SalesforceId> {
+        self.inner
+            .user
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// The instance URL calls go to (updated from each token response).
     pub fn instance_url(&self) -> String {
         self.read_session(|s| s.instance_url.clone())
@@ -289,11 +307,34 @@ impl Client {
     }
 
     fn install(&self, token: TokenResponse) {
+        if let Some(user) = token.user_id() {
+            self.remember_user(user);
+        }
         self.write_session(|s| {
             s.access_token = Some(token.access_token);
             s.instance_url = token.instance_url.trim_end_matches('/').to_string();
             s.generation += 1;
         });
+    }
+
+    /// Keeps the user a token names, and saves it when it is new, so it survives a restart. A
+    /// failed save costs only the pulls of sfsync's own echoes, so it is logged.
+    fn remember_user(&self, user: SalesforceId) {
+        {
+            let mut known = self
+                .inner
+                .user
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            if known.as_ref() == Some(&user) {
+                return;
+            }
+            *known = Some(user.clone());
+        }
+        let org = &self.inner.org_id;
+        if let Err(err) = self.inner.store.save_user(org, &user) {
+            tracing::warn!(org = %org, error = %err, "the connection's user could not be saved");
+        }
     }
 
     fn record_usage(&self, headers: &HeaderMap) {
@@ -471,7 +512,7 @@ mod tests {
     use secrecy::SecretBox;
 
     #[derive(Default)]
-    struct MemoryStore(Mutex<Option<Vec<u8>>>);
+    struct MemoryStore(Mutex<Option<Vec<u8>>>, Mutex<Option<SalesforceId>>);
 
     impl TokenStore for MemoryStore {
         fn load_sealed(&self, _: &OrgId) -> Result<Option<Vec<u8>>, TokenStoreError> {
@@ -479,6 +520,13 @@ mod tests {
         }
         fn save_sealed(&self, _: &OrgId, sealed: &[u8]) -> Result<(), TokenStoreError> {
             *self.0.lock().map_err(|_| "poisoned")? = Some(sealed.to_vec());
+            Ok(())
+        }
+        fn load_user(&self, _: &OrgId) -> Result<Option<SalesforceId>, TokenStoreError> {
+            Ok(self.1.lock().map_err(|_| "poisoned")?.clone())
+        }
+        fn save_user(&self, _: &OrgId, user: &SalesforceId) -> Result<(), TokenStoreError> {
+            *self.1.lock().map_err(|_| "poisoned")? = Some(user.clone());
             Ok(())
         }
     }

@@ -146,15 +146,16 @@ impl Client {
             return Ok(Vec::new());
         }
         let path = self.data_path("/composite/sobjects");
-        let id_list = join_ids(ids);
         let all = all_or_none.to_string();
-        let reply = self
-            .send(Method::DELETE, &path, true, |r| {
-                r.query(&[("ids", id_list.as_str()), ("allOrNone", all.as_str())])
-            })
-            .await?
-            .success()?;
-        let results: Vec<RecordResult> = reply.json("collections results")?;
+        let results: Vec<RecordResult> = self
+            .by_ids(
+                Method::DELETE,
+                &path,
+                ids,
+                ("allOrNone", &all),
+                "collections results",
+            )
+            .await?;
         expect_len(results, ids.len())
     }
 
@@ -173,19 +174,20 @@ impl Client {
             return Ok(Vec::new());
         }
         let path = self.data_path(&format!("/composite/sobjects/{}", seg(sobject)));
-        let id_list = join_ids(ids);
         let field_list = if fields.is_empty() {
             "Id".to_string()
         } else {
             fields.join(",")
         };
-        let reply = self
-            .send(Method::GET, &path, false, |r| {
-                r.query(&[("ids", id_list.as_str()), ("fields", field_list.as_str())])
-            })
-            .await?
-            .success()?;
-        let entries: Vec<Value> = reply.json("collections retrieve")?;
+        let entries: Vec<Value> = self
+            .by_ids(
+                Method::GET,
+                &path,
+                ids,
+                ("fields", &field_list),
+                "collections retrieve",
+            )
+            .await?;
         let records = entries
             .into_iter()
             .map(|v| match v {
@@ -194,6 +196,27 @@ impl Client {
             })
             .collect();
         expect_len(records, ids.len())
+    }
+
+    /// One collections call naming its records in the query string (`ids=…`, and `param`), its
+    /// JSON answer decoded as `what`. Anything but a read carries the loop-prevention tag.
+    async fn by_ids<T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        ids: &[SalesforceId],
+        param: (&str, &str),
+        what: &'static str,
+    ) -> Result<T, SalesforceError> {
+        let write = method != Method::GET;
+        let id_list = join_ids(ids);
+        let reply = self
+            .send(method, path, write, |r| {
+                r.query(&[("ids", id_list.as_str()), param])
+            })
+            .await?
+            .success()?;
+        reply.json(what)
     }
 
     async fn write_collection(

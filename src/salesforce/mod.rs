@@ -5,6 +5,7 @@
 //!   budget, and the REST operations ([`rest`]), queries as streams ([`query`]) and sObject
 //!   Collections ([`composite`]).
 //! - [`error`]: [`SalesforceError`] and the one classification ([`ErrorClass`]) every caller uses.
+//! - [`soql`]: every query's text, with the one quoting function for string literals.
 //! - [`limits`]: `Sforce-Limit-Info` parsing.
 //! - [`vault`]: refresh tokens sealed at rest and the [`TokenStore`] that keeps them.
 //!
@@ -19,6 +20,7 @@ pub mod limits;
 pub mod oauth;
 pub mod query;
 pub mod rest;
+pub mod soql;
 pub mod vault;
 
 pub use client::{CALL_OPTIONS, Client, ConnectionState};
@@ -29,6 +31,7 @@ pub use limits::ApiUsage;
 pub use oauth::{AuthorizeRequest, OAuthClient, OAuthSettings, Pkce, TokenResponse};
 pub use query::QueryPage;
 pub use rest::{Fetched, RecordExt, UpsertOutcome};
+pub use soql::{Condition, Soql};
 pub use vault::{TokenKey, TokenStore, TokenStoreError, TokenVault, VaultError};
 
 /// A record as Salesforce sends it: field name → JSON value, `attributes` included on reads.

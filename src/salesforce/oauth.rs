@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use tracing::Instrument as _;
 
 use super::error::SalesforceError;
-use crate::domain::OrgId;
+use crate::domain::{OrgId, SalesforceId};
 
 /// The connected app and the API version sfsync speaks, as values (read from the environment
 /// by `config`, never here).
@@ -73,6 +73,14 @@ impl TokenResponse {
             .split('/')
             .filter(|s| s.starts_with("00D"))
             .find_map(|s| OrgId::parse(s).ok())
+    }
+
+    /// The user the token acts as: the last segment of the identity URL (`005…`).
+    pub fn user_id(&self) -> Option<SalesforceId> {
+        let last = self.id.trim_end_matches('/').rsplit('/').next()?;
+        SalesforceId::parse(last)
+            .ok()
+            .filter(|id| id.key_prefix() == "005")
     }
 }
 
@@ -287,6 +295,29 @@ mod tests {
     use super::*;
 
     const VECTOR_ID: &str = "https://login.salesforce.com/id/00Dxx0000001gPFEAY/005xx000001SwiUAAS";
+
+    #[test]
+    fn the_identity_url_names_the_org_and_the_user() {
+        let token: TokenResponse = serde_json::from_value(serde_json::json!({
+            "access_token": "a", "instance_url": "https://x.example", "id": VECTOR_ID,
+            "issued_at": "1278448832702"
+        }))
+        .expect("token");
+        assert_eq!(
+            token.org_id().map(|o| o.as_15().to_string()).as_deref(),
+            Some("00Dxx0000001gPF")
+        );
+        assert_eq!(
+            token.user_id().map(|u| u.as_15().to_string()).as_deref(),
+            Some("005xx000001SwiU")
+        );
+        let bare: TokenResponse = serde_json::from_value(serde_json::json!({
+            "access_token": "a", "instance_url": "https://x.example",
+            "id": "https://login.salesforce.com/id/00Dxx0000001gPFEAY", "issued_at": "1"
+        }))
+        .expect("token");
+        assert_eq!(bare.user_id(), None);
+    }
 
     #[test]
     fn the_documented_signature_vector_verifies() {

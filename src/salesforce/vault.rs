@@ -9,7 +9,7 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 
-use crate::domain::OrgId;
+use crate::domain::{OrgId, SalesforceId};
 
 const NONCE_LEN: usize = 24;
 const AAD_PURPOSE: &[u8] = b"sf_refresh_token";
@@ -17,7 +17,8 @@ const AAD_PURPOSE: &[u8] = b"sf_refresh_token";
 /// Errors of the token store, whatever backs it.
 pub type TokenStoreError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Durable storage of sealed refresh tokens, one per org. The store sees only sealed bytes.
+/// Durable storage of what a connection keeps between runs, one per org: its sealed refresh
+/// token (the store sees only sealed bytes) and the Salesforce user it acts as.
 ///
 /// `save_sealed` must be durable when it returns: after a refresh that rotates the refresh
 /// token the old one is dead, so losing the new one locks the org out.
@@ -26,6 +27,10 @@ pub trait TokenStore: Send + Sync {
     fn load_sealed(&self, org: &OrgId) -> Result<Option<Vec<u8>>, TokenStoreError>;
     /// Replaces the sealed refresh token of `org`, durably.
     fn save_sealed(&self, org: &OrgId, sealed: &[u8]) -> Result<(), TokenStoreError>;
+    /// The user `org`'s connection acts as, if one was saved.
+    fn load_user(&self, org: &OrgId) -> Result<Option<SalesforceId>, TokenStoreError>;
+    /// Saves the user `org`'s connection acts as, durably.
+    fn save_user(&self, org: &OrgId, user: &SalesforceId) -> Result<(), TokenStoreError>;
 }
 
 /// Why a token could not be sealed or opened. Deliberately vague: it never says more than

@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::error::SimError;
 use super::org::{Org, Save};
-use super::schema::{FieldDef, Kind, ObjectDef};
+use super::schema::{FieldDef, FieldType, Kind, ObjectDef};
 use super::value::{Record, is_deleted, parse_datetime, rest_datetime};
 use crate::domain::SalesforceId;
 
@@ -59,6 +59,9 @@ impl Org {
                     record
                         .entry(f.name.clone())
                         .or_insert_with(|| json!(default));
+                } else if f.ftype == FieldType::Boolean {
+                    // A checkbox is false until set, never null.
+                    record.entry(f.name.clone()).or_insert(json!(false));
                 }
             }
         }

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::StoreError;
+use super::disk::data_file;
 use super::inbox::Inbox;
 use super::wal::Wal;
 
@@ -76,17 +77,6 @@ struct Shared {
     checkpoints: AtomicU64,
     fail: AtomicBool,
     delay_ms: AtomicU64,
-}
-
-/// The file sled keeps its log and pages in.
-fn data_file(dir: &Path) -> std::io::Result<File> {
-    File::open(dir.join("db"))
-}
-
-/// `fsync` of sled's data file and of its directory.
-pub(super) fn fsync_data_file(dir: &Path) -> std::io::Result<()> {
-    data_file(dir)?.sync_all()?;
-    File::open(dir)?.sync_all()
 }
 
 impl GroupCommit {

@@ -1,5 +1,17 @@
 //! Key encoding for every tree, in one place. Every key starts with the 18-character org id, so
-//! nothing crosses orgs; numbers are big-endian so keys sort in numeric order.
+//! nothing crosses orgs; numbers are big-endian so keys sort in numeric order. Nothing outside
+//! `store` builds a key: callers use the typed methods, which use these.
+//!
+//! | tree | key |
+//! |---|---|
+//! | records | `org ‖ kind ‖ id(8)` |
+//! | provenance | `org ‖ kind ‖ id(8) ‖ seq(8)` |
+//! | records_index | `org ‖ index ‖ value` |
+//! | conflicts | `org ‖ id(8)` |
+//! | outbox | `org ‖ 'E' ‖ entry id(8)`, `org ‖ 'R' ‖ kind ‖ local id(8)` |
+//! | meta | `org ‖ 'M' ‖ name` (`seen/{id}`, `conflict/{id}`, `stamp:{id}`, `sweep/{object}`) |
+//! | oauth_tokens | `org` (the sealed refresh token), `org ‖ "/user"` (the connection's user) |
+//! | inbox trees | see [`dedupe`], [`pending`], [`journal`], [`resync`] |
 
 use crate::domain::{ObjectType, OrgId, SalesforceId};
 
@@ -21,22 +33,145 @@ impl DedupeKind {
     }
 }
 
+/// The match indexes of local records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Index {
+    /// Salesforce id → the one local record linked to it.
+    SalesforceId,
+    /// Normalized email → contacts.
+    Email,
+    /// Normalized domain → companies.
+    Domain,
+    /// Normalized company name → companies.
+    Name,
+}
+
+impl Index {
+    fn code(self) -> u8 {
+        match self {
+            Self::SalesforceId => b'S',
+            Self::Email => b'E',
+            Self::Domain => b'D',
+            Self::Name => b'N',
+        }
+    }
+}
+
+/// `org(18) ‖ tag ‖ rest`.
+fn tagged(org: &OrgId, tag: u8, rest: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(19 + rest.len());
+    k.extend_from_slice(org.as_str().as_bytes());
+    k.push(tag);
+    k.extend_from_slice(rest);
+    k
+}
+
+/// `org(18)`: the start of every key of an org.
+pub(crate) fn org(org: &OrgId) -> Vec<u8> {
+    org.as_str().as_bytes().to_vec()
+}
+
+/// `org(18) ‖ kind(1) ‖ id(8, BE)`: a local record (`kind` is its record kind's code).
+pub(crate) fn record(org: &OrgId, kind: u8, id: u64) -> Vec<u8> {
+    tagged(org, kind, &id.to_be_bytes())
+}
+
+/// `org(18) ‖ kind(1)`: every local record of a kind.
+pub(crate) fn records_of(org: &OrgId, kind: u8) -> Vec<u8> {
+    tagged(org, kind, &[])
+}
+
+/// `org(18) ‖ kind(1) ‖ id(8) ‖ seq(8)`: one provenance entry of a record; the record's key is
+/// the prefix of all of them.
+pub(crate) fn provenance(org: &OrgId, kind: u8, id: u64, seq: u64) -> Vec<u8> {
+    let mut k = record(org, kind, id);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// `org(18) ‖ index(1) ‖ value`.
+pub(crate) fn index(org: &OrgId, index: Index, value: &str) -> Vec<u8> {
+    tagged(org, index.code(), value.as_bytes())
+}
+
+/// `org(18) ‖ id(8, BE)`: a quarantined record.
+pub(crate) fn conflict(org: &OrgId, id: u64) -> Vec<u8> {
+    let mut k = self::org(org);
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+/// The conflict id in a conflict key.
+pub(crate) fn conflict_id(key: &[u8]) -> Option<u64> {
+    key.get(18..26)?.try_into().ok().map(u64::from_be_bytes)
+}
+
+/// `org(18) ‖ 'E' ‖ entry id(8, BE)`: an outbox entry.
+pub(crate) fn outbox_entry(org: &OrgId, id: u64) -> Vec<u8> {
+    tagged(org, b'E', &id.to_be_bytes())
+}
+
+/// `org(18) ‖ 'E'`: every outbox entry of an org, in enqueue order.
+pub(crate) fn outbox_entries(org: &OrgId) -> Vec<u8> {
+    tagged(org, b'E', &[])
+}
+
+/// `org(18) ‖ 'R' ‖ kind(1) ‖ local id(8, BE)`: the live outbox entry of a local record.
+pub(crate) fn outbox_record(org: &OrgId, kind: u8, id: u64) -> Vec<u8> {
+    let mut k = tagged(org, b'R', &[kind]);
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+fn meta(org: &OrgId, name: &str) -> Vec<u8> {
+    tagged(org, b'M', name.as_bytes())
+}
+
+/// What was last pulled of a Salesforce record.
+pub(crate) fn seen(org: &OrgId, id: &SalesforceId) -> Vec<u8> {
+    meta(org, &format!("seen/{id}"))
+}
+
+/// The open conflict of a quarantined Salesforce record.
+pub(crate) fn conflict_of(org: &OrgId, id: &SalesforceId) -> Vec<u8> {
+    meta(org, &format!("conflict/{id}"))
+}
+
+/// The `SystemModstamp` the outbox read back after its last write to a Salesforce record.
+pub(crate) fn written_stamp(org: &OrgId, id: &SalesforceId) -> Vec<u8> {
+    meta(org, &format!("stamp:{id}"))
+}
+
+/// Where the catch-up sweep of an object resumes.
+pub(crate) fn sweep_cursor(org: &OrgId, object: ObjectType) -> Vec<u8> {
+    meta(org, &format!("sweep/{}", object.api_name()))
+}
+
+/// When an org's catch-up sweep last finished without error.
+pub(crate) fn last_sweep(org: &OrgId) -> Vec<u8> {
+    meta(org, "sweep/last_success")
+}
+
+/// `org(18)`: an org's sealed refresh token.
+pub(crate) fn token(org: &OrgId) -> Vec<u8> {
+    self::org(org)
+}
+
+/// `org(18) ‖ "/user"`: the Salesforce user an org's connection acts as.
+pub(crate) fn connection_user(org: &OrgId) -> Vec<u8> {
+    let mut k = self::org(org);
+    k.extend_from_slice(b"/user");
+    k
+}
+
 /// `org(18) ‖ kind(1) ‖ id`.
 pub(crate) fn dedupe(org: &OrgId, kind: DedupeKind, id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(19 + id.len());
-    k.extend_from_slice(org.as_str().as_bytes());
-    k.push(kind.code());
-    k.extend_from_slice(id.as_bytes());
-    k
+    tagged(org, kind.code(), id.as_bytes())
 }
 
 /// `org(18) ‖ object code(1) ‖ record id(18)`.
 pub(crate) fn pending(org: &OrgId, object: ObjectType, id: &SalesforceId) -> Vec<u8> {
-    let mut k = Vec::with_capacity(37);
-    k.extend_from_slice(org.as_str().as_bytes());
-    k.push(object.code());
-    k.extend_from_slice(id.as_str().as_bytes());
-    k
+    tagged(org, object.code(), id.as_str().as_bytes())
 }
 
 /// Decodes a pending key.
@@ -52,30 +187,65 @@ pub(crate) fn parse_pending(key: &[u8]) -> Option<(OrgId, ObjectType, Salesforce
 
 /// `org(18) ‖ seq(8, BE)`: one inbox journal record; `seq` is unique across the store and grows.
 pub(crate) fn journal(org: &OrgId, seq: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(26);
-    k.extend_from_slice(org.as_str().as_bytes());
+    let mut k = self::org(org);
     k.extend_from_slice(&seq.to_be_bytes());
     k
+}
+
+/// The sequence number in a journal key.
+pub(crate) fn journal_seq(key: &[u8]) -> Option<u64> {
+    key.get(18..26)?.try_into().ok().map(u64::from_be_bytes)
 }
 
 /// `org(18) ‖ object code(1)`: a request to re-read every record of a type (wildcard or overflow
 /// change events).
 pub(crate) fn resync(org: &OrgId, object: ObjectType) -> Vec<u8> {
-    let mut k = Vec::with_capacity(19);
-    k.extend_from_slice(org.as_str().as_bytes());
-    k.push(object.code());
-    k
+    tagged(org, object.code(), &[])
+}
+
+/// The object type of a re-read request key.
+pub(crate) fn resync_object(key: &[u8]) -> Option<ObjectType> {
+    key.get(18).copied().and_then(ObjectType::from_code)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn org() -> OrgId {
+        OrgId::parse("00D7F00000107Xs").expect("org")
+    }
+
     #[test]
     fn a_pending_key_round_trips() {
-        let org = OrgId::parse("00D7F00000107Xs").expect("org");
         let id = SalesforceId::parse("0031I0000081tbP").expect("id");
-        let k = pending(&org, ObjectType::Contact, &id);
-        assert_eq!(parse_pending(&k), Some((org, ObjectType::Contact, id)));
+        let k = pending(&org(), ObjectType::Contact, &id);
+        assert_eq!(parse_pending(&k), Some((org(), ObjectType::Contact, id)));
+    }
+
+    #[test]
+    fn metadata_keys_keep_their_stored_names() {
+        let id = SalesforceId::parse("0031I0000081tbP").expect("id");
+        let name = |k: Vec<u8>| String::from_utf8(k[19..].to_vec()).expect("utf-8");
+        assert_eq!(name(seen(&org(), &id)), "seen/0031I0000081tbPQAQ");
+        assert_eq!(
+            name(conflict_of(&org(), &id)),
+            "conflict/0031I0000081tbPQAQ"
+        );
+        assert_eq!(name(written_stamp(&org(), &id)), "stamp:0031I0000081tbPQAQ");
+        assert_eq!(name(sweep_cursor(&org(), ObjectType::Lead)), "sweep/Lead");
+        assert_eq!(seen(&org(), &id)[18], b'M');
+    }
+
+    #[test]
+    fn numbers_sort_in_numeric_order_and_ids_come_back() {
+        assert!(outbox_entry(&org(), 255) < outbox_entry(&org(), 256));
+        assert!(journal(&org(), 9) < journal(&org(), 10));
+        assert_eq!(journal_seq(&journal(&org(), 77)), Some(77));
+        assert_eq!(conflict_id(&conflict(&org(), 5)), Some(5));
+        assert_eq!(
+            resync_object(&resync(&org(), ObjectType::Opportunity)),
+            Some(ObjectType::Opportunity)
+        );
     }
 }

@@ -6,23 +6,31 @@
 //! (`wal`: write + `fdatasync`) and then copied into sled; everything else by sled's `flush`,
 //! which ends in `sync_file_range` and is not an fsync, followed by an `fsync` of the data file.
 
+mod disk;
 mod durability;
 mod inbox;
-pub(crate) mod keys;
+mod journal;
+mod keys;
+mod meta;
 mod outbox;
 mod pages;
+mod pending;
+mod queue;
 mod recent;
 mod records;
+mod tx;
 mod wal;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use inbox::{DedupeSource, Delivery, IngestOutcome, PendingEntry, PendingRecord};
-
-pub use outbox::{OutboxCounts, OutboxEntry, OutboxState};
+pub use inbox::{DedupeSource, Delivery, IngestOutcome};
+pub use meta::{SAME_SECOND_MARGIN_MS, Seen, SweepCursor};
+pub use outbox::{Link, OutboxChange, OutboxCounts, OutboxEntry, OutboxState, Settled};
 pub use pages::{Page, PageRequest, RecordFilter, SCAN_BUDGET, StoredRecord};
-pub use records::{LocalRef, Provenance, RecordKind, Tx, TxAbort, TxError, TxResult};
+pub use pending::{PendingEntry, PendingRecord};
+pub use records::{LocalRef, Provenance, RecordKind};
+pub use tx::{Tx, TxAbort, TxError, TxResult};
 
 use durability::GroupCommit;
 
@@ -147,11 +155,7 @@ impl Store {
         &self,
         org: &crate::domain::OrgId,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .inner
-            .tokens
-            .get(org.as_str().as_bytes())?
-            .map(|v| v.to_vec()))
+        Ok(self.inner.tokens.get(keys::token(org))?.map(|v| v.to_vec()))
     }
 
     /// Stores a sealed refresh token for an org and makes it durable before returning: a rotated
@@ -161,9 +165,14 @@ impl Store {
         org: &crate::domain::OrgId,
         sealed: &[u8],
     ) -> Result<(), StoreError> {
-        self.inner.tokens.insert(org.as_str().as_bytes(), sealed)?;
+        self.inner.tokens.insert(keys::token(org), sealed)?;
+        self.flush_tokens()
+    }
+
+    /// sled's flush and an `fsync` of its data file, before a connection's secrets are used.
+    fn flush_tokens(&self) -> Result<(), StoreError> {
         self.inner.db.flush()?;
-        durability::fsync_data_file(&self.inner.path)?;
+        disk::fsync_data_file(&self.inner.path)?;
         Ok(())
     }
 }

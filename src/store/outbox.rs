@@ -7,15 +7,16 @@
 //! flight bumps the entry's `version`, so the worker keeps the entry (and sends again) when the
 //! version it sent is no longer the latest. That keeps per-record order by construction.
 //!
-//! Keys: `org(18) ‖ 'E' ‖ entry id(8, BE)` → entry (JSON), and
-//! `org(18) ‖ 'R' ‖ kind(1) ‖ local id(8, BE)` → entry id (the per-record index).
+//! Entries are JSON under their id, with a per-record index to the live entry (see `keys`).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::records::{LocalRef, RecordKind, Tx, TxResult};
+use super::keys;
+use super::records::{LocalRef, Provenance};
+use super::tx::{Tx, TxResult};
 use super::{Store, StoreError};
-use crate::domain::{OrgId, PushAs};
+use crate::domain::{OrgId, PushAs, SalesforceId};
 
 /// Where an outbox entry stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,36 +58,12 @@ pub struct OutboxEntry {
     pub updated_at: DateTime<Utc>,
 }
 
-fn kind_code(kind: RecordKind) -> u8 {
-    match kind {
-        RecordKind::Company => b'c',
-        RecordKind::Contact => b'p',
-        RecordKind::CompanyProduct => b'o',
-        RecordKind::Activity => b'a',
-    }
-}
-
-pub(super) fn entry_key(org: &OrgId, id: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(27);
-    k.extend_from_slice(org.as_str().as_bytes());
-    k.push(b'E');
-    k.extend_from_slice(&id.to_be_bytes());
-    k
-}
-
-fn entry_prefix(org: &OrgId) -> Vec<u8> {
-    let mut k = org.as_str().as_bytes().to_vec();
-    k.push(b'E');
-    k
+fn entry_key(org: &OrgId, id: u64) -> Vec<u8> {
+    keys::outbox_entry(org, id)
 }
 
 fn record_key(org: &OrgId, target: LocalRef) -> Vec<u8> {
-    let mut k = Vec::with_capacity(28);
-    k.extend_from_slice(org.as_str().as_bytes());
-    k.push(b'R');
-    k.push(kind_code(target.kind));
-    k.extend_from_slice(&target.id.to_be_bytes());
-    k
+    keys::outbox_record(org, target.kind.code(), target.id)
 }
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
@@ -185,6 +162,204 @@ impl Tx<'_> {
     }
 }
 
+/// The Salesforce record a sent entry's local record is linked to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Link {
+    /// The Salesforce record.
+    pub id: SalesforceId,
+    /// Why the link was made, kept with the local record.
+    pub provenance: Provenance,
+    /// The record's `SystemModstamp` (ms) read back after sfsync's write, when it was; the inbox
+    /// recognises the Outbound Message for that write by it.
+    pub written_stamp_ms: Option<i64>,
+}
+
+/// What became of one sent entry: the one way the outbox worker changes entries, applied by
+/// [`Store::settle_outbox`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutboxChange {
+    /// Salesforce has the record (created, found or updated): the local record is linked to
+    /// it and the entry is done, unless its record changed while in flight (a newer version):
+    /// then it is due again now, with a clean slate.
+    Delivered {
+        /// The record it landed as.
+        link: Link,
+    },
+    /// Nothing needed sending: done, like a delivery.
+    Skipped,
+    /// Failed for now: due again at `at_ms`. An attempt that `counts` is added to the entry's,
+    /// and an entry that has used `max_attempts` becomes a dead letter instead.
+    Retry {
+        /// When to send again (ms since the epoch).
+        at_ms: i64,
+        /// Salesforce's message.
+        error: String,
+        /// Whether this counts as a failed attempt (waiting for the API budget does not).
+        counts: bool,
+        /// The attempts after which the entry is given up.
+        max_attempts: u32,
+    },
+    /// Refused for good: a dead letter with Salesforce's message.
+    Dead {
+        /// Salesforce's message.
+        error: String,
+    },
+    /// The Salesforce record merged or converted: the local record is linked to the survivor
+    /// and the entry is due again now, aimed at it.
+    Relinked {
+        /// The survivor.
+        link: Link,
+    },
+}
+
+/// What [`Store::settle_outbox`] did with one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// Removed: done.
+    Done,
+    /// Done with what was sent, kept for the newer version of its record.
+    SendAgain,
+    /// Waiting for its retry.
+    Retrying,
+    /// Out of attempts: now a dead letter.
+    GaveUp,
+    /// A dead letter.
+    Dead,
+    /// Due again now, at the survivor.
+    Relinked,
+    /// The entry no longer exists (a person discarded it meanwhile).
+    Missing,
+}
+
+impl Tx<'_> {
+    /// Applies one [`OutboxChange`] to entry `id`, which was sent at `sent_version`.
+    pub fn settle_outbox_entry(
+        &self,
+        org: &OrgId,
+        id: u64,
+        sent_version: u64,
+        change: &OutboxChange,
+        now: DateTime<Utc>,
+    ) -> TxResult<Settled> {
+        let Some(mut entry) = self.outbox_entry(org, id)? else {
+            return Ok(Settled::Missing);
+        };
+        entry.updated_at = now;
+        match change {
+            OutboxChange::Delivered { link } => {
+                self.link_entry(&entry, link)?;
+                self.finish(entry, sent_version, now)
+            }
+            OutboxChange::Skipped => self.finish(entry, sent_version, now),
+            OutboxChange::Retry {
+                at_ms,
+                error,
+                counts,
+                max_attempts,
+            } => {
+                if *counts {
+                    entry.attempts = entry.attempts.saturating_add(1);
+                }
+                let settled = if entry.attempts >= *max_attempts {
+                    entry.state = OutboxState::Dead;
+                    let n = entry.attempts;
+                    entry.last_error = Some(format!("gave up after {n} attempts: {error}"));
+                    Settled::GaveUp
+                } else {
+                    entry.next_attempt_ms = *at_ms;
+                    entry.last_error = Some(error.clone());
+                    Settled::Retrying
+                };
+                self.put_outbox_entry(&entry)?;
+                Ok(settled)
+            }
+            OutboxChange::Dead { error } => {
+                entry.state = OutboxState::Dead;
+                entry.last_error = Some(error.clone());
+                self.put_outbox_entry(&entry)?;
+                Ok(Settled::Dead)
+            }
+            OutboxChange::Relinked { link } => {
+                self.link_entry(&entry, link)?;
+                entry.next_attempt_ms = now.timestamp_millis();
+                self.put_outbox_entry(&entry)?;
+                Ok(Settled::Relinked)
+            }
+        }
+    }
+
+    fn link_entry(&self, entry: &OutboxEntry, link: &Link) -> TxResult<()> {
+        let org = &entry.org_id;
+        self.set_salesforce_link(org, entry.target, Some(&link.id), None)?;
+        self.add_provenance(org, entry.target, &link.provenance)?;
+        if let Some(ms) = link.written_stamp_ms {
+            self.set_written_stamp(org, &link.id, ms)?;
+        }
+        Ok(())
+    }
+
+    /// A sent entry is done: removed, or due again now when its record changed in flight.
+    fn finish(
+        &self,
+        mut entry: OutboxEntry,
+        sent_version: u64,
+        now: DateTime<Utc>,
+    ) -> TxResult<Settled> {
+        if entry.version == sent_version {
+            self.remove_outbox_entry(&entry)?;
+            return Ok(Settled::Done);
+        }
+        entry.maybe_sent = false;
+        entry.attempts = 0;
+        entry.last_error = None;
+        entry.next_attempt_ms = now.timestamp_millis();
+        self.put_outbox_entry(&entry)?;
+        Ok(Settled::SendAgain)
+    }
+}
+
+impl Store {
+    /// Applies what became of sent entries, `(entry id, version sent, change)` each, in one
+    /// transaction.
+    pub fn settle_outbox(
+        &self,
+        org: &OrgId,
+        changes: &[(u64, u64, OutboxChange)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Settled>, StoreError> {
+        self.atomically(|tx| {
+            changes
+                .iter()
+                .map(|(id, version, change)| {
+                    tx.settle_outbox_entry(org, *id, *version, change, now)
+                })
+                .collect()
+        })
+    }
+
+    /// Marks entries as possibly sent, before their creates go out: a create whose answer is
+    /// lost is then looked up before it is sent again.
+    pub fn mark_outbox_maybe_sent(
+        &self,
+        org: &OrgId,
+        ids: &[u64],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.atomically(|tx| {
+            for id in ids {
+                if let Some(mut e) = tx.outbox_entry(org, *id)? {
+                    if !e.maybe_sent {
+                        e.maybe_sent = true;
+                        e.updated_at = now;
+                        tx.put_outbox_entry(&e)?;
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
 /// Entries of one org by state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct OutboxCounts {
@@ -199,10 +374,13 @@ impl Store {
         &self,
         org: &OrgId,
     ) -> impl Iterator<Item = Result<OutboxEntry, StoreError>> + use<> {
-        self.inner.outbox.scan_prefix(entry_prefix(org)).map(|kv| {
-            let (_, v) = kv?;
-            serde_json::from_slice(&v).map_err(corrupt)
-        })
+        self.inner
+            .outbox
+            .scan_prefix(keys::outbox_entries(org))
+            .map(|kv| {
+                let (_, v) = kv?;
+                serde_json::from_slice(&v).map_err(corrupt)
+            })
     }
 
     /// An org's outbox entries in enqueue order, optionally only those in `state`.
@@ -258,7 +436,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::TxAbort;
+    use crate::store::{RecordKind, TxAbort};
     use std::convert::Infallible;
 
     fn org() -> OrgId {

@@ -11,8 +11,7 @@
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 
-use super::outbox::entry_key;
-use super::records::record_key;
+use super::keys;
 use super::{LocalRef, OutboxEntry, OutboxState, Provenance, RecordKind, Store, StoreError};
 use crate::domain::{Activity, Company, CompanyProduct, Contact, OrgId, SalesforceId};
 
@@ -154,16 +153,14 @@ fn without_ids<T>(page: Page<(u64, T)>) -> Page<T> {
 }
 
 /// `org(18) ‖ id(8, BE)`: a conflict's key.
-fn conflict_key(org: &OrgId, id: u64) -> Vec<u8> {
-    let mut k = org.as_str().as_bytes().to_vec();
-    k.extend_from_slice(&id.to_be_bytes());
-    k
-}
-
 impl Store {
     /// One record of an org by local id.
     pub fn record<T: StoredRecord>(&self, org: &OrgId, id: u64) -> Result<Option<T>, StoreError> {
-        match self.inner.records.get(record_key(org, T::KIND, id))? {
+        match self
+            .inner
+            .records
+            .get(keys::record(org, T::KIND.code(), id))?
+        {
             Some(v) => Ok(Some(decode("records", &v)?)),
             None => Ok(None),
         }
@@ -189,14 +186,14 @@ impl Store {
                 next: None,
             });
         }
-        let key = |id| record_key(org, T::KIND, id);
+        let key = |id| keys::record(org, T::KIND.code(), id);
         let keep = |r: &T| filter.keeps(r);
         scan(&self.inner.records, "records", key, page, keep).map(without_ids)
     }
 
     /// One outbox entry of an org by id.
     pub fn outbox_entry(&self, org: &OrgId, id: u64) -> Result<Option<OutboxEntry>, StoreError> {
-        match self.inner.outbox.get(entry_key(org, id))? {
+        match self.inner.outbox.get(keys::outbox_entry(org, id))? {
             Some(v) => Ok(Some(decode("outbox", &v)?)),
             None => Ok(None),
         }
@@ -214,7 +211,7 @@ impl Store {
         let keep = |e: &OutboxEntry| {
             state.is_none_or(|s| s == e.state) && updated_after.is_none_or(|t| e.updated_at > t)
         };
-        let key = |id| entry_key(org, id);
+        let key = |id| keys::outbox_entry(org, id);
         scan(&self.inner.outbox, "outbox", key, page, keep).map(without_ids)
     }
 
@@ -226,11 +223,7 @@ impl Store {
         target: LocalRef,
         page: PageRequest,
     ) -> Result<Page<Provenance>, StoreError> {
-        let key = |seq: u64| {
-            let mut k = record_key(org, target.kind, target.id);
-            k.extend_from_slice(&seq.to_be_bytes());
-            k
-        };
+        let key = |seq: u64| keys::provenance(org, target.kind.code(), target.id, seq);
         scan(&self.inner.provenance, "provenance", key, page, |_| true).map(without_ids)
     }
 
@@ -242,7 +235,7 @@ impl Store {
         page: PageRequest,
         keep: impl Fn(&T) -> bool,
     ) -> Result<Page<(u64, T)>, StoreError> {
-        let key = |id| conflict_key(org, id);
+        let key = |id| keys::conflict(org, id);
         scan(&self.inner.conflicts, "conflicts", key, page, keep)
     }
 }

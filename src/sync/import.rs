@@ -13,7 +13,7 @@ use futures::TryStreamExt as _;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{ObjectType, OrgId, SalesforceId};
-use crate::salesforce::{Client, SalesforceError};
+use crate::salesforce::{Client, Condition, SalesforceError, Soql};
 use crate::store::{Store, StoreError};
 
 use super::pull::{self, Applied, Origin, Rules, Target};
@@ -152,20 +152,9 @@ impl Imports {
     }
 }
 
-/// A SOQL string literal: quotes and backslashes escaped.
-pub fn soql_string(s: &str) -> String {
-    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
-}
-
-fn select(object: ObjectType, condition: &str) -> String {
-    let fields = pull::fields_for(object).join(", ");
-    let mut soql = format!("SELECT {fields} FROM {}", object.api_name());
-    if !condition.trim().is_empty() {
-        soql.push_str(" WHERE ");
-        soql.push_str(condition.trim());
-    }
-    soql.push_str(" ORDER BY Id");
-    soql
+/// The import query of an object: every pulled field, in `Id` order.
+fn select(object: ObjectType) -> Soql {
+    Soql::select(pull::fields_for(object), object.api_name()).order_by(&["Id"])
 }
 
 /// Runs an import to the end, calling `progress` after every page. Returns the final status
@@ -203,25 +192,25 @@ async fn run_inner(
     status: &mut ImportStatus,
     progress: &(dyn Fn(&ImportStatus) + Send + Sync),
 ) -> Result<(), ImportError> {
-    let mut queries: Vec<(ObjectType, String)> = Vec::new();
+    let mut queries: Vec<(ObjectType, Soql)> = Vec::new();
     match status.what.clone() {
-        ImportKind::Accounts { filter } => {
-            queries.push((ObjectType::Account, select(ObjectType::Account, &filter)))
-        }
+        ImportKind::Accounts { filter } => queries.push((
+            ObjectType::Account,
+            select(ObjectType::Account).raw_where(&filter),
+        )),
         ImportKind::Contacts { account } => {
             let name = apply_account(store, client, rules, status, &account).await?;
             progress(status);
             queries.push((
                 ObjectType::Contact,
-                select(ObjectType::Contact, &format!("AccountId = '{account}'")),
+                select(ObjectType::Contact).where_eq("AccountId", account.as_str()),
             ));
             if let Some(name) = name {
                 queries.push((
                     ObjectType::Lead,
-                    select(
-                        ObjectType::Lead,
-                        &format!("Company = {} AND IsConverted = false", soql_string(&name)),
-                    ),
+                    select(ObjectType::Lead)
+                        .where_eq("Company", &name)
+                        .filter(Condition::is("IsConverted", false)),
                 ));
             }
         }
@@ -230,13 +219,13 @@ async fn run_inner(
             progress(status);
             queries.push((
                 ObjectType::Opportunity,
-                select(ObjectType::Opportunity, &format!("AccountId = '{account}'")),
+                select(ObjectType::Opportunity).where_eq("AccountId", account.as_str()),
             ));
         }
     }
     let origin = Origin::new(format!("import:{}", status.id));
     for (object, soql) in queries {
-        let mut pages = std::pin::pin!(client.query_pages(&soql, false));
+        let mut pages = std::pin::pin!(client.query_pages(&soql.to_string(), false));
         let mut first = true;
         while let Some(page) = pages.try_next().await? {
             if first {
@@ -297,16 +286,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn soql_literals_escape_quotes_and_backslashes() {
-        assert_eq!(soql_string("O'Brien \\ Co"), r"'O\'Brien \\ Co'");
-    }
-
-    #[test]
     fn an_empty_filter_selects_everything_in_id_order() {
-        let q = select(ObjectType::Account, " ");
+        let q = select(ObjectType::Account).raw_where(" ").to_string();
         assert!(q.starts_with("SELECT Id, Name"));
         assert!(q.ends_with("FROM Account ORDER BY Id"));
-        let q = select(ObjectType::Account, "Industry = 'Energy'");
+        let q = select(ObjectType::Account)
+            .raw_where("Industry = 'Energy'")
+            .to_string();
         assert!(q.ends_with("FROM Account WHERE Industry = 'Energy' ORDER BY Id"));
     }
 

@@ -3,6 +3,7 @@
 //! connected org's client counts into the app's [`Telemetry`].
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::domain::OrgId;
@@ -63,7 +64,7 @@ impl SalesforceOrgs {
     }
 }
 
-/// What the pull side shares: connections, rules, running imports.
+/// What the pull side shares: connections, rules, running imports, counters.
 #[derive(Debug, Clone, Default)]
 pub struct PullContext {
     /// Connected orgs.
@@ -72,6 +73,9 @@ pub struct PullContext {
     pub rules: Arc<Rules>,
     /// Imports started through the API, with their progress.
     pub imports: Arc<Imports>,
+    /// Notifications recognised as the echo of sfsync's own write (nothing pulled), since
+    /// start: the status API and the metrics read it.
+    pub echoes: Arc<AtomicU64>,
 }
 
 impl PullContext {
@@ -86,6 +90,7 @@ impl PullContext {
             orgs: Arc::new(SalesforceOrgs::new(telemetry)),
             rules: Arc::new(rules),
             imports: Arc::default(),
+            echoes: Arc::default(),
         }
     }
 }

@@ -13,11 +13,10 @@
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use futures::TryStreamExt as _;
-use serde::{Deserialize, Serialize};
 
 use crate::domain::{ChangeType, Notification, ObjectType, OrgId, SalesforceId};
-use crate::salesforce::{Client, RecordExt as _, SalesforceError};
-use crate::store::{DedupeSource, Delivery, Store, StoreError, TxAbort, TxError};
+use crate::salesforce::{Client, Condition, Record, RecordExt as _, SalesforceError, Soql};
+use crate::store::{DedupeSource, Delivery, Store, StoreError};
 
 use super::pull::{SAME_SECOND_MARGIN_MS, parse_datetime};
 
@@ -36,13 +35,7 @@ pub enum SweepError {
 }
 
 /// Where an object's sweep resumes: the last `(SystemModstamp, Id)` it stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Cursor {
-    /// `SystemModstamp` in milliseconds.
-    pub stamp_ms: i64,
-    /// The record id at that stamp (ties are ordered by id).
-    pub id: String,
-}
+pub use crate::store::SweepCursor as Cursor;
 
 /// What one sweep found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -57,23 +50,6 @@ pub struct SweepReport {
     pub api_calls: u64,
     /// Objects re-read from the beginning because a change event asked for it.
     pub full_rereads: u64,
-}
-
-/// Where the time of an org's last sweep that finished without error is kept.
-const LAST_SUCCESS: &str = "sweep/last_success";
-
-/// When the org's last sweep finished without error.
-pub fn last_success(store: &Store, org: &OrgId) -> Result<Option<DateTime<Utc>>, StoreError> {
-    store.read_meta(org, LAST_SUCCESS)
-}
-
-fn cursor_key(object: ObjectType) -> String {
-    format!("sweep/{}", object.api_name())
-}
-
-/// The SOQL datetime literal of the whole second at or before `at`.
-fn soql_second(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// Sweeps one org: every pulled object in turn.
@@ -110,7 +86,7 @@ pub async fn sweep_org_at(
         }
     }
     report.api_calls = client.api_calls().saturating_sub(calls_before);
-    set_meta(store, &org, LAST_SUCCESS, &Utc::now())?;
+    store.set_last_sweep(&org, Utc::now())?;
     tracing::info!(org = %org, changed = report.changed, deleted = report.deleted, calls = report.api_calls, "sweep done");
     Ok(report)
 }
@@ -125,43 +101,83 @@ async fn sweep_object(
     now: DateTime<Utc>,
     report: &mut SweepReport,
 ) -> Result<(), SweepError> {
-    let key = cursor_key(object);
-    let cursor: Cursor = match store.read_meta(org, &key)? {
+    let cursor: Cursor = match store.sweep_cursor(org, object)? {
         Some(c) => c,
         None => Cursor {
             stamp_ms: (now - ChronoDuration::hours(FIRST_LOOKBACK_HOURS)).timestamp_millis(),
             id: String::new(),
         },
     };
-    // A full re-read (a change event said records were missed) starts at the beginning; the
-    // stored cursor never moves back.
-    let start = if full {
-        Cursor {
-            stamp_ms: 0,
-            id: String::new(),
-        }
-    } else {
-        cursor.clone()
-    };
-    let from = DateTime::<Utc>::from_timestamp_millis(start.stamp_ms).unwrap_or_default();
+    let mut pass = Pass::new(object, cursor, full, now);
+    let from = DateTime::<Utc>::from_timestamp_millis(pass.start.stamp_ms).unwrap_or_default();
     // Whole-second literal, `>=`: rows at or before the cursor are dropped below, so a stamp
     // with milliseconds is never skipped.
-    let soql = format!(
-        "SELECT Id, SystemModstamp, IsDeleted FROM {} WHERE SystemModstamp >= {} ORDER BY SystemModstamp, Id",
-        object.api_name(),
-        soql_second(from)
-    );
+    let soql = Soql::select(&["Id", "SystemModstamp", "IsDeleted"], object.api_name())
+        .filter(Condition::since("SystemModstamp", from))
+        .order_by(&["SystemModstamp", "Id"])
+        .to_string();
     let mut pages = std::pin::pin!(client.query_pages(&soql, true));
-    let mut last = cursor.clone();
-    // Rows of a second that was not over when the query ran may still gain changes with the
-    // same stamp (or lower ids): they are queued, but the cursor stays before them so the next
-    // sweep reads them again, and their dedupe id names this run so that re-read is queued too.
-    let settled_ms = now.timestamp_millis() - 1_000 - SAME_SECOND_MARGIN_MS;
-    let run = Utc::now().timestamp_millis();
-    let mut unsettled = false;
     while let Some(page) = pages.try_next().await? {
+        let deliveries = pass.rows(&page.records, report);
+        if deliveries.is_empty() {
+            continue;
+        }
+        let out = store.ingest_durably(org, deliveries, Utc::now()).await?;
+        report.duplicates += out.duplicates;
+        store.set_sweep_cursor(org, object, &pass.last)?;
+    }
+    if store.sweep_cursor(org, object)?.is_none() {
+        // An empty first sweep still fixes its starting point.
+        store.set_sweep_cursor(org, object, &pass.last)?;
+    }
+    Ok(())
+}
+
+/// One object's pass over its rows since the cursor.
+struct Pass {
+    object: ObjectType,
+    /// Rows at or before this are already queued.
+    start: Cursor,
+    /// Where the next sweep resumes.
+    last: Cursor,
+    full: bool,
+    /// Rows stamped after this (ms) are in a second that may still gain changes.
+    settled_ms: i64,
+    /// This run, named in the dedupe ids of rows that will be read again.
+    run: i64,
+    unsettled: bool,
+}
+
+impl Pass {
+    fn new(object: ObjectType, cursor: Cursor, full: bool, now: DateTime<Utc>) -> Self {
+        // A full re-read (a change event said records were missed) starts at the beginning;
+        // the stored cursor never moves back.
+        let start = if full {
+            Cursor {
+                stamp_ms: 0,
+                id: String::new(),
+            }
+        } else {
+            cursor.clone()
+        };
+        Self {
+            object,
+            start,
+            last: cursor,
+            full,
+            settled_ms: now.timestamp_millis() - 1_000 - SAME_SECOND_MARGIN_MS,
+            run: Utc::now().timestamp_millis(),
+            unsettled: false,
+        }
+    }
+
+    /// The deliveries of one page's rows past the start. Rows of a second that was not over
+    /// when the query ran may still gain changes with the same stamp (or lower ids): they are
+    /// queued, but the cursor stays before them so the next sweep reads them again, and their
+    /// dedupe id names this run so that re-read is queued too.
+    fn rows(&mut self, rows: &[Record], report: &mut SweepReport) -> Vec<Delivery> {
         let mut deliveries = Vec::new();
-        for row in &page.records {
+        for row in rows {
             let (Some(id), Some(stamp)) = (
                 row.sf_id(),
                 row.str_field("SystemModstamp").and_then(parse_datetime),
@@ -169,7 +185,7 @@ async fn sweep_object(
                 continue;
             };
             let stamp_ms = stamp.timestamp_millis();
-            if (stamp_ms, id.as_str()) <= (start.stamp_ms, start.id.as_str()) {
+            if (stamp_ms, id.as_str()) <= (self.start.stamp_ms, self.start.id.as_str()) {
                 continue;
             }
             let deleted = row.bool_field("IsDeleted") == Some(true);
@@ -178,49 +194,20 @@ async fn sweep_object(
             } else {
                 report.changed += 1;
             }
-            let settled = stamp_ms <= settled_ms;
-            unsettled |= !settled;
-            deliveries.push(delivery(
-                object,
-                &id,
-                stamp,
-                deleted,
-                (!settled || full).then_some(run),
-            ));
-            if settled && !unsettled && (stamp_ms, id.as_str()) > (last.stamp_ms, last.id.as_str())
-            {
-                last = Cursor {
+            let settled = stamp_ms <= self.settled_ms;
+            self.unsettled |= !settled;
+            let run = (!settled || self.full).then_some(self.run);
+            deliveries.push(delivery(self.object, &id, stamp, deleted, run));
+            let past = (stamp_ms, id.as_str()) > (self.last.stamp_ms, self.last.id.as_str());
+            if settled && !self.unsettled && past {
+                self.last = Cursor {
                     stamp_ms,
                     id: id.to_string(),
                 };
             }
         }
-        if deliveries.is_empty() {
-            continue;
-        }
-        let out = store.ingest_durably(org, deliveries, Utc::now()).await?;
-        report.duplicates += out.duplicates;
-        set_meta(store, org, &key, &last)?;
+        deliveries
     }
-    if store.read_meta::<Cursor>(org, &key)?.is_none() {
-        // An empty first sweep still fixes its starting point.
-        set_meta(store, org, &key, &last)?;
-    }
-    Ok(())
-}
-
-fn set_meta<T: Serialize>(
-    store: &Store,
-    org: &OrgId,
-    key: &str,
-    value: &T,
-) -> Result<(), StoreError> {
-    store
-        .transact(|tx| Ok::<_, TxAbort<std::convert::Infallible>>(tx.set_meta(org, key, value)?))
-        .map_err(|e| match e {
-            TxError::Store(e) => e,
-            TxError::Abort(never) => match never {},
-        })
 }
 
 fn delivery(
@@ -251,6 +238,7 @@ fn delivery(
                 ChangeType::Update
             },
             system_modstamp: Some(stamp),
+            modified_by: None,
         }],
         resync: Vec::new(),
     }
@@ -262,18 +250,12 @@ pub fn cursor(
     org: &OrgId,
     object: ObjectType,
 ) -> Result<Option<Cursor>, StoreError> {
-    store.read_meta(org, &cursor_key(object))
+    store.sweep_cursor(org, object)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn datetime_literals_are_whole_seconds_in_utc() {
-        let at = parse_datetime("2024-05-01T10:00:00.250+0000").expect("datetime");
-        assert_eq!(soql_second(at), "2024-05-01T10:00:00Z");
-    }
 
     #[test]
     fn a_sweep_row_becomes_a_stamped_notification_with_a_stable_dedupe_id() {

@@ -91,6 +91,69 @@ async fn an_import_of_accounts_by_filter_reports_progress_and_applies_every_row(
 }
 
 #[tokio::test]
+async fn an_import_of_an_accounts_contacts_brings_the_open_leads_of_its_company_name() {
+    let env = start().await;
+    env.sim.set_outbound_url(None);
+    let account = env
+        .sim
+        .create("Account", json!({"Name": "Pawnee Parks"}))
+        .expect("account");
+    let leads: Vec<_> = [
+        ("Knope", "Pawnee Parks"),
+        ("Ludgate", "Pawnee Parks"),
+        ("Wyatt", "Eagleton Parks"),
+    ]
+    .into_iter()
+    .map(|(last, company)| {
+        let lead = json!({"LastName": last, "Company": company});
+        env.sim.create("Lead", lead).expect("lead")
+    })
+    .collect();
+    let converted = env
+        .sim
+        .create(
+            "Lead",
+            json!({"LastName": "Perkins", "Company": "Pawnee Parks"}),
+        )
+        .expect("lead");
+    env.sim
+        .convert_lead(&converted, sfsync::simulator::ConvertOptions::default())
+        .expect("convert");
+
+    let (status, started) = env
+        .api(
+            Method::POST,
+            "/imports",
+            Some(json!({"kind": "contacts", "account": account.as_str()})),
+        )
+        .await;
+    assert_eq!(status, 202, "{started}");
+    let done = finished_import(&env, started["id"].as_u64().expect("id")).await;
+
+    assert_eq!(done["state"], "done", "{done}");
+    let company = env.company_of(&account).expect("the account came in too");
+    for lead in &leads[..2] {
+        let local = env
+            .contact_of(lead)
+            .expect("a lead with the account's name");
+        assert_eq!(
+            local.salesforce_kind,
+            Some(sfsync::domain::SalesforceKind::Lead)
+        );
+        assert_eq!(
+            local.company_id,
+            Some(company.id),
+            "placed by the Company name"
+        );
+    }
+    assert!(
+        env.contact_of(&leads[2]).is_none(),
+        "another company's lead"
+    );
+    assert!(env.contact_of(&converted).is_none(), "a converted lead");
+}
+
+#[tokio::test]
 async fn an_import_of_an_unknown_account_fails_visibly() {
     let env = start().await;
     let (_, started) = env

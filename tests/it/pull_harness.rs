@@ -4,14 +4,13 @@
 
 use std::future::Future;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::{SecretBox, SecretString};
-use sfsync::app::{App, StoreTokens};
+use sfsync::app::App;
 use sfsync::config::Config;
 use sfsync::domain::{Company, CompanyProduct, Contact, OrgId, SalesforceId};
-use sfsync::salesforce::{Client, OAuthSettings, TokenKey, TokenVault};
+use sfsync::salesforce::{Client, TokenKey};
 use sfsync::simulator::{Simulator, SimulatorConfig};
 use sfsync::store::Store;
 use tempfile::TempDir;
@@ -66,31 +65,11 @@ webhook_key = "{KEY}"
 
 /// A client for the simulator's org whose refresh token is sealed in the service's store.
 pub fn client_for(sim: &Simulator, store: &Store) -> Client {
-    let creds = sim.credentials();
-    let settings = OAuthSettings {
-        client_id: creds.client_id,
-        client_secret: SecretString::from(creds.client_secret),
-        redirect_uri: creds.redirect_uri,
-        login_url: creds.login_url,
-        api_version: "62.0".into(),
-    };
-    let vault = Arc::new(TokenVault::new(TokenKey::new(
-        1,
-        SecretBox::new(Box::new([7u8; 32])),
-    )));
-    let client = Client::new(
-        settings,
-        sim.org_id(),
-        sim.instance_url(),
-        vault,
-        Arc::new(StoreTokens(store.clone())),
-    )
-    .expect("client")
-    .with_timeout(Duration::from_secs(5));
-    client
-        .save_refresh_token(&SecretString::from(creds.refresh_token))
-        .expect("save refresh token");
-    client.with_access_token(SecretString::from(creds.access_token))
+    let key = TokenKey::new(1, SecretBox::new(Box::new([7u8; 32])));
+    sfsync::tools::bench::loopback::client(sim, store, key)
+        .expect("client")
+        .with_timeout(Duration::from_secs(5))
+        .with_access_token(SecretString::from(sim.credentials().access_token))
 }
 
 /// Starts the service on `dir` against `sim` and points the simulator's Outbound Messages at it.

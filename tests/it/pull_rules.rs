@@ -91,6 +91,67 @@ fn conflicts(env: &PullEnv) -> Vec<(u64, Conflict)> {
 }
 
 #[tokio::test]
+async fn a_contact_without_an_account_joins_the_one_company_of_its_email_domain() {
+    let env = start().await;
+    let ours = local_company(
+        env.store(),
+        &env.org,
+        "Globex",
+        Some("https://globex.example"),
+    );
+    local_company(
+        env.store(),
+        &env.org,
+        "Initech",
+        Some("https://initech.example"),
+    );
+    let id = env
+        .sim
+        .create(
+            "Contact",
+            json!({"FirstName": "Hank", "LastName": "Scorpio", "Email": "hank@globex.example"}),
+        )
+        .expect("create");
+
+    let pulled = eventually("the contact", WAIT, || async { env.contact_of(&id) }).await;
+
+    assert_eq!(
+        pulled.company_id,
+        Some(ours),
+        "placed by its email's domain"
+    );
+    assert_eq!(pulled.salesforce_kind, Some(SalesforceKind::Contact));
+}
+
+#[tokio::test]
+async fn a_contact_without_an_account_whose_domain_two_companies_share_joins_neither() {
+    let env = start().await;
+    local_company(
+        env.store(),
+        &env.org,
+        "Globex East",
+        Some("https://globex.example"),
+    );
+    local_company(
+        env.store(),
+        &env.org,
+        "Globex West",
+        Some("https://globex.example/west"),
+    );
+    let id = env
+        .sim
+        .create(
+            "Contact",
+            json!({"LastName": "Mindy", "Email": "mindy@globex.example"}),
+        )
+        .expect("create");
+
+    let pulled = eventually("the contact", WAIT, || async { env.contact_of(&id) }).await;
+
+    assert_eq!(pulled.company_id, None, "no guess between two companies");
+}
+
+#[tokio::test]
 async fn an_account_matches_an_unlinked_company_by_the_domain_of_its_website() {
     let env = start().await;
     let ours = local_company(env.store(), &env.org, "ACME (old name)", Some("acme.com"));
@@ -442,6 +503,7 @@ fn notify(store: &Store, org: &OrgId, object: ObjectType, id: &SalesforceId, tag
                     record_id: id.clone(),
                     change: ChangeType::Update,
                     system_modstamp: None,
+                    modified_by: None,
                 }],
                 resync: vec![],
             }],

@@ -11,6 +11,7 @@ use sfsync::simulator::{Faults, SeedSpec, Simulator, SimulatorConfig};
 use sfsync::store::{DedupeSource, Delivery, Store};
 use sfsync::sync::orgs::PullContext;
 use sfsync::sync::pull::{self, Origin, Rules, Target};
+use sfsync::worker::Backoff;
 use sfsync::worker::inbox::{InboxSettings, InboxWorker, Outcome};
 use tempfile::TempDir;
 
@@ -42,8 +43,10 @@ async fn rig() -> Rig {
 fn settings() -> InboxSettings {
     InboxSettings {
         gather: Duration::ZERO,
-        retry_base: Duration::from_secs(60),
-        retry_cap: Duration::from_secs(60),
+        backoff: Backoff {
+            base: Duration::from_secs(60),
+            cap: Duration::from_secs(60),
+        },
         ..InboxSettings::default()
     }
 }
@@ -65,6 +68,7 @@ impl Rig {
                         record_id: id.clone(),
                         change: ChangeType::Update,
                         system_modstamp: stamp_s.and_then(|s| Utc.timestamp_opt(s, 0).single()),
+                        modified_by: None,
                     }],
                     resync: vec![],
                 }],
@@ -183,6 +187,42 @@ async fn request_limit_exceeded_pauses_the_org_and_keeps_its_entries() {
     let calls = rig.calls();
     assert_eq!(worker.step().await.expect("step"), Outcome::Paused);
     assert_eq!(rig.calls(), calls, "a paused org makes no call");
+    assert_eq!(rig.store.pending_count(), 1);
+}
+
+#[tokio::test]
+async fn pulls_pause_once_the_configured_share_of_the_budget_is_used() {
+    let rig = rig().await;
+    let first = rig
+        .sim
+        .create("Account", json!({"Name": "Half"}))
+        .expect("create");
+    let second = rig
+        .sim
+        .create("Account", json!({"Name": "Spent"}))
+        .expect("create");
+    // After the next call, just over half the day's calls are used.
+    let used = rig.sim.api_usage() + 1;
+    rig.sim.set_faults(Faults {
+        daily_api_limit: Some(2 * used - 1),
+        ..Faults::default()
+    });
+    let mut worker = InboxWorker::new(
+        rig.store.clone(),
+        rig.ctx.clone(),
+        InboxSettings {
+            limit_share: 0.5,
+            ..settings()
+        },
+    );
+    rig.notify(ObjectType::Account, &first, "first", None);
+    assert_eq!(worked(worker.step().await.expect("step")).applied, 1);
+
+    rig.notify(ObjectType::Account, &second, "second", None);
+    let calls = rig.calls();
+    assert_eq!(worker.step().await.expect("step"), Outcome::Paused);
+    assert!(worker.is_paused(&rig.org));
+    assert_eq!(rig.calls(), calls, "no call past the share");
     assert_eq!(rig.store.pending_count(), 1);
 }
 

@@ -5,6 +5,7 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use sfsync::simulator::Faults;
 use sfsync::store::Store;
+use sfsync::worker::outbox::Outcome;
 
 use crate::push_support::*;
 
@@ -104,12 +105,12 @@ async fn an_exhausted_api_budget_pauses_the_org_until_calls_are_available() {
     });
 
     let first = env.worker.step().await.expect("step");
-    assert!(first.paused, "{first:?}");
-    assert_eq!(first.delivered, 0);
+    assert!(env.worker.is_paused(), "{first:?}");
+    assert_eq!(first.into_report().delivered, 0);
     // While paused, nothing is sent.
     let calls = env.sim.api_calls().total;
     let again = env.worker.step().await.expect("step");
-    assert!(again.paused);
+    assert_eq!(again, Outcome::Paused);
     assert_eq!(env.sim.api_calls().total, calls);
     let (_, pending) = env.get("/outbox?state=pending").await;
     let pending = pending["items"].clone();
@@ -124,7 +125,7 @@ async fn an_exhausted_api_budget_pauses_the_org_until_calls_are_available() {
         .step_at(Utc::now() + chrono::Duration::hours(1))
         .await
         .expect("step");
-    assert!(later.paused);
+    assert_eq!(later, Outcome::Paused);
 
     // A new window: work resumes.
     env.sim.set_faults(Faults::default());
@@ -147,14 +148,14 @@ async fn the_configured_share_of_the_budget_pauses_before_the_limit() {
         ..Faults::default()
     });
     env.company("Second").await;
-    let report = env.worker.step().await.expect("step");
+    let report = env.worker.step().await.expect("step").into_report();
     assert_eq!(report.delivered, 1);
     assert_eq!(env.sim.api_usage(), after);
 
     env.company("Third").await;
     let report = env.worker.step().await.expect("step");
 
-    assert!(report.paused, "{report:?}");
+    assert_eq!(report, Outcome::Paused);
     assert_eq!(env.sim.api_usage(), after, "no call once the share is used");
     assert_eq!(env.live("Account").len(), 2);
 }
@@ -175,7 +176,7 @@ async fn a_restart_in_the_middle_of_a_drain_loses_and_duplicates_nothing() {
         mut worker,
         org,
     } = env;
-    let report = worker.step().await.expect("step");
+    let report = worker.step().await.expect("step").into_report();
     assert!(report.retrying > 0, "{report:?}");
     assert!(
         !sim.list("Account").is_empty(),
@@ -273,7 +274,7 @@ async fn with_an_external_id_marker_a_retried_create_is_an_idempotent_upsert() {
         drop_after_commit_rate: 1.0,
         ..Faults::default()
     });
-    let first = worker.step().await.expect("step");
+    let first = worker.step().await.expect("step").into_report();
     assert!(first.retrying > 0, "{first:?}");
     env.sim.set_faults(Faults::default());
 

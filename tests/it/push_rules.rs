@@ -11,7 +11,7 @@ fn stamp(env: &PushEnv, id: &SalesforceId) -> Option<i64> {
     env.app
         .store()
         .transact(|tx| -> Result<Option<i64>, sfsync::store::TxAbort<()>> {
-            Ok(tx.meta(&env.org, &format!("stamp:{id}"))?)
+            Ok(tx.written_stamp(&env.org, id)?)
         })
         .expect("read meta")
 }

@@ -1,19 +1,17 @@
 //! The push side's test bench: a simulator, the real service configured for the simulator's org
 //! on 127.0.0.1:0, and an outbox worker on the service's store that tests step directly.
 
-use std::sync::Arc;
-
 use chrono::Utc;
 use secrecy::{SecretBox, SecretString};
 use serde_json::{Value, json};
 
-use sfsync::app::{App, StoreTokens};
+use sfsync::app::App;
 use sfsync::config::{Config, OutboxConfig};
 use sfsync::domain::{OrgId, PushAs, SalesforceId};
-use sfsync::salesforce::{Client, OAuthSettings, TokenKey, TokenStore as _, TokenVault};
+use sfsync::salesforce::{Client, TokenKey};
 use sfsync::simulator::{Simulator, SimulatorConfig};
 use sfsync::store::Store;
-use sfsync::worker::outbox::{OutboxWorker, StepReport};
+use sfsync::worker::outbox::{OutboxWorker, Outcome, StepReport};
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{TOKEN, TestApp};
@@ -67,28 +65,18 @@ pub fn outbox_config() -> OutboxConfig {
     }
 }
 
+/// A client for the simulator's org whose refresh token is sealed in `store`, starting without a
+/// session as the service does: its first call refreshes it, and the token response names the
+/// connection's user.
+pub fn connecting_client(sim: &Simulator, store: &Store) -> Client {
+    let key = TokenKey::new(1, SecretBox::new(Box::new([42u8; 32])));
+    sfsync::tools::bench::loopback::client(sim, store, key).expect("client")
+}
+
 /// A client for the simulator's org whose refresh token is sealed in `store`.
 pub fn client_for(sim: &Simulator, store: &Store) -> Client {
-    let creds = sim.credentials();
-    let settings = OAuthSettings {
-        client_id: creds.client_id,
-        client_secret: SecretString::from(creds.client_secret),
-        redirect_uri: creds.redirect_uri,
-        login_url: creds.login_url,
-        api_version: "62.0".into(),
-    };
-    let vault = Arc::new(TokenVault::new(TokenKey::new(
-        1,
-        SecretBox::new(Box::new([42u8; 32])),
-    )));
-    let tokens = Arc::new(StoreTokens(store.clone()));
-    let sealed = vault
-        .seal(&sim.org_id(), &SecretString::from(creds.refresh_token))
-        .expect("seal");
-    tokens.save_sealed(&sim.org_id(), &sealed).expect("save");
-    Client::new(settings, sim.org_id(), sim.instance_url(), vault, tokens)
-        .expect("client")
-        .with_access_token(SecretString::from(creds.access_token))
+    connecting_client(sim, store)
+        .with_access_token(SecretString::from(sim.credentials().access_token))
         .with_timeout(std::time::Duration::from_secs(10))
 }
 
@@ -138,12 +126,13 @@ pub fn worker_on(sim: &Simulator, store: &Store) -> OutboxWorker {
 pub async fn drain(worker: &mut OutboxWorker) -> Vec<StepReport> {
     let mut reports = Vec::new();
     for i in 0..400 {
-        let report = worker
+        let outcome = worker
             .step_at(Utc::now() + chrono::Duration::hours(2 + i))
             .await
             .expect("step");
-        reports.push(report);
-        if !report.progressed() && !report.paused && report.waiting == 0 {
+        let done = outcome == Outcome::Idle && !worker.is_paused();
+        reports.push(outcome.into_report());
+        if done {
             return reports;
         }
     }

@@ -25,6 +25,7 @@ use crate::helpers::sign_in;
 #[derive(Default)]
 struct MemoryStore {
     sealed: Mutex<HashMap<String, Vec<u8>>>,
+    users: Mutex<HashMap<String, SalesforceId>>,
 }
 
 impl TokenStore for MemoryStore {
@@ -42,6 +43,23 @@ impl TokenStore for MemoryStore {
             .lock()
             .map_err(|_| "poisoned")?
             .insert(org.as_str().to_string(), sealed.to_vec());
+        Ok(())
+    }
+
+    fn load_user(&self, org: &OrgId) -> Result<Option<SalesforceId>, TokenStoreError> {
+        Ok(self
+            .users
+            .lock()
+            .map_err(|_| "poisoned")?
+            .get(org.as_str())
+            .cloned())
+    }
+
+    fn save_user(&self, org: &OrgId, user: &SalesforceId) -> Result<(), TokenStoreError> {
+        self.users
+            .lock()
+            .map_err(|_| "poisoned")?
+            .insert(org.as_str().to_string(), user.clone());
         Ok(())
     }
 }

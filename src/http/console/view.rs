@@ -162,10 +162,7 @@ pub(super) fn card(state: &AppState, conn: &Connection) -> OrgCard {
         outbox_pending: outbox.pending,
         outbox_dead: outbox.dead,
         conflicts,
-        last_sweep: crate::sync::sweep::last_success(&state.store, org)
-            .ok()
-            .flatten()
-            .map(When::of),
+        last_sweep: state.store.last_sweep(org).ok().flatten().map(When::of),
     }
 }
 

@@ -4,7 +4,8 @@
 //! Both follow one order: resolve the key to its org (401), check the media type (415), read the
 //! body up to the limit (413), verify the signature before parsing (signed events, 401), parse
 //! (400), check the org (403), then store every notification with its dedupe key in one
-//! transaction and answer only once that write is on disk.
+//! transaction and answer only once that write is on disk. Intake decides nothing about pulls:
+//! the inbox worker skips what is already applied, sfsync's own writes included.
 
 pub mod outbound_message;
 pub mod signature;
@@ -185,37 +186,6 @@ async fn parse_outbound(
         .map_err(WebhookError::from)
 }
 
-/// Whether this notification reports sfsync's own last write to the record (what the outbox
-/// wrote and the `SystemModstamp` it read back), so that pulling it would change nothing.
-fn is_own_echo(
-    state: &AppState,
-    conn: &Connection,
-    n: &outbound_message::OutboundNotification,
-    note: &crate::domain::Notification,
-) -> bool {
-    let id = &note.record_id;
-    let stamp = state
-        .store
-        .read_meta::<i64>(&conn.org_id, &format!("stamp:{id}"))
-        .ok()
-        .flatten();
-    if stamp.is_none() {
-        return false;
-    }
-    let written = state
-        .store
-        .read_meta::<crate::salesforce::Record>(&conn.org_id, &format!("written:{id}"))
-        .ok()
-        .flatten();
-    crate::sync::push::is_echo(
-        note.object,
-        note.system_modstamp.map(|t| t.timestamp_millis()),
-        &n.fields,
-        stamp,
-        written.as_ref(),
-    )
-}
-
 fn soap(status: StatusCode, body: String) -> Response {
     (
         status,
@@ -266,16 +236,6 @@ async fn handle_outbound(
     let mut deliveries = Vec::with_capacity(message.notifications.len());
     for n in &message.notifications {
         match n.to_notification() {
-            Some(note) if is_own_echo(state, conn, n, &note) => {
-                state.counters.echo(1);
-                tracing::debug!(org = %conn.org_id, record = %note.record_id, "outbound message reports sfsync's own write; nothing to pull");
-                deliveries.push(Delivery {
-                    dedupe_id: n.id.to_string(),
-                    source: DedupeSource::OutboundNotification,
-                    notifications: vec![],
-                    resync: vec![],
-                });
-            }
             Some(note) => deliveries.push(Delivery {
                 dedupe_id: n.id.to_string(),
                 source: DedupeSource::OutboundNotification,

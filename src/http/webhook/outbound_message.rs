@@ -118,6 +118,12 @@ impl OutboundNotification {
         })
     }
 
+    /// The user who last modified the record (`LastModifiedById`), when sent and valid.
+    pub fn modified_by(&self) -> Option<SalesforceId> {
+        let v = self.fields.get("LastModifiedById")?.as_deref()?;
+        SalesforceId::parse(v).ok()
+    }
+
     /// As a domain notification, when sfsync pulls this object type.
     pub fn to_notification(&self) -> Option<Notification> {
         Some(Notification {
@@ -125,6 +131,7 @@ impl OutboundNotification {
             record_id: self.record_id.clone(),
             change: ChangeType::Update,
             system_modstamp: self.system_modstamp(),
+            modified_by: self.modified_by(),
         })
     }
 }

@@ -137,6 +137,7 @@ fn build(
                 record_id,
                 change,
                 system_modstamp: stamp,
+                modified_by: None,
             });
         }
     }

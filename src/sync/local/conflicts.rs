@@ -74,7 +74,7 @@ fn org_page(
         return Ok(store.conflict_page::<Conflict>(org, page, |_| true)?);
     };
     let id = store
-        .read_meta::<u64>(org, &pull::conflict_key(sf))?
+        .conflict_for(org, sf)?
         .filter(|id| page.after.is_none_or(|a| *id > a));
     let found = match id {
         Some(id) => store.conflict::<Conflict>(org, id)?.map(|c| (id, c)),

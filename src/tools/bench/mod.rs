@@ -7,6 +7,7 @@
 //! 10-notification Outbound Messages to each; the last line is
 //! `ingest durable_per_s=… floor_per_s=… ratio=… p99_ms=…`.
 
+pub mod loopback;
 pub mod pull;
 pub mod push;
 
@@ -83,56 +84,13 @@ async fn run_once(
     let token = CancellationToken::new();
     let server = tokio::spawn(app.run_until(token.clone()));
 
-    let org = OrgId::parse(ORG)?;
-    let bodies: Arc<Vec<String>> = Arc::new(
-        (0..messages)
-            .map(|m| {
-                let notes: Vec<_> = (0..args.per_message)
-                    .map(|i| {
-                        let n = (run_no * 10_000_000) + (m * args.per_message + i) as u64;
-                        (
-                            SalesforceId::mint("04l", "B", n),
-                            SalesforceId::mint("003", "B", n),
-                        )
-                    })
-                    .collect();
-                outbound_message_xml(&org, &notes)
-            })
-            .collect(),
-    );
+    let bodies = Arc::new(messages_of(args, run_no, messages)?);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.senders)
         .build()?;
-    let next = Arc::new(AtomicUsize::new(0));
     let cpu_before = process_cpu_time();
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..args.senders {
-        let (client, url, bodies, next) =
-            (client.clone(), url.clone(), bodies.clone(), next.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(body) = bodies.get(i) else { break };
-                let t = Instant::now();
-                let resp = client
-                    .post(&url)
-                    .header("content-type", "text/xml; charset=utf-8")
-                    .body(body.clone())
-                    .send()
-                    .await?;
-                anyhow::ensure!(resp.status().is_success(), "status {}", resp.status());
-                resp.bytes().await?;
-                latencies.push(t.elapsed());
-            }
-            anyhow::Ok(latencies)
-        }));
-    }
-    let mut latencies = Vec::with_capacity(messages);
-    for t in tasks {
-        latencies.extend(t.await.context("sender panicked")??);
-    }
+    let mut latencies = post_all(&client, args.senders, &url, bodies).await?;
     let elapsed = started.elapsed();
     let cpu_per_message = cpu_before
         .zip(process_cpu_time())
@@ -158,6 +116,73 @@ async fn run_once(
         spent,
         elapsed,
     })
+}
+
+/// The bodies of one run: `messages` Outbound Messages of `per_message` notifications, every
+/// notification id new to the store (`run_no` keeps runs apart).
+fn messages_of(
+    args: &IngestBenchArgs,
+    run_no: u64,
+    messages: usize,
+) -> anyhow::Result<Vec<String>> {
+    let org = OrgId::parse(ORG)?;
+    Ok((0..messages)
+        .map(|m| {
+            let notes: Vec<_> = (0..args.per_message)
+                .map(|i| {
+                    let n = (run_no * 10_000_000) + (m * args.per_message + i) as u64;
+                    (
+                        SalesforceId::mint("04l", "B", n),
+                        SalesforceId::mint("003", "B", n),
+                    )
+                })
+                .collect();
+            outbound_message_xml(&org, &notes)
+        })
+        .collect())
+}
+
+/// Posts every body to `url` from `senders` concurrent senders, each taking the next body as
+/// soon as its last was acknowledged; the latency of each post.
+async fn post_all(
+    client: &reqwest::Client,
+    senders: usize,
+    url: &str,
+    bodies: Arc<Vec<String>>,
+) -> anyhow::Result<Vec<Duration>> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..senders {
+        let (client, url, bodies, next) = (
+            client.clone(),
+            url.to_string(),
+            bodies.clone(),
+            next.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(body) = bodies.get(i) else { break };
+                let t = Instant::now();
+                let resp = client
+                    .post(&url)
+                    .header("content-type", "text/xml; charset=utf-8")
+                    .body(body.clone())
+                    .send()
+                    .await?;
+                anyhow::ensure!(resp.status().is_success(), "status {}", resp.status());
+                resp.bytes().await?;
+                latencies.push(t.elapsed());
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let mut latencies = Vec::with_capacity(bodies.len());
+    for t in tasks {
+        latencies.extend(t.await.context("sender panicked")??);
+    }
+    Ok(latencies)
 }
 
 /// Runs `bench ingest` and prints its figures.

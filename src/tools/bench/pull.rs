@@ -18,12 +18,13 @@ use secrecy::{SecretBox, SecretString};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{App, StoreTokens};
+use super::loopback;
+use crate::app::App;
 use crate::cli::PullBenchArgs;
-use crate::config::Config;
-use crate::domain::SalesforceId;
-use crate::salesforce::{Client, OAuthSettings, TokenKey, TokenVault};
+use crate::domain::{OrgId, SalesforceId};
+use crate::salesforce::TokenKey;
 use crate::simulator::{DeliveryMode, Faults, SeedSpec, Simulator, SimulatorConfig};
+use crate::store::Store;
 
 const KEY: &str = "bench-pull-webhook-key-01";
 const TOKEN: &str = "bench-pull-api-token-0123";
@@ -45,51 +46,25 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 pub async fn run(args: &PullBenchArgs) -> anyhow::Result<()> {
     let n = args.records.max(1);
     let k = args.k.max(1);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("binding the simulator")?;
-    let sim = Simulator::start(
-        listener,
-        SimulatorConfig {
-            seed: 5,
-            daily_api_limit: 10_000_000,
-            ..SimulatorConfig::default()
-        },
-    )
+    let sim = loopback::simulator(SimulatorConfig {
+        seed: 5,
+        daily_api_limit: 10_000_000,
+        ..SimulatorConfig::default()
+    })
     .await?;
     let seeded = sim.seed_org(&SeedSpec {
         accounts: n,
         ..SeedSpec::default()
     })?;
     let dir = tempfile::tempdir().context("temporary store")?;
-    let toml = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\napi_token = \"{TOKEN}\"\n[store]\npath = \"{}\"\n[sync]\nsweep_interval_s = 0\n[[connections]]\norg_id = \"{}\"\nwebhook_key = \"{KEY}\"\n",
-        dir.path().join("store").display(),
-        sim.org_id()
-    );
-    let config = Config::from_toml(&toml)?;
+    let org = sim.org_id();
+    let config = loopback::service_config(&dir.path().join("store"), &org, TOKEN, KEY)?;
     let app = App::build(&config).await?;
     let base = format!("http://{}", app.local_addr());
     let store = app.state().store.clone();
-    let creds = sim.credentials();
-    let client = Client::new(
-        OAuthSettings {
-            client_id: creds.client_id.clone(),
-            client_secret: SecretString::from(creds.client_secret.clone()),
-            redirect_uri: creds.redirect_uri.clone(),
-            login_url: creds.login_url.clone(),
-            api_version: "62.0".into(),
-        },
-        sim.org_id(),
-        sim.instance_url(),
-        Arc::new(TokenVault::new(TokenKey::new(
-            1,
-            SecretBox::new(Box::new([9u8; 32])),
-        ))),
-        Arc::new(StoreTokens(store.clone())),
-    )?
-    .with_access_token(SecretString::from(creds.access_token.clone()));
-    client.save_refresh_token(&SecretString::from(creds.refresh_token.clone()))?;
+    let key = TokenKey::new(1, SecretBox::new(Box::new([9u8; 32])));
+    let client = loopback::client(&sim, &store, key)?
+        .with_access_token(SecretString::from(sim.credentials().access_token));
     app.connect_salesforce(client.clone());
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run_until(shutdown.clone()));
@@ -102,61 +77,14 @@ pub async fn run(args: &PullBenchArgs) -> anyhow::Result<()> {
         out_of_order: true,
     });
     sim.set_outbound_url(Some(format!("{base}/webhooks/salesforce/outbound/{KEY}")));
-    let org = sim.org_id();
     eprintln!(
         "bench pull: {n} records, {k} notifications each, {} ms api latency",
         args.latency_ms
     );
-
-    // The watcher: when each record's last change became local.
-    let changed_at: Arc<std::sync::Mutex<HashMap<SalesforceId, Instant>>> = Arc::default();
-    let watcher = {
-        let (store, org, changed_at) = (store.clone(), org.clone(), changed_at.clone());
-        let marker = final_marker(k);
-        tokio::spawn(async move {
-            let mut latencies = Vec::with_capacity(n);
-            let mut done = std::collections::HashSet::new();
-            let deadline = Instant::now() + Duration::from_secs(120 + n as u64 / 100);
-            while done.len() < n && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                let now = Instant::now();
-                let Ok(companies) = store.companies(&org) else {
-                    continue;
-                };
-                let changed = changed_at.lock().map(|m| m.clone()).unwrap_or_default();
-                for c in companies {
-                    let Some(id) = c.salesforce_id else { continue };
-                    if c.employees == Some(marker) && !done.contains(&id) {
-                        if let Some(at) = changed.get(&id) {
-                            latencies.push(now.duration_since(*at));
-                            done.insert(id);
-                        }
-                    }
-                }
-            }
-            latencies
-        })
-    };
-
-    // The changes: a few records every 10 ms, each changed k times back to back.
-    let per_tick = (n / 400).max(1);
+    let changed_at: ChangedAt = Arc::default();
+    let watcher = watch(store, org, changed_at.clone(), n, final_marker(k));
     let started = Instant::now();
-    for chunk in seeded.accounts.chunks(per_tick) {
-        for id in chunk {
-            for round in 1..=k {
-                let value = if round == k {
-                    final_marker(k)
-                } else {
-                    round as i64
-                };
-                sim.update(id, json!({"NumberOfEmployees": value}))?;
-            }
-            if let Ok(mut m) = changed_at.lock() {
-                m.insert(id.clone(), Instant::now());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    change(&sim, &seeded.accounts, k, &changed_at).await?;
     let mut latencies = watcher.await.context("watcher")?;
     let elapsed = started.elapsed();
     latencies.sort();
@@ -180,5 +108,70 @@ pub async fn run(args: &PullBenchArgs) -> anyhow::Result<()> {
         percentile(&latencies, 0.50),
         percentile(&latencies, 0.99)
     );
+    Ok(())
+}
+
+/// When each record's last change was made in the org.
+type ChangedAt = Arc<std::sync::Mutex<HashMap<SalesforceId, Instant>>>;
+
+/// The watcher: polls the store and returns, for each of `n` records, how long after its last
+/// change it became local (its `NumberOfEmployees` is `marker`).
+fn watch(
+    store: Store,
+    org: OrgId,
+    changed_at: ChangedAt,
+    n: usize,
+    marker: i64,
+) -> tokio::task::JoinHandle<Vec<Duration>> {
+    tokio::spawn(async move {
+        let mut latencies = Vec::with_capacity(n);
+        let mut done = std::collections::HashSet::new();
+        let deadline = Instant::now() + Duration::from_secs(120 + n as u64 / 100);
+        while done.len() < n && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let now = Instant::now();
+            let Ok(companies) = store.companies(&org) else {
+                continue;
+            };
+            let changed = changed_at.lock().map(|m| m.clone()).unwrap_or_default();
+            for c in companies {
+                let Some(id) = c.salesforce_id else { continue };
+                if c.employees == Some(marker) && !done.contains(&id) {
+                    if let Some(at) = changed.get(&id) {
+                        latencies.push(now.duration_since(*at));
+                        done.insert(id);
+                    }
+                }
+            }
+        }
+        latencies
+    })
+}
+
+/// The changes: a few records every 10 ms, each changed `k` times back to back, the last time
+/// to its final marker.
+async fn change(
+    sim: &Simulator,
+    accounts: &[SalesforceId],
+    k: usize,
+    changed_at: &ChangedAt,
+) -> anyhow::Result<()> {
+    let per_tick = (accounts.len() / 400).max(1);
+    for chunk in accounts.chunks(per_tick) {
+        for id in chunk {
+            for round in 1..=k {
+                let value = if round == k {
+                    final_marker(k)
+                } else {
+                    round as i64
+                };
+                sim.update(id, json!({"NumberOfEmployees": value}))?;
+            }
+            if let Ok(mut m) = changed_at.lock() {
+                m.insert(id.clone(), Instant::now());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     Ok(())
 }

@@ -8,22 +8,21 @@
 //! data call the simulator answered during the drain.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
 use chrono::Utc;
-use secrecy::{SecretBox, SecretString};
+use secrecy::SecretBox;
 
-use crate::app::StoreTokens;
+use super::loopback;
 use crate::cli::PushBenchArgs;
 use crate::config::OutboxConfig;
 use crate::domain::{
     Activity, ActivityKind, Company, CompanyProduct, Contact, OrgId, OwnershipStatus, PushAs,
     SalesforceKind,
 };
-use crate::salesforce::{Client, OAuthSettings, TokenKey, TokenStore as _, TokenVault};
-use crate::simulator::{Faults, SeedSpec, SeedSummary, Simulator, SimulatorConfig};
+use crate::salesforce::TokenKey;
+use crate::simulator::{Faults, SeedSpec, SeedSummary, SimulatorConfig};
 use crate::store::{LocalRef, RecordKind, Store, TxAbort};
 use crate::worker::outbox::OutboxWorker;
 
@@ -32,16 +31,10 @@ const COMPANIES: usize = 50;
 
 /// Runs `bench push`.
 pub async fn run(args: &PushBenchArgs) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("binding the simulator")?;
-    let sim = Simulator::start(
-        listener,
-        SimulatorConfig {
-            daily_api_limit: 10_000_000,
-            ..SimulatorConfig::default()
-        },
-    )
+    let sim = loopback::simulator(SimulatorConfig {
+        daily_api_limit: 10_000_000,
+        ..SimulatorConfig::default()
+    })
     .await?;
     let seeded = sim
         .seed_org(&SeedSpec {
@@ -61,7 +54,13 @@ pub async fn run(args: &PushBenchArgs) -> anyhow::Result<()> {
     write_changes(&store, &org, &companies, args.records)?;
     store.make_durable().await?;
 
-    let client = client_for(&sim, &store)?;
+    let mut key = [0u8; 32];
+    rand::fill(&mut key);
+    let client = loopback::client(
+        &sim,
+        &store,
+        TokenKey::new(1, SecretBox::new(Box::new(key))),
+    )?;
     let mut worker = OutboxWorker::new(
         store.clone(),
         client,
@@ -76,10 +75,10 @@ pub async fn run(args: &PushBenchArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let progress = indicatif::ProgressBar::new(args.records as u64);
     loop {
-        let report = worker.step().await?;
+        let outcome = worker.step().await?;
         let left = store.outbox_counts(&org)?;
         progress.set_position(args.records as u64 - left.pending.min(args.records as u64));
-        if !report.progressed() && !report.paused {
+        if !outcome.worked() && !worker.is_paused() {
             break;
         }
     }
@@ -103,35 +102,6 @@ pub async fn run(args: &PushBenchArgs) -> anyhow::Result<()> {
         args.records as f64 / elapsed.max(f64::EPSILON)
     );
     Ok(())
-}
-
-fn client_for(sim: &Simulator, store: &Store) -> anyhow::Result<Client> {
-    let creds = sim.credentials();
-    let settings = OAuthSettings {
-        client_id: creds.client_id,
-        client_secret: SecretString::from(creds.client_secret),
-        redirect_uri: creds.redirect_uri,
-        login_url: creds.login_url,
-        api_version: sim.api_version(),
-    };
-    let mut key = [0u8; 32];
-    rand::fill(&mut key);
-    let vault = Arc::new(TokenVault::new(TokenKey::new(
-        1,
-        SecretBox::new(Box::new(key)),
-    )));
-    let tokens = Arc::new(StoreTokens(store.clone()));
-    let sealed = vault.seal(&sim.org_id(), &SecretString::from(creds.refresh_token))?;
-    tokens
-        .save_sealed(&sim.org_id(), &sealed)
-        .map_err(|e| anyhow::anyhow!("saving the refresh token: {e}"))?;
-    Ok(Client::new(
-        settings,
-        sim.org_id(),
-        sim.instance_url(),
-        vault,
-        tokens,
-    )?)
 }
 
 /// Local companies and contacts linked to the seeded Accounts and Contacts: `(company, contacts)`.

@@ -79,7 +79,13 @@ pub(crate) async fn print_summary(
         before = *total;
     }
     println!("   {:<58} {:>4}", "in all", before);
-    let status = svc.api(Method::GET, "/status", None).await?;
+    // The Outbound Messages about the pushes arrive after the outbox drained: wait for them.
+    let status = super::until("the org's last messages", || async {
+        let status = svc.api(Method::GET, "/status", None).await?;
+        let settled = org.sim.outbound_stats().pending == 0 && status["inbox"]["pending"] == 0;
+        Ok(settled.then_some(status))
+    })
+    .await?;
     let inbox = &status["inbox"];
     let stats = org.sim.outbound_stats();
     println!(

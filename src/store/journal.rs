@@ -1,0 +1,183 @@
+//! The inbox journal: one record per stored message (its new dedupe keys and the records they
+//! name), postcard-encoded in a log frame. Records are written to the inbox log (`wal`) before any
+//! acknowledgement and copied into sled's journal tree at checkpoints, several frames per value.
+//! When the store opens, the journal is replayed into the inbox's memory, minus what the inbox
+//! worker marked applied.
+
+use std::collections::BTreeMap;
+
+use chrono::{TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::StoreError;
+use super::keys;
+use super::pending::{InboxMemory, PendingSlot, merge};
+use super::wal;
+use crate::domain::{ChangeType, Notification, ObjectType, OrgId, SalesforceId};
+
+pub(super) fn corrupt(tree: &'static str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        tree,
+        reason: e.to_string(),
+    }
+}
+
+/// One record a message named: object code, 18-character id, change, `SystemModstamp` (ms),
+/// last modifier's id.
+pub(super) type Note<S> = (u8, S, ChangeType, Option<i64>, Option<S>);
+
+/// What one message stored, as the journal keeps it: the dedupe keys of its new deliveries and
+/// the records they name, in one record, so a message is stored whole or not at all. The journal
+/// record (through the inbox log) is the inbox's only durable write on the acknowledgement path.
+/// Encoded with postcard.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct JournalRecord {
+    /// The org (18 characters).
+    pub(super) org: String,
+    /// When the message arrived, in milliseconds since the epoch.
+    pub(super) received_ms: i64,
+    /// Dedupe keys of the deliveries stored (see `keys::dedupe`).
+    pub(super) dedupe: Vec<Vec<u8>>,
+    /// The records named: object code, 18-character id, change, stamp, last modifier.
+    pub(super) notes: Vec<Note<String>>,
+}
+
+impl JournalRecord {
+    pub(super) fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        postcard::from_bytes(bytes).map_err(|e| corrupt("inbox_journal", e))
+    }
+}
+
+/// A [`JournalRecord`] being written, borrowing what it names (the same encoding).
+#[derive(Serialize)]
+pub(super) struct JournalRecordRef<'a> {
+    pub(super) org: &'a str,
+    pub(super) received_ms: i64,
+    pub(super) dedupe: Vec<&'a [u8]>,
+    pub(super) notes: Vec<Note<&'a str>>,
+}
+
+impl JournalRecordRef<'_> {
+    pub(super) fn encode_into(&self, buf: &mut Vec<u8>) -> Result<(), StoreError> {
+        postcard::to_io(self, buf)
+            .map(|_| ())
+            .map_err(|e| corrupt("inbox_journal", e))
+    }
+}
+
+pub(super) fn applied_seq(v: Option<sled::IVec>) -> u64 {
+    v.and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
+        .unwrap_or(0)
+}
+
+/// Bytes of log frames per journal value: a few big values instead of one per message, because
+/// each sled insert costs microseconds whatever its size.
+const JOURNAL_VALUE_BYTES: usize = 64 << 10;
+
+/// Journal values for a run of log frames: per org, the frames themselves in sequence order, in
+/// values of about [`JOURNAL_VALUE_BYTES`], each keyed by its org and its last frame's sequence
+/// number.
+pub(super) fn journal_batch(frames: &[u8]) -> sled::Batch {
+    // Per org: the value being filled and the key of its last frame.
+    let mut by_org: BTreeMap<&[u8], (Vec<u8>, &[u8])> = BTreeMap::new();
+    let mut batch = sled::Batch::default();
+    for (key, payload) in wal::frames(frames) {
+        let (value, last) = by_org.entry(&key[..18]).or_default();
+        wal::push_frame(value, key, payload);
+        *last = key;
+        if value.len() >= JOURNAL_VALUE_BYTES {
+            batch.insert(key, std::mem::take(value));
+        }
+    }
+    for (value, last) in by_org.into_values() {
+        if !value.is_empty() {
+            batch.insert(last, value);
+        }
+    }
+    batch
+}
+
+/// The journal records in one journal value: `(seq, record)` for each of its log frames.
+pub(super) fn journal_value(value: &[u8]) -> Result<Vec<(u64, JournalRecord)>, StoreError> {
+    let mut out = Vec::new();
+    let mut used = 0;
+    for (key, payload) in wal::frames(value) {
+        out.push((frame_seq(key)?, JournalRecord::decode(payload)?));
+        used += wal::frame_len(payload);
+    }
+    if used != value.len() {
+        return Err(corrupt("inbox_journal", "damaged frame"));
+    }
+    Ok(out)
+}
+
+/// The sequence number in a journal key (`org ‖ seq`).
+pub(super) fn frame_seq(key: &[u8]) -> Result<u64, StoreError> {
+    keys::journal_seq(key).ok_or_else(|| corrupt("inbox_journal", "bad key"))
+}
+
+/// Replays the journal: every dedupe key, and every record named after its last applied pull.
+/// Also returns the highest sequence number in the journal and in use (journal or applied
+/// marks).
+pub(super) fn rebuild(
+    journal: &sled::Tree,
+    applied: &sled::Tree,
+) -> Result<(InboxMemory, u64, u64), StoreError> {
+    let mut mem = InboxMemory::default();
+    let mut in_use = 0;
+    for kv in applied.iter() {
+        let (_, v) = kv?;
+        in_use = in_use.max(applied_seq(Some(v)));
+    }
+    let mut journaled = 0;
+    for kv in journal.iter() {
+        let (_, v) = kv?;
+        for (seq, rec) in journal_value(&v)? {
+            journaled = journaled.max(seq);
+            replay(&mut mem, applied, seq, rec)?;
+        }
+    }
+    Ok((mem, journaled, in_use.max(journaled)))
+}
+
+/// Adds one journal record to the memory, skipping records already applied.
+pub(super) fn replay(
+    mem: &mut InboxMemory,
+    applied: &sled::Tree,
+    seq: u64,
+    rec: JournalRecord,
+) -> Result<(), StoreError> {
+    for d in rec.dedupe {
+        mem.dedupe.insert(d, rec.received_ms);
+    }
+    let org = OrgId::parse(&rec.org).map_err(|e| corrupt("inbox_journal", e))?;
+    for (code, id, change, stamp, modified_by) in rec.notes {
+        let object =
+            ObjectType::from_code(code).ok_or_else(|| corrupt("inbox_journal", "bad object"))?;
+        let id = SalesforceId::parse(&id).map_err(|e| corrupt("inbox_journal", e))?;
+        let pkey = keys::pending(&org, object, &id);
+        if applied_seq(applied.get(&pkey)?) >= seq {
+            continue;
+        }
+        let note = Notification {
+            object,
+            record_id: id,
+            change,
+            system_modstamp: stamp.and_then(|ms| Utc.timestamp_millis_opt(ms).single()),
+            modified_by: match modified_by {
+                Some(u) => Some(SalesforceId::parse(&u).map_err(|e| corrupt("inbox_journal", e))?),
+                None => None,
+            },
+        };
+        let old = mem.pending.remove(&pkey).map(|s| s.entry);
+        let entry = merge(old, &note, rec.received_ms);
+        mem.pending.insert(
+            pkey,
+            PendingSlot {
+                entry,
+                last_seq: seq,
+            },
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,190 @@
+//! Small typed values kept per org beside the records: what was last pulled of a Salesforce
+//! record ([`Seen`]), the open conflict of a quarantined one, the `SystemModstamp` the outbox read
+//! back after writing one, where each object's catch-up sweep resumes ([`SweepCursor`]) and when
+//! the sweep last succeeded, and the Salesforce user a connection acts as.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::keys;
+use super::tx::{Tx, TxResult, read_json};
+use super::{Store, StoreError};
+use crate::domain::{ObjectType, OrgId, SalesforceId};
+
+/// Salesforce's `SystemModstamp` has whole seconds: two changes in one second carry the same
+/// stamp. A pull is known to include every change of its stamp's second only when it happened
+/// after that second (plus this margin for clock skew).
+pub const SAME_SECOND_MARGIN_MS: i64 = 2_000;
+
+/// What was last pulled of one Salesforce record: its `SystemModstamp` and when it was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seen {
+    /// The record's `SystemModstamp`, in milliseconds since the epoch.
+    pub stamp_ms: i64,
+    /// When sfsync read it, in milliseconds since the epoch (local clock).
+    pub pulled_ms: i64,
+}
+
+impl Seen {
+    /// Whether a change stamped `stamp_ms` is already reflected by this pull.
+    pub fn covers(&self, stamp_ms: i64) -> bool {
+        stamp_ms < self.stamp_ms
+            || (stamp_ms == self.stamp_ms
+                && self.pulled_ms >= self.stamp_ms + SAME_SECOND_MARGIN_MS)
+    }
+}
+
+/// Where an object's sweep resumes: the last `(SystemModstamp, Id)` it stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepCursor {
+    /// `SystemModstamp` in milliseconds.
+    pub stamp_ms: i64,
+    /// The record id at that stamp (ties are ordered by id).
+    pub id: String,
+}
+
+impl Tx<'_> {
+    /// What was last pulled of a Salesforce record.
+    pub fn seen(&self, org: &OrgId, id: &SalesforceId) -> TxResult<Option<Seen>> {
+        self.get_json(self.meta, "meta", &keys::seen(org, id))
+    }
+
+    /// Records what was just pulled of a Salesforce record.
+    pub fn set_seen(&self, org: &OrgId, id: &SalesforceId, seen: &Seen) -> TxResult<()> {
+        self.put_json(self.meta, "meta", keys::seen(org, id), seen)
+    }
+
+    /// The open conflict a quarantined Salesforce record is listed under.
+    pub fn conflict_for(&self, org: &OrgId, id: &SalesforceId) -> TxResult<Option<u64>> {
+        self.get_json(self.meta, "meta", &keys::conflict_of(org, id))
+    }
+
+    /// Points a quarantined Salesforce record at its open conflict.
+    pub fn set_conflict_for(&self, org: &OrgId, id: &SalesforceId, conflict: u64) -> TxResult<()> {
+        self.put_json(self.meta, "meta", keys::conflict_of(org, id), &conflict)
+    }
+
+    /// Forgets the open conflict of a Salesforce record (it applied).
+    pub fn clear_conflict_for(&self, org: &OrgId, id: &SalesforceId) -> TxResult<()> {
+        self.meta.remove(keys::conflict_of(org, id))?;
+        Ok(())
+    }
+
+    /// The `SystemModstamp` (ms) the outbox read back after its last write to a record.
+    pub fn written_stamp(&self, org: &OrgId, id: &SalesforceId) -> TxResult<Option<i64>> {
+        self.get_json(self.meta, "meta", &keys::written_stamp(org, id))
+    }
+
+    /// Records the `SystemModstamp` (ms) read back after sfsync wrote a record.
+    pub fn set_written_stamp(&self, org: &OrgId, id: &SalesforceId, stamp_ms: i64) -> TxResult<()> {
+        self.put_json(self.meta, "meta", keys::written_stamp(org, id), &stamp_ms)
+    }
+
+    /// Moves an object's sweep cursor.
+    pub fn set_sweep_cursor(
+        &self,
+        org: &OrgId,
+        object: ObjectType,
+        cursor: &SweepCursor,
+    ) -> TxResult<()> {
+        self.put_json(self.meta, "meta", keys::sweep_cursor(org, object), cursor)
+    }
+
+    /// Records that the org's catch-up sweep finished without error at `at`.
+    pub fn set_last_sweep(&self, org: &OrgId, at: DateTime<Utc>) -> TxResult<()> {
+        self.put_json(self.meta, "meta", keys::last_sweep(org), &at)
+    }
+}
+
+impl Store {
+    /// What was last pulled of a Salesforce record, read outside a transaction.
+    pub fn seen(&self, org: &OrgId, id: &SalesforceId) -> Result<Option<Seen>, StoreError> {
+        read_json(&self.inner.meta, "meta", &keys::seen(org, id))
+    }
+
+    /// The open conflict of a quarantined Salesforce record, read outside a transaction.
+    pub fn conflict_for(&self, org: &OrgId, id: &SalesforceId) -> Result<Option<u64>, StoreError> {
+        read_json(&self.inner.meta, "meta", &keys::conflict_of(org, id))
+    }
+
+    /// The `SystemModstamp` (ms) the outbox read back after its last write to a record.
+    pub fn written_stamp(&self, org: &OrgId, id: &SalesforceId) -> Result<Option<i64>, StoreError> {
+        read_json(&self.inner.meta, "meta", &keys::written_stamp(org, id))
+    }
+
+    /// Where an object's catch-up sweep resumes, once it has run.
+    pub fn sweep_cursor(
+        &self,
+        org: &OrgId,
+        object: ObjectType,
+    ) -> Result<Option<SweepCursor>, StoreError> {
+        read_json(&self.inner.meta, "meta", &keys::sweep_cursor(org, object))
+    }
+
+    /// Moves an object's sweep cursor (durable with the next flush).
+    pub fn set_sweep_cursor(
+        &self,
+        org: &OrgId,
+        object: ObjectType,
+        cursor: &SweepCursor,
+    ) -> Result<(), StoreError> {
+        self.atomically(|tx| tx.set_sweep_cursor(org, object, cursor))
+    }
+
+    /// When the org's catch-up sweep last finished without error.
+    pub fn last_sweep(&self, org: &OrgId) -> Result<Option<DateTime<Utc>>, StoreError> {
+        read_json(&self.inner.meta, "meta", &keys::last_sweep(org))
+    }
+
+    /// Records that the org's catch-up sweep finished without error at `at`.
+    pub fn set_last_sweep(&self, org: &OrgId, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.atomically(|tx| tx.set_last_sweep(org, at))
+    }
+
+    /// The Salesforce user an org's connection acts as, as saved at the last authorization.
+    pub fn connection_user(&self, org: &OrgId) -> Result<Option<SalesforceId>, StoreError> {
+        let Some(v) = self.inner.tokens.get(keys::connection_user(org))? else {
+            return Ok(None);
+        };
+        let text = std::str::from_utf8(&v).map_err(|e| corrupt_user(e.to_string()))?;
+        SalesforceId::parse(text)
+            .map(Some)
+            .map_err(|e| corrupt_user(e.to_string()))
+    }
+
+    /// Saves the Salesforce user an org's connection acts as, durably (like its token).
+    pub fn save_connection_user(&self, org: &OrgId, user: &SalesforceId) -> Result<(), StoreError> {
+        self.inner
+            .tokens
+            .insert(keys::connection_user(org), user.as_str().as_bytes())?;
+        self.flush_tokens()
+    }
+}
+
+fn corrupt_user(reason: String) -> StoreError {
+    StoreError::Corrupt {
+        tree: "oauth_tokens",
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pull_covers_older_stamps_and_its_own_second_only_once_that_second_is_over() {
+        let seen = Seen {
+            stamp_ms: 10_000,
+            pulled_ms: 10_400,
+        };
+        assert!(seen.covers(9_000));
+        assert!(!seen.covers(10_000), "a change later in the same second");
+        assert!(!seen.covers(11_000));
+        let later = Seen {
+            stamp_ms: 10_000,
+            pulled_ms: 12_000,
+        };
+        assert!(later.covers(10_000));
+    }
+}

@@ -1,0 +1,205 @@
+//! The record transaction, [`Tx`]: one serializable sled transaction over every tree that must
+//! move together (records, indexes, provenance, conflicts, the inbox's applied marks, the outbox
+//! and metadata). The typed methods live with their trees (`records`, `outbox`, `meta`, `inbox`).
+
+use std::cell::RefCell;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+
+use super::pending::InboxMemory;
+use super::{Store, StoreError};
+
+/// Errors inside a transaction closure: a store error, or the caller's own reason to abort.
+#[derive(Debug, thiserror::Error)]
+pub enum TxError<E> {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The closure chose to abort; nothing was written.
+    #[error("transaction aborted")]
+    Abort(E),
+}
+
+impl TxError<std::convert::Infallible> {
+    /// The store error of a transaction that cannot abort on its own.
+    pub fn into_store(self) -> StoreError {
+        match self {
+            Self::Store(e) => e,
+            Self::Abort(never) => match never {},
+        }
+    }
+}
+
+/// The result type of [`Tx`] methods: `?` in a transaction closure propagates it.
+pub type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+/// How a transaction closure fails: a store error (propagated with `?` from [`Tx`] methods) or the
+/// caller's own reason.
+#[derive(Debug)]
+pub enum TxAbort<E> {
+    /// From a [`Tx`] method.
+    Store(ConflictableTransactionError<StoreError>),
+    /// The caller's reason; returned as [`TxError::Abort`].
+    User(E),
+}
+
+impl<E> From<ConflictableTransactionError<StoreError>> for TxAbort<E> {
+    fn from(e: ConflictableTransactionError<StoreError>) -> Self {
+        Self::Store(e)
+    }
+}
+
+impl<E> From<sled::transaction::UnabortableTransactionError> for TxAbort<E> {
+    fn from(e: sled::transaction::UnabortableTransactionError) -> Self {
+        Self::Store(e.into())
+    }
+}
+
+/// A decoding failure inside a transaction.
+pub(super) fn corrupt(
+    tree: &'static str,
+    e: impl std::fmt::Display,
+) -> ConflictableTransactionError<StoreError> {
+    ConflictableTransactionError::Abort(StoreError::Corrupt {
+        tree,
+        reason: e.to_string(),
+    })
+}
+
+/// A JSON value read outside a transaction.
+pub(super) fn read_json<T: DeserializeOwned>(
+    tree: &sled::Tree,
+    name: &'static str,
+    key: &[u8],
+) -> Result<Option<T>, StoreError> {
+    match tree.get(key)? {
+        Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(|e| {
+            StoreError::Corrupt {
+                tree: name,
+                reason: e.to_string(),
+            }
+        })?)),
+        None => Ok(None),
+    }
+}
+
+/// The trees of one record transaction. Methods read and write through the transaction.
+pub struct Tx<'a> {
+    pub(super) records: &'a TransactionalTree,
+    pub(super) index: &'a TransactionalTree,
+    pub(super) provenance: &'a TransactionalTree,
+    pub(super) conflicts: &'a TransactionalTree,
+    /// Per pending key, the newest inbox journal record applied.
+    pub(super) applied: &'a TransactionalTree,
+    /// The inbox's pending queue (in memory; see `store::inbox`).
+    pub(super) inbox: &'a std::sync::Mutex<InboxMemory>,
+    /// The outbox tree, for `store::outbox`.
+    pub(super) outbox: &'a TransactionalTree,
+    /// Small typed values: bookmarks, cursors, stamps (see `store::meta`).
+    pub(super) meta: &'a TransactionalTree,
+    /// Pending entries cleared in this run of the closure, with the journal record each covers.
+    pub(super) cleared: RefCell<Vec<(Vec<u8>, u64)>>,
+}
+
+impl Tx<'_> {
+    pub(super) fn get_json<T: DeserializeOwned>(
+        &self,
+        tree: &TransactionalTree,
+        name: &'static str,
+        key: &[u8],
+    ) -> TxResult<Option<T>> {
+        match tree.get(key)? {
+            Some(v) => Ok(Some(
+                serde_json::from_slice(&v).map_err(|e| corrupt(name, e))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    pub(super) fn put_json<T: Serialize>(
+        &self,
+        tree: &TransactionalTree,
+        name: &'static str,
+        key: Vec<u8>,
+        value: &T,
+    ) -> TxResult<()> {
+        let bytes = serde_json::to_vec(value).map_err(|e| corrupt(name, e))?;
+        tree.insert(key, bytes)?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Runs `f` in one serializable transaction over the record, index, provenance, conflict,
+    /// pending, outbox and meta trees. `f` may run more than once (optimistic concurrency), so it
+    /// must do no I/O of its own. Not durable until [`Store::make_durable`] returns.
+    pub fn transact<R, E>(
+        &self,
+        f: impl Fn(&Tx<'_>) -> Result<R, TxAbort<E>>,
+    ) -> Result<R, TxError<E>> {
+        let i = &self.inner;
+        let trees = (
+            &i.records,
+            &i.index,
+            &i.provenance,
+            &i.conflicts,
+            &i.inbox.applied,
+            &i.outbox,
+            &i.meta,
+        );
+        let user_error: RefCell<Option<E>> = RefCell::new(None);
+        let cleared: RefCell<Vec<(Vec<u8>, u64)>> = RefCell::default();
+        let result = trees.transaction(
+            |(records, index, provenance, conflicts, applied, outbox, meta)| {
+                let tx = Tx {
+                    records,
+                    index,
+                    provenance,
+                    conflicts,
+                    applied,
+                    inbox: &i.inbox.memory,
+                    outbox,
+                    meta,
+                    cleared: RefCell::default(),
+                };
+                match f(&tx) {
+                    Ok(r) => {
+                        *cleared.borrow_mut() = tx.cleared.take();
+                        Ok(r)
+                    }
+                    Err(TxAbort::Store(e)) => Err(e),
+                    Err(TxAbort::User(e)) => {
+                        *user_error.borrow_mut() = Some(e);
+                        Err(ConflictableTransactionError::Abort(StoreError::Flush(
+                            "aborted by caller".into(),
+                        )))
+                    }
+                }
+            },
+        );
+        match result {
+            Ok(r) => {
+                let cleared = cleared.into_inner();
+                if !cleared.is_empty() {
+                    i.inbox.memory().forget_cleared(cleared);
+                }
+                Ok(r)
+            }
+            Err(TransactionError::Abort(e)) => match user_error.into_inner() {
+                Some(u) => Err(TxError::Abort(u)),
+                None => Err(TxError::Store(e)),
+            },
+            Err(TransactionError::Storage(e)) => Err(TxError::Store(e.into())),
+        }
+    }
+
+    /// Runs `f` in one transaction ([`Store::transact`]) that has no reason of its own to abort:
+    /// its reads see one state, its writes commit together.
+    pub fn atomically<R>(&self, f: impl Fn(&Tx<'_>) -> TxResult<R>) -> Result<R, StoreError> {
+        self.transact(|tx| Ok::<_, TxAbort<std::convert::Infallible>>(f(tx)?))
+            .map_err(TxError::into_store)
+    }
+}

@@ -1,0 +1,119 @@
+//! What is read of a pulled record: the fields per object, and their values as sfsync's types.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::domain::{ObjectType, SalesforceId};
+use crate::salesforce::{Record, RecordExt as _};
+
+/// Fields read for each pulled object.
+pub fn fields_for(object: ObjectType) -> &'static [&'static str] {
+    match object {
+        ObjectType::Account => &[
+            "Id",
+            "Name",
+            "Website",
+            "Industry",
+            "AnnualRevenue",
+            "NumberOfEmployees",
+            "SystemModstamp",
+        ],
+        ObjectType::Contact => &[
+            "Id",
+            "FirstName",
+            "LastName",
+            "Email",
+            "Title",
+            "Phone",
+            "AccountId",
+            "SystemModstamp",
+        ],
+        ObjectType::Lead => &[
+            "Id",
+            "FirstName",
+            "LastName",
+            "Email",
+            "Title",
+            "Phone",
+            "Company",
+            "Website",
+            "IsConverted",
+            "ConvertedAccountId",
+            "ConvertedContactId",
+            "SystemModstamp",
+        ],
+        ObjectType::Opportunity => &[
+            "Id",
+            "Name",
+            "StageName",
+            "Amount",
+            "CloseDate",
+            "AccountId",
+            "IsClosed",
+            "IsWon",
+            "SystemModstamp",
+        ],
+    }
+}
+
+/// Whether the object has `MasterRecordId` (merges exist for it).
+pub fn can_merge(object: ObjectType) -> bool {
+    !matches!(object, ObjectType::Opportunity)
+}
+
+/// Parses a Salesforce datetime (`2013-05-20T20:49:32.000+0000` or RFC 3339).
+pub fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z"))
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
+}
+
+/// A record's `SystemModstamp` in milliseconds.
+pub fn stamp_ms(record: &Record) -> Option<i64> {
+    record
+        .str_field("SystemModstamp")
+        .and_then(parse_datetime)
+        .map(|d| d.timestamp_millis())
+}
+
+pub(super) fn str_of(record: &Record, field: &str) -> Option<String> {
+    record
+        .str_field(field)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+pub(super) fn f64_of(record: &Record, field: &str) -> Option<f64> {
+    record.get(field).and_then(Value::as_f64)
+}
+
+pub(super) fn i64_of(record: &Record, field: &str) -> Option<i64> {
+    record
+        .get(field)
+        .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f.round() as i64)))
+}
+
+pub(super) fn id_of(record: &Record, field: &str) -> Option<SalesforceId> {
+    record
+        .str_field(field)
+        .and_then(|s| SalesforceId::parse(s).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rest_and_outbound_datetimes_parse() {
+        assert_eq!(
+            parse_datetime("2013-05-20T20:49:32.000+0000").map(|d| d.timestamp()),
+            Some(1_369_082_972)
+        );
+        assert_eq!(
+            parse_datetime("2013-05-20T20:49:32.000Z").map(|d| d.timestamp()),
+            Some(1_369_082_972)
+        );
+    }
+}

@@ -1,0 +1,189 @@
+//! Prepare: each due entry's record read in one transaction and turned into the write it
+//! needs ([`crate::sync::push`]), or a reason to skip it or to wait for a record it links to.
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::domain::{Company, OrgId, PushAs};
+use crate::store::{
+    LocalRef, OutboxEntry, OutboxState, RecordKind, Store, StoreError, Tx, TxResult,
+};
+use crate::sync::push::{self, Links, Payload, Plan};
+
+/// One entry ready to go out.
+#[derive(Debug, Clone)]
+pub(super) struct Item {
+    pub(super) entry_id: u64,
+    pub(super) version: u64,
+    /// Failed attempts so far.
+    pub(super) attempts: u32,
+    pub(super) maybe_sent: bool,
+    pub(super) target: LocalRef,
+    pub(super) payload: Payload,
+}
+
+/// The read of an entry: what to do with it.
+#[derive(Debug)]
+pub(super) enum Prep {
+    /// Send this.
+    Send(Item),
+    /// Nothing to send (entry id, version).
+    Skip(u64, u64),
+    /// A record it links to is about to be created: next step.
+    Wait,
+}
+
+/// Reads each due entry's record and its links, in one read transaction.
+pub(super) fn prepare(
+    store: &Store,
+    org: &OrgId,
+    due: &[OutboxEntry],
+    push_as: PushAs,
+    now: DateTime<Utc>,
+) -> Result<Vec<Prep>, StoreError> {
+    let today = now.date_naive();
+    store.atomically(|tx| {
+        due.iter()
+            .map(|e| prepare_one(tx, org, e, push_as, today))
+            .collect()
+    })
+}
+
+/// The `sfsync:{kind}:{id}` marker's kind of a local record.
+pub(super) fn marker_kind(kind: RecordKind) -> &'static str {
+    match kind {
+        RecordKind::Company => "company",
+        RecordKind::Contact => "contact",
+        RecordKind::CompanyProduct => "product",
+        RecordKind::Activity => "activity",
+    }
+}
+
+/// What reading an entry's record found.
+enum Read {
+    /// The record is gone: nothing to send.
+    Gone,
+    /// A record it links to is about to be created.
+    Wait,
+    /// What the record needs.
+    Plan(Plan),
+}
+
+/// Whether a record this one links to is about to be created (its create must go first).
+fn creating(tx: &Tx<'_>, org: &OrgId, target: LocalRef, linked: bool) -> TxResult<bool> {
+    if linked {
+        return Ok(false);
+    }
+    Ok(tx
+        .outbox_entry_for(org, target)?
+        .is_some_and(|e| e.state == OutboxState::Pending))
+}
+
+/// A linked company, unless it is about to be created (then the caller waits).
+fn company_link(
+    tx: &Tx<'_>,
+    org: &OrgId,
+    id: Option<u64>,
+) -> TxResult<Result<Option<Company>, ()>> {
+    let Some(co) = id.map(|id| tx.company(org, id)).transpose()?.flatten() else {
+        return Ok(Ok(None));
+    };
+    let me = LocalRef {
+        kind: RecordKind::Company,
+        id: co.id,
+    };
+    Ok(if creating(tx, org, me, co.salesforce_id.is_some())? {
+        Err(())
+    } else {
+        Ok(Some(co))
+    })
+}
+
+fn read_contact(tx: &Tx<'_>, org: &OrgId, e: &OutboxEntry, push_as: PushAs) -> TxResult<Read> {
+    let Some(c) = tx.contact(org, e.target.id)? else {
+        return Ok(Read::Gone);
+    };
+    let Ok(company) = company_link(tx, org, c.company_id)? else {
+        return Ok(Read::Wait);
+    };
+    let links = Links {
+        company: company.as_ref(),
+        contact: None,
+    };
+    Ok(Read::Plan(push::contact(
+        &c,
+        links,
+        e.push_as.unwrap_or(push_as),
+    )))
+}
+
+fn read_product(tx: &Tx<'_>, org: &OrgId, id: u64, today: NaiveDate) -> TxResult<Read> {
+    let Some(p) = tx.company_product(org, id)? else {
+        return Ok(Read::Gone);
+    };
+    let Ok(company) = company_link(tx, org, Some(p.company_id))? else {
+        return Ok(Read::Wait);
+    };
+    let links = Links {
+        company: company.as_ref(),
+        contact: None,
+    };
+    Ok(Read::Plan(push::company_product(&p, links, today)))
+}
+
+fn read_activity(tx: &Tx<'_>, org: &OrgId, id: u64) -> TxResult<Read> {
+    let Some(a) = tx.activity(org, id)? else {
+        return Ok(Read::Gone);
+    };
+    let Ok(company) = company_link(tx, org, a.company_id)? else {
+        return Ok(Read::Wait);
+    };
+    let contact = a
+        .contact_id
+        .map(|id| tx.contact(org, id))
+        .transpose()?
+        .flatten();
+    if let Some(c) = &contact {
+        let me = LocalRef {
+            kind: RecordKind::Contact,
+            id: c.id,
+        };
+        if creating(tx, org, me, c.salesforce_id.is_some())? {
+            return Ok(Read::Wait);
+        }
+    }
+    let links = Links {
+        company: company.as_ref(),
+        contact: contact.as_ref(),
+    };
+    Ok(Read::Plan(push::activity(&a, links)))
+}
+
+fn prepare_one(
+    tx: &Tx<'_>,
+    org: &OrgId,
+    e: &OutboxEntry,
+    push_as: PushAs,
+    today: NaiveDate,
+) -> TxResult<Prep> {
+    let read = match e.target.kind {
+        RecordKind::Company => match tx.company(org, e.target.id)? {
+            Some(c) => Read::Plan(push::company(&c)),
+            None => Read::Gone,
+        },
+        RecordKind::Contact => read_contact(tx, org, e, push_as)?,
+        RecordKind::CompanyProduct => read_product(tx, org, e.target.id, today)?,
+        RecordKind::Activity => read_activity(tx, org, e.target.id)?,
+    };
+    Ok(match read {
+        Read::Wait => Prep::Wait,
+        Read::Plan(Plan::Send(payload)) => Prep::Send(Item {
+            entry_id: e.id,
+            version: e.version,
+            attempts: e.attempts,
+            maybe_sent: e.maybe_sent,
+            target: e.target,
+            payload,
+        }),
+        Read::Gone | Read::Plan(Plan::Nothing(_)) => Prep::Skip(e.id, e.version),
+    })
+}

@@ -1,0 +1,466 @@
+//! Send: one chunk of one object's writes through sObject Collections, and what became of each
+//! record ([`Verdict`]). Creates first look for a record an unanswered attempt made (by its
+//! marker) and, for people, one both sides already have (by email); the `SystemModstamp` of
+//! what was written is read back so the inbox can recognise its echo.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt as _;
+use serde_json::json;
+
+use super::prepare::{Item, marker_kind};
+use super::{OutboxError, OutboxWorker};
+use crate::domain::{SalesforceId, normalize};
+use crate::salesforce::{
+    ApiErrorItem, Condition, ErrorClass, Record, RecordExt as _, RecordResult, SalesforceError,
+    Soql,
+};
+use crate::sync::push;
+
+/// Objects whose changes come back as notifications (their stamps are recorded).
+const PULLED: &[&str] = &["Account", "Contact", "Lead", "Opportunity"];
+
+/// What happened to one entry.
+#[derive(Debug, Clone)]
+pub(super) enum Verdict {
+    /// The record exists in Salesforce under `id` (created, found, or updated).
+    Linked {
+        id: SalesforceId,
+        rule: &'static str,
+        stamp_ms: Option<i64>,
+    },
+    /// Try again later; `count` says whether it counts as an attempt.
+    Retry { message: String, count: bool },
+    /// Refused for good.
+    Dead { message: String },
+    /// The Salesforce record merged or converted into `id`.
+    Repoint { id: SalesforceId },
+}
+
+fn first_message(errors: &[ApiErrorItem]) -> String {
+    errors.first().map_or_else(
+        || "salesforce refused the record without a message".to_string(),
+        |e| format!("{}: {}", e.error_code, e.message),
+    )
+}
+
+/// The outcome every entry of a failed call gets, by the call's error class.
+fn call_failure(err: &SalesforceError) -> Verdict {
+    match err.class() {
+        ErrorClass::Retryable
+        | ErrorClass::Auth {
+            needs_reauth: false,
+        } => Verdict::Retry {
+            message: err.to_string(),
+            count: true,
+        },
+        // Waiting for the budget or for a person to authorize again is not the entry's failure.
+        ErrorClass::Limit | ErrorClass::Auth { needs_reauth: true } => Verdict::Retry {
+            message: err.to_string(),
+            count: false,
+        },
+        ErrorClass::Permanent | ErrorClass::Gone => Verdict::Dead {
+            message: err.to_string(),
+        },
+    }
+}
+
+fn stamp_ms(record: &Record) -> Option<i64> {
+    let s = record.str_field("SystemModstamp")?;
+    DateTime::parse_from_rfc3339(s)
+        .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z"))
+        .ok()
+        .map(|d| d.timestamp_millis())
+}
+
+impl OutboxWorker {
+    /// Creates one chunk of records of one object: look-up first where a record may already
+    /// exist, then the rest marked `maybe_sent` (durably) and sent.
+    pub(super) async fn create_chunk(
+        &self,
+        chunk: &[Item],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(Item, Verdict)>, OutboxError> {
+        let sobject = chunk[0].payload.sobject;
+        let people = matches!(sobject, "Contact" | "Lead");
+        let mut verdicts: Vec<Option<Verdict>> = vec![None; chunk.len()];
+        let check: Vec<usize> = (0..chunk.len())
+            .filter(|&i| people || (chunk[i].maybe_sent && !self.config.upsert_on_marker))
+            .collect();
+        if !check.is_empty() {
+            match self.find_existing(sobject, chunk, &check).await {
+                Ok(found) => {
+                    for (i, verdict) in found {
+                        verdicts[i] = Some(verdict);
+                    }
+                }
+                Err(e) => {
+                    let v = call_failure(&e);
+                    return Ok(chunk.iter().map(|i| (i.clone(), v.clone())).collect());
+                }
+            }
+        }
+        let send: Vec<&Item> = (0..chunk.len())
+            .filter(|&i| verdicts[i].is_none())
+            .map(|i| &chunk[i])
+            .collect();
+        let mut sent = self.send_creates(&send, now).await?.into_iter();
+        Ok(chunk
+            .iter()
+            .zip(verdicts)
+            .map(|(item, v)| {
+                let v = v.or_else(|| sent.next()).unwrap_or(Verdict::Retry {
+                    message: "no result".into(),
+                    count: true,
+                });
+                (item.clone(), v)
+            })
+            .collect())
+    }
+
+    /// Sends creates (as upserts by the marker when it is an External ID), each carrying its
+    /// marker, once their entries are durably marked `maybe_sent`. One verdict per item.
+    async fn send_creates(
+        &self,
+        items: &[&Item],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Verdict>, OutboxError> {
+        let Some(first) = items.first() else {
+            return Ok(Vec::new());
+        };
+        let sobject = first.payload.sobject;
+        let ids: Vec<u64> = items.iter().map(|i| i.entry_id).collect();
+        self.store.mark_outbox_maybe_sent(&self.org, &ids, now)?;
+        self.store.make_durable().await?;
+        let marker_field = self.config.marker_field.as_str();
+        let records: Vec<Record> = items
+            .iter()
+            .map(|item| {
+                let mut r = item.payload.fields.clone();
+                let marker = push::marker(marker_kind(item.target.kind), item.target.id);
+                r.insert(marker_field.to_string(), json!(marker));
+                r
+            })
+            .collect();
+        let result = if self.config.upsert_on_marker {
+            self.client
+                .upsert_collection(sobject, marker_field, &records, false)
+                .await
+        } else {
+            self.client
+                .create_collection(sobject, &records, false)
+                .await
+        };
+        Ok(match result {
+            Ok(results) => {
+                let stamps = self.stamps(sobject, &results).await;
+                results
+                    .iter()
+                    .map(|r| record_outcome(r, "push:create", &stamps, true))
+                    .collect()
+            }
+            Err(e) => vec![call_failure(&e); items.len()],
+        })
+    }
+
+    /// Looks for records an earlier attempt created (by marker) and, for people, records both
+    /// sides already have (same email, and for Contacts the same Account).
+    pub(super) async fn find_existing(
+        &self,
+        sobject: &str,
+        chunk: &[Item],
+        check: &[usize],
+    ) -> Result<Vec<(usize, Verdict)>, SalesforceError> {
+        let marker_field = self.config.marker_field.as_str();
+        let markers: Vec<String> = check
+            .iter()
+            .map(|&i| push::marker(marker_kind(chunk[i].target.kind), chunk[i].target.id))
+            .collect();
+        let emails: Vec<String> = check
+            .iter()
+            .filter_map(|&i| chunk[i].payload.match_email.clone())
+            .collect();
+        let mut alternatives = vec![Condition::is_in(marker_field, &markers)];
+        if !emails.is_empty() {
+            alternatives.push(Condition::is_in("Email", &emails));
+        }
+        let mut fields = vec!["Id", "SystemModstamp", marker_field];
+        match sobject {
+            "Contact" => fields.extend(["Email", "AccountId"]),
+            "Lead" => fields.push("Email"),
+            _ => {}
+        }
+        let mut query = Soql::select(&fields, sobject).filter(Condition::any(alternatives));
+        if sobject == "Lead" {
+            query = query.filter(Condition::is("IsConverted", false));
+        }
+        let soql = query.order_by(&["Id"]).to_string();
+        let rows: Vec<Record> = self.client.query(&soql).try_collect().await?;
+        let mut by_marker: HashMap<&str, &Record> = HashMap::new();
+        let mut by_email: HashMap<String, Vec<&Record>> = HashMap::new();
+        for r in &rows {
+            if let Some(m) = r.str_field(marker_field) {
+                by_marker.entry(m).or_insert(r);
+            }
+            if let Some(e) = r.str_field("Email").and_then(normalize::email) {
+                by_email.entry(e).or_default().push(r);
+            }
+        }
+        let mut out = Vec::new();
+        for (n, &i) in check.iter().enumerate() {
+            let item = &chunk[i];
+            let hit = by_marker
+                .get(markers[n].as_str())
+                .map(|r| (*r, "push:found-earlier-create"))
+                .or_else(|| {
+                    let email = item.payload.match_email.as_ref()?;
+                    by_email.get(email)?.iter().find_map(|r| {
+                        let same_account = sobject == "Lead"
+                            || r.str_field("AccountId")
+                                .and_then(|a| SalesforceId::parse(a).ok())
+                                == item.payload.match_account;
+                        same_account.then_some((*r, "push:link-existing"))
+                    })
+                });
+            if let Some((r, rule)) = hit {
+                if let Some(id) = r.sf_id() {
+                    // Only sfsync's own write may be skipped by the inbox: a record found by
+                    // email carries someone else's change, which must still be pulled.
+                    let ours = rule == "push:found-earlier-create";
+                    out.push((
+                        i,
+                        Verdict::Linked {
+                            id,
+                            rule,
+                            stamp_ms: stamp_ms(r).filter(|_| ours),
+                        },
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The `SystemModstamp` of written records of a pulled object, by id (one retrieve call).
+    /// A failed read only costs the echo's pull later, so it is logged, not raised.
+    async fn stamps(&self, sobject: &str, results: &[RecordResult]) -> HashMap<SalesforceId, i64> {
+        if !PULLED.contains(&sobject) {
+            return HashMap::new();
+        }
+        let ids: Vec<SalesforceId> = results
+            .iter()
+            .filter(|r| r.success)
+            .filter_map(RecordResult::sf_id)
+            .collect();
+        if ids.is_empty() {
+            return HashMap::new();
+        }
+        match self
+            .client
+            .retrieve_collection(sobject, &ids, &["Id", "SystemModstamp"])
+            .await
+        {
+            Ok(records) => ids
+                .into_iter()
+                .zip(records)
+                .filter_map(|(id, r)| Some((id, stamp_ms(r.as_ref()?)?)))
+                .collect(),
+            Err(e) => {
+                tracing::warn!(org = %self.org, sobject, error = %e, "reading written stamps failed");
+                HashMap::new()
+            }
+        }
+    }
+
+    /// Updates one chunk of linked records of one object; records that merged or converted are
+    /// re-pointed at their survivor.
+    pub(super) async fn update_chunk(&self, chunk: &[Item]) -> Vec<(Item, Verdict)> {
+        let sobject = chunk[0].payload.sobject;
+        let records: Vec<Record> = chunk
+            .iter()
+            .map(|item| {
+                let mut r = item.payload.fields.clone();
+                if let Some(id) = &item.payload.existing {
+                    r.insert("Id".into(), json!(id));
+                }
+                r
+            })
+            .collect();
+        let results = match self
+            .client
+            .update_collection(sobject, &records, false)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                let o = call_failure(&e);
+                return chunk.iter().map(|i| (i.clone(), o.clone())).collect();
+            }
+        };
+        let stamps = self.stamps(sobject, &results).await;
+        let mut out: Vec<(Item, Verdict)> = Vec::with_capacity(chunk.len());
+        let mut gone = Vec::new();
+        for (n, (item, r)) in chunk.iter().zip(&results).enumerate() {
+            let moved = !r.success
+                && (r.class() == Some(ErrorClass::Gone)
+                    || r.errors
+                        .first()
+                        .is_some_and(|e| e.error_code == "CANNOT_UPDATE_CONVERTED_LEAD"));
+            if moved {
+                gone.push(n);
+            }
+            let outcome = match &item.payload.existing {
+                Some(id) if r.success => Verdict::Linked {
+                    id: id.clone(),
+                    rule: "push:update",
+                    stamp_ms: stamps.get(id).copied(),
+                },
+                _ => record_outcome(r, "push:update", &stamps, false),
+            };
+            out.push((item.clone(), outcome));
+        }
+        if !gone.is_empty() {
+            self.repoint(sobject, chunk, &gone, &mut out).await;
+        }
+        out
+    }
+
+    /// The verdicts of updates aimed at records that merged or converted (`gone`, indexes in
+    /// `chunk`): re-point at the survivor, or a dead letter when there is none.
+    async fn repoint(
+        &self,
+        sobject: &str,
+        chunk: &[Item],
+        gone: &[usize],
+        out: &mut [(Item, Verdict)],
+    ) {
+        let ids: Vec<SalesforceId> = gone
+            .iter()
+            .filter_map(|&n| chunk[n].payload.existing.clone())
+            .collect();
+        let survivors = match self.survivors(sobject, &ids).await {
+            Ok(s) => s,
+            Err(e) => {
+                let v = call_failure(&e);
+                for &n in gone {
+                    out[n].1 = v.clone();
+                }
+                return;
+            }
+        };
+        for &n in gone {
+            let Some(old) = &chunk[n].payload.existing else {
+                continue;
+            };
+            out[n].1 = match survivors.get(old) {
+                Some(id) => Verdict::Repoint { id: id.clone() },
+                None => Verdict::Dead {
+                    message: format!(
+                        "the {sobject} {old} was deleted in Salesforce and merged into no other record"
+                    ),
+                },
+            };
+        }
+    }
+
+    /// Where merged records (`MasterRecordId`) and converted Leads (`ConvertedContactId`) went.
+    async fn survivors(
+        &self,
+        sobject: &str,
+        ids: &[SalesforceId],
+    ) -> Result<HashMap<SalesforceId, SalesforceId>, SalesforceError> {
+        let fields: &[&str] = match sobject {
+            "Account" | "Contact" => &["Id", "MasterRecordId"],
+            "Lead" => &["Id", "MasterRecordId", "IsConverted", "ConvertedContactId"],
+            _ => return Ok(HashMap::new()),
+        };
+        let soql = Soql::select(fields, sobject)
+            .where_in("Id", ids.iter().map(SalesforceId::as_str))
+            .to_string();
+        let rows: Vec<Record> = self.client.query_all(&soql).try_collect().await?;
+        let mut out = HashMap::new();
+        for r in rows {
+            let Some(id) = r.sf_id() else { continue };
+            let parse = |f: &str| r.str_field(f).and_then(|s| SalesforceId::parse(s).ok());
+            if let Some(contact) =
+                parse("ConvertedContactId").filter(|_| r.bool_field("IsConverted") == Some(true))
+            {
+                out.insert(id, contact);
+            } else if let Some(master) = parse("MasterRecordId") {
+                out.insert(id, master);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The outcome of one record of a collections write.
+fn record_outcome(
+    r: &RecordResult,
+    rule: &'static str,
+    stamps: &HashMap<SalesforceId, i64>,
+    creating: bool,
+) -> Verdict {
+    if r.success {
+        return match r.sf_id() {
+            Some(id) => Verdict::Linked {
+                stamp_ms: stamps.get(&id).copied(),
+                id,
+                rule,
+            },
+            None => Verdict::Retry {
+                message: "salesforce answered success without an id".into(),
+                count: true,
+            },
+        };
+    }
+    // A create refused by a duplicate rule that names the record both sides have: link to it.
+    if let Some(id) = r
+        .errors
+        .iter()
+        .filter(|e| e.error_code == "DUPLICATES_DETECTED")
+        .filter_map(|e| e.duplicate_result.as_ref())
+        .flat_map(|d| d.matched_ids())
+        .find_map(|s| SalesforceId::parse(&s).ok())
+        .filter(|_| creating)
+    {
+        return Verdict::Linked {
+            id,
+            rule: "push:link-duplicate-rule",
+            stamp_ms: None,
+        };
+    }
+    let message = first_message(&r.errors);
+    match r.class() {
+        Some(ErrorClass::Retryable | ErrorClass::Auth { .. }) | None => Verdict::Retry {
+            message,
+            count: true,
+        },
+        Some(ErrorClass::Limit) => Verdict::Retry {
+            message,
+            count: false,
+        },
+        Some(ErrorClass::Permanent | ErrorClass::Gone) => Verdict::Dead { message },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_create_refused_by_a_duplicate_rule_links_to_the_match_and_an_update_does_not() {
+        let body = r#"{"success":false,"errors":[{"statusCode":"DUPLICATES_DETECTED","message":"Use one of these records?","duplicateResut":{"allowSave":false,"duplicateRule":"Contact_Rule","matchResults":[{"matchRecords":[{"record":{"Id":"0031I0000081tbPQAQ"}}]}]}}]}"#;
+        let r: RecordResult = serde_json::from_str(body).expect("result");
+        let stamps = HashMap::new();
+        match record_outcome(&r, "push:create", &stamps, true) {
+            Verdict::Linked { id, .. } => assert_eq!(id.as_str(), "0031I0000081tbPQAQ"),
+            other => panic!("not linked: {other:?}"),
+        }
+        match record_outcome(&r, "push:update", &stamps, false) {
+            Verdict::Dead { message } => assert!(message.starts_with("DUPLICATES_DETECTED")),
+            other => panic!("not dead: {other:?}"),
+        }
+    }
+}
