@@ -194,6 +194,11 @@ impl Client {
         let _ = self.inner.telemetry.set(telemetry);
     }
 
+    /// Where this connection counts its calls and reports its failures, once attached.
+    pub fn telemetry(&self) -> Option<&Telemetry> {
+        self.inner.telemetry.get()
+    }
+
     /// Records that the connection needs a new authorization, and why.
     fn mark_needs_reauth(&self, why: impl std::fmt::Display) {
         self.inner.needs_reauth.store(true, Ordering::Release);

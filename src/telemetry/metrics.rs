@@ -234,14 +234,15 @@ pub const REJECT_REASONS: &[&str] = &[
 ];
 /// The objects records are pulled as.
 pub const PULL_OBJECTS: &[&str] = &["Account", "Contact", "Lead", "Opportunity"];
-/// What applying a pulled record did.
+/// What applying a pulled record did (`Applied::label`), or `failed` when it could not be read.
 pub const PULL_RESULTS: &[&str] = &[
     "created",
     "updated",
-    "relinked",
-    "unlinked",
     "unchanged",
     "quarantined",
+    "unlinked",
+    "relinked",
+    "ignored",
     "failed",
 ];
 /// The objects outbox entries are pushed as.

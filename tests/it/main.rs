@@ -14,6 +14,7 @@ mod hostile_clients;
 mod intake_hostile;
 mod intake_outbound;
 mod intake_signed;
+mod metrics;
 mod oauth_connect;
 mod operator_env;
 mod operator_path;

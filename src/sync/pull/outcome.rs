@@ -94,6 +94,21 @@ pub enum Applied {
     },
 }
 
+impl Applied {
+    /// The outcome's name, as `sfsync_pull_applied_total` labels it (`result`).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Created { .. } => "created",
+            Self::Updated { .. } => "updated",
+            Self::Unchanged { .. } => "unchanged",
+            Self::Quarantined { .. } => "quarantined",
+            Self::Unlinked { .. } => "unlinked",
+            Self::Relinked { .. } => "relinked",
+            Self::Ignored { .. } => "ignored",
+        }
+    }
+}
+
 /// A quarantined record: the Salesforce record and the local candidates a person picks from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Conflict {

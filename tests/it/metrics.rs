@@ -1,0 +1,246 @@
+//! `GET /metrics` read as Prometheus reads it (parsed with `prometheus-parse`): every family the
+//! service promises is there with its help text and type before anything happens, and the
+//! values move when what they count happens (a notification, a pull, a push, a refresh, a
+//! refused request, a dead letter, a sweep).
+
+use std::time::Duration;
+
+use prometheus_parse::{Sample, Scrape, Value};
+use reqwest::Method;
+use serde_json::json;
+use sfsync::simulator::SimulatorConfig;
+
+use crate::pull_harness::{PullEnv, eventually, start_with};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// The families the service exports, with their Prometheus type.
+pub const FAMILIES: &[(&str, &str)] = &[
+    ("sfsync_inbox_received_total", "counter"),
+    ("sfsync_inbox_duplicates_total", "counter"),
+    ("sfsync_inbox_rejected_total", "counter"),
+    ("sfsync_inbox_ignored_total", "counter"),
+    ("sfsync_inbox_echoes_total", "counter"),
+    ("sfsync_inbox_pending", "gauge"),
+    ("sfsync_inbox_ack_seconds", "histogram"),
+    ("sfsync_pull_applied_total", "counter"),
+    ("sfsync_pull_freshness_seconds", "histogram"),
+    ("sfsync_outbox_pending", "gauge"),
+    ("sfsync_outbox_dead", "gauge"),
+    ("sfsync_push_total", "counter"),
+    ("sfsync_api_calls_total", "counter"),
+    ("sfsync_api_usage_ratio", "gauge"),
+    ("sfsync_api_budget_ratio", "gauge"),
+    ("sfsync_token_refreshes_total", "counter"),
+    ("sfsync_connection_state", "gauge"),
+    ("sfsync_sweep_last_success_timestamp_seconds", "gauge"),
+    ("sfsync_sweep_interval_seconds", "gauge"),
+    ("sfsync_app_webhook_deliveries_total", "counter"),
+    ("sfsync_app_webhook_lag_seconds", "histogram"),
+];
+
+/// The service's `/metrics`, parsed.
+pub async fn scrape(base: &str) -> Scrape {
+    let resp = reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("scrape");
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.expect("text");
+    Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("prometheus text format")
+}
+
+fn type_of(value: &Value) -> &'static str {
+    match value {
+        Value::Counter(_) => "counter",
+        Value::Gauge(_) => "gauge",
+        Value::Histogram(_) => "histogram",
+        Value::Summary(_) => "summary",
+        Value::Untyped(_) => "untyped",
+    }
+}
+
+/// The value of the series `name` whose labels include `labels`; for a histogram, its count.
+fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let found: Vec<&Sample> = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(v)))
+        .collect();
+    assert!(!found.is_empty(), "no series {name} {labels:?}");
+    found
+        .iter()
+        .map(|s| match &s.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => *v,
+            Value::Histogram(buckets) => buckets
+                .iter()
+                .find(|b| b.less_than.is_infinite())
+                .map_or(0.0, |b| b.count),
+            Value::Summary(_) => 0.0,
+        })
+        .sum()
+}
+
+async fn env() -> PullEnv {
+    start_with(SimulatorConfig::default(), "sweep_interval_s = 3600").await
+}
+
+#[tokio::test]
+async fn every_family_is_exported_with_its_help_and_type_before_anything_happens() {
+    let env = env().await;
+    let org = env.org.to_string();
+
+    let scrape = scrape(&env.svc.base).await;
+
+    for (name, kind) in FAMILIES {
+        let help = scrape
+            .docs
+            .get(*name)
+            .map(String::as_str)
+            .unwrap_or_default();
+        assert!(help.len() > 10, "{name} has no help text");
+        let samples: Vec<&Sample> = scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == *name)
+            .collect();
+        assert!(!samples.is_empty(), "{name} is not exported");
+        for s in samples {
+            assert_eq!(type_of(&s.value), *kind, "{name}");
+        }
+    }
+    assert_eq!(
+        value(
+            &scrape,
+            "sfsync_connection_state",
+            &[("org", &org), ("state", "connected")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &scrape,
+            "sfsync_connection_state",
+            &[("org", &org), ("state", "needs_reauth")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        value(
+            &scrape,
+            "sfsync_inbox_rejected_total",
+            &[("reason", "signature")]
+        ),
+        0.0
+    );
+    assert_eq!(value(&scrape, "sfsync_api_budget_ratio", &[]), 0.8);
+    assert_eq!(value(&scrape, "sfsync_sweep_interval_seconds", &[]), 3600.0);
+}
+
+#[tokio::test]
+async fn the_values_move_when_what_they_count_happens() {
+    let env = env().await;
+    let (base, org) = (env.svc.base.clone(), env.org.to_string());
+    let before = scrape(&base).await;
+
+    // A record created in the org: a notification in, a pull, a local write.
+    env.sim
+        .create(
+            "Account",
+            json!({"Name": "Metrics Ltd", "Website": "metrics.example"}),
+        )
+        .expect("create");
+    let pulled = eventually("the account pulled", WAIT, || async {
+        let s = scrape(&base).await;
+        (value(
+            &s,
+            "sfsync_pull_applied_total",
+            &[("object", "Account"), ("result", "created")],
+        ) >= 1.0)
+            .then_some(s)
+    })
+    .await;
+    assert!(value(&pulled, "sfsync_inbox_received_total", &[]) >= 1.0);
+    assert!(value(&pulled, "sfsync_inbox_ack_seconds", &[]) >= 1.0);
+    assert!(value(&pulled, "sfsync_pull_freshness_seconds", &[]) >= 1.0);
+    let calls = |s: &Scrape| value(s, "sfsync_api_calls_total", &[("org", &org)]);
+    assert!(calls(&pulled) > calls(&before));
+    assert!(value(&pulled, "sfsync_api_usage_ratio", &[("org", &org)]) > 0.0);
+    assert!(
+        value(
+            &pulled,
+            "sfsync_sweep_last_success_timestamp_seconds",
+            &[("org", &org)]
+        ) > 1.7e9
+    );
+
+    // A local contact pushed, and a lead Salesforce refuses (a dead letter).
+    let (status, _) = env
+        .api(
+            Method::POST,
+            "/contacts",
+            Some(json!({"last_name": "Pushed", "email": "p@metrics.example"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    env.api(
+        Method::POST,
+        "/contacts",
+        Some(json!({"last_name": "Refused", "push_as": "lead"})),
+    )
+    .await;
+    let pushed = eventually("the pushes", WAIT, || async {
+        let s = scrape(&base).await;
+        let ok = value(
+            &s,
+            "sfsync_push_total",
+            &[("object", "Contact"), ("result", "ok")],
+        );
+        let dead = value(&s, "sfsync_outbox_dead", &[("org", &org)]);
+        (ok >= 1.0 && dead == 1.0).then_some(s)
+    })
+    .await;
+    assert_eq!(
+        value(
+            &pushed,
+            "sfsync_push_total",
+            &[("object", "Lead"), ("result", "dead")]
+        ),
+        1.0
+    );
+
+    // An expired session: the next call refreshes it.
+    let refreshes = value(&pushed, "sfsync_token_refreshes_total", &[]);
+    env.sim.expire_sessions();
+    env.api(
+        Method::POST,
+        "/contacts",
+        Some(json!({"last_name": "After", "email": "a@metrics.example"})),
+    )
+    .await;
+    eventually("a refresh", WAIT, || async {
+        let s = scrape(&base).await;
+        (value(&s, "sfsync_token_refreshes_total", &[]) > refreshes).then_some(())
+    })
+    .await;
+
+    // A request to a key nobody has is refused and counted by its reason.
+    let refused = reqwest::Client::new()
+        .post(format!(
+            "{base}/webhooks/salesforce/outbound/not-a-key-of-anyone-000"
+        ))
+        .header("content-type", "text/xml")
+        .body("<x/>")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(refused.status(), 401);
+    let after = scrape(&base).await;
+    assert_eq!(
+        value(
+            &after,
+            "sfsync_inbox_rejected_total",
+            &[("reason", "unknown_key")]
+        ),
+        1.0
+    );
+}
