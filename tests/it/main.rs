@@ -8,6 +8,7 @@ mod console_security;
 mod crash;
 mod deploy_kit;
 mod deploy_kubernetes;
+mod deploy_monitoring;
 mod helpers;
 mod history_api;
 mod hostile_clients;

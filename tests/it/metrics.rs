@@ -3,6 +3,7 @@
 //! values move when what they count happens (a notification, a pull, a push, a refresh, a
 //! refused request, a dead letter, a sweep).
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use prometheus_parse::{Sample, Scrape, Value};
@@ -47,6 +48,21 @@ pub async fn scrape(base: &str) -> Scrape {
     assert_eq!(resp.status(), 200);
     let text = resp.text().await.expect("text");
     Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("prometheus text format")
+}
+
+/// Every series name a query may read: each sample's name, and for a histogram its `_bucket`,
+/// `_sum` and `_count` series.
+pub fn exported_names(scrape: &Scrape) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for s in &scrape.samples {
+        names.insert(s.metric.clone());
+        if matches!(s.value, Value::Histogram(_)) {
+            for suffix in ["_bucket", "_sum", "_count"] {
+                names.insert(format!("{}{suffix}", s.metric));
+            }
+        }
+    }
+    names
 }
 
 fn type_of(value: &Value) -> &'static str {
