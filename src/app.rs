@@ -184,6 +184,7 @@ fn app_state(
     let telemetry = Telemetry::for_orgs(config.connections.iter().map(|c| &c.org_id));
     telemetry.metrics.configured(
         config.outbox.limit_share,
+        config.sync.limit_share,
         Duration::from_secs(config.sync.sweep_interval_s),
     );
     let rules = crate::sync::pull::Rules::from_config(&config.sync);

@@ -42,7 +42,8 @@ pub const PUSH: &str = "sfsync_push_total";
 pub const API_CALLS: &str = "sfsync_api_calls_total";
 /// Share of the org's daily API limit in use, from the latest `Sforce-Limit-Info`.
 pub const API_USAGE_RATIO: &str = "sfsync_api_usage_ratio";
-/// The share of each org's daily limit sfsync may use (`[outbox] limit_share`).
+/// The share of each org's daily limit sfsync's pushes (`[outbox] limit_share`) and pulls
+/// (`[sync] limit_share`) may use, by `side`.
 pub const API_BUDGET_SHARE: &str = "sfsync_api_budget_ratio";
 /// Access-token refreshes sent to the token endpoint.
 pub const TOKEN_REFRESHES: &str = "sfsync_token_refreshes_total";
@@ -180,7 +181,7 @@ pub const FAMILIES: &[Family] = &[
         API_BUDGET_SHARE,
         Kind::Gauge,
         Some(Unit::Percent),
-        "Share (0 to 1) of each org's daily API limit sfsync may use before it pauses ([outbox] limit_share).",
+        "Share (0 to 1) of each org's daily API limit sfsync's pushes ([outbox] limit_share) and pulls ([sync] limit_share) may use before they pause, by side.",
     ),
     family(
         TOKEN_REFRESHES,
@@ -392,7 +393,9 @@ impl Metrics {
                 .increment(0);
         }
         self.gauge(INBOX_PENDING, &[]).set(0.0);
-        self.gauge(API_BUDGET_SHARE, &[]).set(0.0);
+        for side in ["push", "pull"] {
+            self.gauge(API_BUDGET_SHARE, &[("side", side)]).set(0.0);
+        }
         self.gauge(SWEEP_INTERVAL, &[]).set(0.0);
         for org in orgs {
             let org = org.as_str();
@@ -500,9 +503,13 @@ impl Metrics {
         self.app_webhook_lag.record(lag.as_secs_f64());
     }
 
-    /// Sets the gauges that repeat configuration: the API budget share and the sweep interval.
-    pub fn configured(&self, limit_share: f64, sweep_interval: Duration) {
-        self.gauge(API_BUDGET_SHARE, &[]).set(limit_share);
+    /// Sets the gauges that repeat configuration: the API budget shares of pushes and pulls,
+    /// and the sweep interval.
+    pub fn configured(&self, push_share: f64, pull_share: f64, sweep_interval: Duration) {
+        self.gauge(API_BUDGET_SHARE, &[("side", "push")])
+            .set(push_share);
+        self.gauge(API_BUDGET_SHARE, &[("side", "pull")])
+            .set(pull_share);
         self.gauge(SWEEP_INTERVAL, &[])
             .set(sweep_interval.as_secs_f64());
     }

@@ -148,7 +148,10 @@ async fn every_family_is_exported_with_its_help_and_type_before_anything_happens
         ),
         0.0
     );
-    assert_eq!(value(&scrape, "sfsync_api_budget_ratio", &[]), 0.8);
+    assert_eq!(
+        value(&scrape, "sfsync_api_budget_ratio", &[("side", "push")]),
+        0.8
+    );
     assert_eq!(value(&scrape, "sfsync_sweep_interval_seconds", &[]), 3600.0);
 }
 
