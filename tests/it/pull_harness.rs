@@ -87,9 +87,14 @@ pub async fn start_service_quiet(sim: &Simulator, dir: &Path, sync: &str) -> Ser
     let config =
         Config::from_toml(&config_toml(&dir.join("store"), &sim.org_id(), sync)).expect("config");
     let app = App::build(&config).await.expect("build app");
+    app.connect_salesforce(client_for(sim, &app.state().store));
+    run(app)
+}
+
+/// Runs a built service in the background.
+pub fn run(app: App) -> Service {
     let base = format!("http://{}", app.local_addr());
     let state = app.state().clone();
-    app.connect_salesforce(client_for(sim, &state.store));
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run_until(shutdown.clone()));
     Service {
@@ -119,13 +124,7 @@ pub async fn start_with(config: SimulatorConfig, sync: &str) -> PullEnv {
     let sim = start_sim(config).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let svc = start_service(&sim, dir.path(), sync).await;
-    PullEnv {
-        org: sim.org_id(),
-        sim,
-        svc,
-        dir,
-        http: reqwest::Client::new(),
-    }
+    PullEnv::of(sim, svc, dir)
 }
 
 /// Polls `check` every 20 ms until it returns `Some`, or panics after `timeout` naming `what`.
@@ -148,6 +147,17 @@ where
 }
 
 impl PullEnv {
+    /// The environment of a simulator and a service running on `dir`.
+    pub fn of(sim: Simulator, svc: Service, dir: TempDir) -> Self {
+        Self {
+            org: sim.org_id(),
+            sim,
+            svc,
+            dir,
+            http: reqwest::Client::new(),
+        }
+    }
+
     pub fn store(&self) -> &Store {
         &self.svc.store
     }

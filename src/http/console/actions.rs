@@ -131,6 +131,9 @@ pub(super) async fn resolve(
     let note = match (done, choice) {
         (Ok(_), Resolution::Candidate(c)) => Ok(format!("Conflict {id} resolved: linked to #{c}.")),
         (Ok(_), Resolution::Create) => Ok(format!("Conflict {id} resolved: a new local record.")),
+        (Err(LocalError::NotFound(_)), _) => Err(format!(
+            "Conflict {id} is no longer open: it was resolved, or listed again after a newer pull (below)."
+        )),
         (Err(e), _) => Err(refusal(e)),
     };
     back(&state, &checked.signed, &conn, note)

@@ -149,8 +149,10 @@ pub(super) fn card(state: &AppState, conn: &Connection) -> OrgCard {
         state: status.state,
         state_label: state_label(status.state),
         reason: status.reason.clone(),
+        // Without the connected app's settings no flow can start; the reason says what is
+        // missing.
         connect: match status.state {
-            "not_configured" => None,
+            _ if state.oauth.is_err() => None,
             "not_connected" => Some("Connect"),
             _ => Some("Reconnect"),
         },
