@@ -371,7 +371,7 @@ fn default_shutdown_grace_s() -> u64 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
-    /// Directory of the sled store; created if missing.
+    /// Directory of the embedded store; created if missing.
     pub path: PathBuf,
     /// How long a notification's dedupe key is kept, in hours (at least 168: 7 days).
     #[serde(default = "default_dedupe_ttl_h")]

@@ -14,14 +14,13 @@ use std::time::Duration;
 use fantoccini::{Client, ClientBuilder, Locator};
 use secrecy::{SecretBox, SecretString};
 use serde_json::{Value, json};
-use sfsync::app::{App, AppOptions};
-use sfsync::config::{Config, ConnectedApp};
+use sfsync::config::ConnectedApp;
 use sfsync::salesforce::TokenKey;
 use sfsync::simulator::SimulatorConfig;
 
-use crate::helpers::TOKEN;
 use crate::processes::free_port;
-use crate::pull_harness::{KEY, PullEnv, config_toml, eventually, run, start_sim};
+use crate::support::env::{ENV_KEY, SyncEnv, env_config};
+use crate::support::{TOKEN, eventually};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -188,7 +187,7 @@ async fn submit(browser: &Client, css: &str) {
 /// What waits for the operator: a conflict (two local companies with the pulled Account's
 /// domain) and a dead letter (a lead without a company, which Salesforce refuses). Returns the
 /// candidate to pick, the dead letter id and the contact's id.
-async fn trouble(env: &PullEnv) -> (u64, u64, u64) {
+async fn trouble(env: &SyncEnv) -> (u64, u64, u64) {
     let pick = env.local_company("Initech Europe", "initech.example");
     env.local_company("Initech Holdings", "www.initech.example");
     env.sim
@@ -250,19 +249,15 @@ async fn sign_in(browser: &Client, base: &str) {
 
 /// The simulated org and the service with the connected app configured (its callback on the
 /// service's own port) and the org not yet connected; Outbound Messages go to the service.
-async fn start() -> PullEnv {
-    let sim = start_sim(SimulatorConfig::default()).await;
+async fn start() -> SyncEnv {
+    let sim = crate::support::org::start(SimulatorConfig::default()).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let toml = config_toml(
-        &dir.path().join("store"),
-        &sim.org_id(),
-        "sweep_interval_s = 5",
-    );
-    let mut config = Config::from_toml(&toml).expect("config");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    // The catch-up sweep stays off: a sweep re-reading the new Account lists its conflict again
+    // under a new id. The test sweeps once, by hand.
+    let mut config = env_config(dir.path(), &sim.org_id());
+    config.server.listen = ([127, 0, 0, 1], port).into();
     config.salesforce.login_url = sim.instance_url();
     let creds = sim.credentials();
     config.connected_app = Ok(ConnectedApp {
@@ -271,16 +266,20 @@ async fn start() -> PullEnv {
         redirect_uri: format!("{base}/oauth/salesforce/callback"),
         token_key: TokenKey::new(1, SecretBox::new(Box::new([7u8; 32]))),
     });
-    let app = App::build_on(&config, listener, AppOptions::default())
-        .await
-        .expect("app");
-    sim.set_outbound_url(Some(format!("{base}/webhooks/salesforce/outbound/{KEY}")));
-    PullEnv::of(sim, run(app), dir)
+    let app = crate::support::app::spawn(config, dir).await;
+    sim.set_outbound_url(Some(format!(
+        "{base}/webhooks/salesforce/outbound/{ENV_KEY}"
+    )));
+    SyncEnv {
+        org: sim.org_id(),
+        sim,
+        app,
+    }
 }
 
 /// The org is not connected: Connect sends the browser to the org's login page, the
 /// integration user signs in, and the callback leads back to the org, now connected.
-async fn connect(browser: &Client, env: &PullEnv) {
+async fn connect(browser: &Client, env: &SyncEnv) {
     let overview = text(browser).await;
     assert!(overview.contains("Not connected"), "{overview}");
     screenshot(browser, "03-overview-not-connected").await;
@@ -323,7 +322,7 @@ async fn an_operator_connects_the_org_retries_a_dead_letter_and_resolves_a_confl
     };
     let env = start().await;
     let browser = driver.browser().await;
-    let (base, org) = (env.svc.base.clone(), env.org.to_string());
+    let (base, org) = (env.app.base.clone(), env.org.to_string());
 
     sign_in(&browser, &base).await;
     connect(&browser, &env).await;
@@ -386,7 +385,7 @@ async fn resolve_conflict(browser: &Client, pick: u64) {
 
 /// The fix behind the dead letter (the contact gets a company), then the operator's Retry,
 /// and the lead reaches Salesforce.
-async fn retry_dead_letter(browser: &Client, env: &PullEnv, dead: u64, person: u64) {
+async fn retry_dead_letter(browser: &Client, env: &SyncEnv, dead: u64, person: u64) {
     let company = env.local_company("Initech Lead Co", "initech-leads.example");
     let (status, _) = env
         .api(

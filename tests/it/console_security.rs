@@ -7,7 +7,7 @@ use reqwest::header::{LOCATION, SET_COOKIE};
 use serde_json::json;
 use sfsync::store::{OutboxState, TxAbort};
 
-use crate::helpers::{ORG, OTHER_ORG, TOKEN, TestApp, form_inputs, spawn_app, spawn_app_from};
+use crate::support::{ORG, OTHER_ORG, TOKEN, TestApp, form_inputs, spawn_app, spawn_app_from};
 
 fn http() -> reqwest::Client {
     reqwest::Client::builder()
@@ -98,7 +98,7 @@ async fn dead_letter(app: &TestApp) -> u64 {
         .await
         .expect("json");
     let id = created["outbox_id"].as_u64().expect("outbox id");
-    let org = crate::helpers::org();
+    let org = crate::support::org();
     app.store()
         .transact(|tx| {
             if let Some(mut e) = tx.outbox_entry(&org, id)? {
@@ -113,7 +113,7 @@ async fn dead_letter(app: &TestApp) -> u64 {
 }
 
 fn is_dead(app: &TestApp, id: u64) -> bool {
-    let entry = app.store().outbox_entry(&crate::helpers::org(), id);
+    let entry = app.store().outbox_entry(&crate::support::org(), id);
     entry
         .expect("read")
         .is_some_and(|e| e.state == OutboxState::Dead)
@@ -157,7 +157,7 @@ async fn the_session_cookie_is_http_only_strict_expiring_and_secure_behind_a_tls
         "plain HTTP: no Secure flag: {header}"
     );
 
-    let proxied = spawn_app_from(&[crate::helpers::SECRET], |c| {
+    let proxied = spawn_app_from(&[crate::support::SECRET], |c| {
         c.console.behind_tls_proxy = true;
         c.console.session_ttl_s = 600;
     })
@@ -279,7 +279,7 @@ async fn console_pages_forbid_framing_and_scripts_and_are_not_cached() {
 
 #[tokio::test]
 async fn a_console_turned_off_answers_not_found() {
-    let app = spawn_app_from(&[crate::helpers::SECRET], |c| c.console.enabled = false).await;
+    let app = spawn_app_from(&[crate::support::SECRET], |c| c.console.enabled = false).await;
     assert_eq!(get(&app, "/", None).await.status(), StatusCode::NOT_FOUND);
     assert_eq!(
         get(&app, "/login", None).await.status(),

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use sfsync::simulator::SimulatorConfig;
 
 use crate::metrics::{exported_names, scrape};
-use crate::pull_harness::start_with;
+use crate::support::env::start_with;
 
 fn deploy_file(path: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -103,8 +103,11 @@ fn dashboard_queries() -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn every_alert_and_dashboard_query_reads_metrics_the_service_exports() {
-    let env = start_with(SimulatorConfig::default(), "sweep_interval_s = 3600").await;
-    let exported = exported_names(&scrape(&env.svc.base).await);
+    let env = start_with(SimulatorConfig::default(), |c| {
+        c.sync.sweep_interval_s = 3600
+    })
+    .await;
+    let exported = exported_names(&scrape(&env.app.base).await);
 
     let alerts = rules()
         .into_iter()

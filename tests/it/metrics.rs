@@ -11,7 +11,8 @@ use reqwest::Method;
 use serde_json::json;
 use sfsync::simulator::SimulatorConfig;
 
-use crate::pull_harness::{PullEnv, eventually, start_with};
+use crate::support::env::{SyncEnv, start_with};
+use crate::support::eventually;
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -96,8 +97,11 @@ fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
-async fn env() -> PullEnv {
-    start_with(SimulatorConfig::default(), "sweep_interval_s = 3600").await
+async fn env() -> SyncEnv {
+    start_with(SimulatorConfig::default(), |c| {
+        c.sync.sweep_interval_s = 3600
+    })
+    .await
 }
 
 #[tokio::test]
@@ -105,7 +109,7 @@ async fn every_family_is_exported_with_its_help_and_type_before_anything_happens
     let env = env().await;
     let org = env.org.to_string();
 
-    let scrape = scrape(&env.svc.base).await;
+    let scrape = scrape(&env.app.base).await;
 
     for (name, kind) in FAMILIES {
         let help = scrape
@@ -158,7 +162,7 @@ async fn every_family_is_exported_with_its_help_and_type_before_anything_happens
 #[tokio::test]
 async fn the_values_move_when_what_they_count_happens() {
     let env = env().await;
-    let (base, org) = (env.svc.base.clone(), env.org.to_string());
+    let (base, org) = (env.app.base.clone(), env.org.to_string());
     let before = scrape(&base).await;
 
     // A record created in the org: a notification in, a pull, a local write.

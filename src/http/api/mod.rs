@@ -46,7 +46,7 @@ pub(super) async fn require_token(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer_token)
         .unwrap_or_default();
     if !is_api_token(&state, given) {
         return ApiError::Unauthorized.into_response();
@@ -59,6 +59,15 @@ pub(super) async fn require_token(
 pub(crate) fn is_api_token(state: &AppState, given: &str) -> bool {
     let expected = Sha256::digest(state.api_token.expose_secret().as_bytes());
     !given.is_empty() && Sha256::digest(given.as_bytes()) == expected
+}
+
+/// The token of an `Authorization: Bearer <token>` value; the scheme's name is
+/// case-insensitive, as every HTTP authentication scheme's is.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start())
 }
 
 /// The `/api/v1` routes.
