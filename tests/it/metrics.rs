@@ -159,90 +159,75 @@ async fn every_family_is_exported_with_its_help_and_type_before_anything_happens
     assert_eq!(value(&scrape, "sfsync_sweep_interval_seconds", &[]), 3600.0);
 }
 
-#[tokio::test]
-async fn the_values_move_when_what_they_count_happens() {
-    let env = env().await;
-    let (base, org) = (env.app.base.clone(), env.org.to_string());
-    let before = scrape(&base).await;
+/// The first scrape where `done` holds.
+async fn scrape_until(base: &str, what: &str, done: impl Fn(&Scrape) -> bool) -> Scrape {
+    eventually(what, WAIT, || async {
+        let s = scrape(base).await;
+        done(&s).then_some(s)
+    })
+    .await
+}
 
-    // A record created in the org: a notification in, a pull, a local write.
-    env.sim
-        .create(
-            "Account",
-            json!({"Name": "Metrics Ltd", "Website": "metrics.example"}),
-        )
-        .expect("create");
-    let pulled = eventually("the account pulled", WAIT, || async {
-        let s = scrape(&base).await;
-        (value(
-            &s,
-            "sfsync_pull_applied_total",
-            &[("object", "Account"), ("result", "created")],
-        ) >= 1.0)
-            .then_some(s)
+/// A record created in the org: a notification in, a pull, a local write, API calls.
+async fn a_pull_moves_intake_pull_and_api_figures(env: &SyncEnv, before: &Scrape) -> Scrape {
+    let (base, org) = (&env.app.base, env.org.as_str());
+    let account = json!({"Name": "Metrics Ltd", "Website": "metrics.example"});
+    env.sim.create("Account", account).expect("create");
+    let created = [("object", "Account"), ("result", "created")];
+    let pulled = scrape_until(base, "the account pulled", |s| {
+        value(s, "sfsync_pull_applied_total", &created) >= 1.0
     })
     .await;
     assert!(value(&pulled, "sfsync_inbox_received_total", &[]) >= 1.0);
     assert!(value(&pulled, "sfsync_inbox_ack_seconds", &[]) >= 1.0);
     assert!(value(&pulled, "sfsync_pull_freshness_seconds", &[]) >= 1.0);
-    let calls = |s: &Scrape| value(s, "sfsync_api_calls_total", &[("org", &org)]);
-    assert!(calls(&pulled) > calls(&before));
-    assert!(value(&pulled, "sfsync_api_usage_ratio", &[("org", &org)]) > 0.0);
-    assert!(
-        value(
-            &pulled,
-            "sfsync_sweep_last_success_timestamp_seconds",
-            &[("org", &org)]
-        ) > 1.7e9
+    let calls = |s: &Scrape| value(s, "sfsync_api_calls_total", &[("org", org)]);
+    assert!(calls(&pulled) > calls(before));
+    assert!(value(&pulled, "sfsync_api_usage_ratio", &[("org", org)]) > 0.0);
+    let swept = value(
+        &pulled,
+        "sfsync_sweep_last_success_timestamp_seconds",
+        &[("org", org)],
     );
+    assert!(swept > 1.7e9, "{swept}");
+    pulled
+}
 
-    // A local contact pushed, and a lead Salesforce refuses (a dead letter).
-    let (status, _) = env
-        .api(
-            Method::POST,
-            "/contacts",
-            Some(json!({"last_name": "Pushed", "email": "p@metrics.example"})),
-        )
-        .await;
+/// A local contact pushed, and a lead Salesforce refuses (a dead letter).
+async fn pushes_move_push_and_outbox_figures(env: &SyncEnv) -> Scrape {
+    let (base, org) = (&env.app.base, env.org.as_str());
+    let pushed = json!({"last_name": "Pushed", "email": "p@metrics.example"});
+    let (status, _) = env.api(Method::POST, "/contacts", Some(pushed)).await;
     assert_eq!(status, 201);
-    env.api(
-        Method::POST,
-        "/contacts",
-        Some(json!({"last_name": "Refused", "push_as": "lead"})),
-    )
-    .await;
-    let pushed = eventually("the pushes", WAIT, || async {
-        let s = scrape(&base).await;
-        let ok = value(
-            &s,
-            "sfsync_push_total",
-            &[("object", "Contact"), ("result", "ok")],
-        );
-        let dead = value(&s, "sfsync_outbox_dead", &[("org", &org)]);
-        (ok >= 1.0 && dead == 1.0).then_some(s)
+    let refused = json!({"last_name": "Refused", "push_as": "lead"});
+    env.api(Method::POST, "/contacts", Some(refused)).await;
+    let ok = [("object", "Contact"), ("result", "ok")];
+    let s = scrape_until(base, "the pushes", |s| {
+        value(s, "sfsync_push_total", &ok) >= 1.0
+            && value(s, "sfsync_outbox_dead", &[("org", org)]) == 1.0
     })
     .await;
-    assert_eq!(
-        value(
-            &pushed,
-            "sfsync_push_total",
-            &[("object", "Lead"), ("result", "dead")]
-        ),
-        1.0
-    );
+    let dead = [("object", "Lead"), ("result", "dead")];
+    assert_eq!(value(&s, "sfsync_push_total", &dead), 1.0);
+    s
+}
+
+#[tokio::test]
+async fn the_values_move_when_what_they_count_happens() {
+    let env = env().await;
+    let base = env.app.base.clone();
+    let before = scrape(&base).await;
+
+    a_pull_moves_intake_pull_and_api_figures(&env, &before).await;
+    let pushed = pushes_move_push_and_outbox_figures(&env).await;
 
     // An expired session: the next call refreshes it.
     let refreshes = value(&pushed, "sfsync_token_refreshes_total", &[]);
     env.sim.expire_sessions();
-    env.api(
-        Method::POST,
-        "/contacts",
-        Some(json!({"last_name": "After", "email": "a@metrics.example"})),
-    )
-    .await;
-    eventually("a refresh", WAIT, || async {
-        let s = scrape(&base).await;
-        (value(&s, "sfsync_token_refreshes_total", &[]) > refreshes).then_some(())
+    let after = json!({"last_name": "After", "email": "a@metrics.example"});
+    env.api(Method::POST, "/contacts", Some(after)).await;
+    scrape_until(&base, "a refresh", |s| {
+        value(s, "sfsync_token_refreshes_total", &[]) > refreshes
     })
     .await;
 
@@ -258,12 +243,6 @@ async fn the_values_move_when_what_they_count_happens() {
         .expect("post");
     assert_eq!(refused.status(), 401);
     let after = scrape(&base).await;
-    assert_eq!(
-        value(
-            &after,
-            "sfsync_inbox_rejected_total",
-            &[("reason", "unknown_key")]
-        ),
-        1.0
-    );
+    let unknown = [("reason", "unknown_key")];
+    assert_eq!(value(&after, "sfsync_inbox_rejected_total", &unknown), 1.0);
 }

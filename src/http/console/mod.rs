@@ -93,7 +93,11 @@ pub(super) fn router(state: AppState) -> Router<AppState> {
 }
 
 /// Headers every console answer carries: no framing, no scripts, nothing cached, no referrer.
-async fn guarded(mut resp: Response) -> Response {
+async fn guarded(resp: Response) -> Response {
+    with_console_headers(resp)
+}
+
+fn with_console_headers(mut resp: Response) -> Response {
     let h = resp.headers_mut();
     for (name, value) in [
         (
@@ -114,5 +118,5 @@ async fn guarded(mut resp: Response) -> Response {
 /// What the OAuth callback answers when the console started the flow: the org is connected,
 /// and a link back to it.
 pub(super) fn connected(org: &OrgId) -> Response {
-    pages::connected(org)
+    with_console_headers(pages::connected(org))
 }
