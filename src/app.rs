@@ -187,6 +187,11 @@ fn app_state(
         config.sync.limit_share,
         Duration::from_secs(config.sync.sweep_interval_s),
     );
+    for org in config.connections.iter().map(|c| &c.org_id) {
+        if let Ok(Some(at)) = store.last_sweep(org) {
+            telemetry.metrics.sweep_succeeded_at(org, at);
+        }
+    }
     let rules = crate::sync::pull::Rules::from_config(&config.sync);
     let pull = crate::sync::orgs::PullContext::with_telemetry(rules, telemetry.clone());
     AppState {

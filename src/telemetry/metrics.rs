@@ -486,8 +486,14 @@ impl Metrics {
 
     /// Records that `org`'s sweep finished without error now.
     pub fn sweep_succeeded(&self, org: &OrgId) {
+        self.sweep_succeeded_at(org, chrono::Utc::now());
+    }
+
+    /// Records that `org`'s sweep finished without error at `at` (at start: the time the store
+    /// kept, so a restart does not look like a sweep that never succeeded).
+    pub fn sweep_succeeded_at(&self, org: &OrgId, at: chrono::DateTime<chrono::Utc>) {
         self.gauge(SWEEP_LAST_SUCCESS, &[("org", org.as_str())])
-            .set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
+            .set(at.timestamp_millis() as f64 / 1000.0);
     }
 
     /// Counts one delivery to the app's webhook; `result` is one of [`DELIVERY_RESULTS`]. The

@@ -246,3 +246,28 @@ async fn the_values_move_when_what_they_count_happens() {
     let unknown = [("reason", "unknown_key")];
     assert_eq!(value(&after, "sfsync_inbox_rejected_total", &unknown), 1.0);
 }
+
+#[tokio::test]
+async fn the_last_successful_sweep_kept_in_the_store_is_reported_from_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store");
+    let org = crate::support::org();
+    let at = chrono::Utc::now() - chrono::TimeDelta::minutes(10);
+    {
+        let store = sfsync::store::Store::open(&path).expect("store");
+        store.set_last_sweep(&org, at).expect("last sweep");
+        store.make_durable().await.expect("durable");
+    }
+    let connections = vec![crate::support::connection(&org, crate::support::KEY, &[])];
+    let app = crate::support::spawn(crate::support::config(&path, connections), dir).await;
+
+    let scrape = scrape(&app.base).await;
+
+    let swept = [("org", crate::support::ORG)];
+    let reported = value(
+        &scrape,
+        "sfsync_sweep_last_success_timestamp_seconds",
+        &swept,
+    );
+    assert_eq!(reported, at.timestamp_millis() as f64 / 1000.0);
+}

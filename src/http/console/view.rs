@@ -463,3 +463,34 @@ pub(super) fn errors(state: &AppState, org: Option<&OrgId>) -> Vec<ErrorRow> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_are_grouped_by_thousands() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(100_000), "100,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn an_instant_reads_as_how_long_ago() {
+        let now = Utc::now();
+        assert_eq!(When::of(now).ago, "just now");
+        assert_eq!(
+            When::of(now - chrono::TimeDelta::seconds(30)).ago,
+            "30 s ago"
+        );
+        assert_eq!(
+            When::of(now - chrono::TimeDelta::minutes(5)).ago,
+            "5 min ago"
+        );
+        assert_eq!(When::of(now - chrono::TimeDelta::hours(3)).ago, "3 h ago");
+        assert_eq!(When::of(now - chrono::TimeDelta::days(4)).ago, "4 days ago");
+        assert!(When::of(now).exact.ends_with(" UTC"));
+    }
+}
