@@ -2,7 +2,8 @@
 
 use serde::Deserialize;
 
-use super::{ConfigError, flexible_bool, invalid};
+use super::env::flexible_bool;
+use super::{ConfigError, invalid};
 
 /// `[console]`.
 #[derive(Debug, Clone, Deserialize)]
