@@ -1,5 +1,6 @@
-//! Connecting an org: `GET /oauth/salesforce/authorize?org_id=…` (bearer token) redirects to
-//! Salesforce's web server flow with PKCE; `GET /oauth/salesforce/callback` exchanges the code,
+//! Connecting an org: `GET /oauth/salesforce/authorize?org_id=…` (bearer token), or the
+//! console's Connect button (session and CSRF token), redirects to Salesforce's web server flow
+//! with PKCE; `GET /oauth/salesforce/callback` exchanges the code,
 //! verifies the token response's signature, checks that the org is the one asked for, stores the
 //! refresh token sealed and durable, and connects the org's workers.
 
@@ -26,7 +27,15 @@ pub struct OAuthFlow {
     vault: Arc<TokenVault>,
     tokens: Arc<dyn TokenStore>,
     request_timeout: Duration,
-    pending: Mutex<HashMap<String, (OrgId, SecretString, Instant)>>,
+    pending: Mutex<HashMap<String, Pending>>,
+}
+
+/// An authorization under way, by its `state`.
+struct Pending {
+    org: OrgId,
+    verifier: SecretString,
+    at: Instant,
+    starter: Starter,
 }
 
 impl std::fmt::Debug for OAuthFlow {
@@ -69,9 +78,7 @@ impl OAuthFlow {
         self.tokens.clone()
     }
 
-    fn pending(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, (OrgId, SecretString, Instant)>> {
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
         self.pending
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -93,56 +100,92 @@ pub(super) struct AuthorizeQuery {
     org_id: String,
 }
 
-/// `GET /oauth/salesforce/authorize?org_id=…`: 302 to Salesforce's authorize page.
-pub(super) async fn authorize(
-    State(state): State<AppState>,
-    Query(q): Query<AuthorizeQuery>,
-) -> Response {
-    let flow = match state.oauth.clone() {
-        Ok(flow) => flow,
-        Err(reason) => {
-            return text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("the salesforce connected app is not configured: {reason}\n"),
-            );
-        }
-    };
-    let Some(org) = OrgId::parse(&q.org_id).ok().filter(|o| {
+/// Who started an authorization, so that the callback answers in kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Starter {
+    /// `GET /oauth/salesforce/authorize` with the API token: the callback answers plain text.
+    Api,
+    /// The console's Connect button: the callback answers a page that leads back to the org.
+    Console,
+}
+
+/// Why an authorization could not start: the status and a message safe to show.
+#[derive(Debug)]
+pub(super) struct NotStarted {
+    status: StatusCode,
+    message: String,
+}
+
+impl std::fmt::Display for NotStarted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Starts the web server flow for a configured org: keeps the PKCE verifier for the callback
+/// and returns Salesforce's authorize URL to send the browser to.
+pub(super) fn begin(
+    state: &AppState,
+    org_id: &str,
+    starter: Starter,
+) -> Result<String, NotStarted> {
+    let refuse = |status, message: String| NotStarted { status, message };
+    let flow = state.oauth.clone().map_err(|reason| {
+        refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the salesforce connected app is not configured: {reason}"),
+        )
+    })?;
+    let Some(org) = OrgId::parse(org_id).ok().filter(|o| {
         state
             .connections
             .all()
             .iter()
             .any(|c| c.org_id.as_15() == o.as_15())
     }) else {
-        return text(
+        return Err(refuse(
             StatusCode::BAD_REQUEST,
-            "org_id: not a configured connection\n".into(),
-        );
+            "org_id: not a configured connection".into(),
+        ));
     };
-    let request = match OAuthClient::new(flow.settings.clone()).and_then(|c| c.authorize()) {
-        Ok(r) => r,
-        Err(e) => {
+    let request = OAuthClient::new(flow.settings.clone())
+        .and_then(|c| c.authorize())
+        .map_err(|e| {
             tracing::error!(error = %e, "building the authorize url");
-            return text(
+            refuse(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "could not build the authorize url\n".into(),
-            );
-        }
-    };
+                "could not build the authorize url".into(),
+            )
+        })?;
     let now = Instant::now();
     let mut pending = flow.pending();
-    pending.retain(|_, (_, _, at)| now.duration_since(*at) < STATE_TTL);
+    pending.retain(|_, p| now.duration_since(p.at) < STATE_TTL);
     pending.insert(
         request.state.clone(),
-        (org, request.code_verifier.clone(), now),
+        Pending {
+            org,
+            verifier: request.code_verifier.clone(),
+            at: now,
+            starter,
+        },
     );
-    drop(pending);
-    (
-        StatusCode::FOUND,
-        [(header::LOCATION, request.url.to_string())],
-        format!("{}\n", request.url),
-    )
-        .into_response()
+    Ok(request.url.to_string())
+}
+
+/// `GET /oauth/salesforce/authorize?org_id=…`: 302 to Salesforce's authorize page.
+pub(super) async fn authorize(
+    State(state): State<AppState>,
+    Query(q): Query<AuthorizeQuery>,
+) -> Response {
+    match begin(&state, &q.org_id, Starter::Api) {
+        Ok(url) => (
+            StatusCode::FOUND,
+            [(header::LOCATION, url.clone())],
+            format!("{url}\n"),
+        )
+            .into_response(),
+        Err(e) => text(e.status, format!("{e}\n")),
+    }
 }
 
 /// Query of the callback route.
@@ -179,7 +222,13 @@ pub(super) async fn callback(
             "code and state are required\n".into(),
         );
     };
-    let Some((org, verifier, at)) = flow.pending().remove(&key) else {
+    let Some(Pending {
+        org,
+        verifier,
+        at,
+        starter,
+    }) = flow.pending().remove(&key)
+    else {
         return text(
             StatusCode::BAD_REQUEST,
             "unknown or already used state; start again at /oauth/salesforce/authorize\n".into(),
@@ -191,12 +240,18 @@ pub(super) async fn callback(
             "the authorization took too long; start again\n".into(),
         );
     }
-    match connect(&state, &flow, &org, &code, &verifier).await {
-        Ok(()) => text(
+    let result = connect(&state, &flow, &org, &code, &verifier).await;
+    match (result, starter) {
+        (Ok(()), Starter::Api) => text(
             StatusCode::OK,
             format!("sfsync is connected to org {org}. You can close this window.\n"),
         ),
-        Err(reason) => text(StatusCode::BAD_GATEWAY, format!("{reason}\n")),
+        (Ok(()), Starter::Console) => super::console::connected(&org),
+        (Err(reason), _) => {
+            let errors = &state.telemetry.errors;
+            errors.record(&org, crate::telemetry::ErrorSource::Auth, &reason);
+            text(StatusCode::BAD_GATEWAY, format!("{reason}\n"))
+        }
     }
 }
 

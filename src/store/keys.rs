@@ -157,6 +157,11 @@ pub(crate) fn sweep_cursor(org: &OrgId, object: ObjectType) -> Vec<u8> {
     meta(org, &format!("sweep/{}", object.api_name()))
 }
 
+/// When an org's catch-up sweep last finished without error.
+pub(crate) fn last_sweep(org: &OrgId) -> Vec<u8> {
+    meta(org, "sweep/last_success")
+}
+
 /// `org(18)`: an org's sealed refresh token.
 pub(crate) fn token(org: &OrgId) -> Vec<u8> {
     self::org(org)

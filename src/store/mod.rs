@@ -24,6 +24,7 @@ mod outbox;
 mod pages;
 mod pending;
 mod queue;
+mod recent;
 mod records;
 mod tx;
 mod wal;

@@ -1,5 +1,6 @@
 //! The pull side's shared state: one Salesforce [`Client`] per connected org and the pull
-//! [`Rules`], cheap to clone, shared by the inbox worker, the sweep, imports and the API.
+//! [`Rules`], cheap to clone, shared by the inbox worker, the sweep, imports and the API. Every
+//! connected org's client counts into the app's [`Telemetry`].
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
@@ -7,6 +8,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::domain::OrgId;
 use crate::salesforce::Client;
+use crate::telemetry::Telemetry;
 
 use super::import::Imports;
 use super::pull::Rules;
@@ -15,11 +17,27 @@ use super::pull::Rules;
 #[derive(Debug, Default)]
 pub struct SalesforceOrgs {
     clients: RwLock<BTreeMap<OrgId, Client>>,
+    telemetry: Telemetry,
 }
 
 impl SalesforceOrgs {
-    /// Adds (or replaces) the connection of the client's org.
+    /// No org yet; clients added later count into `telemetry`.
+    pub fn new(telemetry: Telemetry) -> Self {
+        Self {
+            clients: RwLock::default(),
+            telemetry,
+        }
+    }
+
+    /// Where the connected orgs' calls and failures are counted.
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.telemetry
+    }
+
+    /// Adds (or replaces) the connection of the client's org; its calls count into this
+    /// app's telemetry from now on.
     pub fn insert(&self, client: Client) {
+        client.attach_telemetry(self.telemetry.clone());
         self.clients
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -63,8 +81,13 @@ pub struct PullContext {
 impl PullContext {
     /// A context with these rules and no connection yet.
     pub fn new(rules: Rules) -> Self {
+        Self::with_telemetry(rules, Telemetry::default())
+    }
+
+    /// [`PullContext::new`] whose orgs count into `telemetry`.
+    pub fn with_telemetry(rules: Rules, telemetry: Telemetry) -> Self {
         Self {
-            orgs: Arc::default(),
+            orgs: Arc::new(SalesforceOrgs::new(telemetry)),
             rules: Arc::new(rules),
             imports: Arc::default(),
             echoes: Arc::default(),
