@@ -12,6 +12,8 @@
 //! (`deliveries`).
 
 mod changes;
+#[cfg(test)]
+mod crash_states;
 mod deliveries;
 mod disk;
 mod durability;
@@ -25,6 +27,8 @@ mod pages;
 mod pending;
 mod queue;
 mod records;
+#[cfg(test)]
+mod tap;
 mod tx;
 mod wal;
 
