@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::StoreError;
-use super::disk::data_file;
+use super::disk::{self, data_file};
 use super::inbox::Inbox;
 use super::wal::Wal;
 
@@ -334,7 +334,7 @@ impl Committer {
             .db
             .flush()
             .map_err(|e| e.to_string())
-            .and_then(|_| self.file.sync_all().map_err(|e| e.to_string()));
+            .and_then(|_| disk::fsync(&self.file, &self.dir).map_err(|e| e.to_string()));
         self.shared.spend(2, t);
         if flushed.is_err() {
             // After a failed fsync the kernel may have dropped the unwritten pages, so a later

@@ -116,7 +116,9 @@ impl Inbox {
             db.flush()?;
             disk::fsync_data_file(dir)?;
             for path in old_segments {
-                std::fs::remove_file(path)?;
+                std::fs::remove_file(&path)?;
+                #[cfg(test)]
+                super::tap::removed(&path);
             }
         }
         Ok((

@@ -12,6 +12,8 @@
 //! (`deliveries`).
 
 mod changes;
+#[cfg(test)]
+mod crash_states;
 mod deliveries;
 mod disk;
 mod durability;
@@ -26,6 +28,8 @@ mod pending;
 mod queue;
 mod recent;
 mod records;
+#[cfg(test)]
+mod tap;
 mod tx;
 mod wal;
 
