@@ -6,6 +6,7 @@
 //! (`wal`: write + `fdatasync`) and then copied into sled; everything else by sled's `flush`,
 //! which ends in `sync_file_range` and is not an fsync, followed by an `fsync` of the data file.
 
+mod dedupe;
 mod disk;
 mod durability;
 mod inbox;
@@ -17,6 +18,7 @@ mod pages;
 mod pending;
 mod queue;
 mod records;
+mod runs;
 mod tx;
 mod wal;
 
@@ -32,6 +34,11 @@ pub use records::{LocalRef, Provenance, RecordKind};
 pub use tx::{Tx, TxAbort, TxError, TxResult};
 
 use durability::GroupCommit;
+
+/// sled's page cache. Most of what the store holds is written once and seldom read again (the
+/// inbox journal, the dedupe runs), and sled's default (1 GiB) would keep it in memory as it
+/// grows; the dedupe filters and the records read on the pull side are what memory is for.
+const SLED_CACHE_BYTES: u64 = 16 << 20;
 
 /// What went wrong in the store. Callers answer 503: the cause is logged, never sent.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +93,7 @@ impl Store {
         let db = sled::Config::new()
             .path(path)
             .mode(sled::Mode::HighThroughput)
+            .cache_capacity(SLED_CACHE_BYTES)
             .open()?;
         let (inbox, wal) = inbox::Inbox::open(&db, path)?;
         let inbox = Arc::new(inbox);

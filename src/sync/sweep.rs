@@ -240,6 +240,7 @@ fn delivery(
             modified_by: None,
         }],
         resync: Vec::new(),
+        digest: None,
     }
 }
 

@@ -7,6 +7,7 @@
 //! 10-notification Outbound Messages to each; the last line is
 //! `ingest durable_per_s=… floor_per_s=… ratio=… p99_ms=…`.
 
+pub mod dedupe;
 pub mod loopback;
 pub mod pull;
 pub mod push;
