@@ -66,6 +66,7 @@ pub struct Counters {
     prom_duplicates: Counter,
     prom_rejected: Counter,
     prom_ignored: Counter,
+    prom_replayed_different: Counter,
     recorder: PrometheusRecorder,
 }
 
@@ -101,6 +102,7 @@ impl Counters {
             prom_duplicates: counter("sfsync_inbox_duplicates_total"),
             prom_rejected: counter("sfsync_inbox_rejected_total"),
             prom_ignored: counter("sfsync_inbox_ignored_total"),
+            prom_replayed_different: counter("sfsync_inbox_replayed_different_total"),
             recorder,
         }
     }
@@ -111,6 +113,8 @@ impl Counters {
         self.duplicates.fetch_add(o.duplicates, Ordering::Relaxed);
         self.prom_received.increment(o.accepted);
         self.prom_duplicates.increment(o.duplicates);
+        // A signed event id replayed with another body (answered as a duplicate).
+        self.prom_replayed_different.increment(o.replayed_different);
     }
     /// Counts one rejected request.
     pub fn rejected(&self) {
