@@ -1,4 +1,5 @@
-//! The four local entities of product.md section 1, each owned by one Salesforce org.
+//! The four local entities (Company, Contact, CompanyProduct, Activity), each owned by one
+//! Salesforce org.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};

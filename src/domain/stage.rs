@@ -1,5 +1,6 @@
 //! The stage table: an Opportunity's `StageName` to the local pipeline status and internal funnel
-//! stage (product.md 2). Defaults cover the standard picklist (salesforce-protocol.md 4); orgs
+//! stage. Defaults cover Salesforce's standard picklist (Closed Won is CUSTOMER, Closed Lost is
+//! LOST, open stages OPPORTUNITY); orgs
 //! with their own stages add or override rows in `[sync] stages`.
 
 use serde::{Deserialize, Serialize};

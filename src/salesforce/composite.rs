@@ -1,6 +1,5 @@
 //! sObject Collections: create, update, upsert and delete up to 200 records per call with
-//! per-record results, and retrieve many records of one type by id
-//! (salesforce-protocol.md 2.4; <https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_sobjects_collections.htm>).
+//! per-record results, and retrieve many records of one type by id.
 //!
 //! A well-formed request answers 200 with one result per record, in request order; per-record
 //! errors carry `statusCode` and classify with [`RecordResult::class`].

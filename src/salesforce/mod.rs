@@ -9,7 +9,7 @@
 //! - [`limits`]: `Sforce-Limit-Info` parsing.
 //! - [`vault`]: refresh tokens sealed at rest and the [`TokenStore`] that keeps them.
 //!
-//! The wire shapes follow salesforce-protocol.md sections 2 and 3. Retry schedules belong to
+//! The wire shapes are Salesforce's REST and OAuth ones, as each module says. Retry schedules belong to
 //! callers; the client itself only refreshes an expired session once.
 
 mod client;

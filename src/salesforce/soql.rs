@@ -1,5 +1,4 @@
-//! SOQL text, built in one place: `SELECT fields FROM object [WHERE …] [ORDER BY …] [LIMIT n]`
-//! (<https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_select.htm>).
+//! SOQL text, built in one place: `SELECT fields FROM object [WHERE …] [ORDER BY …] [LIMIT n]`.
 //!
 //! Every string value goes through [`quote`], the one function that writes a SOQL string
 //! literal. Field and object names are the code's own or the operator's configuration, never a

@@ -86,15 +86,38 @@ struct Inner {
     commit: GroupCommit,
 }
 
+/// How long an open waits for the previous holder of the store's file lock to let go.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Opens sled at `path`. sled releases its file lock when its last background thread lets go
+/// of the files, a moment after the last handle is dropped; an open right after a close in the
+/// same process (a restart, a test) waits for that, up to [`LOCK_WAIT`]. A lock still held after
+/// that is another process on the same directory, and the error says so.
+fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            .cache_capacity(SLED_CACHE_BYTES)
+            .open()
+        {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
 impl Store {
     /// Opens (or creates) the store in `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(path)?;
-        let db = sled::Config::new()
-            .path(path)
-            .mode(sled::Mode::HighThroughput)
-            .cache_capacity(SLED_CACHE_BYTES)
-            .open()?;
+        let db = open_db(path)?;
         let (inbox, wal) = inbox::Inbox::open(&db, path)?;
         let inbox = Arc::new(inbox);
         let commit = GroupCommit::start(db.clone(), inbox.clone(), wal, path)?;

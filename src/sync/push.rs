@@ -1,4 +1,4 @@
-//! Push: what a local record becomes in Salesforce (product.md 3). Pure functions, no I/O: the
+//! Push: what a local record becomes in Salesforce. Pure functions, no I/O: the
 //! outbox worker resolves the linked records and sends what these build.
 //!
 //! - Company → Account.

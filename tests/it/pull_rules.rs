@@ -13,7 +13,8 @@ use sfsync::store::{DedupeSource, Delivery, LocalRef, RecordKind, Store, TxAbort
 use sfsync::sync::pull::Conflict;
 use sfsync::sync::sweep::sweep_org;
 
-use crate::pull_harness::{PullEnv, eventually, start, start_with};
+use crate::support::env::{SyncEnv as PullEnv, start, start_with};
+use crate::support::eventually;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -266,10 +267,10 @@ async fn the_same_email_at_another_company_is_not_a_match() {
 
 #[tokio::test]
 async fn ours_wins_links_the_salesforce_id_and_keeps_our_fields() {
-    let env = start_with(
-        SimulatorConfig::default(),
-        "sweep_interval_s = 0\nconflict_company = \"ours_wins\"\nconflict_contact = \"ours_wins\"",
-    )
+    let env = start_with(SimulatorConfig::default(), |c| {
+        c.sync.conflict_company = sfsync::domain::ConflictPolicy::OursWins;
+        c.sync.conflict_contact = sfsync::domain::ConflictPolicy::OursWins;
+    })
     .await;
     let ours = local_company(env.store(), &env.org, "Initech", Some("initech.com"));
     let person = local_contact(env.store(), &env.org, "peter@initech.com", Some(ours));

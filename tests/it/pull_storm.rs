@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use sfsync::domain::{OwnershipStatus, SalesforceId, SalesforceKind, StageTable};
 use sfsync::simulator::{DeliveryMode, Faults, SeedSpec, SimulatorConfig};
 
-use crate::pull_harness::{PullEnv, start_with};
+use crate::support::env::{SyncEnv as PullEnv, start_with};
 
 /// A small deterministic generator (no dependency on the seed of `rand`).
 struct Lcg(u64);
@@ -201,7 +201,7 @@ async fn after_a_storm_of_duplicated_out_of_order_notifications_with_faults_loca
         outbound_retry_max: Duration::from_millis(800),
         ..SimulatorConfig::default()
     };
-    let env = start_with(config, "sweep_interval_s = 0").await;
+    let env = start_with(config, |_| {}).await;
     env.sim.set_delivery_mode(DeliveryMode {
         duplicate: true,
         out_of_order: true,

@@ -171,10 +171,8 @@ async fn a_restart_in_the_middle_of_a_drain_loses_and_duplicates_nothing() {
         ..Faults::default()
     });
     let PushEnv {
-        sim,
-        app,
+        env: SyncEnv { sim, app, org },
         mut worker,
-        org,
     } = env;
     let report = worker.step().await.expect("step").into_report();
     assert!(report.retrying > 0, "{report:?}");

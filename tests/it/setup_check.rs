@@ -4,8 +4,8 @@
 use reqwest::Method;
 use sfsync::simulator::{FieldAccess, SimulatorConfig};
 
-use crate::helpers::TOKEN;
-use crate::pull_harness::{self, PullEnv};
+use crate::support::TOKEN;
+use crate::support::env::{self as pull_harness, SyncEnv as PullEnv};
 
 async fn setup_report(env: &PullEnv) -> serde_json::Value {
     let (code, report) = env.api(Method::GET, "/setup", None).await;
@@ -41,7 +41,7 @@ async fn an_org_without_the_marker_field_is_reported_object_by_object() {
             marker_field: None,
             ..SimulatorConfig::default()
         },
-        "sweep_interval_s = 0",
+        |_| {},
     )
     .await;
     let report = setup_report(&env).await;
@@ -118,10 +118,10 @@ async fn doctor_prints_what_is_missing_and_fails_until_it_is_fixed() {
             marker_field: None,
             ..SimulatorConfig::default()
         },
-        "sweep_interval_s = 0",
+        |_| {},
     )
     .await;
-    let base = env.svc.base.clone();
+    let base = env.app.base.clone();
     let out = tokio::task::spawn_blocking(move || doctor(&base))
         .await
         .expect("join");
@@ -138,7 +138,7 @@ async fn doctor_prints_what_is_missing_and_fails_until_it_is_fixed() {
     );
 
     let fixed = pull_harness::start().await;
-    let base = fixed.svc.base.clone();
+    let base = fixed.app.base.clone();
     let out = tokio::task::spawn_blocking(move || doctor(&base))
         .await
         .expect("join");

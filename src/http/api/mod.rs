@@ -44,7 +44,7 @@ pub(super) async fn require_token(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer_token)
         .unwrap_or_default();
     // Digests are compared so the comparison's timing says nothing about the token.
     let expected = Sha256::digest(state.api_token.expose_secret().as_bytes());
@@ -52,6 +52,15 @@ pub(super) async fn require_token(
         return ApiError::Unauthorized.into_response();
     }
     next.run(req).await
+}
+
+/// The token of an `Authorization: Bearer <token>` value; the scheme's name is
+/// case-insensitive, as every HTTP authentication scheme's is.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start())
 }
 
 /// The `/api/v1` routes.

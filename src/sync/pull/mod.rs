@@ -1,4 +1,5 @@
-//! Pull: apply one Salesforce record locally (product.md 2).
+//! Pull: apply one Salesforce record locally: the match ladder, the conflict policy, deletes,
+//! merges and conversions.
 //!
 //! Everything here runs inside one [`Store::transact`](crate::store::Store::transact) closure
 //! and does no I/O of its own: it reads and writes through the [`Tx`] it is given, so a record,
