@@ -108,6 +108,8 @@ impl Counters {
         self.received.fetch_add(o.accepted, Ordering::Relaxed);
         self.duplicates.fetch_add(o.duplicates, Ordering::Relaxed);
         self.metrics.inbox_stored(o.accepted, o.duplicates);
+        // A signed event id replayed with another body (answered as a duplicate).
+        self.metrics.inbox_replayed_different(o.replayed_different);
     }
     /// Counts one rejected request; `reason` labels it in `sfsync_inbox_rejected_total`.
     pub fn rejected(&self, reason: &'static str) {

@@ -279,6 +279,7 @@ fn delivery(n: u64) -> Delivery {
             modified_by: None,
         }],
         resync: vec![],
+        digest: None,
     }
 }
 

@@ -241,6 +241,7 @@ fn delivery(
             modified_by: None,
         }],
         resync: Vec::new(),
+        digest: None,
     }
 }
 

@@ -24,6 +24,8 @@ pub const INBOX_REJECTED: &str = "sfsync_inbox_rejected_total";
 pub const INBOX_IGNORED: &str = "sfsync_inbox_ignored_total";
 /// Notifications that only reported sfsync's own write (nothing pulled).
 pub const INBOX_ECHOES: &str = "sfsync_inbox_echoes_total";
+/// Signed events whose `webhook-id` came again with another body (answered as duplicates).
+pub const INBOX_REPLAYED_DIFFERENT: &str = "sfsync_inbox_replayed_different_total";
 /// Records waiting to be pulled.
 pub const INBOX_PENDING: &str = "sfsync_inbox_pending";
 /// From a webhook request's arrival to its acknowledgement.
@@ -122,6 +124,12 @@ pub const FAMILIES: &[Family] = &[
         Kind::Counter,
         Some(Unit::Count),
         "Notifications that only reported sfsync's own write: acknowledged, nothing pulled.",
+    ),
+    family(
+        INBOX_REPLAYED_DIFFERENT,
+        Kind::Counter,
+        Some(Unit::Count),
+        "Signed events whose webhook-id was already stored with another body: answered as duplicates, the new body dropped.",
     ),
     family(
         INBOX_PENDING,
@@ -305,6 +313,7 @@ pub struct Metrics {
     inbox_duplicates: Counter,
     inbox_ignored: Counter,
     inbox_echoes: Counter,
+    inbox_replayed_different: Counter,
     inbox_ack: Histogram,
     pull_freshness: Histogram,
     token_refreshes: Counter,
@@ -360,6 +369,7 @@ impl Metrics {
             inbox_duplicates: counter(INBOX_DUPLICATES),
             inbox_ignored: counter(INBOX_IGNORED),
             inbox_echoes: counter(INBOX_ECHOES),
+            inbox_replayed_different: counter(INBOX_REPLAYED_DIFFERENT),
             inbox_ack: histogram(INBOX_ACK),
             pull_freshness: histogram(PULL_FRESHNESS),
             token_refreshes: counter(TOKEN_REFRESHES),
@@ -443,6 +453,11 @@ impl Metrics {
     /// Counts notifications for objects sfsync does not sync.
     pub fn inbox_ignored(&self, n: u64) {
         self.inbox_ignored.increment(n);
+    }
+
+    /// Counts signed events whose `webhook-id` came again with another body.
+    pub fn inbox_replayed_different(&self, n: u64) {
+        self.inbox_replayed_different.increment(n);
     }
 
     /// Counts notifications that only reported sfsync's own write.

@@ -23,6 +23,7 @@ pub const FAMILIES: &[(&str, &str)] = &[
     ("sfsync_inbox_rejected_total", "counter"),
     ("sfsync_inbox_ignored_total", "counter"),
     ("sfsync_inbox_echoes_total", "counter"),
+    ("sfsync_inbox_replayed_different_total", "counter"),
     ("sfsync_inbox_pending", "gauge"),
     ("sfsync_inbox_ack_seconds", "histogram"),
     ("sfsync_pull_applied_total", "counter"),

@@ -241,6 +241,7 @@ async fn handle_outbound(
                 source: DedupeSource::OutboundNotification,
                 notifications: vec![note],
                 resync: vec![],
+                digest: None,
             }),
             None => {
                 state.counters.ignored(1);
@@ -340,10 +341,15 @@ async fn handle_event(
         source: DedupeSource::WebhookId,
         notifications: event.notifications,
         resync,
+        digest: Some(Delivery::digest_of(&body)),
     };
     // As for Outbound Messages: free the body on this thread, before the wait for the disk.
     drop(body);
     let outcome = store_durably(state, conn, vec![delivery]).await?;
+    if outcome.replayed_different > 0 {
+        // Answered as a duplicate all the same: the first body is the one stored.
+        tracing::warn!(org = %conn.org_id, webhook_id = id, "webhook-id replayed with a different body; answered as a duplicate");
+    }
     tracing::info!(org = %conn.org_id, webhook_id = id, records, duplicate = outcome.duplicates > 0, "signed event stored");
     Ok((outcome, records))
 }
