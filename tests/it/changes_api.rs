@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use serde_json::{Value, json};
 
-use crate::helpers::{ORG, TOKEN, TestApp, sfsync_succeeds, spawn_app};
+use crate::support::{ORG, TOKEN, TestApp, sfsync_succeeds, spawn_app};
 
 /// A cap for a hang: every wait below returns long before it.
 const CAP: Duration = Duration::from_secs(10);

@@ -10,9 +10,9 @@ use sfsync::simulator::Faults;
 use sfsync::sync::sweep::sweep_org;
 
 use crate::pull_rules::{Folded, convert_after_its_contact, local_company, loser_with_a_contact};
-use crate::push_support::{drain, push_env};
 use crate::support::env::{SyncEnv, start};
 use crate::support::eventually;
+use crate::support::push::{drain, push_env};
 
 const WAIT: Duration = Duration::from_secs(10);
 

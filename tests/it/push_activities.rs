@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use sfsync::config::{ActivitiesConfig, ActivityFields, Config};
 use sfsync::simulator::{CustomObjectSpec, Faults, SimulatorConfig};
 
-use crate::push_support::*;
 use crate::support::env::{self, MARKER};
+use crate::support::push::*;
 
 const OBJECT: &str = "Sales_Activity__c";
 

@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 use sfsync::store::OutboxState;
 
-use crate::push_support::*;
 use crate::support::TOKEN;
+use crate::support::push::*;
 
 #[tokio::test]
 async fn validation_errors_answer_422_and_name_the_field() {

@@ -11,7 +11,7 @@ use sfsync::sync::pull::Rules;
 use sfsync::worker::inbox::{InboxSettings, InboxWorker, Outcome, StepReport};
 use sfsync::worker::outbox::OutboxWorker;
 
-use crate::push_support::{PushEnv, connecting_client, drain, outbox_config, push_env};
+use crate::support::push::{PushEnv, connecting_client, drain, outbox_config, push_env};
 
 /// The fields the admin's Outbound Message action for Contacts sends.
 const MINIMUM: [&str; 3] = ["Id", "SystemModstamp", "LastModifiedById"];

@@ -7,7 +7,7 @@ use sfsync::simulator::Faults;
 use sfsync::store::Store;
 use sfsync::worker::outbox::Outcome;
 
-use crate::push_support::*;
+use crate::support::push::*;
 
 /// Creates `companies` companies, each with two contacts, an email, a meeting and an opportunity.
 async fn mixed_changes(env: &PushEnv, companies: usize) -> usize {

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use sfsync::domain::{ConflictPolicy, SalesforceId};
 use sfsync::simulator::Faults;
 
-use crate::push_support::*;
+use crate::support::push::*;
 
 fn account(env: &PushEnv, name: &str, website: Option<&str>) -> SalesforceId {
     let mut fields = json!({"Name": name, "Industry": "Energy"});

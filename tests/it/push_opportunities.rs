@@ -6,7 +6,7 @@ use sfsync::domain::{ObjectType, OwnershipStatus, SalesforceId, StageRule};
 use sfsync::simulator::StageSpec;
 use sfsync::sync::pull::{self, Origin, Target};
 
-use crate::push_support::*;
+use crate::support::push::*;
 
 /// Pulls one Opportunity as the inbox would, through the pull side's apply.
 async fn pull_opportunity(env: &PushEnv, id: &SalesforceId) {

@@ -5,7 +5,7 @@ use serde_json::json;
 use sfsync::domain::SalesforceId;
 use sfsync::simulator::ConvertOptions;
 
-use crate::push_support::*;
+use crate::support::push::*;
 
 fn stamp(env: &PushEnv, id: &SalesforceId) -> Option<i64> {
     env.app

@@ -6,6 +6,7 @@
 pub mod app;
 pub mod env;
 pub mod org;
+pub mod push;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
