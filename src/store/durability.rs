@@ -335,6 +335,9 @@ impl Committer {
             .flush()
             .map_err(|e| e.to_string())
             .and_then(|_| self.file.sync_all().map_err(|e| e.to_string()));
+        if flushed.is_ok() {
+            super::disk::drop_clean_pages(&self.file);
+        }
         self.shared.spend(2, t);
         if flushed.is_err() {
             // After a failed fsync the kernel may have dropped the unwritten pages, so a later

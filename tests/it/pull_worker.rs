@@ -90,12 +90,12 @@ fn worked(outcome: Outcome) -> sfsync::worker::inbox::StepReport {
 }
 
 #[tokio::test]
-async fn one_step_pulls_four_hundred_records_in_two_calls_and_clears_them() {
+async fn one_step_pulls_two_thousand_four_hundred_records_in_two_calls_and_clears_them() {
     let rig = rig().await;
     let seeded = rig
         .sim
         .seed_org(&SeedSpec {
-            accounts: 400,
+            accounts: 2_400,
             ..SeedSpec::default()
         })
         .expect("seed");
@@ -103,12 +103,12 @@ async fn one_step_pulls_four_hundred_records_in_two_calls_and_clears_them() {
         rig.notify(ObjectType::Account, id, &format!("a{i}"), None);
         rig.notify(ObjectType::Account, id, &format!("b{i}"), None);
     }
-    assert_eq!(rig.store.pending_count(), 400);
+    assert_eq!(rig.store.pending_count(), 2_400);
     let mut worker = rig.worker();
     let report = worked(worker.step().await.expect("step"));
-    assert_eq!(report.pulled, 400);
-    assert_eq!(report.applied, 400);
-    assert_eq!(report.api_calls, 2);
+    assert_eq!(report.pulled, 2_400);
+    assert_eq!(report.applied, 2_400);
+    assert_eq!(report.api_calls, 2, "retrieves of up to 2,000 ids");
     assert_eq!(rig.store.pending_count(), 0);
     assert_eq!(worker.step().await.expect("step"), Outcome::Idle);
 }
