@@ -17,6 +17,10 @@ use crate::store::Store;
 
 /// How often expired dedupe keys are removed.
 const EXPIRY_EVERY: Duration = Duration::from_secs(3600);
+/// How often the change log is compacted past its retention.
+const COMPACT_EVERY: Duration = Duration::from_secs(600);
+/// Entries removed per atomic batch of a compaction.
+const COMPACT_BATCH: usize = 1000;
 
 /// Choices that are not configuration: they exist for the benchmarks, the demo and the tests.
 #[derive(Default)]
@@ -36,8 +40,12 @@ pub struct App {
     sweep_interval: Duration,
     /// Push side: delivery settings of the outbox workers.
     outbox: crate::config::OutboxConfig,
+    /// Push side: where activities go.
+    activities: Arc<crate::config::ActivityTarget>,
     /// Pull side: the inbox worker's pace, budget share and retry schedule.
     inbox: crate::worker::inbox::InboxSettings,
+    /// The app's side: the change log's retention and its deliveries.
+    changes: crate::config::ChangesConfig,
 }
 
 impl App {
@@ -96,7 +104,12 @@ impl App {
             push_as: config.sync.push_as,
             setup: Arc::new(crate::sync::setup::Setup::new(
                 config.salesforce.api_version.clone(),
-                config.outbox.marker_field.clone(),
+                &config.outbox.marker_field,
+                &config.activity_target(),
+            )),
+            app_webhooks: crate::app_webhooks::hooks(&config.app_webhooks),
+            feed_wait: crate::http::api::longest_wait(Duration::from_secs(
+                config.server.request_timeout_s,
             )),
         };
         let app = Self {
@@ -117,11 +130,13 @@ impl App {
             dedupe_ttl: config.dedupe_ttl(),
             sweep_interval: Duration::from_secs(config.sync.sweep_interval_s),
             outbox: config.outbox.clone(),
+            activities: Arc::new(config.activity_target()),
             inbox: crate::worker::inbox::InboxSettings {
                 limit_share: config.sync.limit_share,
                 backoff: crate::worker::Backoff::from_config(&config.outbox),
                 ..Default::default()
             },
+            changes: config.changes.clone(),
         };
         app.connect_stored_orgs(config);
         Ok(app)
@@ -144,28 +159,28 @@ impl App {
         let tracker = TaskTracker::new();
         let store = self.state.store.clone();
         let ttl = self.dedupe_ttl;
-        let token = shutdown.clone();
-        tracker.spawn(async move {
-            let mut tick = tokio::time::interval(EXPIRY_EVERY);
-            loop {
-                tokio::select! {
-                    _ = token.cancelled() => break,
-                    _ = tick.tick() => match store.expire_dedupe(chrono::Utc::now(), ttl) {
-                        Ok(n) if n > 0 => tracing::info!(removed = n, "expired dedupe keys"),
-                        Ok(_) => {}
-                        Err(e) => tracing::error!(error = %e, "dedupe expiry failed"),
-                    },
-                }
+        every(&tracker, EXPIRY_EVERY, &shutdown, move || {
+            match store.expire_dedupe(chrono::Utc::now(), ttl) {
+                Ok(n) if n > 0 => tracing::info!(removed = n, "expired dedupe keys"),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "dedupe expiry failed"),
             }
         });
         self.spawn_pull_workers(&tracker, &shutdown);
+        self.spawn_app_side(&tracker, &shutdown);
         // Push side: one outbox worker per connected org (also for orgs that connect later).
+        let settings = crate::worker::outbox::WorkerSettings {
+            outbox: self.outbox.clone(),
+            push_as: self.state.push_as,
+            rules: self.state.pull.rules.clone(),
+            setup: self.state.setup.clone(),
+            activities: self.activities.clone(),
+        };
         crate::worker::outbox::spawn_workers(
             &tracker,
             self.state.store.clone(),
             self.state.pull.orgs.clone(),
-            self.outbox.clone(),
-            self.state.push_as,
+            settings,
             shutdown.clone(),
         );
         tracing::info!(
@@ -264,6 +279,51 @@ impl App {
             }
         });
     }
+}
+
+// ---------------------------------------------------------------- the app's side: deliveries of
+// the change log to the app's webhooks, and its compaction.
+impl App {
+    fn spawn_app_side(&self, tracker: &TaskTracker, shutdown: &CancellationToken) {
+        let c = &self.changes;
+        crate::worker::app_webhooks::spawn_all(
+            tracker,
+            &self.state.store,
+            &self.state.app_webhooks,
+            &crate::worker::app_webhooks::DeliverySettings::from_config(c),
+            Duration::from_secs(c.delivery_timeout_s),
+            shutdown,
+        );
+        let store = self.state.store.clone();
+        let retention = Duration::from_secs(c.retention_hours * 3600);
+        every(tracker, COMPACT_EVERY, shutdown, move || {
+            let cutoff = chrono::Utc::now() - retention;
+            match store.compact_changes(cutoff, COMPACT_BATCH) {
+                Ok(n) if n > 0 => tracing::info!(removed = n, "change log compacted"),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "change log compaction failed"),
+            }
+        });
+    }
+}
+
+/// Runs `task` at start and then every `period` until `shutdown`.
+fn every(
+    tracker: &TaskTracker,
+    period: Duration,
+    shutdown: &CancellationToken,
+    mut task: impl FnMut() + Send + 'static,
+) {
+    let token = shutdown.clone();
+    tracker.spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => break,
+                _ = tick.tick() => task(),
+            }
+        }
+    });
 }
 
 /// Refresh tokens kept in the store, sealed by the Salesforce vault, and each connection's user:

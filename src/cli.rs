@@ -46,6 +46,31 @@ pub enum Command {
     /// Check an org's Salesforce setup through a running service (marker field, field and object
     /// access, API version); exits non-zero when anything is missing.
     Doctor(DoctorArgs),
+    /// Print a running service's change feed, one line per change; with --follow, as it happens.
+    Changes(ChangesArgs),
+}
+
+/// `sfsync changes`.
+#[derive(Debug, Args)]
+pub struct ChangesArgs {
+    /// Base URL of the running service.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// The API bearer token.
+    #[arg(long, env = "SFSYNC_API_TOKEN")]
+    pub token: String,
+    /// Start after this sequence number (default: from the oldest change kept).
+    #[arg(long)]
+    pub after: Option<u64>,
+    /// Only these types, comma-separated: kind.what or kind.* (e.g. contact.*,company.pushed).
+    #[arg(long)]
+    pub types: Option<String>,
+    /// Keep printing changes as they happen, until interrupted.
+    #[arg(long)]
+    pub follow: bool,
+    /// Print each change as its JSON entry instead of a summary line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `sfsync doctor`.
@@ -143,6 +168,21 @@ pub enum ImportWhat {
         #[arg(long)]
         account: String,
     },
+    /// The records of one list view of an object.
+    ListView {
+        /// Account, Contact, Lead or Opportunity.
+        #[arg(long)]
+        object: String,
+        /// The list view's id (00B…), as `sfsync import list-views` prints it.
+        #[arg(long)]
+        id: String,
+    },
+    /// Lists an object's list views (nothing is imported).
+    ListViews {
+        /// Account, Contact, Lead or Opportunity.
+        #[arg(long)]
+        object: String,
+    },
 }
 
 /// `sfsync outbox`.
@@ -225,6 +265,19 @@ pub enum BenchCommand {
     Pull(PullBenchArgs),
     /// API calls per record and drain rate of the push side.
     Push(PushBenchArgs),
+    /// Time from a change in Salesforce to the app holding its verified, signed event.
+    Feed(FeedBenchArgs),
+}
+
+/// `sfsync bench feed`.
+#[derive(Debug, Args)]
+pub struct FeedBenchArgs {
+    /// Distinct records changed, once each.
+    #[arg(long, default_value_t = 2_000)]
+    pub records: usize,
+    /// Simulated Salesforce API latency in milliseconds.
+    #[arg(long, default_value_t = 50)]
+    pub latency_ms: u64,
 }
 
 /// `sfsync bench pull`.

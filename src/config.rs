@@ -25,6 +25,18 @@ use serde::Deserialize;
 
 use crate::domain::{OrgId, WebhookSecret};
 
+mod activities;
+mod env;
+mod feed;
+
+pub use activities::{
+    ActivitiesConfig, ActivityFields, ActivityKinds, ActivityTarget, CustomActivity,
+    STANDARD_OBJECTS,
+};
+pub use env::{ConnectedApp, NotConfigured};
+use env::{connected_app_not_read, key_overrides};
+pub use feed::{AppWebhook, ChangesConfig};
+
 /// Why the configuration cannot be used. Each message names the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -68,131 +80,22 @@ pub struct Config {
     /// Push delivery (retries, API budget).
     #[serde(default)]
     pub outbox: OutboxConfig,
+    /// What activities become in Salesforce: Task and Event, or a custom object.
+    #[serde(default)]
+    pub activities: ActivitiesConfig,
     /// One entry per Salesforce org.
     #[serde(default)]
     pub connections: Vec<Connection>,
+    /// The change log's retention and its deliveries to the app's webhooks.
+    #[serde(default)]
+    pub changes: ChangesConfig,
+    /// The app's endpoints that receive each change, signed.
+    #[serde(default)]
+    pub app_webhooks: Vec<AppWebhook>,
     /// The connected app and the refresh-token key, read from the environment by
     /// [`Config::load`] (never from the file), or why they could not be read.
     #[serde(skip, default = "connected_app_not_read")]
     pub connected_app: Result<ConnectedApp, NotConfigured>,
-}
-
-/// The Salesforce connected app sfsync signs in through, and the key that seals refresh tokens
-/// at rest. Its `Debug` shows the client id only.
-#[derive(Clone)]
-pub struct ConnectedApp {
-    /// The consumer key (`SALESFORCE_CLIENT_ID`).
-    pub client_id: String,
-    /// The consumer secret (`SALESFORCE_CLIENT_SECRET`).
-    pub client_secret: SecretString,
-    /// The callback URL registered on the app (`SALESFORCE_REDIRECT_URI`).
-    pub redirect_uri: String,
-    /// The refresh-token key (`SFSYNC_TOKEN_KEY`, base64 of 32 bytes).
-    pub token_key: crate::salesforce::TokenKey,
-}
-
-impl std::fmt::Debug for ConnectedApp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConnectedApp")
-            .field("client_id", &self.client_id)
-            .field("redirect_uri", &self.redirect_uri)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Why the connected app is not usable: the variables missing or malformed, by name, never by
-/// value.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct NotConfigured(pub String);
-
-fn connected_app_not_read() -> Result<ConnectedApp, NotConfigured> {
-    ConnectedApp::from_env(|_| None)
-}
-
-/// The environment variables that hold the connected app and the token key.
-const CONNECTED_APP_VARS: [&str; 4] = [
-    "SALESFORCE_CLIENT_ID",
-    "SALESFORCE_CLIENT_SECRET",
-    "SALESFORCE_REDIRECT_URI",
-    "SFSYNC_TOKEN_KEY",
-];
-
-impl ConnectedApp {
-    /// Reads the four variables through `var`; the error names each one missing or malformed.
-    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Self, NotConfigured> {
-        let value = |name: &str| var(name).filter(|v| !v.trim().is_empty());
-        let missing: Vec<&str> = CONNECTED_APP_VARS
-            .into_iter()
-            .filter(|name| value(name).is_none())
-            .collect();
-        let mut problems = Vec::new();
-        match missing.as_slice() {
-            [] => {}
-            [one] => problems.push(format!("{one} is not set")),
-            many => problems.push(format!("{} are not set", many.join(", "))),
-        }
-        let token_key =
-            value("SFSYNC_TOKEN_KEY").and_then(
-                |raw| match crate::salesforce::TokenKey::from_base64(1, &SecretString::from(raw)) {
-                    Ok(key) => Some(key),
-                    Err(_) => {
-                        problems.push("SFSYNC_TOKEN_KEY is not base64 of 32 bytes".into());
-                        None
-                    }
-                },
-            );
-        let redirect_uri = value("SALESFORCE_REDIRECT_URI").and_then(|uri| {
-            let ok = url::Url::parse(&uri)
-                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
-            if !ok {
-                problems.push("SALESFORCE_REDIRECT_URI is not an http(s) URL".into());
-            }
-            ok.then_some(uri)
-        });
-        match (
-            value("SALESFORCE_CLIENT_ID"),
-            value("SALESFORCE_CLIENT_SECRET"),
-            redirect_uri,
-            token_key,
-        ) {
-            (Some(client_id), Some(secret), Some(redirect_uri), Some(key))
-                if problems.is_empty() =>
-            {
-                Ok(Self {
-                    client_id: client_id.trim().to_string(),
-                    client_secret: SecretString::from(secret),
-                    redirect_uri,
-                    token_key: key,
-                })
-            }
-            _ => Err(NotConfigured(problems.join("; "))),
-        }
-    }
-}
-
-/// A boolean written as `true/false`, `1/0`, `yes/no` or `on/off` (any case), as a TOML boolean
-/// or as a string (environment variables are strings).
-fn flexible_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Bool(bool),
-        Int(i64),
-        Text(String),
-    }
-    let parsed = match Raw::deserialize(d)? {
-        Raw::Bool(b) => Some(b),
-        Raw::Int(0) => Some(false),
-        Raw::Int(1) => Some(true),
-        Raw::Int(_) => None,
-        Raw::Text(t) => match t.trim().to_ascii_lowercase().as_str() {
-            "1" | "true" | "yes" | "on" => Some(true),
-            "0" | "false" | "no" | "off" => Some(false),
-            _ => None,
-        },
-    };
-    parsed.ok_or_else(|| serde::de::Error::custom("expected 1/0, true/false or yes/no"))
 }
 
 /// `[salesforce]`. The connected app's client id, secret and redirect URI come from the
@@ -291,7 +194,7 @@ pub struct OutboxConfig {
     pub marker_field: String,
     /// Whether `marker_field` is an External ID field in the org: creates then go out as upserts
     /// by it (idempotent), without a look-up before a retry.
-    #[serde(default, deserialize_with = "flexible_bool")]
+    #[serde(default, deserialize_with = "env::flexible_bool")]
     pub upsert_on_marker: bool,
     /// Failed sends after which an entry becomes a dead letter even though its errors were
     /// transient (default 50: at most about three and a half hours at the default back-off).
@@ -365,7 +268,7 @@ fn default_shutdown_grace_s() -> u64 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
-    /// Directory of the sled store; created if missing.
+    /// Directory of the embedded store; created if missing.
     pub path: PathBuf,
     /// How long a notification's dedupe key is kept, in hours (at least 168: 7 days).
     #[serde(default = "default_dedupe_ttl_h")]
@@ -591,6 +494,12 @@ impl Config {
         if url::Url::parse(&self.salesforce.login_url).is_err() {
             return Err(invalid("salesforce.login_url", "must be a URL"));
         }
+        self.activities.validate()?;
+        self.validate_connections()
+    }
+
+    /// Each `[[connections]]` entry: one per org, each with its own well-formed webhook key.
+    fn validate_connections(&self) -> Result<(), ConfigError> {
         let mut seen_keys = std::collections::HashSet::new();
         let mut seen_orgs = std::collections::HashSet::new();
         for (i, c) in self.connections.iter().enumerate() {
@@ -618,7 +527,7 @@ impl Config {
                 ));
             }
         }
-        Ok(())
+        feed::validate(&self.changes, &self.app_webhooks)
     }
 
     /// The connected app's OAuth settings with the login host and API version of
@@ -645,238 +554,17 @@ impl Config {
         ))
     }
 
+    /// Where activities go (`[activities]`), a custom object's marker defaulting to `[outbox]
+    /// marker_field`.
+    pub fn activity_target(&self) -> ActivityTarget {
+        self.activities.target(&self.outbox.marker_field)
+    }
+
     /// How long dedupe keys live.
     pub fn dedupe_ttl(&self) -> Duration {
         Duration::from_secs(self.store.dedupe_ttl_hours * 3600)
     }
 }
 
-/// The `SFSYNC_<SECTION>__<KEY>` variables as (variable, dotted key, value). A variable with
-/// `__` whose parts are not all non-empty is refused by name.
-fn key_overrides(env: &[(String, String)]) -> Result<Vec<(String, String, String)>, ConfigError> {
-    let mut out = Vec::new();
-    for (name, value) in env {
-        let Some(rest) = name.strip_prefix("SFSYNC_") else {
-            continue;
-        };
-        if !rest.contains("__") {
-            continue;
-        }
-        let parts: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
-        if parts.iter().any(String::is_empty) {
-            return Err(ConfigError::Load(format!(
-                "{name}: not a config key (SFSYNC_<SECTION>__<KEY>)"
-            )));
-        }
-        out.push((name.clone(), parts.join("."), value.clone()));
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const GOOD: &str = r#"
-[server]
-listen = "127.0.0.1:8080"
-api_token = "0123456789abcdef0123"
-[store]
-path = "./data"
-[[connections]]
-org_id = "00D7F00000107Xs"
-webhook_key = "a-long-random-key-1234"
-webhook_secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
-"#;
-
-    #[test]
-    fn a_good_file_loads_and_normalizes_the_org_id() {
-        let c = Config::from_toml(GOOD).expect("valid config");
-        assert_eq!(c.connections[0].org_id.as_str(), "00D7F00000107XsUAI");
-        assert_eq!(c.intake.max_body_bytes, 1024 * 1024);
-    }
-
-    fn error_of(text: &str) -> String {
-        Config::from_toml(text)
-            .map(|_| ())
-            .expect_err("must fail")
-            .to_string()
-    }
-
-    #[test]
-    fn a_bad_org_id_is_named_by_its_key() {
-        let e = error_of(&GOOD.replace("00D7F00000107Xs", "001xx"));
-        assert!(e.contains("connections[0].org_id"), "{e}");
-    }
-
-    #[test]
-    fn a_bad_secret_is_named_by_its_key_without_its_value() {
-        let e = error_of(&GOOD.replace("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_!!"));
-        assert!(e.contains("connections[0].webhook_secrets[0]"), "{e}");
-        assert!(!e.contains("!!"), "{e}");
-    }
-
-    #[test]
-    fn an_unknown_key_is_refused() {
-        let e = error_of(&GOOD.replace("[store]", "[store]\nsize = 3"));
-        assert!(e.contains("size"), "{e}");
-    }
-
-    #[test]
-    fn a_short_dedupe_window_is_refused() {
-        let e = error_of(&GOOD.replace("[store]", "[store]\ndedupe_ttl_hours = 24"));
-        assert!(e.contains("store.dedupe_ttl_hours"), "{e}");
-    }
-
-    #[test]
-    fn each_sides_share_of_the_api_budget_is_above_zero_and_at_most_one() {
-        let with = |section: &str, share: &str| {
-            GOOD.replace(
-                "[store]",
-                &format!("[{section}]\nlimit_share = {share}\n[store]"),
-            )
-        };
-        for bad in ["0", "1.5", "-0.2"] {
-            assert!(
-                error_of(&with("sync", bad)).contains("sync.limit_share"),
-                "{bad}"
-            );
-            assert!(
-                error_of(&with("outbox", bad)).contains("outbox.limit_share"),
-                "{bad}"
-            );
-        }
-        let c = Config::from_toml(&with("sync", "0.5")).expect("a half share");
-        assert_eq!(c.sync.limit_share, 0.5);
-        assert_eq!(
-            Config::from_toml(GOOD).expect("default").sync.limit_share,
-            0.9
-        );
-    }
-
-    #[test]
-    fn a_wrongly_typed_value_names_its_key() {
-        let e = error_of(&GOOD.replace("\"127.0.0.1:8080\"", "8080"));
-        assert!(e.contains("server.listen") || e.contains("listen"), "{e}");
-    }
-
-    fn load_env(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("sfsync.toml");
-        std::fs::write(&path, GOOD).expect("write");
-        Config::load_with_env(
-            &path,
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())),
-        )
-    }
-
-    const TOKEN_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-
-    #[test]
-    fn variables_that_are_not_section_keys_leave_the_config_alone() {
-        let c = load_env(&[
-            ("SFSYNC_TOKEN_KEY", TOKEN_KEY),
-            ("SFSYNC_API_TOKEN", "0123456789abcdef0123"),
-            ("SFSYNC_CONFIG", "/etc/sfsync/sfsync.toml"),
-            ("SFSYNC_LOG_JSON", "1"),
-        ])
-        .expect("the documented variables must not break loading");
-        assert_eq!(c.server.listen.port(), 8080);
-    }
-
-    #[test]
-    fn a_section_key_variable_overrides_the_file() {
-        let c = load_env(&[
-            ("SFSYNC_SERVER__LISTEN", "0.0.0.0:9999"),
-            ("SFSYNC_SERVER__REQUEST_TIMEOUT_S", "12"),
-            ("SFSYNC_OUTBOX__MARKER_FIELD", "Other__c"),
-        ])
-        .expect("load");
-        assert_eq!(c.server.listen.port(), 9999);
-        assert_eq!(c.server.request_timeout_s, 12);
-        assert_eq!(c.outbox.marker_field, "Other__c");
-    }
-
-    #[test]
-    fn booleans_from_the_environment_take_one_zero_yes_no_true_false() {
-        for (raw, want) in [
-            ("1", true),
-            ("0", false),
-            ("yes", true),
-            ("no", false),
-            ("true", true),
-            ("FALSE", false),
-        ] {
-            let c = load_env(&[("SFSYNC_OUTBOX__UPSERT_ON_MARKER", raw)]).expect(raw);
-            assert_eq!(c.outbox.upsert_on_marker, want, "{raw}");
-        }
-        let e = load_env(&[("SFSYNC_OUTBOX__UPSERT_ON_MARKER", "maybe")])
-            .expect_err("not a boolean")
-            .to_string();
-        assert!(e.contains("SFSYNC_OUTBOX__UPSERT_ON_MARKER"), "{e}");
-    }
-
-    #[test]
-    fn an_unknown_key_variable_is_an_error_naming_the_variable() {
-        for var in [
-            "SFSYNC_SERVER__NO_SUCH_KEY",
-            "SFSYNC_NOSECTION__LISTEN",
-            "SFSYNC_SERVER__",
-        ] {
-            let e = load_env(&[(var, "x")]).expect_err(var).to_string();
-            assert!(e.contains(var), "{var}: {e}");
-        }
-    }
-
-    #[test]
-    fn a_badly_typed_variable_is_named() {
-        let e = load_env(&[("SFSYNC_SERVER__REQUEST_TIMEOUT_S", "soon")])
-            .expect_err("not a number")
-            .to_string();
-        assert!(e.contains("SFSYNC_SERVER__REQUEST_TIMEOUT_S"), "{e}");
-    }
-
-    #[test]
-    fn the_connected_app_is_read_from_its_four_variables() {
-        let c = load_env(&[
-            ("SALESFORCE_CLIENT_ID", "3MVG9-client"),
-            ("SALESFORCE_CLIENT_SECRET", "s3cr3t-value"),
-            (
-                "SALESFORCE_REDIRECT_URI",
-                "https://sync.example.com/oauth/salesforce/callback",
-            ),
-            ("SFSYNC_TOKEN_KEY", TOKEN_KEY),
-        ])
-        .expect("load");
-        let (settings, _) = c.oauth().expect("configured");
-        assert_eq!(settings.client_id, "3MVG9-client");
-        assert_eq!(settings.login_url, "https://login.salesforce.com");
-        assert!(!format!("{:?}", c.connected_app).contains("s3cr3t-value"));
-    }
-
-    #[test]
-    fn a_missing_or_malformed_connected_app_is_reported_by_variable_name() {
-        let c = load_env(&[]).expect("the service starts without a connected app");
-        let reason = c.oauth().expect_err("not configured").0;
-        for var in CONNECTED_APP_VARS {
-            assert!(reason.contains(var), "{reason}");
-        }
-        let c = load_env(&[
-            ("SALESFORCE_CLIENT_ID", "id"),
-            ("SALESFORCE_CLIENT_SECRET", "secret-value"),
-            ("SALESFORCE_REDIRECT_URI", "not a url"),
-            ("SFSYNC_TOKEN_KEY", "c2hvcnQ="),
-        ])
-        .expect("load");
-        let reason = c.oauth().expect_err("malformed").0;
-        assert!(
-            reason.contains("SFSYNC_TOKEN_KEY is not base64 of 32 bytes"),
-            "{reason}"
-        );
-        assert!(reason.contains("SALESFORCE_REDIRECT_URI"), "{reason}");
-        assert!(
-            !reason.contains("secret-value") && !reason.contains("c2hvcnQ="),
-            "{reason}"
-        );
-    }
-}
+mod tests;

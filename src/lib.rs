@@ -15,13 +15,17 @@
 //! - [`http`]: the router, the webhook endpoints and the local API.
 //! - [`domain`]: entities and ids, no I/O.
 //! - [`store`]: the only module that names sled.
-//! - [`salesforce`]: the only module that names reqwest: OAuth, REST, composite, errors, limits.
+//! - [`salesforce`]: the Salesforce client (reqwest): OAuth, REST, composite, errors, limits.
 //! - [`simulator`]: a Salesforce org on loopback for tests, the demo and benchmarks.
-//! - [`sync`]: the pull and push rules; [`worker`]: the inbox and outbox workers.
+//! - [`sync`]: the pull and push rules; [`worker`]: the inbox and outbox workers, and the
+//!   deliveries of the change log to the app's webhooks.
+//! - [`app_webhooks`]: the app's side: each local change signed and POSTed to the app's
+//!   webhooks (the one module besides `salesforce` that makes HTTP calls).
 //! - [`tools`]: the demo, the benchmarks, fixture replay and the API clients (`doctor`,
 //!   `import`, `outbox`, `status`), apart from the engine.
 
 pub mod app;
+pub mod app_webhooks;
 pub mod cli;
 pub mod config;
 pub mod domain;

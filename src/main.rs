@@ -81,6 +81,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             BenchCommand::Ingest(a) => sfsync::tools::bench::ingest::run(&a).await,
             BenchCommand::Pull(a) => sfsync::tools::bench::pull::run(&a).await,
             BenchCommand::Push(a) => sfsync::tools::bench::push::run(&a).await,
+            BenchCommand::Feed(a) => sfsync::tools::bench::feed::run(&a).await,
         },
         Command::Simulator(a) => {
             let config = sfsync::simulator::SimulatorConfig {
@@ -96,5 +97,6 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Outbox(a) => sfsync::tools::commands::outbox(&a).await,
         Command::Status(a) => sfsync::tools::commands::status(&a).await,
         Command::Doctor(a) => sfsync::tools::commands::doctor(&a).await,
+        Command::Changes(a) => sfsync::tools::commands::changes(&a).await,
     }
 }

@@ -1,9 +1,10 @@
-//! The four local entities of product.md section 1, each owned by one Salesforce org.
+//! The four local entities (Company, Contact, CompanyProduct, Activity), each owned by one
+//! Salesforce org.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{OrgId, SalesforceId};
+use super::{OrgId, SalesforceId, SyncedStage};
 
 /// A company (a Salesforce Account).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -102,6 +103,10 @@ pub struct CompanyProduct {
     pub close_date: Option<NaiveDate>,
     /// The linked Opportunity id.
     pub salesforce_opportunity_id: Option<SalesforceId>,
+    /// The Opportunity's `StageName` as last pulled and what it mapped to: pushes keep it while
+    /// `status` and `stage` are unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synced_stage: Option<SyncedStage>,
     /// Last local change.
     pub updated_at: DateTime<Utc>,
 }

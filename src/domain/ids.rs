@@ -1,8 +1,9 @@
 //! Salesforce record ids: 15-character case-sensitive or 18-character checksummed forms,
 //! always held as 18 characters.
 //!
-//! Mirrors <https://help.salesforce.com/s/articleView?id=000385008> (the 15→18 suffix algorithm);
-//! see salesforce-protocol.md 2.6.
+//! The 18-character suffix: split the first 15 characters into three chunks of five; for each,
+//! set bit i when character i is an uppercase ASCII letter, and map the 5-bit value through
+//! `A–Z0–5`.
 
 use std::fmt;
 

@@ -1,6 +1,7 @@
 //! The local data model and the values it is built from. No I/O lives here: every other module
 //! may use `domain`, and `domain` uses nothing of the crate.
 
+mod change;
 mod entities;
 mod ids;
 pub mod normalize;
@@ -8,7 +9,9 @@ mod notification;
 mod policy;
 mod secret;
 mod stage;
+pub mod view;
 
+pub use change::{ChangeKind, ChangeWhat, EntryType, EntryTypeError, TypeFilter};
 pub use entities::{
     Activity, ActivityKind, Company, CompanyProduct, Contact, OwnershipStatus, SalesforceKind,
 };
@@ -16,4 +19,4 @@ pub use ids::{IdError, SalesforceId};
 pub use notification::{ChangeType, Notification, ObjectType, OrgId};
 pub use policy::{ConflictPolicy, PushAs};
 pub use secret::{SecretError, WebhookSecret};
-pub use stage::{StageRule, StageTable};
+pub use stage::{StageRule, StageTable, SyncedStage, standard_stage_name};

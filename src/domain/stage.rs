@@ -1,6 +1,11 @@
 //! The stage table: an Opportunity's `StageName` to the local pipeline status and internal funnel
-//! stage (product.md 2). Defaults cover the standard picklist (salesforce-protocol.md 4); orgs
-//! with their own stages add or override rows in `[sync] stages`.
+//! stage, and back for pushes. Defaults cover Salesforce's standard picklist (Closed Won is
+//! CUSTOMER, Closed Lost is LOST, open stages OPPORTUNITY); orgs with their own stages add or
+//! override rows in `[sync] stages`.
+//!
+//! A push sends the org's own `StageName` back unchanged while the product's internal stage and
+//! status are still the ones that name mapped to ([`SyncedStage`]), so a custom or renamed stage
+//! is never replaced by a guess.
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +20,17 @@ pub struct StageRule {
     /// The status a CompanyProduct in this stage has.
     pub status: OwnershipStatus,
     /// The internal funnel stage stored on the CompanyProduct.
+    pub stage: String,
+}
+
+/// An Opportunity's `StageName` as last pulled, and the status and internal stage it mapped to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncedStage {
+    /// The `StageName` the org holds.
+    pub stage_name: String,
+    /// The status it mapped to.
+    pub status: OwnershipStatus,
+    /// The internal stage it mapped to.
     pub stage: String,
 }
 
@@ -64,6 +80,14 @@ const STANDARD: [(&str, OwnershipStatus, &str); 10] = [
     ("Closed Won", OwnershipStatus::Customer, "closed_won"),
     ("Closed Lost", OwnershipStatus::Lost, "closed_lost"),
 ];
+
+/// The standard `StageName` spelled like `name` (case and surrounding space ignored).
+pub fn standard_stage_name(name: &str) -> Option<&'static str> {
+    STANDARD
+        .iter()
+        .map(|(n, _, _)| *n)
+        .find(|n| n.eq_ignore_ascii_case(name.trim()))
+}
 
 impl Default for StageTable {
     fn default() -> Self {
@@ -142,6 +166,32 @@ impl StageTable {
             .find(|r| r.stage.eq_ignore_ascii_case(stage))
             .map(|r| r.stage_name.as_str())
     }
+
+    /// The `StageName` a push sends for a product in `status` at internal `stage`: the org's own
+    /// name (`synced`) while the product still has the status and stage it mapped to; else the
+    /// first row with this stage and status; else, for a won or lost product, the first row of
+    /// that status. `None`: the table has no row for it.
+    pub fn push_stage_name(
+        &self,
+        status: OwnershipStatus,
+        stage: Option<&str>,
+        synced: Option<&SyncedStage>,
+    ) -> Option<String> {
+        let same_stage = |a: &str| stage.is_some_and(|s| s.trim().eq_ignore_ascii_case(a));
+        if let Some(s) = synced.filter(|s| s.status == status && same_stage(&s.stage)) {
+            return Some(s.stage_name.clone());
+        }
+        let by_stage = self
+            .rules
+            .iter()
+            .find(|r| r.status == status && same_stage(&r.stage));
+        let by_status = || {
+            self.rules
+                .iter()
+                .find(|r| r.status == status && status != OwnershipStatus::Opportunity)
+        };
+        by_stage.or_else(by_status).map(|r| r.stage_name.clone())
+    }
 }
 
 #[cfg(test)]
@@ -191,5 +241,41 @@ mod tests {
         assert_eq!(t.map("Closed Won", None, None).1, "won");
         assert_eq!(t.map("Pilot", Some(false), None).1, "pilot");
         assert_eq!(t.stage_name_for("pilot"), Some("Pilot"));
+    }
+
+    #[test]
+    fn a_push_keeps_the_orgs_stage_name_while_stage_and_status_are_unchanged() {
+        let t = StageTable::with_overrides(&[StageRule {
+            stage_name: "Pilot".into(),
+            status: OwnershipStatus::Opportunity,
+            stage: "pilot".into(),
+        }]);
+        let open = OwnershipStatus::Opportunity;
+        assert_eq!(
+            t.push_stage_name(open, Some("pilot"), None).as_deref(),
+            Some("Pilot")
+        );
+        let signed = SyncedStage {
+            stage_name: "Signed Contract".into(),
+            status: OwnershipStatus::Customer,
+            stage: "signed_contract".into(),
+        };
+        let won = OwnershipStatus::Customer;
+        assert_eq!(
+            t.push_stage_name(won, Some("signed_contract"), Some(&signed))
+                .as_deref(),
+            Some("Signed Contract")
+        );
+        assert_eq!(
+            t.push_stage_name(
+                OwnershipStatus::Lost,
+                Some("signed_contract"),
+                Some(&signed)
+            )
+            .as_deref(),
+            Some("Closed Lost"),
+            "a changed status is the table's"
+        );
+        assert_eq!(t.push_stage_name(open, Some("demo"), Some(&signed)), None);
     }
 }

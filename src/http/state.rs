@@ -184,4 +184,8 @@ pub struct AppState {
     pub oauth: Result<Arc<oauth::OAuthFlow>, Arc<str>>,
     /// The setup check and each org's latest report.
     pub setup: Arc<crate::sync::setup::Setup>,
+    /// The app's webhooks and how their deliveries go.
+    pub app_webhooks: crate::app_webhooks::Hooks,
+    /// The longest wait of a long poll of the change feed.
+    pub feed_wait: std::time::Duration,
 }

@@ -1,7 +1,6 @@
 //! sObject Collections: create, update, upsert and delete up to 200 records per call with
 //! per-record results, and retrieve up to 2,000 records of one type by id (by `POST`, the ids in
-//! the body: a `GET` names them in the URI, which holds about 800)
-//! (salesforce-protocol.md 2.4; <https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_sobjects_collections.htm>).
+//! the body: a `GET` names them in the URI, which holds about 800).
 //!
 //! A well-formed request answers 200 with one result per record, in request order; per-record
 //! errors carry `statusCode` and classify with [`RecordResult::class`].

@@ -1,7 +1,7 @@
 //! The one error type of the Salesforce boundary, the parsers for every error body Salesforce
 //! sends, and the one classification every caller uses to decide what to do next.
 //!
-//! Body shapes (salesforce-protocol.md 2.4, 2.5, 3.3):
+//! Body shapes:
 //! - REST and query: `[{"message","errorCode","fields"}]`;
 //! - sObject Collections per-record errors: `{"statusCode","message","fields"}`;
 //! - OAuth: `{"error","error_description"}`;

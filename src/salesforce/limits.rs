@@ -1,8 +1,7 @@
 //! The org's API budget as Salesforce reports it on every response.
 //!
 //! `Sforce-Limit-Info: api-usage=18/5000` (used/limit over a rolling 24 hours), possibly followed
-//! by `; per-app-api-usage=…` and `; api-bursts=…` parts that are ignored
-//! (<https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/headers_api_usage.htm>).
+//! by `; per-app-api-usage=…` and `; api-bursts=…` parts that are ignored.
 
 use serde::Serialize;
 

@@ -7,9 +7,10 @@
 //! - [`error`]: [`SalesforceError`] and the one classification ([`ErrorClass`]) every caller uses.
 //! - [`soql`]: every query's text, with the one quoting function for string literals.
 //! - [`limits`]: `Sforce-Limit-Info` parsing.
+//! - [`listviews`]: an object's list views and the query each runs.
 //! - [`vault`]: refresh tokens sealed at rest and the [`TokenStore`] that keeps them.
 //!
-//! The wire shapes follow salesforce-protocol.md sections 2 and 3. Retry schedules belong to
+//! The wire shapes are Salesforce's REST and OAuth ones, as each module says. Retry schedules belong to
 //! callers; the client itself only refreshes an expired session once.
 
 mod client;
@@ -17,6 +18,7 @@ pub mod composite;
 pub mod describe;
 pub mod error;
 pub mod limits;
+pub mod listviews;
 pub mod oauth;
 pub mod query;
 pub mod rest;
@@ -28,10 +30,11 @@ pub use composite::{MAX_COLLECTION, MAX_RETRIEVE, RecordResult};
 pub use describe::{ApiVersion, FieldDescribe, ObjectDescribe, UserInfo};
 pub use error::{ApiErrorItem, DuplicateResult, ErrorClass, SalesforceError, TransportKind};
 pub use limits::ApiUsage;
+pub use listviews::{ListView, ListViewDescribe};
 pub use oauth::{AuthorizeRequest, OAuthClient, OAuthSettings, Pkce, TokenResponse};
 pub use query::QueryPage;
 pub use rest::{Fetched, RecordExt, UpsertOutcome};
-pub use soql::{Condition, Soql};
+pub use soql::{Condition, Soql, reselect};
 pub use vault::{TokenKey, TokenStore, TokenStoreError, TokenVault, VaultError};
 
 /// A record as Salesforce sends it: field name → JSON value, `attributes` included on reads.

@@ -1,6 +1,6 @@
 //! OAuth 2.0 with Salesforce: the web server flow with PKCE (S256) and `state`, the code
 //! exchange, the refresh grant, and verification of the token response `signature`
-//! (salesforce-protocol.md 3; <https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_web_server_flow.htm>).
+//! (base64 HMAC-SHA256 of `id` followed by `issued_at`, keyed with the client secret).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,7 +41,7 @@ impl OAuthSettings {
     }
 }
 
-/// A token endpoint answer (salesforce-protocol.md 3.1). Tokens are secret; `Debug` redacts them.
+/// A token endpoint answer. Tokens are secret; `Debug` redacts them.
 #[derive(Debug, Clone, Deserialize)]
 pub struct TokenResponse {
     /// The session token for `Authorization: Bearer`.

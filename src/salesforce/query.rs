@@ -1,5 +1,5 @@
 //! SOQL `query` and `queryAll` as streams of records, following `nextRecordsUrl` page by page
-//! until `done` (salesforce-protocol.md 2.2; <https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_query.htm>).
+//! until `done` (a page holds up to 2,000 records, and may hold fewer).
 //!
 //! A page is fetched only when the stream is polled past the previous one, so a consumer that
 //! stops early spends no further API calls. The stream ends after the first error.

@@ -1,6 +1,5 @@
 //! Single-record REST operations: read (optionally conditional), read by external id, create,
-//! update, upsert by external id, delete
-//! (salesforce-protocol.md 2.1; <https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_sobject_basic_info.htm>).
+//! update, upsert by external id (201 created, 200 or 204 updated, 300 several matches), delete.
 
 use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode};

@@ -1,5 +1,4 @@
-//! SOQL text, built in one place: `SELECT fields FROM object [WHERE …] [ORDER BY …] [LIMIT n]`
-//! (<https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_select.htm>).
+//! SOQL text, built in one place: `SELECT fields FROM object [WHERE …] [ORDER BY …] [LIMIT n]`.
 //!
 //! Every string value goes through [`quote`], the one function that writes a SOQL string
 //! literal. Field and object names are the code's own or the operator's configuration, never a
@@ -14,10 +13,20 @@ use chrono::{DateTime, Utc};
 /// characters escaped as SOQL's quoted string escape sequences say (`\\`, `\'`, `\"`, `\n`, `\r`,
 /// `\t`, `\b`, `\f`); every other character stands for itself.
 pub fn quote(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
+    literal("", value, "", false)
+}
+
+/// The one writer of string literals: `before` and `after` (LIKE wildcards, written as they are)
+/// around `value` escaped as [`quote`] says; in a LIKE pattern (`like`) the value's own `%` and
+/// `_` are escaped too (`\%`, `\_`), so they match only themselves.
+fn literal(before: &str, value: &str, after: &str, like: bool) -> String {
+    let mut out = String::with_capacity(value.len() + before.len() + after.len() + 2);
     out.push('\'');
+    out.push_str(before);
     for c in value.chars() {
         match c {
+            '%' if like => out.push_str("\\%"),
+            '_' if like => out.push_str("\\_"),
             '\\' => out.push_str("\\\\"),
             '\'' => out.push_str("\\'"),
             '"' => out.push_str("\\\""),
@@ -29,13 +38,54 @@ pub fn quote(value: &str) -> String {
             other => out.push(other),
         }
     }
+    out.push_str(after);
     out.push('\'');
     out
+}
+
+/// The longest query text sent in one call, counted as its URL-encoded `q` parameter: the REST
+/// API refuses a request whose URI and headers pass 16,384 bytes, so a query stays well under it.
+pub const MAX_QUERY_BYTES: usize = 12_000;
+
+/// The length of `text` as a URL-encoded form value (`application/x-www-form-urlencoded`).
+fn encoded_len(text: &str) -> usize {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' | b' ' => 1,
+            _ => 3,
+        })
+        .sum()
 }
 
 /// A SOQL datetime literal: the whole second at or before `at`, in UTC, unquoted.
 pub fn datetime(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// A list view's query (the text its describe gives, the org's own) selecting `fields` instead
+/// of the view's columns: its `FROM`, `USING SCOPE`, `WHERE` and `ORDER BY` stay as the org
+/// wrote them. `None` when the text is not a `SELECT … FROM …` query.
+pub fn reselect<S: AsRef<str>>(query: &str, fields: &[S]) -> Option<String> {
+    let text = query.trim();
+    let head = text.get(..7)?;
+    if !head.eq_ignore_ascii_case("SELECT ") {
+        return None;
+    }
+    let mut depth = 0i32;
+    let bytes = text.as_bytes();
+    let from = (7..bytes.len()).find(|&i| {
+        match bytes[i] {
+            b'(' => depth += 1,
+            b')' => depth -= 1,
+            _ => {}
+        }
+        depth == 0
+            && text
+                .get(i..i + 6)
+                .is_some_and(|w| w.eq_ignore_ascii_case(" FROM "))
+    })?;
+    let list: Vec<&str> = fields.iter().map(AsRef::as_ref).collect();
+    Some(format!("SELECT {}{}", list.join(", "), &text[from..]))
 }
 
 /// One condition of a `WHERE` clause.
@@ -52,6 +102,17 @@ impl Condition {
     /// `field = 'value'`.
     pub fn eq(field: &str, value: &str) -> Self {
         Self(format!("{field} = {}", quote(value)))
+    }
+
+    /// `field LIKE '%text%'`: the field contains `text` (compared case-insensitively by
+    /// Salesforce; `text`'s own `%` and `_` match only themselves).
+    pub fn contains(field: &str, text: &str) -> Self {
+        Self(format!("{field} LIKE {}", literal("%", text, "%", true)))
+    }
+
+    /// `field LIKE 'text%'`: the field starts with `text` (see [`Condition::contains`]).
+    pub fn starts_with(field: &str, text: &str) -> Self {
+        Self(format!("{field} LIKE {}", literal("", text, "%", true)))
     }
 
     /// `field = true` or `field = false`.
@@ -136,6 +197,30 @@ impl Soql {
     pub fn limit(mut self, n: u32) -> Self {
         self.limit = Some(n);
         self
+    }
+
+    /// This query once for each group of `alternatives`, each with `(a OR b OR …)` of its group
+    /// added: as few queries as keep each one's text within [`MAX_QUERY_BYTES`] URL-encoded
+    /// (one, unless the alternatives are many and long). No alternatives: no query.
+    pub fn any_of(self, alternatives: Vec<Condition>) -> Vec<Soql> {
+        let base = encoded_len(&self.to_string()) + encoded_len(" WHERE ()");
+        let mut groups: Vec<Vec<Condition>> = Vec::new();
+        let mut size = base;
+        for c in alternatives {
+            let len = encoded_len(&c.0) + encoded_len(" OR ");
+            match groups.last_mut() {
+                Some(group) if size + len <= MAX_QUERY_BYTES => group.push(c),
+                _ => {
+                    size = base;
+                    groups.push(vec![c]);
+                }
+            }
+            size += len;
+        }
+        groups
+            .into_iter()
+            .map(|g| self.clone().filter(Condition::any(g)))
+            .collect()
     }
 }
 
@@ -250,6 +335,56 @@ mod tests {
                 .to_string(),
             "SELECT Id FROM Account WHERE Industry = 'Energy'"
         );
+    }
+
+    #[test]
+    fn a_list_views_query_selects_our_fields_and_keeps_the_rest() {
+        let q = "SELECT Name, toLabel(Type), (SELECT Id FROM Contacts) , Id FROM Account \
+                 USING SCOPE mine WHERE Name LIKE 'A%' ORDER BY Name ASC NULLS FIRST";
+        assert_eq!(
+            reselect(q, &["Id", "Website"]).as_deref(),
+            Some(
+                "SELECT Id, Website FROM Account USING SCOPE mine WHERE Name LIKE 'A%' ORDER BY Name ASC NULLS FIRST"
+            )
+        );
+        assert_eq!(reselect("DELETE FROM Account", &["Id"]), None);
+        assert_eq!(reselect("SELECT Id", &["Id"]), None);
+    }
+
+    #[test]
+    fn like_patterns_escape_their_own_wildcards() {
+        assert_eq!(
+            Condition::contains("Website", "a_b%c.example"),
+            Condition(r"Website LIKE '%a\_b\%c.example%'".into())
+        );
+        assert_eq!(
+            Condition::starts_with("Name", "o'brien"),
+            Condition(r"Name LIKE 'o\'brien%'".into())
+        );
+    }
+
+    #[test]
+    fn many_alternatives_are_split_into_queries_that_fit_a_request() {
+        let base = Soql::select(&["Id"], "Account").order_by(&["Id"]);
+        let one = base.clone().any_of(vec![Condition::eq("Name", "a")]);
+        assert_eq!(
+            one.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["SELECT Id FROM Account WHERE Name = 'a' ORDER BY Id"]
+        );
+        let many: Vec<Condition> = (0..600)
+            .map(|i| Condition::contains("Website", &format!("company{i}.example")))
+            .collect();
+        let queries = base.clone().any_of(many);
+        assert!(queries.len() > 1, "{}", queries.len());
+        for q in &queries {
+            assert!(encoded_len(&q.to_string()) <= MAX_QUERY_BYTES);
+        }
+        let all: usize = queries
+            .iter()
+            .map(|q| q.to_string().matches(" LIKE ").count())
+            .sum();
+        assert_eq!(all, 600);
+        assert!(base.any_of(Vec::new()).is_empty());
     }
 
     #[test]

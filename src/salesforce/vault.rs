@@ -1,7 +1,7 @@
 //! Refresh tokens at rest: sealed per org with XChaCha20-Poly1305 and kept by a [`TokenStore`].
 //!
 //! Sealed format: `key_id (1 byte) ‖ nonce (24 bytes) ‖ ciphertext+tag`, with associated data
-//! `org_id ‖ "sf_refresh_token"` so a sealed token cannot move between orgs (reliability.md 6).
+//! `org_id ‖ "sf_refresh_token"` so a sealed token cannot move between orgs.
 //! Nonces are random: 192 bits make collisions negligible. The key id lets a new key seal while
 //! older keys still open what they sealed.
 

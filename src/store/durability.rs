@@ -10,7 +10,7 @@
 //!
 //! Everything else sled holds is made durable by sled's `flush()` followed by `fsync`
 //! (`File::sync_all`) of its data file: sled 0.34's `flush()` ends in `sync_file_range`, which
-//! does not write file metadata and promises nothing after a crash (reliability.md 0.1), and its
+//! does not write file metadata and promises nothing after a crash, and its
 //! own `fsync` runs only every 500 ms. [`GroupCommit::wait`] asks for that (and a log sync), and
 //! so does a message that also wrote a re-read request. The committer also runs it as the
 //! checkpoint, every [`CHECKPOINT_EVERY`] or [`CHECKPOINT_BYTES`] of log: then the journal tree

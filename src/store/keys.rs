@@ -9,9 +9,14 @@
 //! | records_index | `org ‖ index ‖ value` |
 //! | conflicts | `org ‖ id(8)` |
 //! | outbox | `org ‖ 'E' ‖ entry id(8)`, `org ‖ 'R' ‖ kind ‖ local id(8)` |
-//! | meta | `org ‖ 'M' ‖ name` (`seen/{id}`, `conflict/{id}`, `stamp:{id}`, `sweep/{object}`) |
+//! | meta | `org ‖ 'M' ‖ name` (`seen/{id}`, `conflict/{id}`, `conflict/local/{kind}/{id}`, `stamp:{id}`, `sweep/{object}`) |
 //! | oauth_tokens | `org` (the sealed refresh token), `org ‖ "/user"` (the connection's user) |
 //! | inbox trees | see [`dedupe`], [`pending`], [`journal`], [`resync`] |
+//! | changes | `'E' ‖ seq(8)` an entry, `'N'` the last number given, `'P'` the last compacted |
+//! | deliveries | `'C' ‖ url` a webhook's cursor, `'D' ‖ url ‖ 0 ‖ seq(8)` its dead letters |
+//!
+//! The change log and its deliveries are the service's, not an org's: their keys carry no org
+//! (each entry names its org).
 
 use crate::domain::{ObjectType, OrgId, SalesforceId};
 
@@ -137,6 +142,11 @@ pub(crate) fn conflict_of(org: &OrgId, id: &SalesforceId) -> Vec<u8> {
     meta(org, &format!("conflict/{id}"))
 }
 
+/// The open conflict of a local record whose create found several records in the org.
+pub(crate) fn local_conflict_of(org: &OrgId, kind: u8, id: u64) -> Vec<u8> {
+    meta(org, &format!("conflict/local/{}/{id}", char::from(kind)))
+}
+
 /// The `SystemModstamp` the outbox read back after its last write to a Salesforce record.
 pub(crate) fn written_stamp(org: &OrgId, id: &SalesforceId) -> Vec<u8> {
     meta(org, &format!("stamp:{id}"))
@@ -203,6 +213,46 @@ pub(crate) fn resync_object(key: &[u8]) -> Option<ObjectType> {
     key.get(18).copied().and_then(ObjectType::from_code)
 }
 
+/// `'E' ‖ seq(8, BE)`: one change-log entry.
+pub(crate) fn change(seq: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9);
+    k.push(b'E');
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// `'N'`: the last sequence number the change log gave.
+pub(crate) fn change_counter() -> &'static [u8] {
+    b"N"
+}
+
+/// `'P'`: the last sequence number compaction removed.
+pub(crate) fn change_compacted() -> &'static [u8] {
+    b"P"
+}
+
+/// `'C' ‖ url`: where an app webhook's deliveries stand.
+pub(crate) fn delivery_cursor(webhook: &str) -> Vec<u8> {
+    let mut k = vec![b'C'];
+    k.extend_from_slice(webhook.as_bytes());
+    k
+}
+
+/// `'D' ‖ url ‖ 0`: every dead letter of an app webhook.
+pub(crate) fn delivery_dead_all(webhook: &str) -> Vec<u8> {
+    let mut k = vec![b'D'];
+    k.extend_from_slice(webhook.as_bytes());
+    k.push(0);
+    k
+}
+
+/// `'D' ‖ url ‖ 0 ‖ seq(8, BE)`: the dead letter of one change for an app webhook.
+pub(crate) fn delivery_dead(webhook: &str, seq: u64) -> Vec<u8> {
+    let mut k = delivery_dead_all(webhook);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,6 +286,10 @@ mod tests {
     fn numbers_sort_in_numeric_order_and_ids_come_back() {
         assert!(outbox_entry(&org(), 255) < outbox_entry(&org(), 256));
         assert!(journal(&org(), 9) < journal(&org(), 10));
+        assert!(change(255) < change(256));
+        assert!(change(u64::MAX) < change_counter().to_vec());
+        assert!(delivery_dead("http://a/x", 9) < delivery_dead("http://a/x", 10));
+        assert!(!delivery_dead("http://a/x2", 1).starts_with(&delivery_dead_all("http://a/x")));
         assert_eq!(journal_seq(&journal(&org(), 77)), Some(77));
         assert_eq!(conflict_id(&conflict(&org(), 5)), Some(5));
         assert_eq!(

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::keys;
+use super::records::LocalRef;
 use super::tx::{Tx, TxResult, read_json};
 use super::{Store, StoreError};
 use crate::domain::{ObjectType, OrgId, SalesforceId};
@@ -66,6 +67,30 @@ impl Tx<'_> {
     /// Forgets the open conflict of a Salesforce record (it applied).
     pub fn clear_conflict_for(&self, org: &OrgId, id: &SalesforceId) -> TxResult<()> {
         self.meta.remove(keys::conflict_of(org, id))?;
+        Ok(())
+    }
+
+    /// The open conflict of a local record whose create found several records in the org.
+    pub fn local_conflict_for(&self, org: &OrgId, local: LocalRef) -> TxResult<Option<u64>> {
+        let key = keys::local_conflict_of(org, local.kind.code(), local.id);
+        self.get_json(self.meta, "meta", &key)
+    }
+
+    /// Points a local record at the open conflict its create found.
+    pub fn set_local_conflict_for(
+        &self,
+        org: &OrgId,
+        local: LocalRef,
+        conflict: u64,
+    ) -> TxResult<()> {
+        let key = keys::local_conflict_of(org, local.kind.code(), local.id);
+        self.put_json(self.meta, "meta", key, &conflict)
+    }
+
+    /// Forgets the open conflict of a local record (resolved).
+    pub fn clear_local_conflict_for(&self, org: &OrgId, local: LocalRef) -> TxResult<()> {
+        self.meta
+            .remove(keys::local_conflict_of(org, local.kind.code(), local.id))?;
         Ok(())
     }
 

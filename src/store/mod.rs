@@ -5,9 +5,17 @@
 //! (group commit, see `durability`): the inbox's records are made durable by its own log
 //! (`wal`: write + `fdatasync`) and then copied into sled; everything else by sled's `flush`,
 //! which ends in `sync_file_range` and is not an fsync, followed by an `fsync` of the data file.
+//!
+//! Every record transaction also writes the change log (`changes`: each local change under the
+//! next sequence number, in the transaction of the change; `feed`: reading it only up to what is
+//! durable, and compacting it) and the app webhooks keep their cursors and dead letters beside it
+//! (`deliveries`).
 
+mod changes;
+mod deliveries;
 mod disk;
 mod durability;
+mod feed;
 mod inbox;
 mod journal;
 mod keys;
@@ -23,9 +31,14 @@ mod wal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use changes::{ChangeEntry, Subject, kind_of};
+pub use deliveries::AppDeadLetter;
+pub use feed::{ChangesPage, ChangesRead};
 pub use inbox::{DedupeSource, Delivery, IngestOutcome};
 pub use meta::{SAME_SECOND_MARGIN_MS, Seen, SweepCursor};
-pub use outbox::{Link, OutboxChange, OutboxCounts, OutboxEntry, OutboxState, Settled};
+pub use outbox::{
+    Link, OutboxChange, OutboxCounts, OutboxEntry, OutboxEntryView, OutboxState, Settled,
+};
 pub use pages::{Page, PageRequest, RecordFilter, SCAN_BUDGET, StoredRecord};
 pub use pending::{PendingEntry, PendingRecord};
 pub use records::{LocalRef, Provenance, RecordKind};
@@ -76,20 +89,51 @@ struct Inner {
     conflicts: sled::Tree,
     outbox: sled::Tree,
     meta: sled::Tree,
+    /// The change log (see `changes` and `feed`).
+    changes: sled::Tree,
+    /// The app webhooks' cursors and dead letters (see `deliveries`).
+    deliveries: sled::Tree,
+    /// How far change-log readers may read.
+    marks: feed::Marks,
     commit: GroupCommit,
+}
+
+/// How long an open waits for the previous holder of the store's file lock to let go.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Opens sled at `path`. sled releases its file lock when its last background thread lets go
+/// of the files, a moment after the last handle is dropped; an open right after a close in the
+/// same process (a restart, a test) waits for that, up to [`LOCK_WAIT`]. A lock still held after
+/// that is another process on the same directory, and the error says so.
+fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+        {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return Ok(other?),
+        }
+    }
 }
 
 impl Store {
     /// Opens (or creates) the store in `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(path)?;
-        let db = sled::Config::new()
-            .path(path)
-            .mode(sled::Mode::HighThroughput)
-            .open()?;
+        let db = open_db(path)?;
         let (inbox, wal) = inbox::Inbox::open(&db, path)?;
         let inbox = Arc::new(inbox);
         let commit = GroupCommit::start(db.clone(), inbox.clone(), wal, path)?;
+        let changes = db.open_tree("changes")?;
+        let last = changes::last_seq(changes.get(keys::change_counter())?.as_deref());
         Ok(Self {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
@@ -100,6 +144,9 @@ impl Store {
                 conflicts: db.open_tree("conflicts")?,
                 outbox: db.open_tree("outbox")?,
                 meta: db.open_tree("meta")?,
+                changes,
+                deliveries: db.open_tree("deliveries")?,
+                marks: feed::Marks::new(last),
                 inbox,
                 commit,
                 db,
@@ -116,7 +163,10 @@ impl Store {
     /// log, one sled flush and one `fsync` of the data file, shared with every caller waiting at
     /// the same time.
     pub async fn make_durable(&self) -> Result<(), StoreError> {
-        self.inner.commit.wait().await
+        let logged = self.inner.marks.before_sync();
+        self.inner.commit.wait().await?;
+        self.inner.marks.synced(logged);
+        Ok(())
     }
 
     /// How many group commits (syncs shared by every caller waiting) have completed since open.

@@ -12,11 +12,14 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::changes::Subject;
 use super::keys;
 use super::records::{LocalRef, Provenance};
 use super::tx::{Tx, TxResult};
 use super::{Store, StoreError};
-use crate::domain::{OrgId, PushAs, SalesforceId};
+use crate::domain::view::enum_text;
+use crate::domain::{ChangeKind, ChangeWhat, OrgId, PushAs, SalesforceId};
+use utoipa::ToSchema;
 
 /// Where an outbox entry stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,10 +55,61 @@ pub struct OutboxEntry {
     pub last_error: Option<String>,
     /// For contacts: what to create in Salesforce (`None`: the configured default).
     pub push_as: Option<PushAs>,
+    /// A person chose to create a new record after its look-up found several in the org: the
+    /// next create goes ahead without a look-up by domain and name.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub create_new: bool,
+    /// Held until a person resolves this open conflict (its create found several records in the
+    /// org): not sent before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_by_conflict: Option<u64>,
+    /// Paused because the org's setup of this object is broken (the latest setup check): sent
+    /// again when a later check passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_on: Option<String>,
     /// When the entry was first written.
     pub created_at: DateTime<Utc>,
     /// When the entry last changed.
     pub updated_at: DateTime<Utc>,
+}
+
+/// An outbox entry (a record's pending push, or a dead letter).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OutboxEntryView {
+    /// Entry id.
+    id: u64,
+    /// The org.
+    org_id: String,
+    /// `company`, `contact`, `company_product` or `activity`.
+    kind: String,
+    /// The local record id.
+    record_id: u64,
+    /// `pending` or `dead`.
+    state: String,
+    /// Failed sends so far.
+    attempts: u32,
+    /// Salesforce's message for the last failure.
+    last_error: Option<String>,
+    /// Not sent before this instant.
+    next_attempt_at: Option<DateTime<Utc>>,
+    /// When the entry was written.
+    created_at: DateTime<Utc>,
+}
+
+impl From<OutboxEntry> for OutboxEntryView {
+    fn from(e: OutboxEntry) -> Self {
+        Self {
+            id: e.id,
+            org_id: e.org_id.to_string(),
+            kind: enum_text(&e.target.kind),
+            record_id: e.target.id,
+            state: enum_text(&e.state),
+            attempts: e.attempts,
+            last_error: e.last_error,
+            next_attempt_at: DateTime::from_timestamp_millis(e.next_attempt_ms),
+            created_at: e.created_at,
+        }
+    }
 }
 
 fn entry_key(org: &OrgId, id: u64) -> Vec<u8> {
@@ -108,6 +162,9 @@ impl Tx<'_> {
             next_attempt_ms: now.timestamp_millis(),
             last_error: None,
             push_as,
+            create_new: false,
+            held_by_conflict: None,
+            paused_on: None,
             created_at: now,
             updated_at: now,
         };
@@ -210,6 +267,24 @@ pub enum OutboxChange {
         /// The survivor.
         link: Link,
     },
+    /// Its create found several records in the org: held, not sent, until a person resolves
+    /// `conflict`.
+    Held {
+        /// The open conflict.
+        conflict: u64,
+        /// Why, for the entry's `last_error`.
+        reason: String,
+    },
+    /// The org's setup of `object` is broken: not sent before `until_ms`, or before a setup
+    /// check passes; not an attempt.
+    Paused {
+        /// The object whose setup is broken.
+        object: String,
+        /// What the setup check found.
+        reason: String,
+        /// When to look again (ms since the epoch).
+        until_ms: i64,
+    },
 }
 
 /// What [`Store::settle_outbox`] did with one entry.
@@ -227,6 +302,10 @@ pub enum Settled {
     Dead,
     /// Due again now, at the survivor.
     Relinked,
+    /// Held until a person resolves a conflict.
+    Held,
+    /// Paused until the org's setup is fixed.
+    Paused,
     /// The entry no longer exists (a person discarded it meanwhile).
     Missing,
 }
@@ -245,9 +324,13 @@ impl Tx<'_> {
             return Ok(Settled::Missing);
         };
         entry.updated_at = now;
+        if !matches!(change, OutboxChange::Paused { .. }) {
+            entry.paused_on = None;
+        }
         match change {
             OutboxChange::Delivered { link } => {
                 self.link_entry(&entry, link)?;
+                self.record_change(org, ChangeWhat::Pushed, Subject::Record(entry.target))?;
                 self.finish(entry, sent_version, now)
             }
             OutboxChange::Skipped => self.finish(entry, sent_version, now),
@@ -264,6 +347,7 @@ impl Tx<'_> {
                     entry.state = OutboxState::Dead;
                     let n = entry.attempts;
                     entry.last_error = Some(format!("gave up after {n} attempts: {error}"));
+                    self.record_dead_letter(&entry)?;
                     Settled::GaveUp
                 } else {
                     entry.next_attempt_ms = *at_ms;
@@ -276,16 +360,66 @@ impl Tx<'_> {
             OutboxChange::Dead { error } => {
                 entry.state = OutboxState::Dead;
                 entry.last_error = Some(error.clone());
+                self.record_dead_letter(&entry)?;
                 self.put_outbox_entry(&entry)?;
                 Ok(Settled::Dead)
             }
             OutboxChange::Relinked { link } => {
                 self.link_entry(&entry, link)?;
+                self.record_change(org, ChangeWhat::Updated, Subject::Record(entry.target))?;
                 entry.next_attempt_ms = now.timestamp_millis();
                 self.put_outbox_entry(&entry)?;
                 Ok(Settled::Relinked)
             }
+            OutboxChange::Held { conflict, reason } => {
+                entry.held_by_conflict = Some(*conflict);
+                entry.next_attempt_ms = i64::MAX;
+                entry.last_error = Some(reason.clone());
+                self.put_outbox_entry(&entry)?;
+                Ok(Settled::Held)
+            }
+            OutboxChange::Paused {
+                object,
+                reason,
+                until_ms,
+            } => {
+                entry.paused_on = Some(object.clone());
+                entry.next_attempt_ms = *until_ms;
+                entry.last_error = Some(reason.clone());
+                self.put_outbox_entry(&entry)?;
+                Ok(Settled::Paused)
+            }
         }
+    }
+
+    /// Logs that `entry` became a dead letter, with its view.
+    fn record_dead_letter(&self, entry: &OutboxEntry) -> TxResult<()> {
+        let data = serde_json::to_value(OutboxEntryView::from(entry.clone()))
+            .map_err(|e| abort(corrupt(e)))?;
+        let (kind, id) = (ChangeKind::Outbox, entry.id);
+        let subject = Subject::Shown { kind, id, data };
+        self.record_change(&entry.org_id, ChangeWhat::DeadLetter, subject)
+    }
+
+    /// Releases an entry held by a conflict: due now; `create_new` when the person chose a new
+    /// record over the candidates.
+    pub fn release_held_entry(
+        &self,
+        org: &OrgId,
+        target: LocalRef,
+        create_new: bool,
+        now: DateTime<Utc>,
+    ) -> TxResult<Option<OutboxEntry>> {
+        let Some(mut entry) = self.outbox_entry_for(org, target)? else {
+            return Ok(None);
+        };
+        entry.held_by_conflict = None;
+        entry.create_new = create_new;
+        entry.last_error = None;
+        entry.next_attempt_ms = now.timestamp_millis();
+        entry.updated_at = now;
+        self.put_outbox_entry(&entry)?;
+        Ok(Some(entry))
     }
 
     fn link_entry(&self, entry: &OutboxEntry, link: &Link) -> TxResult<()> {
@@ -334,6 +468,38 @@ impl Store {
                     tx.settle_outbox_entry(org, *id, *version, change, now)
                 })
                 .collect()
+        })
+    }
+
+    /// Makes the entries paused on `object` due now (its setup was checked and passes). Returns
+    /// how many.
+    pub fn resume_paused(
+        &self,
+        org: &OrgId,
+        object: &str,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let paused: Vec<u64> = self
+            .scan_outbox(org)
+            .filter_map(|e| e.ok())
+            .filter(|e| e.paused_on.as_deref() == Some(object))
+            .map(|e| e.id)
+            .collect();
+        self.atomically(|tx| {
+            let mut n = 0;
+            for id in &paused {
+                if let Some(mut e) = tx.outbox_entry(org, *id)? {
+                    if e.paused_on.as_deref() == Some(object) {
+                        e.paused_on = None;
+                        e.last_error = None;
+                        e.next_attempt_ms = now.timestamp_millis();
+                        e.updated_at = now;
+                        tx.put_outbox_entry(&e)?;
+                        n += 1;
+                    }
+                }
+            }
+            Ok(n)
         })
     }
 

@@ -156,6 +156,7 @@ impl Tx<'_> {
     }
 
     fn put_record<T: Serialize>(&self, org: &OrgId, target: LocalRef, value: &T) -> TxResult<()> {
+        self.touch(org, target);
         self.put_json(self.records, "records", target.key(org), value)
     }
 
@@ -257,6 +258,7 @@ impl Tx<'_> {
             self.index_remove(keys::index(org, Index::Email, &e), id)?;
         }
         self.records.remove(me.key(org))?;
+        self.touch(org, me);
         Ok(())
     }
 

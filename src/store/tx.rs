@@ -102,6 +102,10 @@ pub struct Tx<'a> {
     pub(super) meta: &'a TransactionalTree,
     /// Pending entries cleared in this run of the closure, with the journal record each covers.
     pub(super) cleared: RefCell<Vec<(Vec<u8>, u64)>>,
+    /// The change log (see `store::changes`).
+    pub(super) changes: &'a TransactionalTree,
+    /// What this run of the closure logged and wrote, for the change log.
+    pub(super) book: RefCell<super::changes::ChangeBook>,
 }
 
 impl Tx<'_> {
@@ -134,8 +138,9 @@ impl Tx<'_> {
 
 impl Store {
     /// Runs `f` in one serializable transaction over the record, index, provenance, conflict,
-    /// pending, outbox and meta trees. `f` may run more than once (optimistic concurrency), so it
-    /// must do no I/O of its own. Not durable until [`Store::make_durable`] returns.
+    /// pending, outbox, meta and change-log trees; the changes `f` logged are written at its end,
+    /// in the same transaction. `f` may run more than once (optimistic concurrency), so it must
+    /// do no I/O of its own. Not durable until [`Store::make_durable`] returns.
     pub fn transact<R, E>(
         &self,
         f: impl Fn(&Tx<'_>) -> Result<R, TxAbort<E>>,
@@ -149,11 +154,13 @@ impl Store {
             &i.inbox.applied,
             &i.outbox,
             &i.meta,
+            &i.changes,
         );
         let user_error: RefCell<Option<E>> = RefCell::new(None);
         let cleared: RefCell<Vec<(Vec<u8>, u64)>> = RefCell::default();
+        let logged: RefCell<Option<u64>> = RefCell::default();
         let result = trees.transaction(
-            |(records, index, provenance, conflicts, applied, outbox, meta)| {
+            |(records, index, provenance, conflicts, applied, outbox, meta, changes)| {
                 let tx = Tx {
                     records,
                     index,
@@ -164,9 +171,12 @@ impl Store {
                     outbox,
                     meta,
                     cleared: RefCell::default(),
+                    changes,
+                    book: super::changes::new_book(),
                 };
                 match f(&tx) {
                     Ok(r) => {
+                        *logged.borrow_mut() = tx.write_changes()?;
                         *cleared.borrow_mut() = tx.cleared.take();
                         Ok(r)
                     }
@@ -182,6 +192,9 @@ impl Store {
         );
         match result {
             Ok(r) => {
+                if let Some(seq) = logged.into_inner() {
+                    i.marks.committed(seq);
+                }
                 let cleared = cleared.into_inner();
                 if !cleared.is_empty() {
                     i.inbox.memory().forget_cleared(cleared);

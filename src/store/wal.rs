@@ -1,7 +1,7 @@
 //! The inbox's write-ahead log: what makes an acknowledged message durable.
 //!
 //! sled's flush costs a hand-off to its I/O threads, a fresh I/O buffer and a `sync_file_range`
-//! before our `fsync` (reliability.md 0.1), and measured as the largest part of a durable ack. So
+//! before our `fsync`, and measured as the largest part of a durable ack. So
 //! the inbox's journal records are first appended here, and a round is durable once its bytes
 //! are written and `fdatasync`ed; the committer then copies them into sled's journal tree in the
 //! background and deletes the segments sled holds durably (a checkpoint).

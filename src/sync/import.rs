@@ -1,5 +1,6 @@
 //! Import ("Import from Salesforce"): Accounts by a SOQL filter; the Contacts and Leads of an
-//! Account; the Opportunities of an Account. Pages are followed with `nextRecordsUrl` (2,000
+//! Account; the Opportunities of an Account; the records of a list view (its describe's query,
+//! selecting the pulled fields instead of the view's columns). Pages are followed with `nextRecordsUrl` (2,000
 //! rows a page) and every row goes through the same apply rules as a pulled notification, so an
 //! import matches, links, quarantines and keeps provenance exactly like the inbox does.
 //!
@@ -13,7 +14,7 @@ use futures::TryStreamExt as _;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{ObjectType, OrgId, SalesforceId};
-use crate::salesforce::{Client, Condition, SalesforceError, Soql};
+use crate::salesforce::{Client, Condition, SalesforceError, Soql, reselect};
 use crate::store::{Store, StoreError};
 
 use super::pull::{self, Applied, Origin, Rules, Target};
@@ -37,6 +38,13 @@ pub enum ImportKind {
     Opportunities {
         /// The Account id.
         account: SalesforceId,
+    },
+    /// The records of one list view of an object.
+    ListView {
+        /// `Account`, `Contact`, `Lead` or `Opportunity`.
+        object: ObjectType,
+        /// The list view's id (`00B…`).
+        list_view: SalesforceId,
     },
 }
 
@@ -119,6 +127,9 @@ pub enum ImportError {
     /// The store failed.
     #[error("import: {0}")]
     Store(#[from] StoreError),
+    /// The list view cannot be read by a query.
+    #[error("import: list view {0} cannot be read by a query (it is not SOQL-compatible)")]
+    NotQueryable(SalesforceId),
 }
 
 /// Imports started through the API, by id.
@@ -222,10 +233,44 @@ async fn run_inner(
                 select(ObjectType::Opportunity).where_eq("AccountId", account.as_str()),
             ));
         }
+        ImportKind::ListView { object, list_view } => {
+            let text = list_view_query(client, object, &list_view).await?;
+            return apply_pages(store, client, rules, status, progress, vec![(object, text)]).await;
+        }
     }
+    let queries = queries
+        .into_iter()
+        .map(|(object, soql)| (object, soql.to_string()))
+        .collect();
+    apply_pages(store, client, rules, status, progress, queries).await
+}
+
+/// The query of a list view, selecting the pulled fields of its object.
+async fn list_view_query(
+    client: &Client,
+    object: ObjectType,
+    view: &SalesforceId,
+) -> Result<String, ImportError> {
+    let describe = client.list_view_describe(object, view).await?;
+    if describe.sobject_type != object.api_name() {
+        return Err(ImportError::NotQueryable(view.clone()));
+    }
+    reselect(&describe.query, pull::fields_for(object))
+        .ok_or_else(|| ImportError::NotQueryable(view.clone()))
+}
+
+/// Runs each query page by page and applies every row as a pulled record.
+async fn apply_pages(
+    store: &Store,
+    client: &Client,
+    rules: &Rules,
+    status: &mut ImportStatus,
+    progress: &(dyn Fn(&ImportStatus) + Send + Sync),
+    queries: Vec<(ObjectType, String)>,
+) -> Result<(), ImportError> {
     let origin = Origin::new(format!("import:{}", status.id));
     for (object, soql) in queries {
-        let mut pages = std::pin::pin!(client.query_pages(&soql.to_string(), false));
+        let mut pages = std::pin::pin!(client.query_pages(&soql, false));
         let mut first = true;
         while let Some(page) = pages.try_next().await? {
             if first {
@@ -302,6 +347,17 @@ mod tests {
             serde_json::from_str(r#"{"kind":"opportunities","account":"001000000000001"}"#)
                 .expect("kind");
         assert!(matches!(k, ImportKind::Opportunities { .. }));
+        let k: ImportKind = serde_json::from_str(
+            r#"{"kind":"list_view","object":"Lead","list_view":"00BD0000005WcBe"}"#,
+        )
+        .expect("kind");
+        assert!(matches!(
+            k,
+            ImportKind::ListView {
+                object: ObjectType::Lead,
+                ..
+            }
+        ));
         let k: ImportKind = serde_json::from_str(r#"{"kind":"accounts"}"#).expect("kind");
         assert_eq!(
             k,

@@ -1,7 +1,8 @@
 //! The org's setup, checked from what it says about itself: for each object sfsync syncs, what is
 //! missing for sync to work (the marker field and its flags, the fields sfsync reads and writes,
 //! the integration user's object permissions), and whether the org serves the configured API
-//! version. Run on connect, by `sfsync doctor` and by `GET /api/v1/setup`.
+//! version. Run on connect, by `sfsync doctor` and by `GET /api/v1/setup`. Activities are checked
+//! on Task and Event, or on the custom activity object `[activities]` names, with its fields.
 
 use std::collections::BTreeMap;
 use std::sync::{PoisonError, RwLock};
@@ -9,6 +10,7 @@ use std::sync::{PoisonError, RwLock};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::config::ActivityTarget;
 use crate::domain::{ObjectType, OrgId};
 use crate::salesforce::{Client, ErrorClass, ObjectDescribe, SalesforceError};
 
@@ -16,17 +18,21 @@ use crate::salesforce::{Client, ErrorClass, ObjectDescribe, SalesforceError};
 #[derive(Debug)]
 pub struct Setup {
     api_version: String,
-    marker_field: String,
+    needs: Vec<ObjectNeeds>,
     reports: RwLock<BTreeMap<OrgId, SetupReport>>,
 }
 
 impl Setup {
-    /// Checks against `api_version` (`[salesforce] api_version`) and `marker_field`
-    /// (`[outbox] marker_field`).
-    pub fn new(api_version: impl Into<String>, marker_field: impl Into<String>) -> Self {
+    /// Checks against `api_version` (`[salesforce] api_version`), `marker_field` (`[outbox]
+    /// marker_field`) and where activities go (`[activities]`).
+    pub fn new(
+        api_version: impl Into<String>,
+        marker_field: &str,
+        activities: &ActivityTarget,
+    ) -> Self {
         Self {
             api_version: api_version.into(),
-            marker_field: marker_field.into(),
+            needs: needs(marker_field, activities),
             reports: RwLock::default(),
         }
     }
@@ -42,7 +48,7 @@ impl Setup {
 
     /// Checks the org behind `client` now, keeps the report and logs what is missing.
     pub async fn run(&self, client: &Client) -> Result<SetupReport, SalesforceError> {
-        let report = check(client, &self.api_version, &self.marker_field).await?;
+        let report = check(client, &self.api_version, &self.needs).await?;
         let org = client.org_id();
         if !report.api_version.served {
             tracing::warn!(org = %org, version = %report.api_version.configured, "the org does not serve the configured API version");
@@ -72,16 +78,22 @@ impl Setup {
 }
 
 /// What one object needs from the org.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectNeeds {
     /// The object's API name.
-    pub object: &'static str,
+    pub object: String,
     /// Fields sfsync reads from it.
-    pub reads: &'static [&'static str],
+    pub reads: Vec<String>,
     /// Fields sfsync writes to it (create and update).
-    pub writes: &'static [&'static str],
+    pub writes: Vec<String>,
     /// Whether sfsync updates existing records of it (activities are only created).
     pub updates: bool,
+    /// Its exactly-once marker field.
+    pub marker: String,
+}
+
+fn owned(fields: &[&str]) -> Vec<String> {
+    fields.iter().map(|f| (*f).to_string()).collect()
 }
 
 /// Fields sfsync writes, per object: what `sync::push` puts in a payload.
@@ -127,32 +139,39 @@ const EVENT_WRITES: &[&str] = &[
     "EndDateTime",
 ];
 
-/// Every object sfsync reads or writes, with what it needs.
-pub fn needs() -> Vec<ObjectNeeds> {
-    let pulled = |object: ObjectType, writes: &'static [&'static str]| ObjectNeeds {
-        object: object.api_name(),
-        reads: crate::sync::pull::fields_for(object),
-        writes,
-        updates: true,
+/// Every object sfsync reads or writes, with what it needs: the four pulled objects, then Task
+/// and Event or the custom activity object.
+pub fn needs(marker_field: &str, activities: &ActivityTarget) -> Vec<ObjectNeeds> {
+    let object = |object: &str, reads: &[&str], writes: &[&str], updates: bool| ObjectNeeds {
+        object: object.to_string(),
+        reads: owned(reads),
+        writes: owned(writes),
+        updates,
+        marker: marker_field.to_string(),
     };
-    vec![
+    let pulled = |o: ObjectType, writes: &[&str]| {
+        object(o.api_name(), crate::sync::pull::fields_for(o), writes, true)
+    };
+    let mut out = vec![
         pulled(ObjectType::Account, ACCOUNT_WRITES),
         pulled(ObjectType::Contact, CONTACT_WRITES),
         pulled(ObjectType::Lead, LEAD_WRITES),
         pulled(ObjectType::Opportunity, OPPORTUNITY_WRITES),
-        ObjectNeeds {
-            object: "Task",
-            reads: &["Id"],
-            writes: TASK_WRITES,
+    ];
+    match activities {
+        ActivityTarget::Standard => {
+            out.push(object("Task", &["Id"], TASK_WRITES, false));
+            out.push(object("Event", &["Id"], EVENT_WRITES, false));
+        }
+        ActivityTarget::Custom(c) => out.push(ObjectNeeds {
+            object: c.object.clone(),
+            reads: owned(&["Id"]),
+            writes: c.written_fields(),
             updates: false,
-        },
-        ObjectNeeds {
-            object: "Event",
-            reads: &["Id"],
-            writes: EVENT_WRITES,
-            updates: false,
-        },
-    ]
+            marker: c.marker.clone(),
+        }),
+    }
+    out
 }
 
 /// The org's setup as last checked.
@@ -204,7 +223,7 @@ pub struct ObjectCheck {
 pub async fn check(
     client: &Client,
     api_version: &str,
-    marker_field: &str,
+    needs: &[ObjectNeeds],
 ) -> Result<SetupReport, SalesforceError> {
     let versions = client.api_versions().await?;
     let api_version = VersionCheck {
@@ -213,17 +232,22 @@ pub async fn check(
         latest: versions.last().map(|v| v.version.clone()),
     };
     let mut objects = Vec::new();
-    for needs in needs() {
-        let problems = match client.describe(needs.object).await {
-            Ok(describe) => problems(&describe, &needs, marker_field),
+    for needs in needs {
+        let problems = match client.describe(&needs.object).await {
+            Ok(describe) => problems(&describe, needs),
             Err(e) if e.class() == ErrorClass::Permanent => vec![format!(
                 "the integration user cannot see {}s ({e})",
+                needs.object
+            )],
+            // An object the org lacks (a custom activity object not deployed) is not found.
+            Err(e) if e.class() == ErrorClass::Gone => vec![format!(
+                "the object {} does not exist or the integration user cannot see it ({e})",
                 needs.object
             )],
             Err(e) => return Err(e),
         };
         objects.push(ObjectCheck {
-            object: needs.object.to_string(),
+            object: needs.object.clone(),
             ok: problems.is_empty(),
             problems,
         });
@@ -237,8 +261,9 @@ pub async fn check(
 }
 
 /// What `describe` lacks against `needs`.
-pub fn problems(describe: &ObjectDescribe, needs: &ObjectNeeds, marker_field: &str) -> Vec<String> {
-    let object = needs.object;
+pub fn problems(describe: &ObjectDescribe, needs: &ObjectNeeds) -> Vec<String> {
+    let object = &needs.object;
+    let marker_field = needs.marker.as_str();
     let mut out = Vec::new();
     if !describe.queryable {
         out.push(format!("the integration user cannot read {object}s"));
@@ -267,14 +292,14 @@ pub fn problems(describe: &ObjectDescribe, needs: &ObjectNeeds, marker_field: &s
             }
         }
     }
-    for field in needs.reads {
+    for field in &needs.reads {
         if describe.field(field).is_none() {
             out.push(format!(
                 "field {field} is missing or hidden from the integration user"
             ));
         }
     }
-    for field in needs.writes {
+    for field in &needs.writes {
         match describe.field(field) {
             None if needs.reads.contains(field) => {}
             None => out.push(format!(
@@ -302,7 +327,7 @@ mod tests {
     }
 
     fn contact_needs() -> ObjectNeeds {
-        needs()
+        needs("Sfsync_Id__c", &ActivityTarget::Standard)
             .into_iter()
             .find(|n| n.object == "Contact")
             .expect("contact")
@@ -321,10 +346,7 @@ mod tests {
         );
         let d = describe(serde_json::json!({"name": "Contact", "createable": true,
             "updateable": true, "queryable": true, "fields": fields}));
-        assert_eq!(
-            problems(&d, &contact_needs(), "Sfsync_Id__c"),
-            Vec::<String>::new()
-        );
+        assert_eq!(problems(&d, &contact_needs()), Vec::<String>::new());
     }
 
     #[test]
@@ -337,7 +359,7 @@ mod tests {
         ];
         let d = describe(serde_json::json!({"name": "Contact", "createable": false,
             "updateable": true, "queryable": true, "fields": fields}));
-        let p = problems(&d, &contact_needs(), "Sfsync_Id__c").join("\n");
+        let p = problems(&d, &contact_needs()).join("\n");
         for expected in [
             "cannot create Contacts",
             "Sfsync_Id__c is not marked External ID",
@@ -354,7 +376,7 @@ mod tests {
     fn a_missing_marker_field_is_reported() {
         let d = describe(serde_json::json!({"name": "Contact", "createable": true,
             "updateable": true, "queryable": true, "fields": [field("Id")]}));
-        let p = problems(&d, &contact_needs(), "Sfsync_Id__c").join("\n");
+        let p = problems(&d, &contact_needs()).join("\n");
         assert!(
             p.contains("the marker field Sfsync_Id__c is missing"),
             "{p}"

@@ -2,6 +2,7 @@
 //! `run(token)` (the loop the service runs until shutdown). Both report a step as an
 //! [`Outcome`] and retry failed calls on one [`Backoff`] schedule.
 
+pub mod app_webhooks;
 pub mod inbox;
 pub mod outbox;
 mod retry;

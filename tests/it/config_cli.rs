@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::helpers::*;
+use crate::support::*;
 
 fn sfsync() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sfsync"))
@@ -12,7 +12,8 @@ fn sfsync() -> Command {
 fn serve_with_a_bad_config_exits_naming_the_key() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("bad.toml");
-    let text = config_toml(&dir.path().join("store"), &[SECRET]).replace(ORG, "00D7F0000010");
+    let text =
+        two_org_config_file(&dir.path().join("store"), &[SECRET], "").replace(ORG, "00D7F0000010");
     std::fs::write(&path, text).expect("write");
     let out = sfsync()
         .args(["serve", "--config"])
@@ -28,7 +29,11 @@ fn serve_with_a_bad_config_exits_naming_the_key() {
 fn an_environment_override_is_validated_like_the_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("ok.toml");
-    std::fs::write(&path, config_toml(&dir.path().join("store"), &[SECRET])).expect("write");
+    std::fs::write(
+        &path,
+        two_org_config_file(&dir.path().join("store"), &[SECRET], ""),
+    )
+    .expect("write");
     let out = sfsync()
         .args(["serve", "--config"])
         .arg(&path)
@@ -285,6 +290,7 @@ async fn the_demo_runs_end_to_end_and_reports_both_directions() {
         "5. Changes in the app",
         "what the org now holds:",
         "6. What it cost",
+        "7. What the app received",
     ] {
         let found = stdout[at..]
             .find(header)
@@ -315,6 +321,11 @@ async fn the_demo_runs_end_to_end_and_reports_both_directions() {
         !stdout.contains("(no such record)") && !stdout.contains("(empty)"),
         "{stdout}"
     );
+    // The app heard every change, each signature verified, none refused.
+    assert!(stdout.contains(", 0 refused"), "{stdout}");
+    for heard in ["company.created ", "contact.converted ", "activity.pushed "] {
+        assert!(stdout.contains(heard), "{heard:?} not in:\n{stdout}");
+    }
     assert!(
         stdout
             .lines()

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use sfsync::domain::{ObjectType, SalesforceId};
 use sfsync::store::{DedupeSource, Store};
 
-use crate::helpers::*;
+use crate::support::*;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -61,8 +61,8 @@ async fn every_acknowledged_notification_survives_a_sigkill_under_load() {
     let store_dir = dir.path().join("store");
     let port = free_port();
     let config_path = dir.path().join("sfsync.toml");
-    let text =
-        config_toml(&store_dir, &[SECRET]).replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    let text = two_org_config_file(&store_dir, &[SECRET], "")
+        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
     std::fs::write(&config_path, text).expect("write config");
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::builder()

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use sfsync::http::webhook::{signature, signed_event};
 
-use crate::helpers::*;
+use crate::support::*;
 
 const METADATA_NS: &str = "http://soap.sforce.com/2006/04/metadata";
 

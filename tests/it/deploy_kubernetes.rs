@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use sfsync::config::Config;
 
-use crate::helpers::*;
+use crate::support::*;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

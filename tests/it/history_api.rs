@@ -6,7 +6,8 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::pull_harness::{eventually, start};
+use crate::support::env::start;
+use crate::support::eventually;
 
 const WAIT: Duration = Duration::from_secs(10);
 

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::*;
 use crate::processes::{Process, port_in};
+use crate::support::*;
 
 async fn connect(base: &str) -> TcpStream {
     TcpStream::connect(base.trim_start_matches("http://"))
@@ -146,8 +146,7 @@ async fn a_request_in_flight_is_never_closed_to_make_room() {
 
 fn write_config(dir: &std::path::Path, server_extra: &str) -> std::path::PathBuf {
     let path = dir.join("sfsync.toml");
-    let text = config_toml(&dir.join("store"), &[SECRET])
-        .replace("[store]", &format!("{server_extra}\n[store]"));
+    let text = two_org_config_file(&dir.join("store"), &[SECRET], server_extra);
     std::fs::write(&path, text).expect("config");
     path
 }

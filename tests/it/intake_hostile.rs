@@ -1,6 +1,6 @@
 //! Hostile and oversized bodies: each costs a 4xx, stores nothing, and the server still answers.
 
-use crate::helpers::*;
+use crate::support::*;
 
 const ENVELOPE_HEAD: &str = r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><notifications xmlns="http://soap.sforce.com/2005/09/outbound"><OrganizationId>00D7F00000107XsUAI</OrganizationId><ActionId>04k7F0000008V3hQAE</ActionId><SessionId xsi:nil="true"/>"#;
 const ENVELOPE_TAIL: &str = "</notifications></soapenv:Body></soapenv:Envelope>";

@@ -3,7 +3,7 @@
 use sfsync::domain::{ObjectType, SalesforceId};
 use sfsync::store::DedupeSource;
 
-use crate::helpers::*;
+use crate::support::*;
 
 const OUTBOUND_FIXTURES: [&str; 4] = [
     "outbound/contact_two_notifications.xml",

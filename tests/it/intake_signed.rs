@@ -3,7 +3,7 @@
 use sfsync::domain::{ObjectType, SalesforceId};
 use sfsync::store::DedupeSource;
 
-use crate::helpers::*;
+use crate::support::*;
 
 const EVENT_FIXTURES: [&str; 4] = [
     "events/contact_update.json",

@@ -2,6 +2,11 @@
 
 #![allow(unreachable_pub, missing_docs)]
 
+mod app_feed;
+mod app_support;
+mod app_webhooks;
+mod changes_api;
+mod changes_log;
 mod config_cli;
 mod crash;
 mod deploy_kit;
@@ -9,6 +14,7 @@ mod deploy_kubernetes;
 mod helpers;
 mod history_api;
 mod hostile_clients;
+mod import_list_view;
 mod intake_hostile;
 mod intake_outbound;
 mod intake_signed;
@@ -20,18 +26,22 @@ mod processes;
 mod properties;
 mod pull_api;
 mod pull_e2e;
-mod pull_harness;
 mod pull_rules;
 mod pull_storm;
 mod pull_sweep;
 mod pull_worker;
+mod push_activities;
 mod push_api;
 mod push_echo;
 mod push_faults;
+mod push_match;
+mod push_opportunities;
 mod push_rules;
 mod push_support;
 mod salesforce_client;
 mod setup_check;
+mod setup_pause;
 mod simulator;
 mod status_api;
 mod store_records;
+mod support;

@@ -2,13 +2,11 @@
 //! page → callback → the org is connected and its refresh token is stored sealed.
 
 use secrecy::{SecretBox, SecretString};
-use sfsync::app::App;
-use sfsync::config::{Config, ConnectedApp};
+use sfsync::config::ConnectedApp;
 use sfsync::salesforce::TokenKey;
-use sfsync::simulator::{Simulator, SimulatorConfig};
-use tokio_util::sync::CancellationToken;
+use sfsync::simulator::SimulatorConfig;
 
-use crate::helpers::*;
+use crate::support::*;
 
 fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
@@ -19,17 +17,13 @@ fn no_redirects() -> reqwest::Client {
 
 #[tokio::test]
 async fn an_admin_connects_an_org_and_its_refresh_token_is_stored_sealed() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let sim = Simulator::start(listener, SimulatorConfig::default())
-        .await
-        .expect("simulator");
+    let sim = org::start(SimulatorConfig::default()).await;
     let creds = sim.credentials();
     let dir = tempfile::tempdir().expect("tempdir");
-    let text =
-        config_toml(&dir.path().join("store"), &[SECRET]).replace(ORG, sim.org_id().as_str());
-    let mut config = Config::from_toml(&text).expect("config");
+    let mut config = config(
+        &dir.path().join("store"),
+        vec![connection(&sim.org_id(), KEY, &[SECRET])],
+    );
     config.salesforce.login_url = sim.instance_url();
     config.connected_app = Ok(ConnectedApp {
         client_id: creds.client_id.clone(),
@@ -37,11 +31,9 @@ async fn an_admin_connects_an_org_and_its_refresh_token_is_stored_sealed() {
         redirect_uri: "http://127.0.0.1:9/oauth/salesforce/callback".into(),
         token_key: TokenKey::new(1, SecretBox::new(Box::new([7u8; 32]))),
     });
-    let app = App::build(&config).await.expect("app");
-    let base = format!("http://{}", app.local_addr());
-    let store = app.state().store.clone();
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(app.run_until(shutdown.clone()));
+    let app = spawn(config, dir).await;
+    let base = app.base.clone();
+    let store = app.store().clone();
     let http = no_redirects();
     let org = sim.org_id();
 
@@ -133,8 +125,7 @@ async fn an_admin_connects_an_org_and_its_refresh_token_is_stored_sealed() {
     assert_eq!(denied.status(), 400);
     assert!(denied.text().await.expect("body").contains("access_denied"));
 
-    shutdown.cancel();
-    server.await.expect("join").expect("server");
+    app.stop().await;
     sim.shutdown();
 }
 

@@ -3,14 +3,18 @@
 
 use std::time::Duration;
 
-use crate::helpers::*;
 use crate::processes::{Process, port_in, sfsync};
+use crate::support::*;
 
 const TOKEN_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 fn write_config(dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join("sfsync.toml");
-    std::fs::write(&path, config_toml(&dir.join("store"), &[SECRET])).expect("write config");
+    std::fs::write(
+        &path,
+        two_org_config_file(&dir.join("store"), &[SECRET], ""),
+    )
+    .expect("write config");
     path
 }
 

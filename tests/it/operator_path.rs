@@ -96,7 +96,7 @@ async fn walk_to_callback(http: &reqwest::Client, org: &Org, mut url: String) ->
         let resp = http.get(&url).send().await.expect("get");
         let resp = if resp.status() == 200 && url.starts_with(&org.url) {
             signed_in = true;
-            crate::helpers::sign_in(&url, &org.cred("username"), &org.cred("password")).await
+            crate::support::sign_in(&url, &org.cred("username"), &org.cred("password")).await
         } else {
             resp
         };

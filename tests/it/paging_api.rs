@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use sfsync::domain::{Company, OrgId, SalesforceId};
 use sfsync::store::{Store, TxAbort};
 
-use crate::helpers::{ORG, OTHER_ORG, TOKEN, TestApp, spawn_app};
+use crate::support::{ORG, OTHER_ORG, TOKEN, TestApp, spawn_app};
 
 async fn get(app: &TestApp, path: &str) -> (u16, Value) {
     let r = app

@@ -10,7 +10,8 @@ use sfsync::domain::Company;
 use sfsync::simulator::SeedSpec;
 use sfsync::store::TxAbort;
 
-use crate::pull_harness::{PullEnv, eventually, start};
+use crate::support::env::{SyncEnv as PullEnv, start};
+use crate::support::eventually;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -287,8 +288,8 @@ async fn the_import_command_drives_the_api_to_the_end() {
         })
         .expect("seed");
     let args = sfsync::cli::ImportArgs {
-        url: env.svc.base.clone(),
-        token: crate::helpers::TOKEN.into(),
+        url: env.app.base.clone(),
+        token: crate::support::TOKEN.into(),
         org: env.org.to_string(),
         what: sfsync::cli::ImportWhat::Accounts {
             filter: String::new(),

@@ -8,7 +8,8 @@ use serde_json::json;
 use sfsync::domain::{OwnershipStatus, SalesforceKind};
 use sfsync::store::{LocalRef, RecordKind};
 
-use crate::pull_harness::{eventually, start};
+use crate::support::env::start;
+use crate::support::eventually;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -191,10 +192,21 @@ async fn many_notifications_for_one_record_cost_one_pull_not_one_each() {
 
 #[tokio::test]
 async fn an_org_specific_stage_table_from_config_maps_its_own_stages() {
-    let env = crate::pull_harness::start_with(
-        sfsync::simulator::SimulatorConfig::default(),
-        "sweep_interval_s = 0\n[[sync.stages]]\nstage_name = \"Pilot\"\nstatus = \"PROSPECT\"\nstage = \"pilot\"\n[[sync.stages]]\nstage_name = \"Closed Won\"\nstatus = \"CUSTOMER\"\nstage = \"won\"",
-    )
+    let rule = |name: &str, status, stage: &str| sfsync::domain::StageRule {
+        stage_name: name.into(),
+        status,
+        stage: stage.into(),
+    };
+    let env = crate::support::env::start_with(sfsync::simulator::SimulatorConfig::default(), |c| {
+        c.sync.stages = vec![
+            rule("Pilot", sfsync::domain::OwnershipStatus::Prospect, "pilot"),
+            rule(
+                "Closed Won",
+                sfsync::domain::OwnershipStatus::Customer,
+                "won",
+            ),
+        ]
+    })
     .await;
     let account = env
         .sim

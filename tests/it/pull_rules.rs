@@ -13,11 +13,12 @@ use sfsync::store::{DedupeSource, Delivery, LocalRef, RecordKind, Store, TxAbort
 use sfsync::sync::pull::Conflict;
 use sfsync::sync::sweep::sweep_org;
 
-use crate::pull_harness::{PullEnv, eventually, start, start_with};
+use crate::support::env::{SyncEnv as PullEnv, start, start_with};
+use crate::support::eventually;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-fn local_company(store: &Store, org: &OrgId, name: &str, website: Option<&str>) -> u64 {
+pub(crate) fn local_company(store: &Store, org: &OrgId, name: &str, website: Option<&str>) -> u64 {
     store
         .transact(|tx| {
             let c = Company {
@@ -266,10 +267,10 @@ async fn the_same_email_at_another_company_is_not_a_match() {
 
 #[tokio::test]
 async fn ours_wins_links_the_salesforce_id_and_keeps_our_fields() {
-    let env = start_with(
-        SimulatorConfig::default(),
-        "sweep_interval_s = 0\nconflict_company = \"ours_wins\"\nconflict_contact = \"ours_wins\"",
-    )
+    let env = start_with(SimulatorConfig::default(), |c| {
+        c.sync.conflict_company = sfsync::domain::ConflictPolicy::OursWins;
+        c.sync.conflict_contact = sfsync::domain::ConflictPolicy::OursWins;
+    })
     .await;
     let ours = local_company(env.store(), &env.org, "Initech", Some("initech.com"));
     let person = local_contact(env.store(), &env.org, "peter@initech.com", Some(ours));
@@ -331,7 +332,7 @@ async fn two_candidates_at_one_rung_quarantine_the_record_without_a_guess() {
         conflicts(&env).into_iter().next()
     })
     .await;
-    assert_eq!(listed.1.salesforce_id, id);
+    assert_eq!(listed.1.salesforce_id, Some(id.clone()));
     assert_eq!(listed.1.rung, "domain");
     assert_eq!(listed.1.candidates, vec![a, b]);
     env.settle(WAIT).await;
@@ -366,7 +367,7 @@ async fn two_contacts_with_one_email_quarantine_the_salesforce_contact() {
     })
     .await;
     assert_eq!(conflict.object, ObjectType::Lead);
-    assert_eq!(conflict.salesforce_id, id);
+    assert_eq!(conflict.salesforce_id, Some(id.clone()));
     assert_eq!(conflict.rung, "email");
     assert_eq!(conflict.candidates, vec![a, b]);
 }
@@ -402,13 +403,8 @@ async fn a_deleted_account_is_unlinked_and_the_reason_kept() {
     );
 }
 
-#[tokio::test]
-async fn a_merge_repoints_local_links_to_the_survivor() {
-    let env = start().await;
-    let master = env
-        .sim
-        .create("Account", json!({"Name": "Survivor"}))
-        .expect("master");
+/// An Account named "Loser" with a Contact on it, both pulled: what a merge moves.
+pub(crate) async fn loser_with_a_contact(env: &PullEnv) -> (SalesforceId, Company, Contact) {
     let loser = env
         .sim
         .create("Account", json!({"Name": "Loser"}))
@@ -420,11 +416,22 @@ async fn a_merge_repoints_local_links_to_the_survivor() {
             json!({"LastName": "Moved", "AccountId": loser.as_str()}),
         )
         .expect("contact");
-    let local_master = eventually("the master", WAIT, || async { env.company_of(&master) }).await;
     let local_loser = eventually("the loser", WAIT, || async { env.company_of(&loser) }).await;
     let local_person = eventually("the contact", WAIT, || async { env.contact_of(&person) }).await;
-    assert_eq!(local_person.company_id, Some(local_loser.id));
     env.settle(WAIT).await;
+    (loser, local_loser, local_person)
+}
+
+#[tokio::test]
+async fn a_merge_repoints_local_links_to_the_survivor() {
+    let env = start().await;
+    let master = env
+        .sim
+        .create("Account", json!({"Name": "Survivor"}))
+        .expect("master");
+    let local_master = eventually("the master", WAIT, || async { env.company_of(&master) }).await;
+    let (loser, local_loser, local_person) = loser_with_a_contact(&env).await;
+    assert_eq!(local_person.company_id, Some(local_loser.id));
 
     env.sim
         .merge(&master, std::slice::from_ref(&loser))
@@ -512,9 +519,15 @@ fn notify(store: &Store, org: &OrgId, object: ObjectType, id: &SalesforceId, tag
         .expect("ingest");
 }
 
-#[tokio::test]
-async fn a_conversion_seen_after_its_contact_folds_the_duplicate_into_the_leads_contact() {
-    let env = start().await;
+/// A Lead pulled, converted, and the Contact it became pulled before the Lead's own
+/// notification: its pull makes a second local contact, which the Lead's then folds away.
+pub(crate) struct Folded {
+    pub(crate) local: Contact,
+    pub(crate) duplicate: Contact,
+    pub(crate) contact: SalesforceId,
+}
+
+pub(crate) async fn convert_after_its_contact(env: &PullEnv) -> Folded {
     let lead = env
         .sim
         .create(
@@ -530,24 +543,35 @@ async fn a_conversion_seen_after_its_contact_folds_the_duplicate_into_the_leads_
         .sim
         .convert_lead(&lead, ConvertOptions::default())
         .expect("convert");
-    notify(
-        env.store(),
-        &env.org,
-        ObjectType::Contact,
-        &result.contact_id,
-        "c",
-    );
+    let contact = result.contact_id;
+    notify(env.store(), &env.org, ObjectType::Contact, &contact, "c");
     let duplicate = eventually("the contact's own copy", WAIT, || async {
-        env.contact_of(&result.contact_id)
+        env.contact_of(&contact)
     })
     .await;
-    assert_ne!(duplicate.id, local.id);
     notify(env.store(), &env.org, ObjectType::Lead, &lead, "l");
-    let folded = eventually("the fold", WAIT, || async {
-        env.contact_of(&result.contact_id)
-            .filter(|c| c.id == local.id)
+    eventually("the fold", WAIT, || async {
+        env.contact_of(&contact).filter(|c| c.id == local.id)
     })
     .await;
+    Folded {
+        local,
+        duplicate,
+        contact,
+    }
+}
+
+#[tokio::test]
+async fn a_conversion_seen_after_its_contact_folds_the_duplicate_into_the_leads_contact() {
+    let env = start().await;
+    let Folded {
+        local,
+        duplicate,
+        contact: converted,
+    } = convert_after_its_contact(&env).await;
+    assert_ne!(duplicate.id, local.id);
+    let folded = env.contact_of(&converted).expect("the contact");
+    assert_eq!(folded.id, local.id);
     assert_eq!(folded.email.as_deref(), Some("ron@vgb.com"));
     assert!(
         contact(&env, duplicate.id).is_none(),

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use sfsync::domain::{OwnershipStatus, SalesforceId, SalesforceKind, StageTable};
-use sfsync::simulator::{DeliveryMode, Faults, SeedSpec, SimulatorConfig};
+use sfsync::simulator::{DeliveryMode, Faults, SeedSpec, SeedSummary, SimulatorConfig};
 
-use crate::pull_harness::{PullEnv, start_with};
+use crate::support::env::{SyncEnv as PullEnv, start_with};
 
 /// A small deterministic generator (no dependency on the seed of `rand`).
 struct Lcg(u64);
@@ -192,38 +192,57 @@ fn differences(env: &PullEnv) -> Vec<String> {
     diffs
 }
 
-#[tokio::test]
-async fn after_a_storm_of_duplicated_out_of_order_notifications_with_faults_local_equals_salesforce()
- {
-    let config = SimulatorConfig {
-        seed: 11,
+/// An org that retries its Outbound Messages quickly, so a storm settles in seconds.
+pub(crate) fn storm_org(seed: u64) -> SimulatorConfig {
+    SimulatorConfig {
+        seed,
         outbound_retry_base: Duration::from_millis(100),
         outbound_retry_max: Duration::from_millis(800),
         ..SimulatorConfig::default()
-    };
-    let env = start_with(config, "sweep_interval_s = 0").await;
+    }
+}
+
+/// Seeds the org with `accounts`, their people and opportunities, and `leads`, every
+/// notification sent twice and out of order.
+pub(crate) fn seed_stormy(
+    env: &PullEnv,
+    accounts: usize,
+    people: usize,
+    leads: usize,
+) -> SeedSummary {
     env.sim.set_delivery_mode(DeliveryMode {
         duplicate: true,
         out_of_order: true,
     });
-    let seeded = env
-        .sim
+    env.sim
         .seed_org(&SeedSpec {
-            accounts: 50,
-            contacts_per_account: 3,
+            accounts,
+            contacts_per_account: people,
             opportunities_per_account: 1,
-            leads: 50,
+            leads,
             tasks_per_contact: 0,
             fire_outbound: true,
         })
-        .expect("seed");
-    env.sim.set_faults(Faults {
+        .expect("seed")
+}
+
+/// The org's faults in a storm: 5xx, dropped connections, sessions that expire.
+pub(crate) fn stormy_faults() -> Faults {
+    Faults {
         latency_ms: 2,
         error_5xx_rate: 0.1,
         drop_connection_rate: 0.05,
         session_expiry_after_calls: Some(25),
         ..Faults::default()
-    });
+    }
+}
+
+#[tokio::test]
+async fn after_a_storm_of_duplicated_out_of_order_notifications_with_faults_local_equals_salesforce()
+ {
+    let env = start_with(storm_org(11), |_| {}).await;
+    let seeded = seed_stormy(&env, 50, 3, 50);
+    env.sim.set_faults(stormy_faults());
 
     let mut rng = Lcg(42);
     const STAGES: [&str; 5] = [

@@ -8,7 +8,9 @@ use sfsync::domain::ObjectType;
 use sfsync::simulator::{SeedSpec, SimulatorConfig};
 use sfsync::sync::sweep;
 
-use crate::pull_harness::{PullEnv, eventually, start_service, start_service_quiet, start_sim};
+use crate::support::env::{SyncEnv as PullEnv, serve};
+use crate::support::eventually;
+use crate::support::org::start as start_sim;
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -24,13 +26,11 @@ async fn the_start_up_sweep_recovers_changes_made_while_the_service_was_down() {
         })
         .expect("seed");
     let dir = tempfile::tempdir().expect("tempdir");
-    let svc = start_service(&sim, dir.path(), "sweep_interval_s = 3600").await;
+    let app = serve(&sim, dir, |c| c.sync.sweep_interval_s = 3600, true, true).await;
     let env = PullEnv {
         org: sim.org_id(),
         sim: sim.clone(),
-        svc,
-        dir,
-        http: reqwest::Client::new(),
+        app,
     };
     eventually("the initial sync", WAIT, || async {
         (env.store().companies(&env.org).ok()?.len() == 6
@@ -44,10 +44,8 @@ async fn the_start_up_sweep_recovers_changes_made_while_the_service_was_down() {
     let survivor = env.company_of(&seeded.accounts[2]).expect("survivor");
     let merged_away = env.company_of(&seeded.accounts[3]).expect("loser");
     let deleted = env.contact_of(&seeded.contacts[0]).expect("contact");
-    let PullEnv {
-        sim, svc, dir, org, ..
-    } = env;
-    svc.stop().await;
+    let PullEnv { sim, app, org } = env;
+    let dir = app.stop().await;
 
     // Act: while the service is down, Outbound Messages go nowhere and are never delivered.
     sim.set_outbound_url(None);
@@ -59,14 +57,8 @@ async fn the_start_up_sweep_recovers_changes_made_while_the_service_was_down() {
     let born = sim
         .create("Account", json!({"Name": "Born While Down"}))
         .expect("create");
-    let svc = start_service_quiet(&sim, dir.path(), "sweep_interval_s = 3600").await;
-    let env = PullEnv {
-        org,
-        sim,
-        svc,
-        dir,
-        http: reqwest::Client::new(),
-    };
+    let app = serve(&sim, dir, |c| c.sync.sweep_interval_s = 3600, true, false).await;
+    let env = PullEnv { org, sim, app };
 
     // Assert: the start-up sweep found all four.
     eventually("the recovered changes", WAIT, || async {
@@ -116,7 +108,7 @@ async fn the_start_up_sweep_recovers_changes_made_while_the_service_was_down() {
 
 #[tokio::test]
 async fn a_resync_request_re_reads_an_object_from_the_beginning_once() {
-    let env = crate::pull_harness::start().await;
+    let env = crate::support::env::start().await;
     env.sim.set_outbound_url(None);
     env.sim
         .seed_org(&SeedSpec {

@@ -15,7 +15,7 @@ use sfsync::worker::Backoff;
 use sfsync::worker::inbox::{InboxSettings, InboxWorker, Outcome};
 use tempfile::TempDir;
 
-use crate::pull_harness::{client_for, start_sim};
+use crate::support::org::{client_for, start as start_sim};
 
 struct Rig {
     sim: Simulator,

@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 use sfsync::store::OutboxState;
 
-use crate::helpers::TOKEN;
 use crate::push_support::*;
+use crate::support::TOKEN;
 
 #[tokio::test]
 async fn validation_errors_answer_422_and_name_the_field() {

@@ -41,8 +41,9 @@ async fn echoes() -> Echoes {
         .set_outbound_rule("Contact", &MINIMUM)
         .expect("outbound rule");
     env.sim.set_outbound_url(Some(format!(
-        "{}/webhooks/salesforce/outbound/push-test-webhook-key-1",
-        env.app.base
+        "{}/webhooks/salesforce/outbound/{}",
+        env.app.base,
+        crate::support::env::ENV_KEY
     )));
     let store = env.app.store().clone();
     let client = connecting_client(&env.sim, &store);

@@ -139,9 +139,9 @@ async fn the_configured_share_of_the_budget_pauses_before_the_limit() {
     let mut env = push_env().await;
     env.company("First").await;
     drain(&mut env.worker).await;
-    // The next company costs two calls (create, read the stamps); afterwards 80 % of the
-    // budget is used, the configured share.
-    let after = env.sim.api_usage() + 2;
+    // The next company costs three calls (look for it, create, read the stamps); afterwards
+    // 80 % of the budget is used, the configured share.
+    let after = env.sim.api_usage() + 3;
     assert!(after >= 4);
     env.sim.set_faults(Faults {
         daily_api_limit: Some(after * 5 / 4),
@@ -171,10 +171,8 @@ async fn a_restart_in_the_middle_of_a_drain_loses_and_duplicates_nothing() {
         ..Faults::default()
     });
     let PushEnv {
-        sim,
-        app,
+        env: SyncEnv { sim, app, org },
         mut worker,
-        org,
     } = env;
     let report = worker.step().await.expect("step").into_report();
     assert!(report.retrying > 0, "{report:?}");

@@ -81,7 +81,7 @@ async fn a_contact_pushed_as_a_lead_carries_its_company_name() {
 
 #[tokio::test]
 async fn the_configured_default_makes_leads_too() {
-    let mut env = push_env_as("lead").await;
+    let mut env = push_env_as(sfsync::domain::PushAs::Lead).await;
     let company = env.company("Initech").await;
     let contact = env
         .create(

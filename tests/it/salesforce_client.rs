@@ -19,7 +19,7 @@ use sfsync::salesforce::{
 };
 use sfsync::simulator::{ConvertOptions, Faults, FieldSpec, SeedSpec, Simulator, SimulatorConfig};
 
-use crate::helpers::sign_in;
+use crate::support::sign_in;
 
 /// Sealed refresh tokens in memory, as the sled store keeps them.
 #[derive(Default)]

@@ -2,10 +2,10 @@
 //! summary in status, against a simulated org set up completely and one missing pieces.
 
 use reqwest::Method;
-use sfsync::simulator::{FieldAccess, SimulatorConfig};
+use sfsync::simulator::FieldAccess;
 
-use crate::helpers::TOKEN;
-use crate::pull_harness::{self, PullEnv};
+use crate::support::TOKEN;
+use crate::support::env::{self as pull_harness, SyncEnv as PullEnv};
 
 async fn setup_report(env: &PullEnv) -> serde_json::Value {
     let (code, report) = env.api(Method::GET, "/setup", None).await;
@@ -36,14 +36,7 @@ async fn an_org_set_up_as_the_guide_says_passes_every_check() {
 
 #[tokio::test]
 async fn an_org_without_the_marker_field_is_reported_object_by_object() {
-    let env = pull_harness::start_with(
-        SimulatorConfig {
-            marker_field: None,
-            ..SimulatorConfig::default()
-        },
-        "sweep_interval_s = 0",
-    )
-    .await;
+    let env = pull_harness::start_without_marker().await;
     let report = setup_report(&env).await;
     assert_eq!(report["ok"], false);
     for object in report["objects"].as_array().expect("objects") {
@@ -113,15 +106,8 @@ fn doctor(base: &str) -> std::process::Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_prints_what_is_missing_and_fails_until_it_is_fixed() {
-    let env = pull_harness::start_with(
-        SimulatorConfig {
-            marker_field: None,
-            ..SimulatorConfig::default()
-        },
-        "sweep_interval_s = 0",
-    )
-    .await;
-    let base = env.svc.base.clone();
+    let env = pull_harness::start_without_marker().await;
+    let base = env.app.base.clone();
     let out = tokio::task::spawn_blocking(move || doctor(&base))
         .await
         .expect("join");
@@ -138,7 +124,7 @@ async fn doctor_prints_what_is_missing_and_fails_until_it_is_fixed() {
     );
 
     let fixed = pull_harness::start().await;
-    let base = fixed.svc.base.clone();
+    let base = fixed.app.base.clone();
     let out = tokio::task::spawn_blocking(move || doctor(&base))
         .await
         .expect("join");

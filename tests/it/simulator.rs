@@ -12,7 +12,7 @@ use sfsync::simulator::{
     UserSpec, ValidationRuleSpec, token_signature,
 };
 
-use crate::helpers::{self, sign_in};
+use crate::support::{self, sign_in};
 
 struct Org {
     sim: Simulator,
@@ -2711,7 +2711,7 @@ async fn the_login_page_is_a_form_that_refuses_a_wrong_password_and_remembers_th
     let page = no_redirect.get(&url).send().await.unwrap();
     let content_type = page.headers()["content-type"].to_str().unwrap().to_string();
     let html = page.text().await.unwrap();
-    let inputs = helpers::form_inputs(&html);
+    let inputs = support::form_inputs(&html);
     let wrong = sign_in(&url, &org.creds.username, "not-the-password").await;
     let wrong_status = wrong.status();
     let wrong_html = wrong.text().await.unwrap();

@@ -2,8 +2,8 @@
 
 use reqwest::Method;
 
-use crate::helpers::*;
-use crate::pull_harness;
+use crate::support::env as pull_harness;
+use crate::support::*;
 
 #[tokio::test]
 async fn an_org_without_a_salesforce_connection_is_reported_not_connected() {
@@ -76,4 +76,26 @@ async fn the_openapi_document_covers_status_imports_and_conflicts_too() {
         );
     }
     assert!(doc["components"]["schemas"]["Status"].is_object());
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive_and_a_wrong_token_is_refused() {
+    let app = spawn_app().await;
+    for (value, expected) in [
+        (format!("Bearer {TOKEN}"), 200),
+        (format!("bearer {TOKEN}"), 200),
+        (format!("BEARER  {TOKEN}"), 200),
+        (format!("Basic {TOKEN}"), 401),
+        ("bearer wrong-token-0000000000".to_string(), 401),
+        ("Bearer".to_string(), 401),
+    ] {
+        let resp = app
+            .client
+            .get(format!("{}/api/v1/status", app.base))
+            .header("authorization", &value)
+            .send()
+            .await
+            .expect("status");
+        assert_eq!(resp.status(), expected, "{value}");
+    }
 }

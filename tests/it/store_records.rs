@@ -5,7 +5,7 @@ use chrono::Utc;
 use sfsync::domain::{Company, Contact, SalesforceId, SalesforceKind};
 use sfsync::store::{LocalRef, Provenance, RecordKind, Store, TxAbort, TxError};
 
-use crate::helpers::*;
+use crate::support::*;
 
 fn company(id: u64, name: &str, website: Option<&str>, sf: Option<&str>) -> Company {
     Company {

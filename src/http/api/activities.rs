@@ -5,14 +5,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use serde::Deserialize;
+use utoipa::{IntoParams, OpenApi};
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{self, Id, InOrg, OrgQuery, Params, QueryOrg};
 use super::page::{self, Cursor, Page};
-use super::records::{self, Listing, Queued, Written, enum_text};
+use super::records::{self, Listing, Queued, Written};
+use crate::domain::view::ActivityView;
 use crate::domain::{Activity, SalesforceId};
 use crate::http::state::{AppState, Connections};
 use crate::store::{RecordFilter, RecordKind};
@@ -24,51 +24,6 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/activities", get(list).post(create))
         .route("/activities/{id}", get(one))
         .route("/activities/{id}/sync", post(sync))
-}
-
-/// An activity.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct ActivityView {
-    /// Local id.
-    id: u64,
-    /// The org.
-    org_id: String,
-    /// `email_sent` or `meeting_booked`.
-    kind: String,
-    /// Local contact id.
-    contact_id: Option<u64>,
-    /// Local company id.
-    company_id: Option<u64>,
-    /// Subject.
-    subject: String,
-    /// Body or description.
-    description: Option<String>,
-    /// When it happened.
-    occurred_at: DateTime<Utc>,
-    /// Meeting start.
-    starts_at: Option<DateTime<Utc>>,
-    /// Meeting end.
-    ends_at: Option<DateTime<Utc>>,
-    /// The Task or Event id, once pushed.
-    salesforce_id: Option<String>,
-}
-
-impl From<Activity> for ActivityView {
-    fn from(a: Activity) -> Self {
-        Self {
-            id: a.id,
-            org_id: a.org_id.to_string(),
-            kind: enum_text(&a.kind),
-            contact_id: a.contact_id,
-            company_id: a.company_id,
-            subject: a.subject,
-            description: a.description,
-            occurred_at: a.occurred_at,
-            starts_at: a.starts_at,
-            ends_at: a.ends_at,
-            salesforce_id: a.salesforce_id.map(|s| s.to_string()),
-        }
-    }
 }
 
 /// `GET /api/v1/activities`: which page, which activities (they keep no change time, so there

@@ -4,15 +4,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
-use serde::Serialize;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::OpenApi;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Id, InOrg, OrgQuery, Params, QueryOrg};
 use super::page::Page;
 use super::records::{self, Queued, RecordQuery, Written};
 use crate::domain::Company;
+use crate::domain::view::CompanyView;
 use crate::http::state::AppState;
 use crate::store::RecordKind;
 use crate::sync::local::companies::{self, CompanyChanges, NewCompany};
@@ -23,48 +22,6 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/companies", get(list).post(create))
         .route("/companies/{id}", get(one).patch(update))
         .route("/companies/{id}/sync", post(sync))
-}
-
-/// A company.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct CompanyView {
-    /// Local id.
-    id: u64,
-    /// The org.
-    org_id: String,
-    /// Name.
-    name: String,
-    /// Bare domain.
-    domain: Option<String>,
-    /// Website.
-    website: Option<String>,
-    /// Industry.
-    industry: Option<String>,
-    /// Annual revenue.
-    annual_revenue: Option<f64>,
-    /// Employees.
-    employees: Option<i64>,
-    /// The Account id, once pushed or linked.
-    salesforce_id: Option<String>,
-    /// Last local change.
-    updated_at: DateTime<Utc>,
-}
-
-impl From<Company> for CompanyView {
-    fn from(c: Company) -> Self {
-        Self {
-            id: c.id,
-            org_id: c.org_id.to_string(),
-            name: c.name,
-            domain: c.domain,
-            website: c.website,
-            industry: c.industry,
-            annual_revenue: c.annual_revenue,
-            employees: c.employees,
-            salesforce_id: c.salesforce_id.map(|s| s.to_string()),
-            updated_at: c.updated_at,
-        }
-    }
 }
 
 /// A page of companies, oldest first.

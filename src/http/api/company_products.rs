@@ -5,15 +5,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, NaiveDate, Utc};
-use serde::Serialize;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::OpenApi;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Id, InOrg, OrgQuery, Params, QueryOrg};
 use super::page::Page;
-use super::records::{self, Queued, RecordQuery, Written, enum_text};
+use super::records::{self, Queued, RecordQuery, Written};
 use crate::domain::CompanyProduct;
+use crate::domain::view::ProductView;
 use crate::http::state::AppState;
 use crate::store::RecordKind;
 use crate::sync::local::company_products::{self, CompanyProductChanges, NewCompanyProduct};
@@ -24,48 +23,6 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/company-products", get(list).post(create))
         .route("/company-products/{id}", get(one).patch(update))
         .route("/company-products/{id}/sync", post(sync))
-}
-
-/// A company product.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct ProductView {
-    /// Local id.
-    id: u64,
-    /// The org.
-    org_id: String,
-    /// Local company id.
-    company_id: u64,
-    /// Product name.
-    product: String,
-    /// PROSPECT, OPPORTUNITY, CUSTOMER or LOST.
-    status: String,
-    /// Deal size.
-    opportunity_size: Option<f64>,
-    /// Internal funnel stage.
-    stage: Option<String>,
-    /// Expected close date.
-    close_date: Option<NaiveDate>,
-    /// The Opportunity id, once pushed.
-    salesforce_opportunity_id: Option<String>,
-    /// Last local change.
-    updated_at: DateTime<Utc>,
-}
-
-impl From<CompanyProduct> for ProductView {
-    fn from(p: CompanyProduct) -> Self {
-        Self {
-            id: p.id,
-            org_id: p.org_id.to_string(),
-            company_id: p.company_id,
-            product: p.product,
-            status: enum_text(&p.status),
-            opportunity_size: p.opportunity_size,
-            stage: p.stage,
-            close_date: p.close_date,
-            salesforce_opportunity_id: p.salesforce_opportunity_id.map(|s| s.to_string()),
-            updated_at: p.updated_at,
-        }
-    }
 }
 
 /// A page of company products, oldest first.

@@ -1,21 +1,22 @@
-//! `/api/v1/conflicts`: records quarantined because several local records matched, with their
-//! candidates' local values; a person resolves one by picking a candidate or creating a new
-//! local record.
+//! `/api/v1/conflicts`: records quarantined because several records matched, for a person to
+//! resolve. A pull conflict is a Salesforce record several local records matched (resolved by
+//! picking a local candidate or creating a new local record); a push conflict is a local record
+//! whose create found several records in the org (resolved by picking one of them by its
+//! Salesforce id, or creating a new record in the org).
 
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde::Deserialize;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{self, Body, Id, Params};
 use super::page::{self, Cursor, Page};
-use crate::domain::{ObjectType, SalesforceId};
+use crate::domain::SalesforceId;
 use crate::http::state::AppState;
-use crate::sync::local::conflicts::{self, Candidate, OpenConflict, Resolution};
-use crate::sync::pull::Applied;
+use crate::sync::local::conflicts::{self, Resolution};
+use crate::sync::pull::{Applied, ConflictView};
 
 /// The routes, nested under `/api/v1` behind the bearer token.
 pub(super) fn routes() -> Router<AppState> {
@@ -23,57 +24,6 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/conflicts", get(list))
         .route("/conflicts/{id}", get(one))
         .route("/conflicts/{id}/resolve", post(resolve))
-}
-
-/// A quarantined record and the local records it could be.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct ConflictView {
-    /// The conflict id.
-    id: u64,
-    /// The org.
-    org: String,
-    /// `Account`, `Contact`, `Lead` or `Opportunity`.
-    #[schema(value_type = String)]
-    object: ObjectType,
-    /// The Salesforce record id.
-    #[schema(value_type = String)]
-    salesforce_id: SalesforceId,
-    /// The rung that found several candidates (`domain`, `name`, `email`), or `no_company`.
-    rung: String,
-    /// Local ids of the candidates.
-    candidates: Vec<u64>,
-    /// The record as pulled.
-    #[schema(value_type = Object)]
-    record: crate::salesforce::Record,
-    /// When it was quarantined (RFC 3339).
-    at: String,
-    /// The candidates' current local records.
-    #[schema(value_type = Vec<Object>)]
-    candidate_records: Vec<Value>,
-}
-
-fn candidate_value(c: Candidate) -> Value {
-    match c {
-        Candidate::Company(x) => serde_json::json!(x),
-        Candidate::Contact(x) => serde_json::json!(x),
-    }
-}
-
-impl From<OpenConflict> for ConflictView {
-    fn from(o: OpenConflict) -> Self {
-        let c = o.conflict;
-        Self {
-            id: o.id,
-            org: o.org.to_string(),
-            object: c.object,
-            salesforce_id: c.salesforce_id,
-            rung: c.rung,
-            candidates: c.candidates,
-            record: c.record,
-            at: c.at,
-            candidate_records: o.candidates.into_iter().map(candidate_value).collect(),
-        }
-    }
 }
 
 /// `GET /api/v1/conflicts`: which orgs, which page.
@@ -101,26 +51,31 @@ pub(crate) struct ConflictOrg {
     org: Option<String>,
 }
 
-/// `POST /api/v1/conflicts/{id}/resolve`: `{"candidate": 12}` or `{"create": true}`.
+/// `POST /api/v1/conflicts/{id}/resolve`: `{"candidate": 12}` (pull), `{"salesforce_id":
+/// "001…"}` (push) or `{"create": true}`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct Resolve {
     /// The org (optional when one org is configured).
     org: Option<String>,
-    /// The candidate to link and update.
+    /// Pull: the local candidate to link and update.
     candidate: Option<u64>,
-    /// Create a new local record instead.
+    /// Push: the record in the org to link the local record to.
+    #[schema(value_type = Option<String>)]
+    salesforce_id: Option<SalesforceId>,
+    /// Create a new record instead (local for a pull conflict, in the org for a push one).
     #[serde(default)]
     create: bool,
 }
 
 impl Resolve {
     fn choice(&self) -> Result<Resolution, ApiError> {
-        match (self.candidate, self.create) {
-            (Some(c), false) => Ok(Resolution::Candidate(c)),
-            (None, true) => Ok(Resolution::Create),
+        match (self.candidate, &self.salesforce_id, self.create) {
+            (Some(c), None, false) => Ok(Resolution::Candidate(c)),
+            (None, Some(id), false) => Ok(Resolution::Record(id.clone())),
+            (None, None, true) => Ok(Resolution::Create),
             _ => Err(ApiError::invalid(
                 "candidate",
-                "give either a candidate or \"create\": true",
+                "give one of a candidate, a salesforce_id or \"create\": true",
             )),
         }
     }

@@ -5,15 +5,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
-use serde::Serialize;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::OpenApi;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Id, InOrg, OrgQuery, Params, QueryOrg};
 use super::page::Page;
-use super::records::{self, Queued, RecordQuery, Written, enum_text};
+use super::records::{self, Queued, RecordQuery, Written};
 use crate::domain::Contact;
+use crate::domain::view::ContactView;
 use crate::http::state::AppState;
 use crate::store::RecordKind;
 use crate::sync::local::contacts::{self, ContactChanges, NewContact};
@@ -24,51 +23,6 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/contacts", get(list).post(create))
         .route("/contacts/{id}", get(one).patch(update))
         .route("/contacts/{id}/sync", post(sync))
-}
-
-/// A contact.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct ContactView {
-    /// Local id.
-    id: u64,
-    /// The org.
-    org_id: String,
-    /// Local company id.
-    company_id: Option<u64>,
-    /// Given name.
-    first_name: Option<String>,
-    /// Family name.
-    last_name: String,
-    /// Email.
-    email: Option<String>,
-    /// Title.
-    title: Option<String>,
-    /// Phone.
-    phone: Option<String>,
-    /// The Contact or Lead id, once pushed or linked.
-    salesforce_id: Option<String>,
-    /// `contact` or `lead`.
-    salesforce_kind: Option<String>,
-    /// Last local change.
-    updated_at: DateTime<Utc>,
-}
-
-impl From<Contact> for ContactView {
-    fn from(c: Contact) -> Self {
-        Self {
-            id: c.id,
-            org_id: c.org_id.to_string(),
-            company_id: c.company_id,
-            first_name: c.first_name,
-            last_name: c.last_name,
-            email: c.email,
-            title: c.title,
-            phone: c.phone,
-            salesforce_id: c.salesforce_id.map(|s| s.to_string()),
-            salesforce_kind: c.salesforce_kind.as_ref().map(enum_text),
-            updated_at: c.updated_at,
-        }
-    }
 }
 
 /// A page of contacts, oldest first.

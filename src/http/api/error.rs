@@ -3,8 +3,9 @@
 //!
 //! Every error answers `{"error": {"status", "field"?, "message"}}`. 400: a query or path
 //! parameter does not parse or is out of range; 401: no valid bearer token; 404: no such record;
-//! 409: the request does not fit the current state; 413: the body is too large; 422: a field of the body is refused; 503:
-//! the store failed, with an opaque message and the cause logged.
+//! 409: the request does not fit the current state; 410: the change-log entries asked for are
+//! past the retention (with `earliest`, the first kept); 413: the body is too large; 422: a field
+//! of the body is refused; 503: the store failed, with an opaque message and the cause logged.
 
 use axum::Json;
 use axum::http::{StatusCode, header};
@@ -49,6 +50,14 @@ pub enum ApiError {
     /// The store failed: 503; the cause is logged, never sent.
     #[error("service unavailable")]
     Unavailable(#[source] StoreError),
+    /// The change-log entries asked for are past the retention: 410 with the earliest kept.
+    #[error(
+        "the changes after that number are past the retention; the earliest kept is {earliest}"
+    )]
+    Gone {
+        /// The first sequence number still in the log.
+        earliest: u64,
+    },
     /// Salesforce refused or failed a call the request needed: 502 with its reason.
     #[error("{0}")]
     Upstream(String),
@@ -79,6 +88,7 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Gone { .. } => StatusCode::GONE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
         }
@@ -92,6 +102,7 @@ impl From<LocalError> for ApiError {
             LocalError::NotFound(what) => Self::NotFound(what),
             LocalError::WrongState(why) => Self::Conflict(why.into()),
             LocalError::NotConnected(_) => Self::Conflict(e.to_string()),
+            LocalError::Gone { earliest } => Self::Gone { earliest },
             LocalError::Store(s) => Self::Unavailable(s),
             LocalError::Salesforce(sf) => Self::Upstream(format!("salesforce: {sf}")),
         }
@@ -121,11 +132,18 @@ pub(crate) struct ErrorDetail {
     pub(crate) field: Option<String>,
     /// What is wrong.
     pub(crate) message: String,
+    /// On 410 from the change feed: the first sequence number still kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) earliest: Option<u64>,
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let earliest = match self {
+            Self::Gone { earliest } => Some(earliest),
+            _ => None,
+        };
         let (field, message) = match self {
             Self::BadRequest { field, message } | Self::Invalid { field, message } => {
                 (Some(field), message)
@@ -141,6 +159,7 @@ impl IntoResponse for ApiError {
                 status: status.as_u16(),
                 field,
                 message,
+                earliest,
             },
         };
         let mut resp = (status, Json(body)).into_response();

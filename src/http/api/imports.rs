@@ -1,16 +1,17 @@
 //! `/api/v1/imports`: "Import from Salesforce" on request, and its progress. An import runs in
-//! the background; `GET /api/v1/imports/{id}` follows it.
+//! the background; `GET /api/v1/imports/{id}` follows it. `GET /api/v1/imports/list-views`
+//! lists the list views of an object an import can name.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use utoipa::{OpenApi, ToSchema};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{self, Body, Id};
-use crate::domain::SalesforceId;
+use super::extract::{self, Body, Id, Params};
+use crate::domain::{ObjectType, SalesforceId};
 use crate::http::state::AppState;
 use crate::sync::import::{ImportKind, ImportState, ImportStatus};
 use crate::sync::local::imports;
@@ -19,6 +20,7 @@ use crate::sync::local::imports;
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/imports", post(start))
+        .route("/imports/list-views", get(list_views))
         .route("/imports/{id}", get(progress))
 }
 
@@ -50,6 +52,17 @@ pub(crate) enum NewImport {
         #[schema(value_type = String)]
         account: SalesforceId,
     },
+    /// The records of one list view (`GET /api/v1/imports/list-views` lists them).
+    ListView {
+        /// The org (optional when one org is configured).
+        org: Option<String>,
+        /// `Account`, `Contact`, `Lead` or `Opportunity`.
+        #[schema(value_type = String, example = "Account")]
+        object: ObjectType,
+        /// The list view's id (15 or 18 characters, `00B…`).
+        #[schema(value_type = String)]
+        list_view: SalesforceId,
+    },
 }
 
 impl NewImport {
@@ -58,6 +71,11 @@ impl NewImport {
             Self::Accounts { org, filter } => (org, ImportKind::Accounts { filter }),
             Self::Contacts { org, account } => (org, ImportKind::Contacts { account }),
             Self::Opportunities { org, account } => (org, ImportKind::Opportunities { account }),
+            Self::ListView {
+                org,
+                object,
+                list_view,
+            } => (org, ImportKind::ListView { object, list_view }),
         }
     }
 }
@@ -129,6 +147,62 @@ async fn start(
     Ok((StatusCode::ACCEPTED, Json(status.into())))
 }
 
+/// `GET /api/v1/imports/list-views`: which object, which org.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListViewQuery {
+    /// `Account`, `Contact`, `Lead` or `Opportunity`.
+    #[param(value_type = String, example = "Account")]
+    object: ObjectType,
+    /// The org (optional when one org is configured).
+    org_id: Option<String>,
+}
+
+/// A list view an import can name.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ListViewItem {
+    /// Its id: the `list_view` of an import.
+    id: String,
+    /// Its label.
+    label: String,
+    /// Its API name.
+    developer_name: String,
+    /// Whether its records can be imported (a view that is not SOQL-compatible cannot).
+    importable: bool,
+}
+
+/// The list views of an object in the org.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ListViews {
+    /// The views, as the org lists them.
+    items: Vec<ListViewItem>,
+}
+
+/// The list views of an object, read from the org (one call).
+#[utoipa::path(get, path = "/api/v1/imports/list-views", params(ListViewQuery),
+    responses((status = 200, body = ListViews), (status = 400, body = ErrorBody),
+        (status = 409, description = "the org is not connected", body = ErrorBody)))]
+async fn list_views(
+    State(AppState {
+        connections, pull, ..
+    }): State<AppState>,
+    Params(q): Params<ListViewQuery>,
+) -> Result<Json<ListViews>, ApiError> {
+    let org = extract::org(&connections, q.org_id.as_deref(), "org_id")?;
+    let views = imports::list_views(&pull, org, q.object).await?;
+    let items = views
+        .into_iter()
+        .map(|v| ListViewItem {
+            id: v.id,
+            label: v.label,
+            developer_name: v.developer_name,
+            importable: v.soql_compatible,
+        })
+        .collect();
+    Ok(Json(ListViews { items }))
+}
+
 /// An import's progress.
 #[utoipa::path(get, path = "/api/v1/imports/{id}", params(("id" = u64, Path, description = "Import id")),
     responses((status = 200, body = ImportView), (status = 404, body = ErrorBody)))]
@@ -141,5 +215,8 @@ async fn progress(
 
 /// This resource's part of the OpenAPI document.
 #[derive(OpenApi)]
-#[openapi(paths(start, progress), components(schemas(NewImport, ImportView)))]
+#[openapi(
+    paths(start, list_views, progress),
+    components(schemas(NewImport, ImportView, ListViews, ListViewItem))
+)]
 pub(super) struct ImportsDoc;

@@ -1,5 +1,6 @@
 //! The local API under `/api/v1`, behind the bearer token: one file per resource (companies,
-//! contacts, company products, activities, outbox, imports, conflicts, status, history), one
+//! contacts, company products, activities, outbox, imports, conflicts, status, history, the
+//! change feed, the app webhooks' dead letters), one
 //! error type ([`ApiError`]), and the OpenAPI document generated from the handlers.
 //!
 //! A handler reads its request (`extract`), calls one use case of `sync::local` (or one store
@@ -18,6 +19,8 @@ use utoipa::OpenApi;
 use super::state::AppState;
 
 mod activities;
+mod app_webhooks;
+mod changes;
 mod companies;
 mod company_products;
 mod conflicts;
@@ -32,6 +35,7 @@ mod records;
 mod setup;
 mod status;
 
+pub use changes::longest_wait;
 pub use error::ApiError;
 
 /// Refuses a request without the API's bearer token (401).
@@ -44,7 +48,7 @@ pub(super) async fn require_token(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer_token)
         .unwrap_or_default();
     // Digests are compared so the comparison's timing says nothing about the token.
     let expected = Sha256::digest(state.api_token.expose_secret().as_bytes());
@@ -52,6 +56,15 @@ pub(super) async fn require_token(
         return ApiError::Unauthorized.into_response();
     }
     next.run(req).await
+}
+
+/// The token of an `Authorization: Bearer <token>` value; the scheme's name is
+/// case-insensitive, as every HTTP authentication scheme's is.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start())
 }
 
 /// The `/api/v1` routes.
@@ -68,6 +81,8 @@ pub(super) fn router(state: AppState) -> Router<AppState> {
         .merge(status::routes())
         .merge(setup::routes())
         .merge(history::routes())
+        .merge(changes::routes())
+        .merge(app_webhooks::routes())
         .route_layer(middleware::from_fn_with_state(state, require_token))
 }
 
@@ -95,7 +110,9 @@ pub(super) fn document() -> utoipa::openapi::OpenApi {
         .merge_from(conflicts::ConflictsDoc::openapi())
         .merge_from(status::StatusDoc::openapi())
         .merge_from(setup::SetupDoc::openapi())
-        .merge_from(history::HistoryDoc::openapi());
+        .merge_from(history::HistoryDoc::openapi())
+        .merge_from(changes::ChangesDoc::openapi())
+        .merge_from(app_webhooks::AppWebhooksDoc::openapi());
     extract::merge_in_org_schemas(&mut doc);
     doc
 }

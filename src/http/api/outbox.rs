@@ -5,15 +5,14 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use serde::Deserialize;
+use utoipa::{IntoParams, OpenApi};
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{self, Id, OrgQuery, Params, QueryOrg};
 use super::page::{self, Cursor, Page};
-use super::records::enum_text;
 use crate::http::state::AppState;
-use crate::store::{OutboxCounts, OutboxEntry, OutboxState};
+use crate::store::{OutboxCounts, OutboxEntryView, OutboxState};
 use crate::sync::local::outbox::{self, DeadLetterAction};
 
 /// The routes, nested under `/api/v1` behind the bearer token.
@@ -23,45 +22,6 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/outbox/{id}", get(one))
         .route("/outbox/{id}/retry", post(retry))
         .route("/outbox/{id}/discard", post(discard))
-}
-
-/// An outbox entry (a record's pending push, or a dead letter).
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct OutboxEntryView {
-    /// Entry id.
-    id: u64,
-    /// The org.
-    org_id: String,
-    /// `company`, `contact`, `company_product` or `activity`.
-    kind: String,
-    /// The local record id.
-    record_id: u64,
-    /// `pending` or `dead`.
-    state: String,
-    /// Failed sends so far.
-    attempts: u32,
-    /// Salesforce's message for the last failure.
-    last_error: Option<String>,
-    /// Not sent before this instant.
-    next_attempt_at: Option<DateTime<Utc>>,
-    /// When the entry was written.
-    created_at: DateTime<Utc>,
-}
-
-impl From<OutboxEntry> for OutboxEntryView {
-    fn from(e: OutboxEntry) -> Self {
-        Self {
-            id: e.id,
-            org_id: e.org_id.to_string(),
-            kind: enum_text(&e.target.kind),
-            record_id: e.target.id,
-            state: enum_text(&e.state),
-            attempts: e.attempts,
-            last_error: e.last_error,
-            next_attempt_at: DateTime::from_timestamp_millis(e.next_attempt_ms),
-            created_at: e.created_at,
-        }
-    }
 }
 
 /// `GET /api/v1/outbox`: which page, which entries.

@@ -111,11 +111,3 @@ pub(super) fn one<T: StoredRecord, V: From<T>>(
         .ok_or(ApiError::NotFound(what))?;
     Ok(Json(record.into()))
 }
-
-/// The text of a unit enum variant as it serializes (`email_sent`, `OPPORTUNITY`).
-pub(super) fn enum_text<T: Serialize>(v: &T) -> String {
-    match serde_json::to_value(v) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => String::new(),
-    }
-}

@@ -1,5 +1,5 @@
-//! `GET /api/v1/status`: each org's connection state and API usage, the inbox figures and the
-//! outbox counts.
+//! `GET /api/v1/status`: each org's connection state and API usage, the inbox figures, the
+//! outbox counts and the deliveries to the app's webhooks.
 
 use axum::extract::State;
 use axum::routing::get;
@@ -7,7 +7,8 @@ use axum::{Json, Router};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
-use super::outbox;
+use super::{app_webhooks, outbox};
+use crate::app_webhooks::HookStatus;
 use crate::config::Connection;
 use crate::http::state::{AppState, Counters};
 use crate::salesforce::{ApiUsage, ConnectionState};
@@ -31,6 +32,9 @@ pub(crate) struct Status {
     /// latest `Sforce-Limit-Info` said; `null` before the first call.
     #[schema(value_type = Option<Object>)]
     pub(crate) api_usage: Option<ApiUsage>,
+    /// The app's webhooks, in configuration order: each one's cursor, its lag in entries and
+    /// seconds, since when it fails, its last error and its dead letters.
+    pub(crate) app_webhooks: Vec<HookStatus>,
 }
 
 /// One org's state.
@@ -50,6 +54,34 @@ pub(crate) struct ConnectionStatus {
     /// The latest setup check (on connect, at start, and by `GET /api/v1/setup`), when one ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) setup: Option<SetupSummary>,
+    /// Objects whose pushes wait because that check found their setup broken; they resume when
+    /// a later check passes.
+    pub(crate) paused: Vec<PausedObject>,
+}
+
+/// An object whose pushes wait for its setup to be fixed.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct PausedObject {
+    /// The object's API name.
+    pub(crate) object: String,
+    /// What the setup check found missing.
+    pub(crate) reason: String,
+}
+
+/// The objects the latest check found broken: their pushes wait.
+fn paused(report: Option<&crate::sync::setup::SetupReport>) -> Vec<PausedObject> {
+    report
+        .map(|r| {
+            r.objects
+                .iter()
+                .filter(|o| !o.problems.is_empty())
+                .map(|o| PausedObject {
+                    object: o.object.clone(),
+                    reason: o.problems.join("; "),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The latest setup check of an org, in short.
@@ -108,6 +140,7 @@ pub(crate) struct InboxStatus {
 fn connection(state: &AppState, conn: &Connection) -> ConnectionStatus {
     let client = state.pull.orgs.get(&conn.org_id);
     let not_configured = state.oauth.as_ref().err().filter(|_| client.is_none());
+    let report = state.setup.report(&conn.org_id);
     ConnectionStatus {
         org_id: conn.org_id.to_string(),
         state: match client.as_ref().map(|c| c.state()) {
@@ -118,7 +151,8 @@ fn connection(state: &AppState, conn: &Connection) -> ConnectionStatus {
         },
         reason: not_configured.map(|r| r.to_string()),
         api_usage: client.and_then(|c| c.api_usage()),
-        setup: state.setup.report(&conn.org_id).map(SetupSummary::from),
+        paused: paused(report.as_ref()),
+        setup: report.map(SetupSummary::from),
     }
 }
 
@@ -154,6 +188,10 @@ async fn status(State(state): State<AppState>) -> Json<Status> {
         inbox: inbox(&state.counters, state.store.pending_count()),
         outbox: outbox::totals(&state),
         api_usage,
+        app_webhooks: app_webhooks::statuses(&state).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "reading the app webhooks' deliveries failed");
+            Vec::new()
+        }),
     })
 }
 
@@ -161,6 +199,6 @@ async fn status(State(state): State<AppState>) -> Json<Status> {
 #[derive(OpenApi)]
 #[openapi(
     paths(status),
-    components(schemas(Status, ConnectionStatus, InboxStatus, SetupSummary))
+    components(schemas(Status, ConnectionStatus, InboxStatus, SetupSummary, PausedObject))
 )]
 pub(super) struct StatusDoc;

@@ -1,5 +1,5 @@
 //! Salesforce Outbound Messages: a SOAP 1.1 `notifications` envelope of up to 100 notifications
-//! for one object type (salesforce-protocol.md 1).
+//! for one object type, unsigned, delivered at least once and out of order.
 //!
 //! Two passes, each linear in the body:
 //! 1. A streaming scan (quick-xml, no tree, no namespace resolution) refuses a DTD, nesting past
@@ -405,7 +405,8 @@ fn check_timestamps(fields: &BTreeMap<String, Option<String>>) -> Result<(), Out
     Ok(())
 }
 
-/// The acknowledgement Salesforce requires (salesforce-protocol.md 1.3).
+/// The acknowledgement Salesforce requires: a `notificationsResponse` with `<Ack>true</Ack>`;
+/// anything else (another status, a fault, `false`) makes it retry the whole message.
 pub const ACK: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
  <soapenv:Body>

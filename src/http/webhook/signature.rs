@@ -1,4 +1,4 @@
-//! Standard Webhooks verification (<https://www.standardwebhooks.com>): HMAC-SHA256 over
+//! Standard Webhooks verification: HMAC-SHA256 over
 //! `"{webhook-id}.{webhook-timestamp}.{raw body}"`, base64 signatures tagged `v1,`, keys given as
 //! `whsec_` + base64. Several signatures per header and several secrets per org are accepted so keys
 //! rotate without downtime. Comparisons use `hmac::Mac::verify_slice`, which is constant-time and

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::{LocalResult, Saved, TxStep, enqueue, invalid, local_ref, non_empty, refuse, write};
-use crate::domain::{Activity, ActivityKind, OrgId};
-use crate::store::{RecordKind, Store, Tx};
+use crate::domain::{Activity, ActivityKind, ChangeWhat, OrgId};
+use crate::store::{RecordKind, Store, Subject, Tx};
 
 /// A new activity: an email sent or a meeting booked.
 #[derive(Debug, Clone, PartialEq, Deserialize, ToSchema)]
@@ -78,6 +78,7 @@ fn insert(
     };
     tx.put_activity(&a)?;
     let target = local_ref(RecordKind::Activity, a.id);
+    tx.record_change(org, ChangeWhat::Created, Subject::Record(target))?;
     let outbox_id = enqueue(tx, org, target, None, "api:create", now)?;
     Ok(Saved {
         record: a,

@@ -11,8 +11,8 @@ use super::{
     LocalError, LocalResult, Saved, TxStep, enqueue, invalid, local_ref, non_empty, non_negative,
     refuse, write,
 };
-use crate::domain::{Company, OrgId, normalize};
-use crate::store::{RecordKind, Store, Tx};
+use crate::domain::{ChangeWhat, Company, OrgId, normalize};
+use crate::store::{RecordKind, Store, Subject, Tx};
 
 /// A new company.
 #[derive(Debug, Clone, PartialEq, Deserialize, ToSchema)]
@@ -91,6 +91,7 @@ fn insert(tx: &Tx<'_>, company: &Company) -> TxStep<Saved<Company>> {
     };
     tx.put_company(&c)?;
     let target = local_ref(RecordKind::Company, c.id);
+    tx.record_change(&c.org_id, ChangeWhat::Created, Subject::Record(target))?;
     let outbox_id = enqueue(tx, &c.org_id, target, None, "api:create", c.updated_at)?;
     Ok(Saved {
         record: c,
@@ -143,6 +144,7 @@ pub async fn update(
         check(&c).or_else(refuse)?;
         tx.put_company(&c)?;
         let target = local_ref(RecordKind::Company, c.id);
+        tx.record_change(org, ChangeWhat::Updated, Subject::Record(target))?;
         let outbox_id = enqueue(tx, org, target, None, "api:update", now)?;
         Ok(Saved {
             record: c,

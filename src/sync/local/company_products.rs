@@ -12,8 +12,8 @@ use super::{
     LocalError, LocalResult, Saved, TxStep, enqueue, enqueue_account, invalid, local_ref,
     non_empty, non_negative, refuse, write,
 };
-use crate::domain::{CompanyProduct, OrgId, OwnershipStatus};
-use crate::store::{RecordKind, Store, Tx};
+use crate::domain::{ChangeWhat, CompanyProduct, OrgId, OwnershipStatus};
+use crate::store::{RecordKind, Store, Subject, Tx};
 
 /// A new company product.
 #[derive(Debug, Clone, PartialEq, Deserialize, ToSchema)]
@@ -67,6 +67,7 @@ fn build(org: &OrgId, cmd: NewCompanyProduct, now: DateTime<Utc>) -> LocalResult
         stage: cmd.stage,
         close_date: cmd.close_date,
         salesforce_opportunity_id: None,
+        synced_stage: None,
         updated_at: now,
     };
     check(&p)?;
@@ -85,6 +86,7 @@ fn insert(tx: &Tx<'_>, product: &CompanyProduct) -> TxStep<Saved<CompanyProduct>
     tx.put_company_product(&p)?;
     enqueue_account(tx, &company, "api:account-for-opportunity", p.updated_at)?;
     let target = local_ref(RecordKind::CompanyProduct, p.id);
+    tx.record_change(org, ChangeWhat::Created, Subject::Record(target))?;
     let outbox_id = enqueue(tx, org, target, None, "api:create", p.updated_at)?;
     Ok(Saved {
         record: p,
@@ -134,6 +136,7 @@ pub async fn update(
         check(&p).or_else(refuse)?;
         tx.put_company_product(&p)?;
         let target = local_ref(RecordKind::CompanyProduct, p.id);
+        tx.record_change(org, ChangeWhat::Updated, Subject::Record(target))?;
         let outbox_id = enqueue(tx, org, target, None, "api:update", now)?;
         Ok(Saved {
             record: p,

@@ -1,10 +1,14 @@
 //! The conflict queue as a person sees it: each quarantined record with its candidates' current
-//! local values, and its resolution by picking a candidate or creating a new local record. A
-//! resolution goes through the same apply rules as a pull, with the conflict as its provenance.
+//! local values, and its resolution. A pull conflict is resolved by picking a local candidate or
+//! creating a new local record; a push conflict (a create that found several records in the
+//! org) by picking one of those records, which links the local record as a match would, or by
+//! creating a new record in the org, which releases the held outbox entry. A resolution goes
+//! through the same apply rules as a pull, with the conflict as its provenance.
 
 use crate::domain::{Company, Contact, ObjectType, OrgId, SalesforceId};
-use crate::store::{Page, PageRequest, Store, StoreError};
-use crate::sync::pull::{self, Applied, Conflict, Origin, Rules, Target};
+use crate::salesforce::RecordExt as _;
+use crate::store::{LocalRef, Page, PageRequest, Store, StoreError};
+use crate::sync::pull::{self, Applied, Conflict, ConflictView, Origin, Rules, Target};
 
 use super::{LocalError, LocalResult, invalid};
 
@@ -30,12 +34,24 @@ pub struct OpenConflict {
     pub candidates: Vec<Candidate>,
 }
 
+impl From<OpenConflict> for ConflictView {
+    fn from(o: OpenConflict) -> Self {
+        let records = o.candidates.into_iter().map(|c| match c {
+            Candidate::Company(x) => serde_json::json!(x),
+            Candidate::Contact(x) => serde_json::json!(x),
+        });
+        Self::new(o.id, &o.org, o.conflict, records.collect())
+    }
+}
+
 /// How a person resolves a conflict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolution {
-    /// Link and update this candidate.
+    /// Pull: link and update this local candidate.
     Candidate(u64),
-    /// Create a new local record.
+    /// Push: link the local record to this record of the org.
+    Record(SalesforceId),
+    /// Create a new record (local for a pull conflict, in the org for a push one).
     Create,
 }
 
@@ -141,10 +157,16 @@ pub async fn resolve(
     let conflict: Conflict = store
         .conflict(org, id)?
         .ok_or(LocalError::NotFound("conflict"))?;
+    if let Some(local) = conflict.local {
+        return resolve_push(store, rules, org, id, local, &conflict, choice).await;
+    }
     let target = match choice {
         Resolution::Candidate(c) if conflict.candidates.contains(&c) => Target::Local(c),
         Resolution::Candidate(_) => {
             return Err(invalid("candidate", "not one of the conflict's candidates"));
+        }
+        Resolution::Record(_) => {
+            return Err(invalid("salesforce_id", "only a push conflict takes one"));
         }
         Resolution::Create => Target::New,
     };
@@ -159,6 +181,54 @@ pub async fn resolve(
         target,
         None,
     )?;
+    store.make_durable().await?;
+    Ok(applied)
+}
+
+/// Resolves a push conflict: the picked record of the org is applied to the held local record
+/// as a match would be (linked, its values taken as the conflict policy says) and the held entry
+/// is done; or, to create, the entry is released to create a new record without a look-up.
+/// Either way the conflict closes in the same transaction.
+async fn resolve_push(
+    store: &Store,
+    rules: &Rules,
+    org: &OrgId,
+    id: u64,
+    local: LocalRef,
+    conflict: &Conflict,
+    choice: Resolution,
+) -> LocalResult<Applied> {
+    let picked = match &choice {
+        Resolution::Record(sf) => Some(
+            conflict
+                .matches
+                .iter()
+                .find(|r| r.sf_id().as_ref() == Some(sf))
+                .ok_or_else(|| invalid("salesforce_id", "not one of the conflict's matches"))?,
+        ),
+        Resolution::Create => None,
+        Resolution::Candidate(_) => {
+            return Err(invalid(
+                "candidate",
+                "a push conflict is resolved by salesforce_id",
+            ));
+        }
+    };
+    let origin = Origin::new(format!("conflict:{id}"));
+    let applied = store.atomically(|tx| {
+        pull::close_conflict(tx, org, id)?;
+        tx.clear_local_conflict_for(org, local)?;
+        let Some(record) = picked else {
+            tx.release_held_entry(org, local, true, origin.now)?;
+            return Ok(Applied::Unchanged { target: local });
+        };
+        let target = Target::Pushed(local.id);
+        let applied = pull::apply_record(tx, org, rules, conflict.object, record, &origin, target)?;
+        if let Some(entry) = tx.outbox_entry_for(org, local)? {
+            tx.remove_outbox_entry(&entry)?;
+        }
+        Ok(applied)
+    })?;
     store.make_durable().await?;
     Ok(applied)
 }

@@ -12,8 +12,8 @@ use super::{
     LocalError, LocalResult, Saved, TxStep, check_email, enqueue, enqueue_account, invalid,
     local_ref, non_empty, refuse, write,
 };
-use crate::domain::{Contact, OrgId, PushAs};
-use crate::store::{RecordKind, Store, Tx};
+use crate::domain::{ChangeWhat, Contact, OrgId, PushAs};
+use crate::store::{RecordKind, Store, Subject, Tx};
 
 /// A new contact.
 #[derive(Debug, Clone, PartialEq, Deserialize, ToSchema)]
@@ -106,6 +106,7 @@ fn insert(tx: &Tx<'_>, contact: &Contact, push_as: PushAs) -> TxStep<Saved<Conta
     company_first(tx, &c.org_id, &c, push_as)?;
     tx.put_contact(&c)?;
     let target = local_ref(RecordKind::Contact, c.id);
+    tx.record_change(&c.org_id, ChangeWhat::Created, Subject::Record(target))?;
     let outbox_id = enqueue(
         tx,
         &c.org_id,
@@ -171,6 +172,7 @@ pub async fn update(
         company_first(tx, org, &c, cmd.push_as.unwrap_or(default_as))?;
         tx.put_contact(&c)?;
         let target = local_ref(RecordKind::Contact, c.id);
+        tx.record_change(org, ChangeWhat::Updated, Subject::Record(target))?;
         let outbox_id = enqueue(tx, org, target, cmd.push_as, "api:update", now)?;
         Ok(Saved {
             record: c,

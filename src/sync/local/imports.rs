@@ -1,7 +1,9 @@
 //! "Import from Salesforce" on request: registers the import and runs it in the background; its
-//! progress is read from [`Imports`](crate::sync::import::Imports) by id.
+//! progress is read from [`Imports`](crate::sync::import::Imports) by id. The list views an
+//! import can name are read from the org.
 
-use crate::domain::OrgId;
+use crate::domain::{ObjectType, OrgId};
+use crate::salesforce::ListView;
 use crate::store::Store;
 use crate::sync::import::{self, ImportKind, ImportStatus};
 use crate::sync::orgs::PullContext;
@@ -28,6 +30,19 @@ pub fn start(
         let _ = import::run(&store, &client, &ctx.rules, first, &progress).await;
     });
     Ok(status)
+}
+
+/// The list views of `object` in a connected org (one call, or more for an org with many).
+pub async fn list_views(
+    ctx: &PullContext,
+    org: OrgId,
+    object: ObjectType,
+) -> LocalResult<Vec<ListView>> {
+    let client = ctx
+        .orgs
+        .get(&org)
+        .ok_or_else(|| LocalError::NotConnected(org.clone()))?;
+    Ok(client.list_views(object).await?)
 }
 
 /// An import's latest status.

@@ -1,6 +1,7 @@
 //! What the application or a person asks of sfsync, as use cases that know nothing of HTTP:
 //! write a company, contact, company product or activity; push a record now; retry or discard
-//! a dead letter; list and resolve conflicts; start an import; read a record's history.
+//! a dead letter; list and resolve conflicts; start an import; read a record's history; read
+//! the change log; retry or discard a change an app webhook never took.
 //!
 //! Every write stores the local record, its outbox entry and its provenance in one store
 //! transaction, and returns only once that transaction is durable. Nothing here calls
@@ -12,10 +13,12 @@
 //! here knows of routes, extractors or status codes.
 
 pub mod activities;
+pub mod changes;
 pub mod companies;
 pub mod company_products;
 pub mod conflicts;
 pub mod contacts;
+pub mod deliveries;
 pub mod history;
 pub mod imports;
 pub mod outbox;
@@ -43,6 +46,14 @@ pub enum LocalError {
     /// The request does not fit the current state (a dead letter that is no longer dead).
     #[error("{0}")]
     WrongState(&'static str),
+    /// The change-log entries asked for were compacted away; `earliest` is the first kept.
+    #[error(
+        "the changes after that number are past the retention; the earliest kept is {earliest}"
+    )]
+    Gone {
+        /// The first sequence number still in the log.
+        earliest: u64,
+    },
     /// The org has no Salesforce connection yet.
     #[error("org {0} is not connected to salesforce")]
     NotConnected(OrgId),

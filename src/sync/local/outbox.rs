@@ -4,8 +4,10 @@
 use chrono::{DateTime, Utc};
 
 use super::{LocalError, LocalResult, TxStep, enqueue, provenance, refuse, write};
-use crate::domain::OrgId;
-use crate::store::{LocalRef, OutboxEntry, OutboxState, RecordKind, Store, Tx};
+use crate::domain::{ChangeKind, ChangeWhat, OrgId};
+use crate::store::{
+    LocalRef, OutboxEntry, OutboxEntryView, OutboxState, RecordKind, Store, Subject, Tx,
+};
 
 /// What to do with a dead letter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +16,16 @@ pub enum DeadLetterAction {
     Retry,
     /// Drop it; the record stays as it is locally.
     Discard,
+}
+
+/// An outbox entry as the change log shows it.
+fn outbox_subject(e: &OutboxEntry) -> Subject {
+    let data = serde_json::to_value(OutboxEntryView::from(e.clone())).unwrap_or_default();
+    Subject::Shown {
+        kind: ChangeKind::Outbox,
+        id: e.id,
+        data,
+    }
 }
 
 fn exists(tx: &Tx<'_>, org: &OrgId, target: LocalRef) -> TxStep<bool> {
@@ -83,6 +95,7 @@ fn resolve(
         }
         DeadLetterAction::Discard => tx.remove_outbox_entry(&e)?,
     }
+    tx.record_change(org, ChangeWhat::Resolved, outbox_subject(&e))?;
     Ok(e)
 }
 

@@ -6,6 +6,7 @@ use crate::salesforce::{Record, RecordExt as _};
 use crate::store::{PendingEntry, Seen, Store, StoreError, Tx, TxResult};
 
 use super::company::apply_account;
+use super::conflicts::close_conflict;
 use super::fields::stamp_ms;
 use super::gone::{Children, apply_gone, children_of};
 use super::opportunity::apply_opportunity;
@@ -49,7 +50,7 @@ pub fn apply_record(
     }
     if !matches!(applied, Applied::Quarantined { .. }) {
         if let Some(conflict) = tx.conflict_for(org, &id)? {
-            tx.remove_conflict(org, conflict)?;
+            close_conflict(tx, org, conflict)?;
             tx.clear_conflict_for(org, &id)?;
         }
     }

@@ -22,6 +22,7 @@ pub(super) fn apply_account(
     let website = str_of(record, "Website");
     let rung = match target {
         Target::Local(local) => Rung::Found(local, "resolve:picked"),
+        Target::Pushed(local) => Rung::Found(local, "push:match"),
         Target::New => Rung::Missing,
         Target::Ladder => company_ladder(tx, org, id, website.as_deref(), name.as_deref())?,
     };
@@ -46,7 +47,10 @@ pub(super) fn apply_account(
         kind: RecordKind::Company,
         id: company.id,
     };
-    let (policy, pending) = effective(tx, org, me, created, rules.conflict_company)?;
+    let (policy, pending) = match target {
+        Target::Pushed(_) => (rules.conflict_company, false),
+        _ => effective(tx, org, me, created, rules.conflict_company)?,
+    };
     take_account(&mut company, record, policy);
     company.salesforce_id = Some(id.clone());
     if !created && company == before {

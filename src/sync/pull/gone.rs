@@ -1,8 +1,8 @@
 //! Records gone from Salesforce: deleted (the local record is unlinked) or merged (local links
 //! move to the survivor's copy).
 
-use crate::domain::{OrgId, SalesforceId};
-use crate::store::{LocalRef, RecordKind, Store, StoreError, Tx, TxResult};
+use crate::domain::{ChangeWhat, OrgId, SalesforceId};
+use crate::store::{LocalRef, RecordKind, Store, StoreError, Subject, Tx, TxResult};
 
 use super::outcome::{Applied, Origin};
 
@@ -76,6 +76,7 @@ fn repoint(
                         id,
                     };
                     tx.add_provenance(org, me, &origin.provenance(rule.clone()))?;
+                    tx.record_change(org, ChangeWhat::Updated, Subject::Record(me))?;
                 }
             }
         }
@@ -90,6 +91,7 @@ fn repoint(
                         id,
                     };
                     tx.add_provenance(org, me, &origin.provenance(rule.clone()))?;
+                    tx.record_change(org, ChangeWhat::Updated, Subject::Record(me))?;
                 }
             }
         }
@@ -112,6 +114,7 @@ fn repoint(
                     id,
                 };
                 tx.add_provenance(org, me, &origin.provenance(rule.clone()))?;
+                tx.record_change(org, ChangeWhat::Updated, Subject::Record(me))?;
             }
         }
     }
@@ -143,6 +146,7 @@ pub fn apply_gone(
             local,
             &origin.provenance(format!("unlink:deleted_in_salesforce:{id}")),
         )?;
+        tx.record_change(org, ChangeWhat::Deleted, Subject::Record(local))?;
         return Ok(Applied::Unlinked { target: local });
     };
     match tx
@@ -157,6 +161,7 @@ pub fn apply_gone(
                 local,
                 &origin.provenance(format!("unlink:merged_into:{master}")),
             )?;
+            tx.record_change(org, ChangeWhat::Merged, Subject::Record(local))?;
             Ok(Applied::Relinked {
                 target: survivor,
                 survivor: master.clone(),
@@ -170,6 +175,7 @@ pub fn apply_gone(
                 local,
                 &origin.provenance(format!("merge:relinked_to_survivor:{master}")),
             )?;
+            tx.record_change(org, ChangeWhat::Merged, Subject::Record(local))?;
             Ok(Applied::Relinked {
                 target: local,
                 survivor: master.clone(),

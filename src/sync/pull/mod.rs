@@ -1,4 +1,5 @@
-//! Pull: apply one Salesforce record locally (product.md 2).
+//! Pull: apply one Salesforce record locally: the match ladder, the conflict policy, deletes,
+//! merges and conversions.
 //!
 //! Everything here runs inside one [`Store::transact`](crate::store::Store::transact) closure
 //! and does no I/O of its own: it reads and writes through the [`Tx`] it is given, so a record,
@@ -28,6 +29,7 @@
 
 mod commit;
 mod company;
+mod conflicts;
 mod echo;
 mod fields;
 mod gone;
@@ -42,8 +44,9 @@ pub use commit::{
     Covered, GoneRecord, PulledRecord, apply_record, clear_covered, clear_if_covered, commit_gone,
     commit_gone_records, commit_record, commit_records, seen, skip_covered,
 };
+pub use conflicts::{Conflict, ConflictView, close_conflict};
 pub use echo::{is_own_write, skip_own_write};
 pub use fields::{can_merge, fields_for, parse_datetime, stamp_ms};
 pub use gone::{Children, apply_gone, children_of};
-pub use outcome::{Applied, Conflict, Origin, Target};
+pub use outcome::{Applied, Origin, Target, hold_push};
 pub use policy::Rules;

@@ -2,9 +2,9 @@
 
 use chrono::NaiveDate;
 
-use crate::domain::{CompanyProduct, ObjectType, OrgId, SalesforceId};
+use crate::domain::{ChangeWhat, CompanyProduct, ObjectType, OrgId, SalesforceId, SyncedStage};
 use crate::salesforce::{Record, RecordExt as _};
-use crate::store::{LocalRef, RecordKind, Tx, TxResult};
+use crate::store::{LocalRef, RecordKind, Subject, Tx, TxResult};
 
 use super::fields::{f64_of, id_of, str_of};
 use super::outcome::{Applied, Apply, Origin, quarantine, record_applied};
@@ -43,6 +43,7 @@ pub(super) fn apply_opportunity(
         tx.put_company_product(&product)?;
         let rule = "match:salesforce_id;policy:local_change_pending";
         tx.add_provenance(org, target, &origin.provenance(rule))?;
+        tx.record_change(org, ChangeWhat::Updated, Subject::Record(target))?;
         return Ok(Applied::Updated {
             target,
             rule: rule.into(),
@@ -88,6 +89,7 @@ fn product_for(
                 stage: None,
                 close_date: None,
                 salesforce_opportunity_id: None,
+                synced_stage: None,
                 updated_at: origin.now,
             },
             true,
@@ -96,16 +98,27 @@ fn product_for(
     })
 }
 
-/// The Opportunity's fields: stage and status through the stage table, name, amount, close date.
+/// The Opportunity's fields: stage and status through the stage table (the `StageName` kept with
+/// what it mapped to, so a push can send it back unchanged), amount, close date. The name is
+/// taken only by a product that has none: a product's name is the application's, and the
+/// Opportunity's is set once when sfsync creates it.
 fn take_opportunity(product: &mut CompanyProduct, record: &Record, rules: &Rules) {
+    let stage_name = record.str_field("StageName").unwrap_or_default();
     let (status, stage) = rules.stages.map(
-        record.str_field("StageName").unwrap_or_default(),
+        stage_name,
         record.bool_field("IsClosed"),
         record.bool_field("IsWon"),
     );
+    product.synced_stage = Some(SyncedStage {
+        stage_name: stage_name.trim().to_string(),
+        status,
+        stage: stage.clone(),
+    });
     product.status = status;
     product.stage = Some(stage);
-    product.product = str_of(record, "Name").unwrap_or_default();
+    if product.product.trim().is_empty() {
+        product.product = str_of(record, "Name").unwrap_or_default();
+    }
     product.opportunity_size = f64_of(record, "Amount");
     product.close_date = record
         .str_field("CloseDate")

@@ -1,13 +1,14 @@
 //! What applying a pulled record did ([`Applied`]), where the change came from ([`Origin`]),
-//! and the records a person must place ([`Conflict`]).
+//! and the quarantine of records a person must place.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::domain::{ObjectType, OrgId, SalesforceId};
+use crate::domain::{ChangeWhat, ObjectType, OrgId, SalesforceId};
 use crate::salesforce::Record;
-use crate::store::{LocalRef, Provenance, Tx, TxResult};
+use crate::store::{LocalRef, Provenance, Subject, Tx, TxResult};
 
+use super::conflicts::{Conflict, close_conflict, log_conflict};
 use super::policy::Rules;
 
 /// Where an applied change came from, for provenance.
@@ -47,6 +48,10 @@ pub enum Target {
     Local(u64),
     /// A new local record (a person resolved a conflict by creating one).
     New,
+    /// This local record, whose push found the record in the org (match before create): it is
+    /// linked and takes the org's values as the conflict policy says. Its own outbox entry is
+    /// the one being delivered, so it does not count as an unsent local change.
+    Pushed(u64),
 }
 
 /// What applying one record did.
@@ -94,23 +99,6 @@ pub enum Applied {
     },
 }
 
-/// A quarantined record: the Salesforce record and the local candidates a person picks from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Conflict {
-    /// The object type.
-    pub object: ObjectType,
-    /// The Salesforce record id.
-    pub salesforce_id: SalesforceId,
-    /// The rung that found several candidates (`domain`, `name`, `email`), or `no_company`.
-    pub rung: String,
-    /// Local ids of the candidates (Companies for Accounts, Contacts for Contacts and Leads).
-    pub candidates: Vec<u64>,
-    /// The record as pulled.
-    pub record: Record,
-    /// When it was quarantined (RFC 3339).
-    pub at: String,
-}
-
 /// One pulled record being applied: the transaction it commits in, its org, the rules and
 /// where it came from.
 #[derive(Clone, Copy)]
@@ -132,6 +120,12 @@ pub(super) fn record_applied(
     let (tx, org, origin) = (a.tx, a.org, a.origin);
     let rule = if created { "create".to_string() } else { rule };
     tx.add_provenance(org, target, &origin.provenance(rule.clone()))?;
+    let what = if created {
+        ChangeWhat::Created
+    } else {
+        ChangeWhat::Updated
+    };
+    tx.record_change(org, what, Subject::Record(target))?;
     Ok(if created {
         Applied::Created { target }
     } else {
@@ -151,18 +145,53 @@ pub(super) fn quarantine(
 ) -> TxResult<Applied> {
     let (tx, org, origin) = (a.tx, a.org, a.origin);
     if let Some(old) = tx.conflict_for(org, id)? {
-        tx.remove_conflict(org, old)?;
+        close_conflict(tx, org, old)?;
     }
     let conflict = Conflict {
         object,
-        salesforce_id: id.clone(),
+        salesforce_id: Some(id.clone()),
         rung: rung.into(),
         candidates,
         record: record.clone(),
         at: origin.now.to_rfc3339(),
+        local: None,
+        matches: Vec::new(),
     };
     let cid = tx.add_conflict(org, &conflict)?;
     tx.set_conflict_for(org, id, cid)?;
+    log_conflict(tx, org, cid, &conflict, ChangeWhat::Opened)?;
     tracing::info!(org = %org, id = %id, rung, conflict = cid, "record quarantined");
     Ok(Applied::Quarantined { conflict: cid })
+}
+
+/// Holds a local record whose create found several records in the org (`matches`, on `rung`)
+/// for a person to resolve: a push conflict, replacing one already open for the record.
+/// Returns the conflict id.
+pub fn hold_push(
+    tx: &Tx<'_>,
+    org: &OrgId,
+    local: LocalRef,
+    object: ObjectType,
+    rung: &str,
+    matches: Vec<Record>,
+    at: DateTime<Utc>,
+) -> TxResult<u64> {
+    if let Some(old) = tx.local_conflict_for(org, local)? {
+        close_conflict(tx, org, old)?;
+    }
+    let conflict = Conflict {
+        object,
+        salesforce_id: None,
+        rung: rung.into(),
+        candidates: Vec::new(),
+        record: Record::new(),
+        at: at.to_rfc3339(),
+        local: Some(local),
+        matches,
+    };
+    let cid = tx.add_conflict(org, &conflict)?;
+    tx.set_local_conflict_for(org, local, cid)?;
+    log_conflict(tx, org, cid, &conflict, ChangeWhat::Opened)?;
+    tracing::info!(org = %org, local = local.id, rung, conflict = cid, "push held: several records in the org");
+    Ok(cid)
 }

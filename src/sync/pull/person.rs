@@ -1,8 +1,10 @@
 //! Contact / Lead → Contact, and lead conversions.
 
-use crate::domain::{ConflictPolicy, Contact, ObjectType, SalesforceId, SalesforceKind};
+use crate::domain::{
+    ChangeWhat, ConflictPolicy, Contact, ObjectType, SalesforceId, SalesforceKind,
+};
 use crate::salesforce::{Record, RecordExt as _};
-use crate::store::{LocalRef, RecordKind, TxResult};
+use crate::store::{LocalRef, RecordKind, Subject, TxResult};
 
 use super::fields::{id_of, str_of};
 use super::ladder::{Rung, person_company, person_ladder};
@@ -31,6 +33,7 @@ pub(super) fn apply_person(
     let email = str_of(record, "Email");
     let rung = match target {
         Target::Local(local) => Rung::Found(local, "resolve:picked"),
+        Target::Pushed(local) => Rung::Found(local, "push:match"),
         Target::New => Rung::Missing,
         Target::Ladder => person_ladder(tx, org, id, email.as_deref(), company)?,
     };
@@ -166,6 +169,7 @@ fn apply_conversion(a: Apply<'_, '_>, lead: &SalesforceId, record: &Record) -> T
             if other.company_id.is_some() {
                 take(&mut contact.company_id, other.company_id, policy);
             }
+            tx.record_change(org, ChangeWhat::Removed, Subject::Record(dup))?;
             tx.delete_contact(org, dup.id)?;
             rule = format!("convert:merged_duplicate_{}", dup.id);
         }
@@ -182,6 +186,7 @@ fn apply_conversion(a: Apply<'_, '_>, lead: &SalesforceId, record: &Record) -> T
         mine,
         &origin.provenance(format!("{rule}:lead_{lead}_to_contact_{contact_id}")),
     )?;
+    tx.record_change(org, ChangeWhat::Converted, Subject::Record(mine))?;
     Ok(Applied::Relinked {
         target: mine,
         survivor: contact_id,

@@ -83,14 +83,25 @@ impl Service {
         webhook_key: &str,
         before: impl FnOnce(&Store) -> anyhow::Result<()>,
     ) -> anyhow::Result<Self> {
+        Self::start_adjusted(sim, webhook_key, |_| {}, before).await
+    }
+
+    /// [`Service::start`] with the service's configuration `adjust`ed first.
+    pub async fn start_adjusted(
+        sim: &Simulator,
+        webhook_key: &str,
+        adjust: impl FnOnce(&mut crate::config::Config),
+        before: impl FnOnce(&Store) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir().context("temporary store")?;
         let org = sim.org_id();
-        let config = service_config(
+        let mut config = service_config(
             &dir.path().join("store"),
             &org,
             "bench-api-token-0123456789",
             webhook_key,
         )?;
+        adjust(&mut config);
         let app = App::build(&config).await?;
         let base = format!("http://{}", app.local_addr());
         let store = app.state().store.clone();

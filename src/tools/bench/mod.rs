@@ -4,7 +4,9 @@
 //! - `pull`: API calls per record, change-to-local latency and bytes written ([`pull`]).
 //! - `push`: API calls per record (the echoes' included), drain rate and bytes written
 //!   ([`push`]).
+//! - `feed`: from a change in the org to the app holding its verified event ([`feed`]).
 
+pub mod feed;
 pub mod ingest;
 pub mod loopback;
 pub mod measure;

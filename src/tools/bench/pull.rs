@@ -26,15 +26,12 @@ use crate::store::Store;
 const KEY: &str = "bench-pull-webhook-key-01";
 
 /// The value the last change of every record writes, so the watcher can tell it apart.
-fn final_marker(k: usize) -> i64 {
+pub(super) fn final_marker(k: usize) -> i64 {
     1_000_000 + k as i64
 }
 
-/// Runs `bench pull`.
-pub async fn run(args: &PullBenchArgs) -> anyhow::Result<()> {
-    let n = args.records.max(1);
-    let k = args.k.max(1);
-    let written_before = measure::write_bytes();
+/// A simulated org with `n` Accounts, and their ids.
+pub(super) async fn org(n: usize) -> anyhow::Result<(Simulator, Vec<SalesforceId>)> {
     let sim = loopback::simulator(SimulatorConfig {
         seed: 5,
         daily_api_limit: 10_000_000,
@@ -45,15 +42,29 @@ pub async fn run(args: &PullBenchArgs) -> anyhow::Result<()> {
         accounts: n,
         ..SeedSpec::default()
     })?;
-    let service = Service::start(&sim, KEY, |_| Ok(())).await?;
+    Ok((sim, seeded.accounts))
+}
+
+/// Once the service runs: `latency_ms` on every API call, and Outbound Messages out of order.
+pub(super) fn go_live(sim: &Simulator, latency_ms: u64) {
     sim.set_faults(Faults {
-        latency_ms: args.latency_ms,
+        latency_ms,
         ..Faults::default()
     });
     sim.set_delivery_mode(DeliveryMode {
         duplicate: false,
         out_of_order: true,
     });
+}
+
+/// Runs `bench pull`.
+pub async fn run(args: &PullBenchArgs) -> anyhow::Result<()> {
+    let n = args.records.max(1);
+    let k = args.k.max(1);
+    let written_before = measure::write_bytes();
+    let (sim, accounts) = org(n).await?;
+    let service = Service::start(&sim, KEY, |_| Ok(())).await?;
+    go_live(&sim, args.latency_ms);
     eprintln!(
         "bench pull: {n} records, {k} notifications each, {} ms api latency",
         args.latency_ms
@@ -68,7 +79,7 @@ pub async fn run(args: &PullBenchArgs) -> anyhow::Result<()> {
     );
     let started = Instant::now();
     let calls_before = service.client.api_calls();
-    change(&sim, &seeded.accounts, k, &changed).await?;
+    change(&sim, &accounts, k, &changed).await?;
     let mut latencies = tokio::task::spawn_blocking(move || watcher.join())
         .await
         .context("watcher")?
@@ -78,11 +89,12 @@ pub async fn run(args: &PullBenchArgs) -> anyhow::Result<()> {
     let api_calls = service.client.api_calls() - calls_before;
     let notifications = sim.outbound_stats().notifications_queued;
     let applied = latencies.len();
+    let refreshes = service.client.token_requests();
     service.stop().await?;
     sim.shutdown();
     let written = measure::per_record(written_before, measure::write_bytes(), n);
     eprintln!(
-        "{applied}/{n} records reached the store in {:.1} s",
+        "{applied}/{n} records reached the store in {:.1} s; {refreshes} token refreshes",
         elapsed.as_secs_f64()
     );
     if applied < n {
@@ -99,7 +111,7 @@ pub async fn run(args: &PullBenchArgs) -> anyhow::Result<()> {
 }
 
 /// Each record's last change, as it is made: the record and when.
-type Changed = std::sync::mpsc::Sender<(SalesforceId, Instant)>;
+pub(super) type Changed = std::sync::mpsc::Sender<(SalesforceId, Instant)>;
 
 /// The watcher, a thread of its own so that its reads do not hold up the service's runtime:
 /// polls the store for the records changed so far and returns, for each of `n` records, how
@@ -142,7 +154,7 @@ fn watch(
 
 /// The changes: a few records every 10 ms, each changed `k` times back to back, the last time
 /// to its final marker.
-async fn change(
+pub(super) async fn change(
     sim: &Simulator,
     accounts: &[SalesforceId],
     k: usize,

@@ -239,6 +239,7 @@ fn write_changes(
                                 stage: Some("proposal".into()),
                                 close_date: None,
                                 salesforce_opportunity_id: None,
+                                synced_stage: None,
                                 updated_at: now,
                             })?;
                             RecordKind::CompanyProduct

@@ -1,6 +1,7 @@
 //! `sfsync import`: starts an import on a running service through its API
 //! (`POST /api/v1/imports`) and follows its progress (`GET /api/v1/imports/{id}`) with a
-//! progress bar until it is done.
+//! progress bar until it is done; `sfsync import list-views` prints an object's list views
+//! (`GET /api/v1/imports/list-views`).
 
 use std::time::Duration;
 
@@ -13,9 +14,9 @@ use crate::cli::{ImportArgs, ImportWhat};
 /// How often progress is polled.
 const POLL: Duration = Duration::from_millis(200);
 
-/// The request body for what to import.
-fn body(args: &ImportArgs) -> Value {
-    match &args.what {
+/// The request body for what to import (`None`: nothing is imported).
+fn body(args: &ImportArgs) -> Option<Value> {
+    Some(match &args.what {
         ImportWhat::Accounts { filter } => {
             json!({"org": args.org, "kind": "accounts", "filter": filter})
         }
@@ -25,7 +26,43 @@ fn body(args: &ImportArgs) -> Value {
         ImportWhat::Opportunities { account } => {
             json!({"org": args.org, "kind": "opportunities", "account": account})
         }
+        ImportWhat::ListView { object, id } => {
+            json!({"org": args.org, "kind": "list_view", "object": object, "list_view": id})
+        }
+        ImportWhat::ListViews { .. } => return None,
+    })
+}
+
+/// Prints the list views of an object, one line each: id, importable or not, label.
+async fn print_list_views(
+    http: &reqwest::Client,
+    base: &str,
+    args: &ImportArgs,
+    object: &str,
+) -> anyhow::Result<()> {
+    let views = answer(
+        http.get(format!("{base}/api/v1/imports/list-views"))
+            .query(&[("object", object), ("org_id", args.org.as_str())])
+            .bearer_auth(&args.token)
+            .send()
+            .await
+            .with_context(|| format!("reaching {base}"))?,
+        "listing the list views",
+    )
+    .await?;
+    for v in views["items"].as_array().into_iter().flatten() {
+        let importable = if v["importable"] == true {
+            ""
+        } else {
+            " (not importable)"
+        };
+        println!(
+            "{}  {}{importable}",
+            v["id"].as_str().unwrap_or_default(),
+            v["label"].as_str().unwrap_or_default()
+        );
     }
+    Ok(())
 }
 
 async fn answer(resp: reqwest::Response, what: &str) -> anyhow::Result<Value> {
@@ -47,10 +84,16 @@ pub async fn import(args: &ImportArgs) -> anyhow::Result<()> {
         .build()
         .context("http client")?;
     let base = args.url.trim_end_matches('/');
+    let Some(body) = body(args) else {
+        let ImportWhat::ListViews { object } = &args.what else {
+            return Ok(());
+        };
+        return print_list_views(&http, base, args, object).await;
+    };
     let started = answer(
         http.post(format!("{base}/api/v1/imports"))
             .bearer_auth(&args.token)
-            .json(&body(args))
+            .json(&body)
             .send()
             .await
             .with_context(|| format!("reaching {base}"))?,
@@ -118,7 +161,23 @@ mod tests {
         };
         assert_eq!(
             body(&args),
-            json!({"org": "00D7F00000107Xs", "kind": "contacts", "account": "001000000000001"})
+            Some(
+                json!({"org": "00D7F00000107Xs", "kind": "contacts", "account": "001000000000001"})
+            )
+        );
+        let view = ImportArgs {
+            what: ImportWhat::ListView {
+                object: "Account".into(),
+                id: "00B000000000001".into(),
+            },
+            ..args
+        };
+        assert_eq!(
+            body(&view),
+            Some(
+                json!({"org": "00D7F00000107Xs", "kind": "list_view", "object": "Account",
+                        "list_view": "00B000000000001"})
+            )
         );
     }
 }

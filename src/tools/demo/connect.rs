@@ -21,8 +21,8 @@ fn random_token(len: usize) -> String {
         .collect()
 }
 
-/// The service on a fresh store, with the org listed and its connected app configured; the
-/// org's Outbound Messages are pointed at it.
+/// The service on a fresh store, with the org listed, its connected app configured and the
+/// demo's app listening to its changes; the org's Outbound Messages are pointed at it.
 pub(crate) async fn start_service(org: &Org) -> anyhow::Result<Service> {
     let dir = tempfile::tempdir().context("temporary store")?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -47,6 +47,8 @@ pub(crate) async fn start_service(org: &Org) -> anyhow::Result<Service> {
         redirect_uri: format!("{base}/oauth/salesforce/callback"),
         token_key: TokenKey::new(1, SecretBox::new(Box::new(raw))),
     });
+    let (receiver, hook) = super::app::start().await?;
+    config.app_webhooks.push(hook);
     let app = App::build_on(&config, listener, AppOptions::default()).await?;
     let state = app.state().clone();
     let shutdown = CancellationToken::new();
@@ -62,6 +64,7 @@ pub(crate) async fn start_service(org: &Org) -> anyhow::Result<Service> {
         state,
         shutdown,
         server,
+        app: receiver,
         _dir: dir,
     })
 }

@@ -13,7 +13,9 @@
 //! 5. **Changes in the app**: a contact, an email, a meeting and an opportunity written through
 //!    the local API and pushed through the outbox; each row is read back from the org.
 //! 6. **What it cost**: API calls per phase, notifications and duplicates.
+//! 7. **What the app received**: every change, POSTed signed to a tiny app on loopback.
 
+mod app;
 mod connect;
 mod org;
 mod pull;
@@ -55,6 +57,8 @@ pub(crate) struct Service {
     state: crate::http::AppState,
     shutdown: tokio_util::sync::CancellationToken,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// The app that listens to the service's changes.
+    app: crate::tools::app_receiver::AppReceiver,
     _dir: tempfile::TempDir,
 }
 
@@ -125,6 +129,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     costs.mark("pushing the app's changes", &org.sim);
     table::print_rows("   what the org now holds", &pushed);
     table::print_summary(&svc, &org, &costs, started.elapsed()).await?;
+    app::report(&svc).await?;
     svc.stop().await?;
     org.sim.shutdown();
     Ok(())

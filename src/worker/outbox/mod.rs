@@ -22,10 +22,12 @@
 //! permanent ones become dead letters with Salesforce's message; updates aimed at a merged or
 //! converted record are re-pointed to the survivor and sent again.
 
+mod lookup;
 mod prepare;
 mod send;
+mod settle;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,13 +37,16 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
 use super::Backoff;
-use crate::config::OutboxConfig;
+use crate::config::{ActivityTarget, OutboxConfig};
 use crate::domain::{OrgId, PushAs};
 use crate::salesforce::{Client, ConnectionState, ErrorClass, MAX_COLLECTION};
-use crate::store::{Link, OutboxChange, Provenance, Settled, Store, StoreError};
+use crate::store::{OutboxChange, Settled, Store, StoreError};
 use crate::sync::orgs::SalesforceOrgs;
-use prepare::{Item, Prep};
+use crate::sync::pull::Rules;
+use crate::sync::setup::Setup;
+use prepare::{Item, Prep, Shape};
 use send::Verdict;
+use settle::WriteBack;
 
 /// Entries one step considers at most.
 const STEP_ENTRIES: usize = 2_000;
@@ -75,21 +80,34 @@ pub struct StepReport {
     pub repointed: usize,
     /// Entries waiting for a record they depend on to be created first.
     pub waiting: usize,
+    /// Entries held for a person: their create found several records in the org (a conflict).
+    pub held: usize,
+    /// Entries paused because the org's setup of their object is broken.
+    pub paused: usize,
 }
 
 impl StepReport {
     /// Whether the step changed anything: `false` means the outbox has nothing to do now.
     pub fn progressed(&self) -> bool {
-        self.delivered + self.skipped + self.retrying + self.dead + self.repointed > 0
+        self.delivered
+            + self.skipped
+            + self.retrying
+            + self.dead
+            + self.repointed
+            + self.held
+            + self.paused
+            > 0
     }
 
-    fn count(&mut self, change: &OutboxChange, settled: Settled) {
-        match (change, settled) {
-            (_, Settled::GaveUp) | (OutboxChange::Dead { .. }, _) => self.dead += 1,
-            (OutboxChange::Delivered { .. }, _) => self.delivered += 1,
-            (OutboxChange::Skipped, _) => self.skipped += 1,
-            (OutboxChange::Retry { .. }, _) => self.retrying += 1,
-            (OutboxChange::Relinked { .. }, _) => self.repointed += 1,
+    fn count(&mut self, what: &WriteBack, settled: Settled) {
+        match (what, settled) {
+            (_, Settled::GaveUp | Settled::Dead) => self.dead += 1,
+            (_, Settled::Held) => self.held += 1,
+            (_, Settled::Paused) => self.paused += 1,
+            (WriteBack::Change(OutboxChange::Skipped), _) => self.skipped += 1,
+            (WriteBack::Change(OutboxChange::Retry { .. }), _) => self.retrying += 1,
+            (WriteBack::Change(OutboxChange::Relinked { .. }), _) => self.repointed += 1,
+            _ => self.delivered += 1,
         }
     }
 }
@@ -105,6 +123,11 @@ pub struct OutboxWorker {
     config: OutboxConfig,
     backoff: Backoff,
     push_as: PushAs,
+    rules: Arc<Rules>,
+    activities: Arc<ActivityTarget>,
+    setup: Option<Arc<Setup>>,
+    /// Objects whose entries were paused for their setup; resumed once a check passes.
+    setup_paused: BTreeSet<String>,
     paused_until_ms: Option<i64>,
 }
 
@@ -128,8 +151,34 @@ impl OutboxWorker {
             backoff: Backoff::from_config(&config),
             config,
             push_as,
+            rules: Arc::default(),
+            activities: Arc::default(),
+            setup: None,
+            setup_paused: BTreeSet::new(),
             paused_until_ms: None,
         }
+    }
+
+    /// Sends activities where `[activities]` says (default: Task and Event).
+    pub fn with_activities(mut self, activities: Arc<ActivityTarget>) -> Self {
+        self.activities = activities;
+        self
+    }
+
+    /// Pauses pushes of an object whose setup the latest check of `setup` finds broken (they wait
+    /// with the check's reason instead of failing one by one) and resumes them when a later check
+    /// passes.
+    pub fn with_setup(mut self, setup: Arc<Setup>) -> Self {
+        self.setup = Some(setup);
+        self
+    }
+
+    /// Applies the `[sync]` rules (default: the standard stage table, `salesforce_wins`): the
+    /// stage table maps stages to `StageName`, and the conflict policy applies when a create
+    /// finds the record already in the org.
+    pub fn with_rules(mut self, rules: Arc<Rules>) -> Self {
+        self.rules = rules;
+        self
     }
 
     /// The org this worker drains.
@@ -179,11 +228,18 @@ impl OutboxWorker {
             if !self.budget_allows(now_ms).await {
                 return Ok(Outcome::Paused);
             }
+            self.resume_fixed(now)?;
             let due = self.store.due_outbox(&self.org, now_ms, STEP_ENTRIES)?;
             if due.is_empty() {
                 return Ok(Outcome::Idle);
             }
-            let preps = prepare::prepare(&self.store, &self.org, &due, self.push_as, now)?;
+            let shape = Shape {
+                push_as: self.push_as,
+                stages: &self.rules.stages,
+                activities: &self.activities,
+                today: now.date_naive(),
+            };
+            let preps = prepare::prepare(&self.store, &self.org, &due, shape)?;
             let mut report = StepReport::default();
             self.send_all(preps, now, &mut report).await?;
             self.store.make_durable().await?;
@@ -207,27 +263,35 @@ impl OutboxWorker {
         report: &mut StepReport,
     ) -> Result<(), OutboxError> {
         let mut skips = Vec::new();
-        let mut groups: BTreeMap<(usize, bool), Vec<Item>> = BTreeMap::new();
+        let mut groups: BTreeMap<(usize, bool, Option<String>), Vec<Item>> = BTreeMap::new();
         for prep in preps {
             match prep {
                 Prep::Wait => report.waiting += 1,
-                Prep::Skip(id, version) => skips.push((id, version, OutboxChange::Skipped)),
+                Prep::Skip(id, version, target) => {
+                    skips.push((
+                        (id, version, target),
+                        WriteBack::Change(OutboxChange::Skipped),
+                    ));
+                }
                 Prep::Send(item) => {
                     let rank = ORDER
                         .iter()
                         .position(|o| *o == item.payload.sobject)
                         .unwrap_or(ORDER.len());
                     let create = item.payload.existing.is_none();
-                    groups.entry((rank, create)).or_default().push(item);
+                    let owner = item.owner.clone();
+                    groups.entry((rank, create, owner)).or_default().push(*item);
                 }
             }
         }
         if !skips.is_empty() {
             self.write_back(&skips, now, report)?;
         }
-        for ((_, create), items) in groups {
+        for ((_, create, _), items) in groups {
             for chunk in items.chunks(MAX_COLLECTION) {
-                let verdicts = if create {
+                let verdicts = if let Some(v) = self.setup_pause(&chunk[0].payload.sobject) {
+                    chunk.iter().map(|i| (i.clone(), v.clone())).collect()
+                } else if create {
                     self.create_chunk(chunk, now).await?
                 } else {
                     self.update_chunk(chunk).await
@@ -237,7 +301,10 @@ impl OutboxWorker {
                     .any(|(_, v)| matches!(v, Verdict::Retry { count: false, .. }));
                 let changes: Vec<_> = verdicts
                     .into_iter()
-                    .map(|(item, v)| (item.entry_id, item.version, self.change(&item, v, now)))
+                    .map(|(item, v)| {
+                        let what = self.settlement(&item, v, now);
+                        ((item.entry_id, item.version, item.target), what)
+                    })
                     .collect();
                 self.write_back(&changes, now, report)?;
                 self.store.make_durable().await?;
@@ -250,60 +317,51 @@ impl OutboxWorker {
         Ok(())
     }
 
-    /// The store change a verdict on a sent item makes.
-    fn change(&self, item: &Item, verdict: Verdict, now: DateTime<Utc>) -> OutboxChange {
-        let provenance = |side: &str, rule: &str| Provenance {
-            side: side.into(),
-            event: format!("outbox:{}", item.entry_id),
-            rule: rule.into(),
-            at: now.to_rfc3339(),
-        };
-        match verdict {
-            Verdict::Linked { id, rule, stamp_ms } => OutboxChange::Delivered {
-                link: Link {
-                    id,
-                    provenance: provenance("local", rule),
-                    written_stamp_ms: stamp_ms,
-                },
-            },
-            Verdict::Retry { message, count } => {
-                let delay = if count {
-                    let attempt = item.attempts.saturating_add(1);
-                    self.backoff.delay(attempt, &mut rand::rng())
-                } else {
-                    Duration::from_millis(self.config.limit_pause_ms)
-                };
-                let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
-                OutboxChange::Retry {
-                    at_ms: now.timestamp_millis().saturating_add(delay_ms),
-                    error: message,
-                    counts: count,
-                    max_attempts: self.config.max_attempts,
-                }
-            }
-            Verdict::Dead { message } => OutboxChange::Dead { error: message },
-            Verdict::Repoint { id } => OutboxChange::Relinked {
-                link: Link {
-                    id,
-                    provenance: provenance("salesforce", "push:repoint-survivor"),
-                    written_stamp_ms: None,
-                },
-            },
+    /// The pause of every item of `sobject` when the latest setup check lists problems for it.
+    fn setup_pause(&mut self, sobject: &str) -> Option<Verdict> {
+        let report = self.setup.as_ref()?.report(&self.org)?;
+        let problems = report.problems_of(sobject);
+        if problems.is_empty() {
+            return None;
         }
+        self.setup_paused.insert(sobject.to_string());
+        Some(Verdict::Paused {
+            object: sobject.to_string(),
+            reason: format!(
+                "paused: the org's setup of {sobject} is incomplete: {}",
+                problems.join("; ")
+            ),
+        })
     }
 
-    /// Writes what became of each entry back, in one transaction, and counts it.
-    fn write_back(
-        &self,
-        changes: &[(u64, u64, OutboxChange)],
-        now: DateTime<Utc>,
-        report: &mut StepReport,
-    ) -> Result<(), OutboxError> {
-        let settled = self.store.settle_outbox(&self.org, changes, now)?;
-        for ((_, _, change), s) in changes.iter().zip(settled) {
-            report.count(change, s);
+    /// Makes the entries paused on an object due again once the latest setup check finds
+    /// nothing missing for it.
+    fn resume_fixed(&mut self, now: DateTime<Utc>) -> Result<(), OutboxError> {
+        let Some(setup) = self.setup.clone() else {
+            return Ok(());
+        };
+        let report = setup.report(&self.org);
+        let fixed: Vec<String> = self
+            .setup_paused
+            .iter()
+            .filter(|o| report.as_ref().is_none_or(|r| r.problems_of(o).is_empty()))
+            .cloned()
+            .collect();
+        for object in fixed {
+            let n = self.store.resume_paused(&self.org, &object, now)?;
+            tracing::info!(org = %self.org, object = %object, entries = n, "setup fixed: pushes resume");
+            self.setup_paused.remove(&object);
         }
         Ok(())
+    }
+
+    /// The field that carries the exactly-once marker on `sobject`: the custom activity
+    /// object's own, else `[outbox] marker_field`.
+    pub(super) fn marker_field(&self, sobject: &str) -> &str {
+        match self.activities.as_ref() {
+            ActivityTarget::Custom(c) if c.object == sobject => c.marker.as_str(),
+            _ => self.config.marker_field.as_str(),
+        }
     }
 
     fn pause(&mut self, now_ms: i64) {
@@ -351,14 +409,28 @@ impl OutboxWorker {
     }
 }
 
+/// What every outbox worker of the service is built with.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Delivery: retries, API budget, the marker field.
+    pub outbox: OutboxConfig,
+    /// What a new contact becomes by default.
+    pub push_as: PushAs,
+    /// The `[sync]` rules: the stage table, and the conflict policy for records found in the org.
+    pub rules: Arc<Rules>,
+    /// The setup check whose latest report pauses pushes of a broken object.
+    pub setup: Arc<Setup>,
+    /// Where activities go.
+    pub activities: Arc<ActivityTarget>,
+}
+
 /// Starts one [`OutboxWorker`] per connected org on `tracker`, now and for every org that
 /// connects later, until `token` is cancelled.
 pub fn spawn_workers(
     tracker: &TaskTracker,
     store: Store,
     orgs: Arc<SalesforceOrgs>,
-    outbox: OutboxConfig,
-    push_as: PushAs,
+    settings: WorkerSettings,
     token: CancellationToken,
 ) {
     let inner = tracker.clone();
@@ -368,7 +440,11 @@ pub fn spawn_workers(
             for client in orgs.all() {
                 if started.insert(client.org_id().clone()) {
                     tracing::info!(org = %client.org_id(), "outbox worker started");
-                    let worker = OutboxWorker::new(store.clone(), client, outbox.clone(), push_as);
+                    let s = settings.clone();
+                    let worker = OutboxWorker::new(store.clone(), client, s.outbox, s.push_as)
+                        .with_rules(s.rules)
+                        .with_activities(s.activities)
+                        .with_setup(s.setup);
                     inner.spawn(worker.run(token.clone()));
                 }
             }

@@ -1,9 +1,10 @@
 //! Prepare: each due entry's record read in one transaction and turned into the write it
 //! needs ([`crate::sync::push`]), or a reason to skip it or to wait for a record it links to.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 
-use crate::domain::{Company, OrgId, PushAs};
+use crate::config::ActivityTarget;
+use crate::domain::{Company, OrgId, PushAs, StageTable};
 use crate::store::{
     LocalRef, OutboxEntry, OutboxState, RecordKind, Store, StoreError, Tx, TxResult,
 };
@@ -17,6 +18,11 @@ pub(super) struct Item {
     /// Failed attempts so far.
     pub(super) attempts: u32,
     pub(super) maybe_sent: bool,
+    /// A person chose a new record over the candidates its look-up found.
+    pub(super) create_new: bool,
+    /// The application user the write is made for (written with their connection when they
+    /// have one).
+    pub(super) owner: Option<String>,
     pub(super) target: LocalRef,
     pub(super) payload: Payload,
 }
@@ -25,11 +31,21 @@ pub(super) struct Item {
 #[derive(Debug)]
 pub(super) enum Prep {
     /// Send this.
-    Send(Item),
-    /// Nothing to send (entry id, version).
-    Skip(u64, u64),
+    Send(Box<Item>),
+    /// Nothing to send (entry id, version, record).
+    Skip(u64, u64, LocalRef),
     /// A record it links to is about to be created: next step.
     Wait,
+}
+
+/// The rules that shape a write: what a new contact becomes, the stage table, where activities
+/// go.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Shape<'a> {
+    pub(super) push_as: PushAs,
+    pub(super) stages: &'a StageTable,
+    pub(super) activities: &'a ActivityTarget,
+    pub(super) today: NaiveDate,
 }
 
 /// Reads each due entry's record and its links, in one read transaction.
@@ -37,15 +53,9 @@ pub(super) fn prepare(
     store: &Store,
     org: &OrgId,
     due: &[OutboxEntry],
-    push_as: PushAs,
-    now: DateTime<Utc>,
+    shape: Shape<'_>,
 ) -> Result<Vec<Prep>, StoreError> {
-    let today = now.date_naive();
-    store.atomically(|tx| {
-        due.iter()
-            .map(|e| prepare_one(tx, org, e, push_as, today))
-            .collect()
-    })
+    store.atomically(|tx| due.iter().map(|e| prepare_one(tx, org, e, shape)).collect())
 }
 
 /// The `sfsync:{kind}:{id}` marker's kind of a local record.
@@ -116,7 +126,7 @@ fn read_contact(tx: &Tx<'_>, org: &OrgId, e: &OutboxEntry, push_as: PushAs) -> T
     )))
 }
 
-fn read_product(tx: &Tx<'_>, org: &OrgId, id: u64, today: NaiveDate) -> TxResult<Read> {
+fn read_product(tx: &Tx<'_>, org: &OrgId, id: u64, shape: Shape<'_>) -> TxResult<Read> {
     let Some(p) = tx.company_product(org, id)? else {
         return Ok(Read::Gone);
     };
@@ -127,10 +137,15 @@ fn read_product(tx: &Tx<'_>, org: &OrgId, id: u64, today: NaiveDate) -> TxResult
         company: company.as_ref(),
         contact: None,
     };
-    Ok(Read::Plan(push::company_product(&p, links, today)))
+    Ok(Read::Plan(push::company_product(
+        &p,
+        links,
+        shape.stages,
+        shape.today,
+    )))
 }
 
-fn read_activity(tx: &Tx<'_>, org: &OrgId, id: u64) -> TxResult<Read> {
+fn read_activity(tx: &Tx<'_>, org: &OrgId, id: u64, shape: Shape<'_>) -> TxResult<Read> {
     let Some(a) = tx.activity(org, id)? else {
         return Ok(Read::Gone);
     };
@@ -155,35 +170,31 @@ fn read_activity(tx: &Tx<'_>, org: &OrgId, id: u64) -> TxResult<Read> {
         company: company.as_ref(),
         contact: contact.as_ref(),
     };
-    Ok(Read::Plan(push::activity(&a, links)))
+    Ok(Read::Plan(push::activity(&a, links, shape.activities)))
 }
 
-fn prepare_one(
-    tx: &Tx<'_>,
-    org: &OrgId,
-    e: &OutboxEntry,
-    push_as: PushAs,
-    today: NaiveDate,
-) -> TxResult<Prep> {
+fn prepare_one(tx: &Tx<'_>, org: &OrgId, e: &OutboxEntry, shape: Shape<'_>) -> TxResult<Prep> {
     let read = match e.target.kind {
         RecordKind::Company => match tx.company(org, e.target.id)? {
             Some(c) => Read::Plan(push::company(&c)),
             None => Read::Gone,
         },
-        RecordKind::Contact => read_contact(tx, org, e, push_as)?,
-        RecordKind::CompanyProduct => read_product(tx, org, e.target.id, today)?,
-        RecordKind::Activity => read_activity(tx, org, e.target.id)?,
+        RecordKind::Contact => read_contact(tx, org, e, shape.push_as)?,
+        RecordKind::CompanyProduct => read_product(tx, org, e.target.id, shape)?,
+        RecordKind::Activity => read_activity(tx, org, e.target.id, shape)?,
     };
     Ok(match read {
         Read::Wait => Prep::Wait,
-        Read::Plan(Plan::Send(payload)) => Prep::Send(Item {
+        Read::Plan(Plan::Send(payload)) => Prep::Send(Box::new(Item {
             entry_id: e.id,
             version: e.version,
             attempts: e.attempts,
             maybe_sent: e.maybe_sent,
+            create_new: e.create_new,
+            owner: None,
             target: e.target,
             payload,
-        }),
-        Read::Gone | Read::Plan(Plan::Nothing(_)) => Prep::Skip(e.id, e.version),
+        })),
+        Read::Gone | Read::Plan(Plan::Nothing(_)) => Prep::Skip(e.id, e.version, e.target),
     })
 }

@@ -1,7 +1,8 @@
 //! Send: one chunk of one object's writes through sObject Collections, and what became of each
-//! record ([`Verdict`]). Creates first look for a record an unanswered attempt made (by its
-//! marker) and, for people, one both sides already have (by email); the `SystemModstamp` of
-//! what was written is read back so the inbox can recognise its echo.
+//! record ([`Verdict`]). Creates first look for the record in the org (`lookup`): one an
+//! unanswered attempt made (by its marker), a person both sides already have (by email), the
+//! Account a company already is (by domain and name); the `SystemModstamp` of what was written
+//! is read back so the inbox can recognise its echo.
 
 use std::collections::HashMap;
 
@@ -9,12 +10,12 @@ use chrono::{DateTime, Utc};
 use futures::TryStreamExt as _;
 use serde_json::json;
 
+use super::lookup::LookupError;
 use super::prepare::{Item, marker_kind};
 use super::{OutboxError, OutboxWorker};
-use crate::domain::{SalesforceId, normalize};
+use crate::domain::SalesforceId;
 use crate::salesforce::{
-    ApiErrorItem, Condition, ErrorClass, Record, RecordExt as _, RecordResult, SalesforceError,
-    Soql,
+    ApiErrorItem, ErrorClass, Record, RecordExt as _, RecordResult, SalesforceError, Soql,
 };
 use crate::sync::push;
 
@@ -36,6 +37,16 @@ pub(super) enum Verdict {
     Dead { message: String },
     /// The Salesforce record merged or converted into `id`.
     Repoint { id: SalesforceId },
+    /// The record is already in the org (`record`, found by `rule`): link it, and take its
+    /// values as the conflict policy says.
+    Adopt { record: Record, rule: &'static str },
+    /// Several records in the org match on `rung`: hold it for a person.
+    Ambiguous {
+        rung: &'static str,
+        matches: Vec<Record>,
+    },
+    /// The org's setup of the object is broken: wait, not an attempt.
+    Paused { object: String, reason: String },
 }
 
 fn first_message(errors: &[ApiErrorItem]) -> String {
@@ -46,7 +57,7 @@ fn first_message(errors: &[ApiErrorItem]) -> String {
 }
 
 /// The outcome every entry of a failed call gets, by the call's error class.
-fn call_failure(err: &SalesforceError) -> Verdict {
+pub(super) fn call_failure(err: &SalesforceError) -> Verdict {
     match err.class() {
         ErrorClass::Retryable
         | ErrorClass::Auth {
@@ -66,7 +77,7 @@ fn call_failure(err: &SalesforceError) -> Verdict {
     }
 }
 
-fn stamp_ms(record: &Record) -> Option<i64> {
+pub(super) fn stamp_ms(record: &Record) -> Option<i64> {
     let s = record.str_field("SystemModstamp")?;
     DateTime::parse_from_rfc3339(s)
         .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z"))
@@ -82,24 +93,18 @@ impl OutboxWorker {
         chunk: &[Item],
         now: DateTime<Utc>,
     ) -> Result<Vec<(Item, Verdict)>, OutboxError> {
-        let sobject = chunk[0].payload.sobject;
-        let people = matches!(sobject, "Contact" | "Lead");
+        let sobject = &*chunk[0].payload.sobject;
         let mut verdicts: Vec<Option<Verdict>> = vec![None; chunk.len()];
-        let check: Vec<usize> = (0..chunk.len())
-            .filter(|&i| people || (chunk[i].maybe_sent && !self.config.upsert_on_marker))
-            .collect();
-        if !check.is_empty() {
-            match self.find_existing(sobject, chunk, &check).await {
-                Ok(found) => {
-                    for (i, verdict) in found {
-                        verdicts[i] = Some(verdict);
-                    }
-                }
-                Err(e) => {
-                    let v = call_failure(&e);
-                    return Ok(chunk.iter().map(|i| (i.clone(), v.clone())).collect());
-                }
+        let found = match self.look_before_create(sobject, chunk).await {
+            Ok(found) => found,
+            Err(LookupError::Salesforce(e)) => {
+                let v = call_failure(&e);
+                return Ok(chunk.iter().map(|i| (i.clone(), v.clone())).collect());
             }
+            Err(LookupError::Store(e)) => return Err(e.into()),
+        };
+        for (i, verdict) in found {
+            verdicts[i] = Some(verdict);
         }
         let send: Vec<&Item> = (0..chunk.len())
             .filter(|&i| verdicts[i].is_none())
@@ -119,6 +124,26 @@ impl OutboxWorker {
             .collect())
     }
 
+    /// What the org already holds of a chunk of creates: Accounts by marker, domain and name;
+    /// people by marker and email; anything else by marker when a create may have gone out.
+    async fn look_before_create(
+        &self,
+        sobject: &str,
+        chunk: &[Item],
+    ) -> Result<Vec<(usize, Verdict)>, LookupError> {
+        if sobject == "Account" {
+            return self.find_accounts(chunk).await;
+        }
+        let people = matches!(sobject, "Contact" | "Lead");
+        let check: Vec<usize> = (0..chunk.len())
+            .filter(|&i| people || (chunk[i].maybe_sent && !self.config.upsert_on_marker))
+            .collect();
+        if check.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.find_existing(sobject, chunk, &check).await
+    }
+
     /// Sends creates (as upserts by the marker when it is an External ID), each carrying its
     /// marker, once their entries are durably marked `maybe_sent`. One verdict per item.
     async fn send_creates(
@@ -129,11 +154,11 @@ impl OutboxWorker {
         let Some(first) = items.first() else {
             return Ok(Vec::new());
         };
-        let sobject = first.payload.sobject;
+        let sobject = &*first.payload.sobject;
         let ids: Vec<u64> = items.iter().map(|i| i.entry_id).collect();
         self.store.mark_outbox_maybe_sent(&self.org, &ids, now)?;
         self.store.make_durable().await?;
-        let marker_field = self.config.marker_field.as_str();
+        let marker_field = self.marker_field(sobject);
         let records: Vec<Record> = items
             .iter()
             .map(|item| {
@@ -162,84 +187,6 @@ impl OutboxWorker {
             }
             Err(e) => vec![call_failure(&e); items.len()],
         })
-    }
-
-    /// Looks for records an earlier attempt created (by marker) and, for people, records both
-    /// sides already have (same email, and for Contacts the same Account).
-    pub(super) async fn find_existing(
-        &self,
-        sobject: &str,
-        chunk: &[Item],
-        check: &[usize],
-    ) -> Result<Vec<(usize, Verdict)>, SalesforceError> {
-        let marker_field = self.config.marker_field.as_str();
-        let markers: Vec<String> = check
-            .iter()
-            .map(|&i| push::marker(marker_kind(chunk[i].target.kind), chunk[i].target.id))
-            .collect();
-        let emails: Vec<String> = check
-            .iter()
-            .filter_map(|&i| chunk[i].payload.match_email.clone())
-            .collect();
-        let mut alternatives = vec![Condition::is_in(marker_field, &markers)];
-        if !emails.is_empty() {
-            alternatives.push(Condition::is_in("Email", &emails));
-        }
-        let mut fields = vec!["Id", "SystemModstamp", marker_field];
-        match sobject {
-            "Contact" => fields.extend(["Email", "AccountId"]),
-            "Lead" => fields.push("Email"),
-            _ => {}
-        }
-        let mut query = Soql::select(&fields, sobject).filter(Condition::any(alternatives));
-        if sobject == "Lead" {
-            query = query.filter(Condition::is("IsConverted", false));
-        }
-        let soql = query.order_by(&["Id"]).to_string();
-        let rows: Vec<Record> = self.client.query(&soql).try_collect().await?;
-        let mut by_marker: HashMap<&str, &Record> = HashMap::new();
-        let mut by_email: HashMap<String, Vec<&Record>> = HashMap::new();
-        for r in &rows {
-            if let Some(m) = r.str_field(marker_field) {
-                by_marker.entry(m).or_insert(r);
-            }
-            if let Some(e) = r.str_field("Email").and_then(normalize::email) {
-                by_email.entry(e).or_default().push(r);
-            }
-        }
-        let mut out = Vec::new();
-        for (n, &i) in check.iter().enumerate() {
-            let item = &chunk[i];
-            let hit = by_marker
-                .get(markers[n].as_str())
-                .map(|r| (*r, "push:found-earlier-create"))
-                .or_else(|| {
-                    let email = item.payload.match_email.as_ref()?;
-                    by_email.get(email)?.iter().find_map(|r| {
-                        let same_account = sobject == "Lead"
-                            || r.str_field("AccountId")
-                                .and_then(|a| SalesforceId::parse(a).ok())
-                                == item.payload.match_account;
-                        same_account.then_some((*r, "push:link-existing"))
-                    })
-                });
-            if let Some((r, rule)) = hit {
-                if let Some(id) = r.sf_id() {
-                    // Only sfsync's own write may be skipped by the inbox: a record found by
-                    // email carries someone else's change, which must still be pulled.
-                    let ours = rule == "push:found-earlier-create";
-                    out.push((
-                        i,
-                        Verdict::Linked {
-                            id,
-                            rule,
-                            stamp_ms: stamp_ms(r).filter(|_| ours),
-                        },
-                    ));
-                }
-            }
-        }
-        Ok(out)
     }
 
     /// The `SystemModstamp` of written records of a pulled object, by id (one retrieve call).
@@ -276,7 +223,7 @@ impl OutboxWorker {
     /// Updates one chunk of linked records of one object; records that merged or converted are
     /// re-pointed at their survivor.
     pub(super) async fn update_chunk(&self, chunk: &[Item]) -> Vec<(Item, Verdict)> {
-        let sobject = chunk[0].payload.sobject;
+        let sobject = &*chunk[0].payload.sobject;
         let records: Vec<Record> = chunk
             .iter()
             .map(|item| {

@@ -1,30 +1,38 @@
-//! Push: what a local record becomes in Salesforce (product.md 3). Pure functions, no I/O: the
+//! Push: what a local record becomes in Salesforce. Pure functions, no I/O: the
 //! outbox worker resolves the linked records and sends what these build.
 //!
-//! - Company → Account.
+//! - Company → Account, after a look for the Account in the org ([`matching`]).
 //! - Contact → Contact (with `AccountId`) or Lead (with `Company`), as the entry or the config says;
 //!   once linked, updates go to whichever object it is linked to.
 //! - Activity `email_sent` → Task (`TaskSubtype` Email, `Status` Completed); `meeting_booked` →
 //!   Event; `WhoId`/`WhatId` from the linked Contact/Lead and Account (`WhatId` is left out when
-//!   the `WhoId` is a Lead, which Salesforce refuses).
+//!   the `WhoId` is a Lead, which Salesforce refuses). Or, as `[activities]` says, a record of
+//!   a custom object with the activity's parts in the fields it names.
 //! - CompanyProduct with status OPPORTUNITY and an `opportunity_size` → Opportunity on the
-//!   Company's Account, the stage mapped to `StageName`; a linked one follows CUSTOMER/LOST to
-//!   Closed Won/Closed Lost.
+//!   Company's Account, the stage mapped to `StageName` through the stage table; a linked one
+//!   follows CUSTOMER/LOST to the table's won and lost stages. Its `Name` is set on create only.
+
+mod activity;
+pub mod matching;
+
+pub use activity::activity;
+
+use std::borrow::Cow;
 
 use chrono::{Duration, NaiveDate};
 use serde_json::{Value, json};
 
 use crate::domain::{
-    Activity, ActivityKind, Company, CompanyProduct, Contact, OwnershipStatus, PushAs,
-    SalesforceId, SalesforceKind,
+    Company, CompanyProduct, Contact, OwnershipStatus, PushAs, SalesforceId, SalesforceKind,
+    StageTable,
 };
 use crate::salesforce::Record;
 
 /// A Salesforce write for one local record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Payload {
-    /// The object's API name (`Contact`, `Task`, …).
-    pub sobject: &'static str,
+    /// The object's API name (`Contact`, `Task`, a custom activity object, …).
+    pub sobject: Cow<'static, str>,
     /// The record to update; `None` creates one.
     pub existing: Option<SalesforceId>,
     /// The fields to write (no `Id`, no marker).
@@ -33,6 +41,8 @@ pub struct Payload {
     pub match_email: Option<String>,
     /// For Contacts: the Account the match must be on.
     pub match_account: Option<SalesforceId>,
+    /// For a new Account: what it is looked for by in the org before it is created.
+    pub match_company: Option<matching::CompanyKeys>,
 }
 
 /// What to do with a record.
@@ -59,17 +69,17 @@ pub fn marker(kind: &str, id: u64) -> String {
     format!("sfsync:{kind}:{id}")
 }
 
-fn put(fields: &mut Record, name: &str, value: Option<Value>) {
+pub(crate) fn put(fields: &mut Record, name: &str, value: Option<Value>) {
     if let Some(v) = value {
         fields.insert(name.into(), v);
     }
 }
 
-fn text(v: Option<&String>) -> Option<Value> {
+pub(crate) fn text(v: Option<&String>) -> Option<Value> {
     v.filter(|s| !s.trim().is_empty()).map(|s| json!(s))
 }
 
-fn account_of(company: Option<&Company>) -> Option<SalesforceId> {
+pub(crate) fn account_of(company: Option<&Company>) -> Option<SalesforceId> {
     company.and_then(|c| c.salesforce_id.clone())
 }
 
@@ -82,11 +92,12 @@ pub fn company(c: &Company) -> Plan {
     put(&mut f, "AnnualRevenue", c.annual_revenue.map(|v| json!(v)));
     put(&mut f, "NumberOfEmployees", c.employees.map(|v| json!(v)));
     Plan::Send(Payload {
-        sobject: "Account",
+        sobject: Cow::Borrowed("Account"),
         existing: c.salesforce_id.clone(),
         fields: f,
         match_email: None,
         match_account: None,
+        match_company: Some(matching::CompanyKeys::of(c)),
     })
 }
 
@@ -124,91 +135,22 @@ pub fn contact(c: &Contact, links: Links<'_>, push_as: PushAs) -> Plan {
         }
     };
     Plan::Send(Payload {
-        sobject,
+        sobject: Cow::Borrowed(sobject),
         existing: c.salesforce_id.clone(),
         fields: f,
         match_email: c.email.as_deref().and_then(crate::domain::normalize::email),
         match_account: account.filter(|_| kind == SalesforceKind::Contact),
+        match_company: None,
     })
-}
-
-/// Activity → Task (email sent) or Event (meeting booked).
-pub fn activity(a: &Activity, links: Links<'_>) -> Plan {
-    let mut f = Record::new();
-    f.insert("Subject".into(), json!(a.subject));
-    put(&mut f, "Description", text(a.description.as_ref()));
-    let who = links
-        .contact
-        .and_then(|c| Some((c.salesforce_id.clone()?, linked_kind(c)?)));
-    let who_is_lead = matches!(who, Some((_, SalesforceKind::Lead)));
-    put(&mut f, "WhoId", who.map(|(id, _)| json!(id)));
-    if !who_is_lead {
-        put(
-            &mut f,
-            "WhatId",
-            account_of(links.company).map(|id| json!(id)),
-        );
-    }
-    let creating = a.salesforce_id.is_none();
-    let sobject = match a.kind {
-        ActivityKind::EmailSent => {
-            f.insert("Status".into(), json!("Completed"));
-            f.insert(
-                "ActivityDate".into(),
-                json!(a.occurred_at.date_naive().to_string()),
-            );
-            if creating {
-                // Settable on create only.
-                f.insert("TaskSubtype".into(), json!("Email"));
-            }
-            "Task"
-        }
-        ActivityKind::MeetingBooked => {
-            let start = a.starts_at.unwrap_or(a.occurred_at);
-            let end = a
-                .ends_at
-                .filter(|e| *e > start)
-                .unwrap_or(start + Duration::minutes(30));
-            f.insert("StartDateTime".into(), json!(sf_datetime(start)));
-            f.insert("EndDateTime".into(), json!(sf_datetime(end)));
-            "Event"
-        }
-    };
-    Plan::Send(Payload {
-        sobject,
-        existing: a.salesforce_id.clone(),
-        fields: f,
-        match_email: None,
-        match_account: None,
-    })
-}
-
-fn sf_datetime(dt: chrono::DateTime<chrono::Utc>) -> String {
-    dt.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 /// The standard `StageName` for a local funnel stage (case and punctuation ignored), defaulting
 /// to `Prospecting`. A stage already spelled as a standard `StageName` maps to itself.
 pub fn stage_name(stage: Option<&str>) -> &'static str {
-    const STANDARD: &[&str] = &[
-        "Prospecting",
-        "Qualification",
-        "Needs Analysis",
-        "Value Proposition",
-        "Id. Decision Makers",
-        "Perception Analysis",
-        "Proposal/Price Quote",
-        "Negotiation/Review",
-        "Closed Won",
-        "Closed Lost",
-    ];
     let Some(stage) = stage else {
         return "Prospecting";
     };
-    if let Some(s) = STANDARD
-        .iter()
-        .find(|s| s.eq_ignore_ascii_case(stage.trim()))
-    {
+    if let Some(s) = crate::domain::standard_stage_name(stage) {
         return s;
     }
     let key: String = stage
@@ -230,10 +172,18 @@ pub fn stage_name(stage: Option<&str>) -> &'static str {
     }
 }
 
-/// CompanyProduct → Opportunity on the Company's Account.
-pub fn company_product(p: &CompanyProduct, links: Links<'_>, today: NaiveDate) -> Plan {
+/// CompanyProduct → Opportunity on the Company's Account. The `StageName` comes from the stage
+/// table ([`StageTable::push_stage_name`]: the org's own name while the product's stage and status
+/// are unchanged, else the table's row), else from the standard names ([`stage_name`]). The
+/// `Name` is written on create only, so the Opportunity keeps the name it was given.
+pub fn company_product(
+    p: &CompanyProduct,
+    links: Links<'_>,
+    stages: &StageTable,
+    today: NaiveDate,
+) -> Plan {
     let linked = p.salesforce_opportunity_id.is_some();
-    let stage = match p.status {
+    let fallback = match p.status {
         OwnershipStatus::Opportunity => stage_name(p.stage.as_deref()),
         OwnershipStatus::Customer if linked => "Closed Won",
         OwnershipStatus::Lost if linked => "Closed Lost",
@@ -245,12 +195,17 @@ pub fn company_product(p: &CompanyProduct, links: Links<'_>, today: NaiveDate) -
     let Some(account) = account_of(links.company) else {
         return Plan::Nothing("the company has no Salesforce Account");
     };
+    let stage = stages
+        .push_stage_name(p.status, p.stage.as_deref(), p.synced_stage.as_ref())
+        .unwrap_or_else(|| fallback.to_string());
     let mut f = Record::new();
-    let company_name = links.company.map_or("", |c| c.name.as_str());
-    f.insert(
-        "Name".into(),
-        json!(format!("{company_name} - {}", p.product)),
-    );
+    if !linked {
+        let company_name = links.company.map_or("", |c| c.name.as_str());
+        f.insert(
+            "Name".into(),
+            json!(format!("{company_name} - {}", p.product)),
+        );
+    }
     f.insert("StageName".into(), json!(stage));
     f.insert(
         "CloseDate".into(),
@@ -263,18 +218,20 @@ pub fn company_product(p: &CompanyProduct, links: Links<'_>, today: NaiveDate) -
     f.insert("AccountId".into(), json!(account));
     put(&mut f, "Amount", p.opportunity_size.map(|v| json!(v)));
     Plan::Send(Payload {
-        sobject: "Opportunity",
+        sobject: Cow::Borrowed("Opportunity"),
         existing: p.salesforce_opportunity_id.clone(),
         fields: f,
         match_email: None,
         match_account: None,
+        match_company: None,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::OrgId;
+    use crate::config::ActivityTarget;
+    use crate::domain::{Activity, ActivityKind, OrgId};
     use chrono::{TimeZone as _, Utc};
 
     fn org() -> OrgId {
@@ -359,7 +316,7 @@ mod tests {
             company: Some(&co),
             contact: Some(&who),
         };
-        let Plan::Send(t) = activity(&a, links) else {
+        let Plan::Send(t) = activity(&a, links, &ActivityTarget::Standard) else {
             panic!("no payload")
         };
         assert_eq!(t.sobject, "Task");
@@ -368,7 +325,7 @@ mod tests {
         assert_eq!(t.fields["ActivityDate"], json!("2024-05-06"));
         assert!(!t.fields.contains_key("WhatId"), "no WhatId with a Lead");
         a.kind = ActivityKind::MeetingBooked;
-        let Plan::Send(e) = activity(&a, links) else {
+        let Plan::Send(e) = activity(&a, links, &ActivityTarget::Standard) else {
             panic!("no payload")
         };
         assert_eq!(e.sobject, "Event");
@@ -404,18 +361,29 @@ mod tests {
             stage: Some("proposal".into()),
             close_date: None,
             salesforce_opportunity_id: None,
+            synced_stage: None,
             updated_at: Utc::now(),
         };
+        let stages = StageTable::standard();
         assert!(matches!(
-            company_product(&p, links, today),
+            company_product(&p, links, &stages, today),
             Plan::Nothing(_)
         ));
         p.status = OwnershipStatus::Opportunity;
-        let Plan::Send(o) = company_product(&p, links, today) else {
+        let Plan::Send(o) = company_product(&p, links, &stages, today) else {
             panic!("no payload")
         };
         assert_eq!(o.fields["StageName"], json!("Proposal/Price Quote"));
         assert_eq!(o.fields["CloseDate"], json!("2024-01-31"));
         assert_eq!(o.fields["Amount"], json!(5000.0));
+        assert_eq!(o.fields["Name"], json!("Acme - Widgets"));
+        p.salesforce_opportunity_id = Some(SalesforceId::mint("006", "5g", 4));
+        let Plan::Send(o) = company_product(&p, links, &stages, today) else {
+            panic!("no payload")
+        };
+        assert!(
+            !o.fields.contains_key("Name"),
+            "the name is set on create only"
+        );
     }
 }

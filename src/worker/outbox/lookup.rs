@@ -1,0 +1,222 @@
+//! Look before create: the records a create may find already in the org, one query per batch
+//! (split only when the query would outgrow a request): the record an unanswered earlier attempt
+//! made (by its marker), a person both sides have (by email, and for Contacts the Account), and
+//! for a company the Account it already is (by domain, then normalized name).
+
+use std::collections::{HashMap, HashSet};
+
+use futures::TryStreamExt as _;
+
+use super::OutboxWorker;
+use super::prepare::{Item, marker_kind};
+use super::send::{Verdict, stamp_ms};
+use crate::domain::{SalesforceId, normalize};
+use crate::salesforce::{Condition, Record, RecordExt as _, SalesforceError, Soql};
+use crate::store::{LocalRef, RecordKind, StoreError};
+use crate::sync::push::{self, matching};
+
+/// Why a look-up failed: a Salesforce call (the entries wait as the call's error says) or the
+/// store (the step fails).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum LookupError {
+    /// The query failed.
+    #[error(transparent)]
+    Salesforce(#[from] SalesforceError),
+    /// Reading local links failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl OutboxWorker {
+    /// Runs `query` once per group of `alternatives` that fits a request and returns every row
+    /// once.
+    async fn rows(
+        &self,
+        query: Soql,
+        alternatives: Vec<Condition>,
+    ) -> Result<Vec<Record>, SalesforceError> {
+        let mut rows: Vec<Record> = Vec::new();
+        let mut seen: HashSet<SalesforceId> = HashSet::new();
+        for soql in query.any_of(alternatives) {
+            let found: Vec<Record> = self.client.query(&soql.to_string()).try_collect().await?;
+            rows.extend(
+                found
+                    .into_iter()
+                    .filter(|r| r.sf_id().is_none_or(|id| seen.insert(id))),
+            );
+        }
+        Ok(rows)
+    }
+
+    /// The marker of an item's record, when its create may have gone out before.
+    fn retried_marker(item: &Item) -> Option<String> {
+        item.maybe_sent
+            .then(|| push::marker(marker_kind(item.target.kind), item.target.id))
+    }
+
+    /// Looks for records an earlier attempt created (by marker) and, for people, records both
+    /// sides already have (same email, and for Contacts the same Account).
+    pub(super) async fn find_existing(
+        &self,
+        sobject: &str,
+        chunk: &[Item],
+        check: &[usize],
+    ) -> Result<Vec<(usize, Verdict)>, LookupError> {
+        let marker_field = self.marker_field(sobject);
+        let markers: Vec<String> = check
+            .iter()
+            .filter_map(|&i| Self::retried_marker(&chunk[i]))
+            .collect();
+        let emails: Vec<String> = check
+            .iter()
+            .filter_map(|&i| chunk[i].payload.match_email.clone())
+            .collect();
+        let mut alternatives = Vec::new();
+        if !markers.is_empty() {
+            alternatives.push(Condition::is_in(marker_field, &markers));
+        }
+        if !emails.is_empty() {
+            alternatives.push(Condition::is_in("Email", &emails));
+        }
+        let mut fields = vec!["Id", "SystemModstamp", marker_field];
+        match sobject {
+            "Contact" => fields.extend(["Email", "AccountId"]),
+            "Lead" => fields.push("Email"),
+            _ => {}
+        }
+        let mut query = Soql::select(&fields, sobject).order_by(&["Id"]);
+        if sobject == "Lead" {
+            query = query.filter(Condition::is("IsConverted", false));
+        }
+        let rows = self.rows(query, alternatives).await?;
+        let mut by_marker: HashMap<&str, &Record> = HashMap::new();
+        let mut by_email: HashMap<String, Vec<&Record>> = HashMap::new();
+        for r in &rows {
+            if let Some(m) = r.str_field(marker_field) {
+                by_marker.entry(m).or_insert(r);
+            }
+            if let Some(e) = r.str_field("Email").and_then(normalize::email) {
+                by_email.entry(e).or_default().push(r);
+            }
+        }
+        let mut out = Vec::new();
+        for &i in check {
+            let item = &chunk[i];
+            let hit = Self::retried_marker(item)
+                .and_then(|m| by_marker.get(m.as_str()).copied())
+                .map(|r| (r, "push:found-earlier-create"))
+                .or_else(|| {
+                    let email = item.payload.match_email.as_ref()?;
+                    by_email.get(email)?.iter().find_map(|r| {
+                        let same_account = sobject == "Lead"
+                            || r.str_field("AccountId")
+                                .and_then(|a| SalesforceId::parse(a).ok())
+                                == item.payload.match_account;
+                        same_account.then_some((*r, "push:link-existing"))
+                    })
+                });
+            if let Some((r, rule)) = hit {
+                if let Some(id) = r.sf_id() {
+                    // Only sfsync's own write may be skipped by the inbox: a record found by
+                    // email carries someone else's change, which must still be pulled.
+                    let ours = rule == "push:found-earlier-create";
+                    let stamp_ms = stamp_ms(r).filter(|_| ours);
+                    out.push((i, Verdict::Linked { id, rule, stamp_ms }));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Looks for the Accounts a chunk of new companies may already be: an earlier attempt's (by
+    /// marker), else one with the company's domain, else one with its normalized name. An
+    /// Account linked to another local record, carrying another record's marker, or matched by
+    /// an earlier company of the chunk is not a candidate. Several candidates on a rung hold the
+    /// company for a person ([`Verdict::Ambiguous`]).
+    pub(super) async fn find_accounts(
+        &self,
+        chunk: &[Item],
+    ) -> Result<Vec<(usize, Verdict)>, LookupError> {
+        let marker_field = self.marker_field("Account");
+        let markers: Vec<String> = chunk.iter().filter_map(Self::retried_marker).collect();
+        let keys: Vec<&matching::CompanyKeys> = chunk
+            .iter()
+            .filter(|i| !i.create_new)
+            .filter_map(|i| i.payload.match_company.as_ref())
+            .collect();
+        let mut alternatives = matching::account_lookup(&keys);
+        if !markers.is_empty() {
+            alternatives.insert(0, Condition::is_in(marker_field, &markers));
+        }
+        let mut fields: Vec<&str> = matching::account_fields().to_vec();
+        fields.push(marker_field);
+        let query = Soql::select(&fields, "Account").order_by(&["Id"]);
+        let rows = self.rows(query, alternatives).await?;
+        let linked = self.linked_elsewhere(&rows)?;
+        let mut claimed: HashSet<SalesforceId> = HashSet::new();
+        let mut out = Vec::new();
+        for (i, item) in chunk.iter().enumerate() {
+            let mine = push::marker(marker_kind(item.target.kind), item.target.id);
+            if let Some(r) = rows
+                .iter()
+                .find(|r| r.str_field(marker_field) == Some(&mine))
+            {
+                if let Some(id) = r.sf_id() {
+                    claimed.insert(id.clone());
+                    let rule = "push:found-earlier-create";
+                    out.push((
+                        i,
+                        Verdict::Linked {
+                            id,
+                            rule,
+                            stamp_ms: stamp_ms(r),
+                        },
+                    ));
+                    continue;
+                }
+            }
+            let Some(keys) = item
+                .payload
+                .match_company
+                .as_ref()
+                .filter(|_| !item.create_new)
+            else {
+                continue;
+            };
+            let free = |r: &Record| {
+                let other_marker = r.str_field(marker_field).is_some_and(|m| !m.is_empty());
+                let id = r.sf_id();
+                let taken = id.as_ref().is_some_and(|id| {
+                    claimed.contains(id) || linked.get(id).is_some_and(|l| *l != item.target)
+                });
+                !other_marker && !taken && id.is_some()
+            };
+            match matching::match_account(keys, &rows, free) {
+                matching::AccountMatch::One(record, rule) => {
+                    claimed.extend(record.sf_id());
+                    out.push((i, Verdict::Adopt { record, rule }));
+                }
+                matching::AccountMatch::Several(rung, matches) => {
+                    out.push((i, Verdict::Ambiguous { rung, matches }));
+                }
+                matching::AccountMatch::None => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// The local records the rows are linked to, by Salesforce id.
+    fn linked_elsewhere(
+        &self,
+        rows: &[Record],
+    ) -> Result<HashMap<SalesforceId, LocalRef>, StoreError> {
+        let mut out = HashMap::new();
+        for id in rows.iter().filter_map(|r| r.sf_id()) {
+            let local = self.store.local_by_salesforce_id(&self.org, &id)?;
+            if let Some(l) = local.filter(|l| l.kind == RecordKind::Company) {
+                out.insert(id, l);
+            }
+        }
+        Ok(out)
+    }
+}
