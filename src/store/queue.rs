@@ -229,6 +229,15 @@ mod tests {
     }
 
     #[test]
+    fn the_first_log_segment_exists_once_the_store_is_open() {
+        // So that the first acknowledgement needs no new file descriptor.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _store = Store::open(dir.path()).expect("open");
+        let segments = wal::segments(&dir.path().join("inbox-log")).expect("segments");
+        assert_eq!(segments.len(), 1);
+    }
+
+    #[test]
     fn many_notifications_for_one_record_collapse_keeping_the_newest_stamp() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
