@@ -78,7 +78,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => match args.which {
-            BenchCommand::Ingest(a) => sfsync::tools::bench::ingest(&a).await,
+            BenchCommand::Ingest(a) => sfsync::tools::bench::ingest::run(&a).await,
             BenchCommand::Pull(a) => sfsync::tools::bench::pull::run(&a).await,
             BenchCommand::Push(a) => sfsync::tools::bench::push::run(&a).await,
             BenchCommand::Feed(a) => sfsync::tools::bench::feed::run(&a).await,

@@ -1,5 +1,6 @@
 //! sObject Collections: create, update, upsert and delete up to 200 records per call with
-//! per-record results, and retrieve many records of one type by id.
+//! per-record results, and retrieve up to 2,000 records of one type by id (by `POST`, the ids in
+//! the body: a `GET` names them in the URI, which holds about 800).
 //!
 //! A well-formed request answers 200 with one result per record, in request order; per-record
 //! errors carry `statusCode` and classify with [`RecordResult::class`].
@@ -13,8 +14,11 @@ use super::rest::seg;
 use super::{Client, Record};
 use crate::domain::SalesforceId;
 
-/// The most records one collections call accepts.
+/// The most records one collections write accepts.
 pub const MAX_COLLECTION: usize = 200;
+
+/// The most records one collections retrieve returns.
+pub const MAX_RETRIEVE: usize = 2_000;
 
 /// One record's outcome in a collections write.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -53,11 +57,12 @@ impl RecordResult {
 }
 
 fn check_len(count: usize) -> Result<(), SalesforceError> {
-    if count > MAX_COLLECTION {
-        return Err(SalesforceError::TooManyRecords {
-            count,
-            max: MAX_COLLECTION,
-        });
+    check_at_most(count, MAX_COLLECTION)
+}
+
+fn check_at_most(count: usize, max: usize) -> Result<(), SalesforceError> {
+    if count > max {
+        return Err(SalesforceError::TooManyRecords { count, max });
     }
     Ok(())
 }
@@ -158,9 +163,10 @@ impl Client {
         expect_len(results, ids.len())
     }
 
-    /// Reads `fields` of up to 200 `sobject` records by id
-    /// (`GET /composite/sobjects/{Type}?ids=…&fields=…`). The answer follows the order of
-    /// `ids`; a record that is missing or deleted comes back as `None`.
+    /// Reads `fields` of up to 2,000 `sobject` records by id
+    /// (`POST /composite/sobjects/{Type}` with `{"ids", "fields"}`: a read, whatever its method).
+    /// The answer follows the order of `ids`; a record that is missing or deleted comes back as
+    /// `None`.
     #[tracing::instrument(skip_all, fields(org = %self.org_id(), sobject = %sobject, count = ids.len()))]
     pub async fn retrieve_collection(
         &self,
@@ -168,25 +174,21 @@ impl Client {
         ids: &[SalesforceId],
         fields: &[&str],
     ) -> Result<Vec<Option<Record>>, SalesforceError> {
-        check_len(ids.len())?;
+        check_at_most(ids.len(), MAX_RETRIEVE)?;
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let path = self.data_path(&format!("/composite/sobjects/{}", seg(sobject)));
-        let field_list = if fields.is_empty() {
-            "Id".to_string()
-        } else {
-            fields.join(",")
-        };
+        let fields: &[&str] = if fields.is_empty() { &["Id"] } else { fields };
+        let body = json!({
+            "ids": ids.iter().map(SalesforceId::as_str).collect::<Vec<_>>(),
+            "fields": fields,
+        });
         let entries: Vec<Value> = self
-            .by_ids(
-                Method::GET,
-                &path,
-                ids,
-                ("fields", &field_list),
-                "collections retrieve",
-            )
-            .await?;
+            .send(Method::POST, &path, false, |r| r.json(&body))
+            .await?
+            .success()?
+            .json("collections retrieve")?;
         let records = entries
             .into_iter()
             .map(|v| match v {
@@ -286,6 +288,8 @@ mod tests {
     #[test]
     fn more_than_200_records_are_refused_before_any_call() {
         assert!(check_len(200).is_ok());
+        assert!(check_at_most(MAX_RETRIEVE, MAX_RETRIEVE).is_ok());
+        assert!(check_at_most(MAX_RETRIEVE + 1, MAX_RETRIEVE).is_err());
         assert!(matches!(
             check_len(201),
             Err(SalesforceError::TooManyRecords {

@@ -26,7 +26,7 @@ pub mod soql;
 pub mod vault;
 
 pub use client::{CALL_OPTIONS, Client, ConnectionState};
-pub use composite::{MAX_COLLECTION, RecordResult};
+pub use composite::{MAX_COLLECTION, MAX_RETRIEVE, RecordResult};
 pub use describe::{ApiVersion, FieldDescribe, ObjectDescribe, UserInfo};
 pub use error::{ApiErrorItem, DuplicateResult, ErrorClass, SalesforceError, TransportKind};
 pub use limits::ApiUsage;

@@ -1,5 +1,6 @@
 //! sObject Collections: create, update, upsert by external id and delete up to 200 records,
-//! retrieve up to 2,000; per-record results in request order with `statusCode` errors, and
+//! retrieve up to 2,000 by `POST` (by `GET` as many as fit in the URI, about 800); per-record
+//! results in request order with `statusCode` errors, and
 //! `allOrNone` validating every record before any is written.
 
 use std::collections::HashMap;
@@ -22,6 +23,9 @@ use super::value::Record;
 use crate::domain::SalesforceId;
 
 type Shr = State<Arc<Shared>>;
+
+/// The most records one retrieve returns.
+const MAX_RETRIEVE: usize = 2_000;
 type Params = HashMap<String, String>;
 
 /// The `{"allOrNone", "records"}` body of a collection write.
@@ -342,8 +346,8 @@ pub(crate) async fn retrieve_get(
     Query(params): Query<Params>,
 ) -> Result<Response, SimError> {
     let ids = ids_param(&params);
-    if ids.len() > 2000 {
-        return Err(SimError::too_many_records());
+    if ids.len() > MAX_RETRIEVE {
+        return Err(SimError::too_many_ids(MAX_RETRIEVE));
     }
     retrieve(&shared, &caller, &object, &ids, params.get("fields"))
 }
@@ -366,6 +370,10 @@ pub(crate) async fn retrieve_post(
             })
             .unwrap_or_default()
     };
+    let ids = list("ids");
+    if ids.len() > MAX_RETRIEVE {
+        return Err(SimError::too_many_ids(MAX_RETRIEVE));
+    }
     let fields = list("fields").join(",");
-    retrieve(&shared, &caller, &object, &list("ids"), Some(&fields))
+    retrieve(&shared, &caller, &object, &ids, Some(&fields))
 }

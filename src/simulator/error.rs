@@ -8,6 +8,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+/// The longest request URI Salesforce accepts, in bytes (URI and headers together, 16,384);
+/// a longer one is answered 414. A collections retrieve by `GET` fits about 800 ids.
+pub(crate) const MAX_URI_BYTES: usize = 16_384;
+
 /// One Salesforce API error: the HTTP status it travels with, its `errorCode`, its message and,
 /// when Salesforce names them, the fields involved.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -231,8 +235,22 @@ impl SimError {
 
     /// 400 `EXCEEDED_ID_LIMIT`: more than 200 records in one collection call.
     pub fn too_many_records() -> Self {
-        let message = "record limit reached. cannot submit more than 200 records into this call";
+        Self::too_many_ids(200)
+    }
+
+    /// 400 `EXCEEDED_ID_LIMIT`: more than `max` records in one collection call (200 for writes,
+    /// 2,000 for a retrieve).
+    pub fn too_many_ids(max: usize) -> Self {
+        let message =
+            format!("record limit reached. cannot submit more than {max} records into this call");
         Self::new(400, "EXCEEDED_ID_LIMIT", message, None)
+    }
+
+    /// 414 `URI_TOO_LONG`: a request whose URI is longer than [`MAX_URI_BYTES`].
+    pub fn uri_too_long(len: usize) -> Self {
+        let message =
+            format!("the request URI is {len} bytes; at most {MAX_URI_BYTES} are accepted");
+        Self::new(414, "URI_TOO_LONG", message, None)
     }
 
     /// 400 `JSON_PARSER_ERROR` for a body that is not what the endpoint takes.

@@ -5,12 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, OriginalUri, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::error::SimError;
+use super::error::{MAX_URI_BYTES, SimError};
 use super::listener::ConnKill;
 use super::state::{Shared, Writer};
 use crate::domain::SalesforceId;
@@ -42,6 +42,9 @@ impl Caller {
         }
     }
 }
+
+/// The endpoint name of a collections retrieve by `POST` (a read).
+const RETRIEVE_BY_POST: &str = "POST /composite/sobjects/{object}";
 
 /// What the guard decided before the handler runs.
 enum Verdict {
@@ -121,8 +124,17 @@ pub(crate) async fn guard(
         .extensions()
         .get::<ConnectInfo<ConnKill>>()
         .map(|c| c.0.clone());
+    let uri_len = request.extensions().get::<OriginalUri>().map_or_else(
+        || request.uri().to_string().len(),
+        |u| u.0.to_string().len(),
+    );
+    if uri_len > MAX_URI_BYTES {
+        // Refused at the door, before the call is counted.
+        return SimError::uri_too_long(uri_len).into_response();
+    }
     let endpoint = endpoint_name(request.method(), request.extensions().get::<MatchedPath>());
-    let is_write = request.method() != Method::GET;
+    // A collections retrieve is a read, whichever method carries its ids.
+    let is_write = request.method() != Method::GET && endpoint != RETRIEVE_BY_POST;
     let token = bearer(request.headers());
     let mut response = match decide(&shared, token.as_deref(), endpoint, is_write) {
         Verdict::Refuse(e) => e.into_response(),

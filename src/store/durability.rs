@@ -83,12 +83,18 @@ impl GroupCommit {
     pub(super) fn start(
         db: sled::Db,
         inbox: Arc<Inbox>,
-        wal: Wal,
+        mut wal: Wal,
         dir: &Path,
     ) -> Result<Self, StoreError> {
         let file = data_file(dir)?;
         // Make the files' existence itself durable once.
         File::open(dir)?.sync_all()?;
+        // The first segment is made here, before the service accepts connections: a flood of
+        // them can take every file descriptor, and the first acknowledgement must not need one.
+        if let Err(e) = wal.prepare() {
+            // The first sync tries again, and answers with the error if it fails too.
+            tracing::warn!(error = %e, "inbox log segment not created");
+        }
         let (tx, rx) = mpsc::channel::<Request>();
         let shared = Arc::new(Shared {
             completed: AtomicU64::new(0),
@@ -219,10 +225,6 @@ struct Committer {
 
 impl Committer {
     fn run(&mut self, rx: &mpsc::Receiver<Request>) {
-        if let Err(e) = self.wal.prepare() {
-            // The first sync tries again, and answers with the error if it fails too.
-            tracing::warn!(error = %e, "inbox log segment not created");
-        }
         let mut last_round = 0;
         loop {
             let first = match rx.recv_timeout(CHECKPOINT_EVERY) {

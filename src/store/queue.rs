@@ -50,21 +50,35 @@ impl Store {
 
     /// Every pending record of an org, in key order.
     pub fn pending_records(&self, org: &OrgId) -> Result<Vec<PendingRecord>, StoreError> {
-        let prefix = org.as_str().as_bytes().to_vec();
+        self.pending_records_where(org, usize::MAX, |_| true)
+    }
+
+    /// Up to `limit` pending records of an org that `keep` accepts, in key order. Only the
+    /// entries visited are copied, so a worker taking a batch does not copy a long queue.
+    pub fn pending_records_where(
+        &self,
+        org: &OrgId,
+        limit: usize,
+        mut keep: impl FnMut(&PendingRecord) -> bool,
+    ) -> Result<Vec<PendingRecord>, StoreError> {
+        let prefix = keys::org(org);
         let mem = self.inbox();
         let mut out = Vec::new();
         for (k, slot) in mem.pending.range(prefix.clone()..) {
-            if !k.starts_with(&prefix) {
+            if out.len() >= limit || !k.starts_with(&prefix) {
                 break;
             }
             let (org, object, id) =
                 keys::parse_pending(k).ok_or_else(|| corrupt("inbox_pending", "bad key"))?;
-            out.push(PendingRecord {
+            let record = PendingRecord {
                 org,
                 object,
                 id,
                 entry: slot.entry.clone(),
-            });
+            };
+            if keep(&record) {
+                out.push(record);
+            }
         }
         Ok(out)
     }
@@ -233,6 +247,15 @@ mod tests {
             resync: vec![],
             digest: None,
         }
+    }
+
+    #[test]
+    fn the_first_log_segment_exists_once_the_store_is_open() {
+        // So that the first acknowledgement needs no new file descriptor.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _store = Store::open(dir.path()).expect("open");
+        let segments = wal::segments(&dir.path().join("inbox-log")).expect("segments");
+        assert_eq!(segments.len(), 1);
     }
 
     #[test]

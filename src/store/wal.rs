@@ -113,6 +113,12 @@ pub(super) fn segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     Ok(out)
 }
 
+/// How much of a segment one zero-filling write covers: one page. The page cache keeps a file
+/// in folios as large as the writes that filled them, and a later small write into a folio
+/// dirties (and writes back) all of it; a segment zero-filled a page at a time keeps every
+/// commit's small write to the page or two it touches.
+const ZERO_FILL_WRITE: usize = 4096;
+
 /// Creates a zero-filled segment and makes it and its directory entry durable.
 fn create_segment(dir: &Path, number: u64, size: u64) -> io::Result<File> {
     let file = std::fs::OpenOptions::new()
@@ -120,7 +126,7 @@ fn create_segment(dir: &Path, number: u64, size: u64) -> io::Result<File> {
         .write(true)
         .create_new(true)
         .open(segment_path(dir, number))?;
-    let zeroes = vec![0u8; 1 << 20];
+    let zeroes = [0u8; ZERO_FILL_WRITE];
     let mut at = 0;
     while at < size {
         let n = (size - at).min(zeroes.len() as u64) as usize;

@@ -225,7 +225,12 @@ async fn out_of_file_descriptors_the_service_backs_off_and_keeps_serving() {
         .await
         .expect("answer in time")
         .expect("read");
-    assert!(String::from_utf8_lossy(&answer[..n]).contains("<Ack>true</Ack>"));
+    assert!(
+        String::from_utf8_lossy(&answer[..n]).contains("<Ack>true</Ack>"),
+        "{}\n{}",
+        String::from_utf8_lossy(&answer[..n]),
+        service.log.join("\n")
+    );
     drop(flood);
     service.signal("-TERM");
     let (exit, _) = tokio::task::block_in_place(|| service.wait_exit(Duration::from_secs(15)));

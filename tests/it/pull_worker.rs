@@ -91,12 +91,12 @@ fn worked(outcome: Outcome) -> sfsync::worker::inbox::StepReport {
 }
 
 #[tokio::test]
-async fn one_step_pulls_four_hundred_records_in_two_calls_and_clears_them() {
+async fn one_step_pulls_two_thousand_four_hundred_records_in_two_calls_and_clears_them() {
     let rig = rig().await;
     let seeded = rig
         .sim
         .seed_org(&SeedSpec {
-            accounts: 400,
+            accounts: 2_400,
             ..SeedSpec::default()
         })
         .expect("seed");
@@ -104,12 +104,12 @@ async fn one_step_pulls_four_hundred_records_in_two_calls_and_clears_them() {
         rig.notify(ObjectType::Account, id, &format!("a{i}"), None);
         rig.notify(ObjectType::Account, id, &format!("b{i}"), None);
     }
-    assert_eq!(rig.store.pending_count(), 400);
+    assert_eq!(rig.store.pending_count(), 2_400);
     let mut worker = rig.worker();
     let report = worked(worker.step().await.expect("step"));
-    assert_eq!(report.pulled, 400);
-    assert_eq!(report.applied, 400);
-    assert_eq!(report.api_calls, 2);
+    assert_eq!(report.pulled, 2_400);
+    assert_eq!(report.applied, 2_400);
+    assert_eq!(report.api_calls, 2, "retrieves of up to 2,000 ids");
     assert_eq!(rig.store.pending_count(), 0);
     assert_eq!(worker.step().await.expect("step"), Outcome::Idle);
 }
@@ -225,6 +225,45 @@ async fn pulls_pause_once_the_configured_share_of_the_budget_is_used() {
     assert!(worker.is_paused(&rig.org));
     assert_eq!(rig.calls(), calls, "no call past the share");
     assert_eq!(rig.store.pending_count(), 1);
+}
+
+#[tokio::test]
+async fn a_step_makes_no_more_retrieves_than_the_budget_share_has_left() {
+    let rig = rig().await;
+    let seeded = rig
+        .sim
+        .seed_org(&SeedSpec {
+            accounts: 4_501,
+            ..SeedSpec::default()
+        })
+        .expect("seed");
+    let (first, rest) = seeded.accounts.split_first().expect("accounts");
+    // After the next call, the share (half the day's calls) has two calls left.
+    let used = rig.sim.api_usage() + 1;
+    rig.sim.set_faults(Faults {
+        daily_api_limit: Some(2 * (used + 2)),
+        ..Faults::default()
+    });
+    let mut worker = InboxWorker::new(
+        rig.store.clone(),
+        rig.ctx.clone(),
+        InboxSettings {
+            limit_share: 0.5,
+            ..settings()
+        },
+    );
+    rig.notify(ObjectType::Account, first, "first", None);
+    assert_eq!(worked(worker.step().await.expect("step")).applied, 1);
+
+    for (i, id) in rest.iter().enumerate() {
+        rig.notify(ObjectType::Account, id, &format!("n{i}"), None);
+    }
+    let calls = rig.calls();
+    let report = worked(worker.step().await.expect("step"));
+    assert_eq!(rig.calls() - calls, 2, "three batches, two calls left");
+    assert_eq!((report.applied, report.failed), (4_000, 0));
+    assert_eq!(rig.store.pending_count(), 500, "the third batch waits");
+    assert_eq!(worker.step().await.expect("step"), Outcome::Paused);
 }
 
 #[tokio::test]

@@ -509,6 +509,63 @@ async fn collections_update_delete_and_retrieve_in_id_order() {
 }
 
 #[tokio::test]
+async fn a_retrieve_by_post_takes_up_to_2000_ids_and_is_a_read() {
+    let org = Org::start().await;
+    let a = org.create("Account", json!({"Name": "A"})).await;
+    // A row lock only ever meets a write: a retrieve carried by POST is a read.
+    org.sim.set_faults(Faults {
+        lock_row_rate: 1.0,
+        ..Faults::default()
+    });
+    let ids = vec![a.clone(); 2_000];
+    let (status, got) = body(
+        org.post(
+            "/composite/sobjects/Account",
+            json!({"ids": ids, "fields": ["Name"]}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(got.as_array().map(Vec::len), Some(2_000));
+    assert_eq!(got[1_999]["Name"], "A");
+
+    let too_many = vec![a.clone(); 2_001];
+    let (status, refused) = body(
+        org.post(
+            "/composite/sobjects/Account",
+            json!({"ids": too_many, "fields": ["Name"]}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(refused[0]["errorCode"], "EXCEEDED_ID_LIMIT");
+}
+
+#[tokio::test]
+async fn a_uri_over_16_kib_is_refused_414_before_it_is_counted() {
+    let org = Org::start().await;
+    let a = org.create("Account", json!({"Name": "A"})).await;
+    let before = org.sim.api_calls().total;
+    // 1,000 ids of 18 characters and their commas: about 19,000 bytes of URI.
+    let ids = vec![a.as_str(); 1_000].join(",");
+    let response = org
+        .get(&format!(
+            "/composite/sobjects/Account?ids={ids}&fields=Name"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::URI_TOO_LONG);
+    assert_eq!(org.sim.api_calls().total, before);
+}
+
+#[tokio::test]
 async fn a_collection_upsert_reports_the_created_flag() {
     let org = Org::start().await;
     org.sim

@@ -95,17 +95,89 @@ pub fn commit_record(
     target: Target,
     clear: Option<&PendingEntry>,
 ) -> Result<Applied, StoreError> {
-    let seen = stamp_ms(record).map(|stamp_ms| Seen {
-        stamp_ms,
-        pulled_ms: origin.now.timestamp_millis(),
-    });
+    let applied = commit_records(
+        store,
+        org,
+        rules,
+        object,
+        &[(record, clear)],
+        origin,
+        target,
+    )?;
+    Ok(applied.into_iter().next().unwrap_or(Applied::Ignored {
+        reason: "nothing applied".into(),
+    }))
+}
+
+/// A pulled record and, when it was pulled for a pending entry, that entry as it was before the
+/// pull (see [`clear_if_covered`]).
+pub type PulledRecord<'a> = (&'a Record, Option<&'a PendingEntry>);
+
+/// Applies pulled records of `object` in order, in ONE transaction, each clearing its pending
+/// entry as [`commit_record`] does. One transaction per batch, not per record: each sled
+/// transaction writes its own log buffers, and a batch of them costs a few writes instead of
+/// a few per record.
+pub fn commit_records(
+    store: &Store,
+    org: &OrgId,
+    rules: &Rules,
+    object: ObjectType,
+    records: &[PulledRecord<'_>],
+    origin: &Origin,
+    target: Target,
+) -> Result<Vec<Applied>, StoreError> {
+    let pulled_ms = origin.now.timestamp_millis();
     store.atomically(|tx| {
-        let applied = apply_record(tx, org, rules, object, record, origin, target)?;
-        if let (Some(snapshot), Some(id)) = (clear, record.sf_id()) {
-            clear_if_covered(tx, org, object, &id, snapshot, seen)?;
+        let mut out = Vec::with_capacity(records.len());
+        for (record, clear) in records {
+            out.push(apply_record(
+                tx, org, rules, object, record, origin, target,
+            )?);
+            if let (Some(snapshot), Some(id)) = (clear, record.sf_id()) {
+                let seen = stamp_ms(record).map(|stamp_ms| Seen {
+                    stamp_ms,
+                    pulled_ms,
+                });
+                clear_if_covered(tx, org, object, &id, snapshot, seen)?;
+            }
         }
-        Ok(applied)
+        Ok(out)
     })
+}
+
+/// A record gone from Salesforce: its id, the survivor when it was merged, the local records
+/// pointing at its local copy (see [`children_of`]), and its pending entry before the call.
+pub struct GoneRecord<'a> {
+    /// The record.
+    pub id: &'a SalesforceId,
+    /// The merge survivor, if any.
+    pub master: Option<&'a SalesforceId>,
+    /// What a merge re-points.
+    pub children: Children,
+    /// The pending entry to clear, as read before the call.
+    pub clear: Option<&'a PendingEntry>,
+}
+
+impl<'a> GoneRecord<'a> {
+    /// A gone record, with the children of its local copy read when it was merged.
+    pub fn read(
+        store: &Store,
+        org: &OrgId,
+        id: &'a SalesforceId,
+        master: Option<&'a SalesforceId>,
+        clear: Option<&'a PendingEntry>,
+    ) -> Result<Self, StoreError> {
+        let children = match store.local_by_salesforce_id(org, id)? {
+            Some(local) if master.is_some() => children_of(store, org, local)?,
+            _ => Children::default(),
+        };
+        Ok(Self {
+            id,
+            master,
+            children,
+            clear,
+        })
+    }
 }
 
 /// [`apply_gone`] in one transaction, clearing the pending entry as [`commit_record`] does.
@@ -119,16 +191,53 @@ pub fn commit_gone(
     origin: &Origin,
     clear: Option<&PendingEntry>,
 ) -> Result<Applied, StoreError> {
-    let children = match store.local_by_salesforce_id(org, id)? {
-        Some(local) if master.is_some() => children_of(store, org, local)?,
-        _ => Children::default(),
-    };
+    let gone = GoneRecord::read(store, org, id, master, clear)?;
+    let applied = commit_gone_records(store, org, object, &[gone], origin)?;
+    Ok(applied.into_iter().next().unwrap_or(Applied::Ignored {
+        reason: "nothing applied".into(),
+    }))
+}
+
+/// [`apply_gone`] for many records of `object` in one transaction, each clearing its pending
+/// entry.
+pub fn commit_gone_records(
+    store: &Store,
+    org: &OrgId,
+    object: ObjectType,
+    gone: &[GoneRecord<'_>],
+    origin: &Origin,
+) -> Result<Vec<Applied>, StoreError> {
     store.atomically(|tx| {
-        let applied = apply_gone(tx, org, id, master, &children, origin)?;
-        if let Some(snapshot) = clear {
-            clear_if_covered(tx, org, object, id, snapshot, None)?;
+        let mut out = Vec::with_capacity(gone.len());
+        for g in gone {
+            out.push(apply_gone(tx, org, g.id, g.master, &g.children, origin)?);
+            if let Some(snapshot) = g.clear {
+                clear_if_covered(tx, org, object, g.id, snapshot, None)?;
+            }
         }
-        Ok(applied)
+        Ok(out)
+    })
+}
+
+/// A pending entry to clear without a pull: its record, the entry as it was read, and the
+/// stored [`Seen`] that covers it (`None` for an echo of sfsync's own write).
+pub type Covered<'a> = (ObjectType, &'a SalesforceId, &'a PendingEntry, Option<Seen>);
+
+/// Clears pending entries whose change needs no pull (already applied, or sfsync's own write),
+/// in one transaction, each only if nothing newer arrived (see [`clear_if_covered`]). Returns
+/// whether each was cleared.
+pub fn clear_covered(
+    store: &Store,
+    org: &OrgId,
+    entries: &[Covered<'_>],
+) -> Result<Vec<bool>, StoreError> {
+    store.atomically(|tx| {
+        entries
+            .iter()
+            .map(|(object, id, snapshot, seen)| {
+                clear_if_covered(tx, org, *object, id, snapshot, *seen)
+            })
+            .collect()
     })
 }
 
@@ -142,7 +251,8 @@ pub fn skip_covered(
     snapshot: &PendingEntry,
     seen: Seen,
 ) -> Result<bool, StoreError> {
-    store.atomically(|tx| clear_if_covered(tx, org, object, id, snapshot, Some(seen)))
+    let cleared = clear_covered(store, org, &[(object, id, snapshot, Some(seen))])?;
+    Ok(cleared.first().copied().unwrap_or(false))
 }
 
 /// The stored [`Seen`] bookmark of a record.

@@ -40,7 +40,10 @@ mod person;
 mod policy;
 
 pub use crate::store::{SAME_SECOND_MARGIN_MS, Seen};
-pub use commit::{apply_record, clear_if_covered, commit_gone, commit_record, seen, skip_covered};
+pub use commit::{
+    Covered, GoneRecord, PulledRecord, apply_record, clear_covered, clear_if_covered, commit_gone,
+    commit_gone_records, commit_record, commit_records, seen, skip_covered,
+};
 pub use conflicts::{Conflict, ConflictView, close_conflict};
 pub use echo::{is_own_write, skip_own_write};
 pub use fields::{can_merge, fields_for, parse_datetime, stamp_ms};

@@ -15,11 +15,15 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-use super::pull::{ChangedAt, Rig, change, final_marker, percentile};
+use super::loopback::Service;
+use super::measure::percentile_ms;
+use super::pull::{change, final_marker, go_live, org};
 use crate::cli::FeedBenchArgs;
 use crate::config::AppWebhook;
 use crate::domain::WebhookSecret;
 use crate::tools::app_receiver::AppReceiver;
+
+const KEY: &str = "bench-feed-webhook-key-01";
 
 /// Runs `bench feed`.
 pub async fn run(args: &FeedBenchArgs) -> anyhow::Result<()> {
@@ -31,14 +35,17 @@ pub async fn run(args: &FeedBenchArgs) -> anyhow::Result<()> {
         secret,
         types: Vec::new(),
     };
-    let rig = Rig::start(n, args.latency_ms, |c| c.app_webhooks = vec![hook]).await?;
+    let (sim, accounts) = org(n).await?;
+    let adjust = |c: &mut crate::config::Config| c.app_webhooks = vec![hook];
+    let service = Service::start_adjusted(&sim, KEY, adjust, |_| Ok(())).await?;
+    go_live(&sim, args.latency_ms);
     eprintln!(
         "bench feed: {n} records changed once each, {} ms api latency",
         args.latency_ms
     );
-    let changed_at: ChangedAt = Default::default();
+    let (changed, changes) = std::sync::mpsc::channel();
     let started = Instant::now();
-    change(&rig.sim, &rig.accounts, 1, &changed_at).await?;
+    change(&sim, &accounts, 1, &changed).await?;
     let marker = serde_json::json!(final_marker(1));
     let deadline = Instant::now() + Duration::from_secs(120 + n as u64 / 100);
     let arrived = loop {
@@ -49,14 +56,15 @@ pub async fn run(args: &FeedBenchArgs) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let elapsed = started.elapsed();
-    let changed = changed_at.lock().map(|m| m.clone()).unwrap_or_default();
+    let changed: HashMap<_, _> = changes.try_iter().collect();
     let mut latencies: Vec<Duration> = changed
         .iter()
         .filter_map(|(id, at)| Some(arrived.get(id.as_str())?.saturating_duration_since(*at)))
         .collect();
     latencies.sort();
     let (posts, rejected) = app.posts_and_rejected();
-    rig.stop().await?;
+    service.stop().await?;
+    sim.shutdown();
     eprintln!(
         "{}/{n} changes reached the app in {:.1} s; {posts} POSTs, {rejected} refused",
         latencies.len(),
@@ -70,8 +78,8 @@ pub async fn run(args: &FeedBenchArgs) -> anyhow::Result<()> {
     );
     println!(
         "feed changes={n} p50_ms={:.0} p99_ms={:.0} deliveries_per_change={:.2}",
-        percentile(&latencies, 0.50),
-        percentile(&latencies, 0.99),
+        percentile_ms(&latencies, 0.50),
+        percentile_ms(&latencies, 0.99),
         posts as f64 / n as f64
     );
     Ok(())

@@ -4,9 +4,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use secrecy::SecretString;
+use secrecy::{SecretBox, SecretString};
+use tokio_util::sync::CancellationToken;
 
-use crate::app::StoreTokens;
+use crate::app::{App, StoreTokens};
 use crate::config::Config;
 use crate::domain::OrgId;
 use crate::salesforce::{Client, OAuthSettings, TokenKey, TokenStore as _, TokenVault};
@@ -60,4 +61,72 @@ pub fn client(sim: &Simulator, store: &Store, key: TokenKey) -> anyhow::Result<C
         vault,
         tokens,
     )?)
+}
+
+/// The service on loopback with a temporary store, connected to a simulated org whose Outbound
+/// Messages it receives; running until [`Service::stop`].
+pub struct Service {
+    /// The service's store.
+    pub store: Store,
+    /// The org's connection, as the service's workers use it.
+    pub client: Client,
+    shutdown: CancellationToken,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Service {
+    /// Builds the service for `sim`'s org, lets `before` write to its store before any worker
+    /// runs, connects the org, starts the service and points the org's Outbound Messages at it.
+    pub async fn start(
+        sim: &Simulator,
+        webhook_key: &str,
+        before: impl FnOnce(&Store) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Self> {
+        Self::start_adjusted(sim, webhook_key, |_| {}, before).await
+    }
+
+    /// [`Service::start`] with the service's configuration `adjust`ed first.
+    pub async fn start_adjusted(
+        sim: &Simulator,
+        webhook_key: &str,
+        adjust: impl FnOnce(&mut crate::config::Config),
+        before: impl FnOnce(&Store) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir().context("temporary store")?;
+        let org = sim.org_id();
+        let mut config = service_config(
+            &dir.path().join("store"),
+            &org,
+            "bench-api-token-0123456789",
+            webhook_key,
+        )?;
+        adjust(&mut config);
+        let app = App::build(&config).await?;
+        let base = format!("http://{}", app.local_addr());
+        let store = app.state().store.clone();
+        before(&store)?;
+        let mut key = [0u8; 32];
+        rand::fill(&mut key);
+        let client = client(sim, &store, TokenKey::new(1, SecretBox::new(Box::new(key))))?;
+        app.connect_salesforce(client.clone());
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(app.run_until(shutdown.clone()));
+        sim.set_outbound_url(Some(format!(
+            "{base}/webhooks/salesforce/outbound/{webhook_key}"
+        )));
+        Ok(Self {
+            store,
+            client,
+            shutdown,
+            server,
+            _dir: dir,
+        })
+    }
+
+    /// Stops the service (its final flush included) and removes its store.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.server.await.context("server task")?
+    }
 }

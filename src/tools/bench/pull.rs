@@ -1,5 +1,5 @@
-//! `sfsync bench pull`: what the pull side costs in Salesforce API calls, and how long a change
-//! takes to reach the local store.
+//! `sfsync bench pull`: what the pull side costs in Salesforce API calls and bytes written, and
+//! how long a change takes to reach the local store.
 //!
 //! A simulated org with `records` Accounts (50 ms of latency on every API call) and the service
 //! on loopback with a temporary store. Each Account is changed `k` times back to back, a few
@@ -7,193 +7,146 @@
 //! shuffled out of order. A watcher polls the store and notes when each record's last change is
 //! local. A naive puller (one `GET` per notification) would spend one call per notification.
 //! The last line is
-//! `pull records=… notifications=… api_calls=… calls_per_record=… naive_calls=… p50_ms=… p99_ms=…`.
+//! `pull records=… notifications=… api_calls=… calls_per_record=… naive_calls=… p50_ms=… p99_ms=… write_bytes_per_record=…`,
+//! the bytes being what the whole process caused to be written (see [`super::measure`]).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use secrecy::{SecretBox, SecretString};
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
-use super::loopback;
-use crate::app::App;
+use super::loopback::{self, Service};
+use super::measure::{self, percentile_ms};
 use crate::cli::PullBenchArgs;
-use crate::domain::{OrgId, SalesforceId};
-use crate::salesforce::TokenKey;
+use crate::domain::{Company, OrgId, SalesforceId};
 use crate::simulator::{DeliveryMode, Faults, SeedSpec, Simulator, SimulatorConfig};
 use crate::store::Store;
 
 const KEY: &str = "bench-pull-webhook-key-01";
-const TOKEN: &str = "bench-pull-api-token-0123";
 
 /// The value the last change of every record writes, so the watcher can tell it apart.
 pub(super) fn final_marker(k: usize) -> i64 {
     1_000_000 + k as i64
 }
 
-pub(super) fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)].as_secs_f64() * 1000.0
+/// A simulated org with `n` Accounts, and their ids.
+pub(super) async fn org(n: usize) -> anyhow::Result<(Simulator, Vec<SalesforceId>)> {
+    let sim = loopback::simulator(SimulatorConfig {
+        seed: 5,
+        daily_api_limit: 10_000_000,
+        ..SimulatorConfig::default()
+    })
+    .await?;
+    let seeded = sim.seed_org(&SeedSpec {
+        accounts: n,
+        ..SeedSpec::default()
+    })?;
+    Ok((sim, seeded.accounts))
 }
 
-/// A simulated org with `n` Accounts (50 ms, or `latency_ms`, on every API call once started)
-/// and the service connected to it on loopback with a temporary store, `adjust`ed; the org's
-/// Outbound Messages go to the service, out of order.
-pub(super) struct Rig {
-    /// The org.
-    pub(super) sim: Simulator,
-    /// Its Accounts.
-    pub(super) accounts: Vec<SalesforceId>,
-    /// The service's store.
-    pub(super) store: Store,
-    /// The service's connection to the org.
-    pub(super) client: crate::salesforce::Client,
-    shutdown: CancellationToken,
-    server: tokio::task::JoinHandle<anyhow::Result<()>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Rig {
-    /// Starts the org and the service.
-    pub(super) async fn start(
-        n: usize,
-        latency_ms: u64,
-        adjust: impl FnOnce(&mut crate::config::Config),
-    ) -> anyhow::Result<Self> {
-        let sim = loopback::simulator(SimulatorConfig {
-            seed: 5,
-            daily_api_limit: 10_000_000,
-            ..SimulatorConfig::default()
-        })
-        .await?;
-        let seeded = sim.seed_org(&SeedSpec {
-            accounts: n,
-            ..SeedSpec::default()
-        })?;
-        let dir = tempfile::tempdir().context("temporary store")?;
-        let org = sim.org_id();
-        let mut config = loopback::service_config(&dir.path().join("store"), &org, TOKEN, KEY)?;
-        adjust(&mut config);
-        let app = App::build(&config).await?;
-        let base = format!("http://{}", app.local_addr());
-        let store = app.state().store.clone();
-        let key = TokenKey::new(1, SecretBox::new(Box::new([9u8; 32])));
-        let client = loopback::client(&sim, &store, key)?
-            .with_access_token(SecretString::from(sim.credentials().access_token));
-        app.connect_salesforce(client.clone());
-        let shutdown = CancellationToken::new();
-        let server = tokio::spawn(app.run_until(shutdown.clone()));
-        sim.set_faults(Faults {
-            latency_ms,
-            ..Faults::default()
-        });
-        sim.set_delivery_mode(DeliveryMode {
-            duplicate: false,
-            out_of_order: true,
-        });
-        sim.set_outbound_url(Some(format!("{base}/webhooks/salesforce/outbound/{KEY}")));
-        Ok(Self {
-            sim,
-            accounts: seeded.accounts,
-            store,
-            client,
-            shutdown,
-            server,
-            _dir: dir,
-        })
-    }
-
-    /// Stops the service and the org.
-    pub(super) async fn stop(self) -> anyhow::Result<()> {
-        self.shutdown.cancel();
-        self.server.await.context("server task")??;
-        self.sim.shutdown();
-        Ok(())
-    }
+/// Once the service runs: `latency_ms` on every API call, and Outbound Messages out of order.
+pub(super) fn go_live(sim: &Simulator, latency_ms: u64) {
+    sim.set_faults(Faults {
+        latency_ms,
+        ..Faults::default()
+    });
+    sim.set_delivery_mode(DeliveryMode {
+        duplicate: false,
+        out_of_order: true,
+    });
 }
 
 /// Runs `bench pull`.
 pub async fn run(args: &PullBenchArgs) -> anyhow::Result<()> {
     let n = args.records.max(1);
     let k = args.k.max(1);
-    let rig = Rig::start(n, args.latency_ms, |_| {}).await?;
+    let written_before = measure::write_bytes();
+    let (sim, accounts) = org(n).await?;
+    let service = Service::start(&sim, KEY, |_| Ok(())).await?;
+    go_live(&sim, args.latency_ms);
     eprintln!(
         "bench pull: {n} records, {k} notifications each, {} ms api latency",
         args.latency_ms
     );
-    let changed_at: ChangedAt = Arc::default();
-    let org = rig.sim.org_id();
+    let (changed, changes) = std::sync::mpsc::channel();
     let watcher = watch(
-        rig.store.clone(),
-        org,
-        changed_at.clone(),
+        service.store.clone(),
+        sim.org_id(),
+        changes,
         n,
         final_marker(k),
     );
     let started = Instant::now();
-    change(&rig.sim, &rig.accounts, k, &changed_at).await?;
-    let mut latencies = watcher.await.context("watcher")?;
+    let calls_before = service.client.api_calls();
+    change(&sim, &accounts, k, &changed).await?;
+    let mut latencies = tokio::task::spawn_blocking(move || watcher.join())
+        .await
+        .context("watcher")?
+        .map_err(|_| anyhow::anyhow!("the watcher panicked"))?;
     let elapsed = started.elapsed();
     latencies.sort();
-    let api_calls = rig.client.api_calls();
-    let notifications = rig.sim.outbound_stats().notifications_queued;
+    let api_calls = service.client.api_calls() - calls_before;
+    let notifications = sim.outbound_stats().notifications_queued;
     let applied = latencies.len();
-    let refreshes = rig.client.token_requests();
-    rig.stop().await?;
+    let refreshes = service.client.token_requests();
+    service.stop().await?;
+    sim.shutdown();
+    let written = measure::per_record(written_before, measure::write_bytes(), n);
     eprintln!(
         "{applied}/{n} records reached the store in {:.1} s; {refreshes} token refreshes",
-        elapsed.as_secs_f64(),
+        elapsed.as_secs_f64()
     );
     if applied < n {
         anyhow::bail!("only {applied} of {n} records reached the store");
     }
     println!(
-        "pull records={n} notifications={notifications} api_calls={api_calls} calls_per_record={:.4} naive_calls={notifications} p50_ms={:.0} p99_ms={:.0}",
+        "pull records={n} notifications={notifications} api_calls={api_calls} calls_per_record={:.4} naive_calls={notifications} p50_ms={:.0} p99_ms={:.0} write_bytes_per_record={}",
         api_calls as f64 / n as f64,
-        percentile(&latencies, 0.50),
-        percentile(&latencies, 0.99)
+        percentile_ms(&latencies, 0.50),
+        percentile_ms(&latencies, 0.99),
+        measure::per_record_text(written),
     );
     Ok(())
 }
 
-/// When each record's last change was made in the org.
-pub(super) type ChangedAt = Arc<std::sync::Mutex<HashMap<SalesforceId, Instant>>>;
+/// Each record's last change, as it is made: the record and when.
+pub(super) type Changed = std::sync::mpsc::Sender<(SalesforceId, Instant)>;
 
-/// The watcher: polls the store and returns, for each of `n` records, how long after its last
-/// change it became local (its `NumberOfEmployees` is `marker`).
+/// The watcher, a thread of its own so that its reads do not hold up the service's runtime:
+/// polls the store for the records changed so far and returns, for each of `n` records, how
+/// long after its last change it became local (its `NumberOfEmployees` is `marker`). A poll
+/// reads only the records not yet local, and the next waits at least twice as long as the last
+/// took, so the watcher never takes more than a third of a core from the service.
 fn watch(
     store: Store,
     org: OrgId,
-    changed_at: ChangedAt,
+    changes: std::sync::mpsc::Receiver<(SalesforceId, Instant)>,
     n: usize,
     marker: i64,
-) -> tokio::task::JoinHandle<Vec<Duration>> {
-    tokio::spawn(async move {
+) -> std::thread::JoinHandle<Vec<Duration>> {
+    std::thread::spawn(move || {
         let mut latencies = Vec::with_capacity(n);
-        let mut done = std::collections::HashSet::new();
+        let mut waiting: HashMap<SalesforceId, Instant> = HashMap::new();
         let deadline = Instant::now() + Duration::from_secs(120 + n as u64 / 100);
-        while done.len() < n && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut pause = Duration::from_millis(20);
+        while latencies.len() < n && Instant::now() < deadline {
+            std::thread::sleep(pause);
+            waiting.extend(changes.try_iter());
             let now = Instant::now();
-            let Ok(companies) = store.companies(&org) else {
-                continue;
-            };
-            let changed = changed_at.lock().map(|m| m.clone()).unwrap_or_default();
-            for c in companies {
-                let Some(id) = c.salesforce_id else { continue };
-                if c.employees == Some(marker) && !done.contains(&id) {
-                    if let Some(at) = changed.get(&id) {
-                        latencies.push(now.duration_since(*at));
-                        done.insert(id);
-                    }
+            waiting.retain(|id, at| {
+                let local = store
+                    .local_by_salesforce_id(&org, id)
+                    .ok()
+                    .flatten()
+                    .and_then(|l| store.record::<Company>(&org, l.id).ok().flatten());
+                let done = local.is_some_and(|c| c.employees == Some(marker));
+                if done {
+                    latencies.push(now.duration_since(*at));
                 }
-            }
+                !done
+            });
+            pause = Duration::from_millis(20).max(now.elapsed() * 2);
         }
         latencies
     })
@@ -205,7 +158,7 @@ pub(super) async fn change(
     sim: &Simulator,
     accounts: &[SalesforceId],
     k: usize,
-    changed_at: &ChangedAt,
+    changed: &Changed,
 ) -> anyhow::Result<()> {
     let per_tick = (accounts.len() / 400).max(1);
     for chunk in accounts.chunks(per_tick) {
@@ -218,9 +171,7 @@ pub(super) async fn change(
                 };
                 sim.update(id, json!({"NumberOfEmployees": value}))?;
             }
-            if let Ok(mut m) = changed_at.lock() {
-                m.insert(id.clone(), Instant::now());
-            }
+            changed.send((id.clone(), Instant::now()))?;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

@@ -1,36 +1,43 @@
-//! `sfsync bench push`: API calls per record and drain rate of the outbox.
+//! `sfsync bench push`: API calls per record, drain rate and bytes written of the outbox.
 //!
 //! A simulated org on loopback (with `--latency-ms` on every call) is seeded with Accounts and
-//! Contacts, which a temporary store holds linked. Then `--records` local changes of mixed kinds
-//! are written, each with its outbox entry in one transaction: new Contacts, emails sent (Tasks),
-//! meetings booked (Events) and opportunities. One outbox worker drains them; the last line is
-//! `push records=… api_calls=… calls_per_record=… drain_per_s=…`, where `api_calls` counts every
-//! data call the simulator answered during the drain.
+//! Contacts, which the service's temporary store holds linked. Then `--records` local changes of
+//! mixed kinds are written, each with its outbox entry in one transaction: new Contacts, emails
+//! sent (Tasks), meetings booked (Events) and opportunities. The service drains them, and the
+//! org sends its Outbound Messages about those writes back to the service, as a real org does;
+//! the run ends when the outbox is empty and every message has been delivered and handled. The
+//! last line is
+//! `push records=… api_calls=… calls_per_record=… drain_per_s=… write_bytes_per_record=…`, where
+//! `api_calls` counts every data call the simulator answered from the start of the drain to
+//! the end, the pulls the messages caused included, and the bytes are what the whole process
+//! caused to be written (see [`super::measure`]).
 
 use std::convert::Infallible;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use chrono::Utc;
-use secrecy::SecretBox;
 
-use super::loopback;
+use super::loopback::{self, Service};
+use super::measure;
 use crate::cli::PushBenchArgs;
-use crate::config::OutboxConfig;
 use crate::domain::{
-    Activity, ActivityKind, Company, CompanyProduct, Contact, OrgId, OwnershipStatus, PushAs,
+    Activity, ActivityKind, Company, CompanyProduct, Contact, OrgId, OwnershipStatus,
     SalesforceKind,
 };
-use crate::salesforce::TokenKey;
-use crate::simulator::{Faults, SeedSpec, SeedSummary, SimulatorConfig};
+use crate::simulator::{Faults, SeedSpec, SeedSummary, Simulator, SimulatorConfig};
 use crate::store::{LocalRef, RecordKind, Store, TxAbort};
-use crate::worker::outbox::OutboxWorker;
 
 /// Linked companies (and two linked contacts each) the changes refer to.
 const COMPANIES: usize = 50;
 
+const KEY: &str = "bench-push-webhook-key-01";
+
+/// The fields each Outbound Message carries: the setup guide's minimum.
+const MESSAGE_FIELDS: [&str; 3] = ["Id", "SystemModstamp", "LastModifiedById"];
+
 /// Runs `bench push`.
 pub async fn run(args: &PushBenchArgs) -> anyhow::Result<()> {
+    let written_before = measure::write_bytes();
     let sim = loopback::simulator(SimulatorConfig {
         daily_api_limit: 10_000_000,
         ..SimulatorConfig::default()
@@ -43,65 +50,79 @@ pub async fn run(args: &PushBenchArgs) -> anyhow::Result<()> {
             ..SeedSpec::default()
         })
         .map_err(|e| anyhow::anyhow!("seeding the simulator: {e}"))?;
-    let dir = tempfile::tempdir().context("temporary store")?;
-    let store = Store::open(&dir.path().join("store")).context("opening the store")?;
-    let org = sim.org_id();
-    let companies = link_seeded(&store, &org, &seeded)?;
-    eprintln!(
-        "writing {} local changes with their outbox entries",
-        args.records
-    );
-    write_changes(&store, &org, &companies, args.records)?;
-    store.make_durable().await?;
-
-    let mut key = [0u8; 32];
-    rand::fill(&mut key);
-    let client = loopback::client(
-        &sim,
-        &store,
-        TokenKey::new(1, SecretBox::new(Box::new(key))),
-    )?;
-    let mut worker = OutboxWorker::new(
-        store.clone(),
-        client,
-        OutboxConfig::default(),
-        PushAs::Contact,
-    );
+    for object in ["Account", "Contact", "Lead", "Opportunity"] {
+        sim.set_outbound_rule(object, &MESSAGE_FIELDS)?;
+    }
     sim.set_faults(Faults {
         latency_ms: args.latency_ms,
         ..Faults::default()
     });
+    let org = sim.org_id();
+    eprintln!(
+        "writing {} local changes with their outbox entries",
+        args.records
+    );
     let calls_before = sim.api_calls().total;
+    let service = Service::start(&sim, KEY, |store| {
+        let companies = link_seeded(store, &org, &seeded)?;
+        write_changes(store, &org, &companies, args.records)
+    })
+    .await?;
     let started = Instant::now();
-    let progress = indicatif::ProgressBar::new(args.records as u64);
-    loop {
-        let outcome = worker.step().await?;
-        let left = store.outbox_counts(&org)?;
-        progress.set_position(args.records as u64 - left.pending.min(args.records as u64));
-        if !outcome.worked() && !worker.is_paused() {
-            break;
-        }
-    }
-    progress.finish_and_clear();
-    let elapsed = started.elapsed().as_secs_f64();
-    let calls = sim.api_calls().total - calls_before;
-    let left = store.outbox_counts(&org)?;
-    if left.pending + left.dead > 0 {
-        anyhow::bail!(
-            "the drain stopped with {} pending and {} dead entries",
-            left.pending,
-            left.dead
-        );
-    }
+    let drained = settle(&sim, &service.store, &org, args.records).await?;
+    let calls = sim.api_calls();
+    eprintln!("calls by endpoint: {:?}", calls.by_endpoint);
+    let calls = calls.total - calls_before;
+    service.stop().await?;
     sim.shutdown();
+    let written = measure::per_record(written_before, measure::write_bytes(), args.records);
     println!(
-        "push records={} api_calls={} calls_per_record={:.4} drain_per_s={:.0}",
+        "push records={} api_calls={} calls_per_record={:.4} drain_per_s={:.0} write_bytes_per_record={}",
         args.records,
         calls,
         calls as f64 / args.records.max(1) as f64,
-        args.records as f64 / elapsed.max(f64::EPSILON)
+        args.records as f64
+            / drained
+                .saturating_duration_since(started)
+                .as_secs_f64()
+                .max(f64::EPSILON),
+        measure::per_record_text(written),
     );
     Ok(())
+}
+
+/// Waits until the outbox is empty, every Outbound Message has been delivered and the inbox
+/// has handled them, with a progress bar; returns when the outbox became empty.
+async fn settle(
+    sim: &Simulator,
+    store: &Store,
+    org: &OrgId,
+    records: usize,
+) -> anyhow::Result<Instant> {
+    let progress = indicatif::ProgressBar::new(records as u64);
+    let deadline = Instant::now() + Duration::from_secs(300 + records as u64 / 20);
+    let mut drained = None;
+    let mut quiet = 0;
+    while quiet < 3 {
+        anyhow::ensure!(Instant::now() < deadline, "the run did not settle in time");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let left = store.outbox_counts(org)?;
+        anyhow::ensure!(left.dead == 0, "{} entries became dead letters", left.dead);
+        progress.set_position(records as u64 - left.pending.min(records as u64));
+        if left.pending > 0 {
+            continue;
+        }
+        let now = Instant::now();
+        let drained_at = *drained.get_or_insert(now);
+        let settled = sim.outbound_stats().pending == 0 && store.pending_count() == 0;
+        quiet = if settled && now > drained_at {
+            quiet + 1
+        } else {
+            0
+        };
+    }
+    progress.finish_and_clear();
+    drained.ok_or_else(|| anyhow::anyhow!("the outbox never drained"))
 }
 
 /// Local companies and contacts linked to the seeded Accounts and Contacts: `(company, contacts)`.

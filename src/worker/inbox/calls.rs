@@ -1,108 +1,168 @@
-//! The inbox worker's Salesforce calls: retrieving due records (batched, a few calls at a time),
-//! the parent Accounts they need, and telling merges from deletes among records gone.
+//! The inbox worker's Salesforce calls and what it applies from them: retrieving due records in
+//! batches of up to 2,000, several calls in flight, each batch applied (with the parent Accounts
+//! it needs) while the others are still on their way; and telling merges from deletes among
+//! records gone.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
 use futures::TryStreamExt as _;
 
-use super::{InboxWorker, Pulled, StepReport, key};
+use super::{InboxWorker, ORDER, StepReport, key};
 use crate::domain::{ObjectType, OrgId, SalesforceId};
 use crate::salesforce::{
-    Client, ErrorClass, MAX_COLLECTION, Record, RecordExt, SalesforceError, Soql,
+    Client, ErrorClass, MAX_COLLECTION, MAX_RETRIEVE, Record, RecordExt, SalesforceError, Soql,
 };
 use crate::store::{PendingRecord, StoreError};
-use crate::sync::pull::{self, Origin, Target};
+use crate::sync::pull::{self, Applied, GoneRecord, Origin, Target};
+
+/// One retrieve call: up to [`MAX_RETRIEVE`] records of one object.
+struct Batch {
+    object: ObjectType,
+    entries: Vec<PendingRecord>,
+}
 
 /// One retrieve call's result.
 struct Fetched {
-    object: ObjectType,
-    entries: Vec<PendingRecord>,
-    started: chrono::DateTime<chrono::Utc>,
+    batch: Batch,
+    started: DateTime<Utc>,
     result: Result<Vec<Option<Record>>, SalesforceError>,
 }
 
+/// Records to apply in one transaction: Accounts they need first, then the batch itself.
+struct ToApply {
+    org: OrgId,
+    object: ObjectType,
+    parents: Vec<Record>,
+    pulled: Vec<(PendingRecord, Record)>,
+    started: DateTime<Utc>,
+}
+
+/// The batches of one step, in the order they are applied (Accounts first, see [`ORDER`]).
+fn batches(mut pull: BTreeMap<ObjectType, Vec<PendingRecord>>) -> Vec<Batch> {
+    let mut out = Vec::new();
+    for object in ORDER {
+        let entries = pull.remove(&object).unwrap_or_default();
+        for chunk in entries.chunks(MAX_RETRIEVE) {
+            out.push(Batch {
+                object,
+                entries: chunk.to_vec(),
+            });
+        }
+    }
+    out
+}
+
 impl InboxWorker {
-    /// Reads the records, 200 ids a call, a few calls at a time. Records that come back empty
-    /// join `gone`; a failed call leaves its records pending, backing off.
-    pub(super) async fn retrieve(
+    /// Reads the records, up to [`MAX_RETRIEVE`] a call and up to
+    /// [`super::InboxSettings::concurrency`] calls in flight (no more calls in the step than the
+    /// budget share has left), and applies each batch in order as it arrives while the later
+    /// calls go on. Records that come back empty join `gone`; a failed call leaves its records
+    /// pending, backing off.
+    pub(super) async fn pull_and_apply(
         &mut self,
         client: &Client,
         pull: BTreeMap<ObjectType, Vec<PendingRecord>>,
         gone: &mut BTreeMap<ObjectType, Vec<PendingRecord>>,
         report: &mut StepReport,
-    ) -> Pulled {
-        let jobs: Vec<(ObjectType, Vec<PendingRecord>)> = pull
-            .into_iter()
-            .flat_map(|(object, entries)| {
-                let chunks: Vec<Vec<PendingRecord>> =
-                    entries.chunks(MAX_COLLECTION).map(<[_]>::to_vec).collect();
-                chunks.into_iter().map(move |c| (object, c))
-            })
-            .collect();
-        let fetched: Vec<Fetched> = futures::stream::iter(jobs)
-            .map(|(object, entries)| fetch(client.clone(), object, entries))
-            .buffer_unordered(self.settings.concurrency.max(1))
-            .collect()
-            .await;
-        let mut pulled = Pulled::new();
-        for f in fetched {
-            match f.result {
-                Ok(records) => {
-                    for (entry, record) in f.entries.into_iter().zip(records) {
-                        match record {
-                            Some(r) => {
-                                report.pulled += 1;
-                                let list = pulled.entry(f.object).or_default();
-                                list.push((entry, r, f.started));
-                            }
-                            None => gone.entry(f.object).or_default().push(entry),
-                        }
-                    }
-                }
+    ) -> Result<(), StoreError> {
+        let mut batches = batches(pull);
+        if let Some(left) = self.budget_left(client) {
+            batches.truncate(usize::try_from(left).unwrap_or(usize::MAX));
+        }
+        let width = self.settings.concurrency.max(1);
+        let calls = batches.into_iter().map(|batch| {
+            let client = client.clone();
+            tokio::spawn(fetch(client, batch))
+        });
+        let mut fetched = futures::stream::iter(calls).buffered(width);
+        while let Some(joined) = fetched.next().await {
+            let Ok(f) = joined else {
+                // The call's task ended without an answer: its records stay pending.
+                tracing::error!(org = %client.org_id(), "a retrieve task failed");
+                continue;
+            };
+            let records = match f.result {
+                Ok(records) => records,
                 Err(e) => {
-                    report.failed += f.entries.len() as u64;
-                    self.failed(client.org_id(), &e, &f.entries);
+                    report.failed += f.batch.entries.len() as u64;
+                    self.failed(client.org_id(), &e, &f.batch.entries);
+                    continue;
+                }
+            };
+            let mut pulled = Vec::with_capacity(records.len());
+            for (entry, record) in f.batch.entries.into_iter().zip(records) {
+                match record {
+                    Some(r) => pulled.push((entry, r)),
+                    None => gone.entry(f.batch.object).or_default().push(entry),
                 }
             }
+            report.pulled += pulled.len() as u64;
+            self.apply_batch(client, f.batch.object, pulled, f.started, report)
+                .await?;
         }
-        pulled
+        Ok(())
     }
 
-    /// Pulls and applies the Accounts that pulled records point at but that are not local yet,
-    /// so their links resolve. A failure only leaves those links for later.
-    pub(super) async fn pull_parents(
+    /// Applies one retrieved batch: first the Accounts its records point at that are not local
+    /// yet (pulled now, so links resolve), then the batch, each in one transaction on a blocking
+    /// thread, so the calls still in flight and the webhooks go on meanwhile.
+    async fn apply_batch(
         &mut self,
         client: &Client,
-        pulled: &Pulled,
+        object: ObjectType,
+        pulled: Vec<(PendingRecord, Record)>,
+        started: DateTime<Utc>,
         report: &mut StepReport,
     ) -> Result<(), StoreError> {
+        let parents = self.pull_parents(client, &pulled, report).await?;
+        let keys: Vec<_> = pulled.iter().map(|(e, _)| key(e)).collect();
+        // What each applied record is counted as: its object and its SystemModstamp (the
+        // parents come first, as the batch applies them).
+        let stamp = |r: &Record| r.str_field("SystemModstamp").map(str::to_string);
+        let observed: Vec<(ObjectType, Option<String>)> = parents
+            .iter()
+            .map(|r| (ObjectType::Account, stamp(r)))
+            .chain(pulled.iter().map(|(_, r)| (object, stamp(r))))
+            .collect();
+        let batch = ToApply {
+            org: client.org_id().clone(),
+            object,
+            parents,
+            pulled,
+            started,
+        };
+        let (store, rules) = (self.store.clone(), self.ctx.rules.clone());
+        let applied = tokio::task::spawn_blocking(move || batch.commit(&store, &rules))
+            .await
+            .map_err(|e| StoreError::Write(format!("applying a batch: {e}")))??;
+        for (a, (object, stamp)) in applied.iter().zip(&observed) {
+            report.count(a);
+            self.observe(*object, a, stamp.as_deref());
+        }
+        for k in &keys {
+            self.waiting.done(k);
+        }
+        Ok(())
+    }
+
+    /// The Accounts that a batch's records point at but that are neither in it nor local,
+    /// retrieved (up to [`MAX_RETRIEVE`] a call) so their links resolve. A failure only leaves
+    /// those links for later.
+    async fn pull_parents(
+        &mut self,
+        client: &Client,
+        pulled: &[(PendingRecord, Record)],
+        report: &mut StepReport,
+    ) -> Result<Vec<Record>, StoreError> {
         let org = client.org_id();
         let wanted = self.missing_parents(org, pulled)?;
-        for chunk in wanted.chunks(MAX_COLLECTION) {
-            let started = chrono::Utc::now();
+        let mut parents = Vec::new();
+        for chunk in wanted.chunks(MAX_RETRIEVE) {
             let fields = pull::fields_for(ObjectType::Account);
             match client.retrieve_collection("Account", chunk, fields).await {
-                Ok(records) => {
-                    let origin = Origin {
-                        event: "dependency".into(),
-                        now: started,
-                    };
-                    for r in records.into_iter().flatten() {
-                        report.pulled += 1;
-                        let applied = pull::commit_record(
-                            &self.store,
-                            org,
-                            &self.ctx.rules,
-                            ObjectType::Account,
-                            &r,
-                            &origin,
-                            Target::Ladder,
-                            None,
-                        )?;
-                        report.count(&applied);
-                    }
-                }
+                Ok(records) => parents.extend(records.into_iter().flatten()),
                 Err(e) => {
                     tracing::warn!(org = %org, error = %e, "dependency accounts not pulled");
                     if e.class() == ErrorClass::Limit {
@@ -111,41 +171,37 @@ impl InboxWorker {
                 }
             }
         }
-        Ok(())
+        report.pulled += parents.len() as u64;
+        Ok(parents)
     }
 
     /// Accounts named by pulled Contacts and Opportunities (`AccountId`) and converted Leads
-    /// (`ConvertedAccountId`) that are neither pulled in this step nor local.
+    /// (`ConvertedAccountId`) that are not local (Accounts pulled in the step are applied
+    /// before the batches that point at them).
     fn missing_parents(
         &self,
         org: &OrgId,
-        pulled: &Pulled,
+        pulled: &[(PendingRecord, Record)],
     ) -> Result<Vec<SalesforceId>, StoreError> {
-        let have: BTreeSet<&SalesforceId> = pulled
-            .get(&ObjectType::Account)
-            .map(|v| v.iter().map(|(e, _, _)| &e.id).collect())
-            .unwrap_or_default();
         let mut wanted = BTreeSet::new();
-        for (object, items) in pulled {
-            let field = match object {
+        for (entry, r) in pulled {
+            let field = match entry.object {
                 ObjectType::Contact | ObjectType::Opportunity => "AccountId",
                 ObjectType::Lead => "ConvertedAccountId",
                 ObjectType::Account => continue,
             };
-            for (_, r, _) in items {
-                let Some(a) = r.str_field(field).and_then(|s| SalesforceId::parse(s).ok()) else {
-                    continue;
-                };
-                if !have.contains(&a) && self.store.local_by_salesforce_id(org, &a)?.is_none() {
-                    wanted.insert(a);
-                }
+            let Some(a) = r.str_field(field).and_then(|s| SalesforceId::parse(s).ok()) else {
+                continue;
+            };
+            if !wanted.contains(&a) && self.store.local_by_salesforce_id(org, &a)?.is_none() {
+                wanted.insert(a);
             }
         }
         Ok(wanted.into_iter().collect())
     }
 
     /// Records gone from Salesforce: one `queryAll` per 200 tells merges (`MasterRecordId`)
-    /// from deletes, and each is applied.
+    /// from deletes, and each 200 is applied in one transaction.
     pub(super) async fn handle_gone(
         &mut self,
         client: &Client,
@@ -163,22 +219,21 @@ impl InboxWorker {
                         continue;
                     }
                 };
-                for e in chunk {
-                    let origin = Origin::new("notification");
-                    let master = masters.get(&e.id).cloned().flatten();
-                    let applied = pull::commit_gone(
-                        &self.store,
-                        org,
-                        object,
-                        &e.id,
-                        master.as_ref(),
-                        &origin,
-                        Some(&e.entry),
-                    )?;
+                let records = chunk
+                    .iter()
+                    .map(|e| {
+                        let master = masters.get(&e.id).and_then(Option::as_ref);
+                        GoneRecord::read(&self.store, org, &e.id, master, Some(&e.entry))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let origin = Origin::new("notification");
+                let applied =
+                    pull::commit_gone_records(&self.store, org, object, &records, &origin)?;
+                for (e, a) in chunk.iter().zip(&applied) {
                     report.gone += 1;
                     self.waiting.done(&key(e));
-                    report.count(&applied);
-                    self.observe(object, &applied, None);
+                    report.count(a);
+                    self.observe(object, a, None);
                 }
             }
         }
@@ -186,16 +241,65 @@ impl InboxWorker {
     }
 }
 
-/// One retrieve call for up to 200 records of one object.
-async fn fetch(client: Client, object: ObjectType, entries: Vec<PendingRecord>) -> Fetched {
-    let ids: Vec<SalesforceId> = entries.iter().map(|e| e.id.clone()).collect();
-    let started = chrono::Utc::now();
+impl ToApply {
+    /// The parents, then the batch (clearing its pending entries), each in one transaction.
+    fn commit(
+        &self,
+        store: &crate::store::Store,
+        rules: &pull::Rules,
+    ) -> Result<Vec<Applied>, StoreError> {
+        let mut applied = Vec::new();
+        if !self.parents.is_empty() {
+            let origin = Origin {
+                event: "dependency".into(),
+                now: self.started,
+            };
+            let parents: Vec<pull::PulledRecord<'_>> =
+                self.parents.iter().map(|r| (r, None)).collect();
+            let (org, account) = (&self.org, ObjectType::Account);
+            applied = pull::commit_records(
+                store,
+                org,
+                rules,
+                account,
+                &parents,
+                &origin,
+                Target::Ladder,
+            )?;
+        }
+        let origin = Origin {
+            event: "notification".into(),
+            now: self.started,
+        };
+        let records: Vec<pull::PulledRecord<'_>> = self
+            .pulled
+            .iter()
+            .map(|(e, r)| (r, Some(&e.entry)))
+            .collect();
+        let org = &self.org;
+        applied.extend(pull::commit_records(
+            store,
+            org,
+            rules,
+            self.object,
+            &records,
+            &origin,
+            Target::Ladder,
+        )?);
+        Ok(applied)
+    }
+}
+
+/// One retrieve call for a batch.
+async fn fetch(client: Client, batch: Batch) -> Fetched {
+    let ids: Vec<SalesforceId> = batch.entries.iter().map(|e| e.id.clone()).collect();
+    let started = Utc::now();
+    let object = batch.object;
     let result = client
         .retrieve_collection(object.api_name(), &ids, pull::fields_for(object))
         .await;
     Fetched {
-        object,
-        entries,
+        batch,
         started,
         result,
     }

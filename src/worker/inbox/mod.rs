@@ -1,24 +1,27 @@
 //! The inbox worker: pending notifications in, batched pulls out, records applied.
 //!
-//! One [`InboxWorker::step`] takes the due pending records of every connected org, drops the
-//! ones whose stored `SystemModstamp` already covers the notification and the ones that only
-//! report sfsync's own write ([`pull::is_own_write`]) without a call, groups the rest
-//! by object and reads them with sObject Collections retrieve, 200 ids a call, a few calls at a
-//! time. Records that come back empty are gone: one `queryAll` per 200 of them tells merges
-//! (`MasterRecordId`) from deletes. Accounts that pulled Contacts, Leads or Opportunities point
-//! at but that are not local yet are pulled first, so links resolve. Each record is then applied
-//! in its own store transaction that also clears its pending entry, unless a newer notification
-//! arrived during the pull.
+//! One [`InboxWorker::step`] takes the due pending records of every connected org (`select`),
+//! clears without a call the ones whose stored `SystemModstamp` already covers the notification
+//! and the ones that only report sfsync's own write ([`pull::is_own_write`]), groups the rest
+//! by object and reads them with sObject Collections retrieve, up to 2,000 ids a call, several
+//! calls in flight at once (`calls`): at most [`InboxSettings::concurrency`], and never more
+//! calls in a step than the org's budget share has left. Each batch is applied as soon as it
+//! arrives, in one store transaction that also clears its records' pending entries (unless a
+//! newer notification arrived during the pull), while the other calls are in flight; batches
+//! are applied in object order, Accounts first. Accounts that a batch's Contacts, Leads or
+//! Opportunities point at but that are not local yet are pulled first, so links resolve.
+//! Records that come back empty are gone: one `queryAll` per 200 of them tells merges
+//! (`MasterRecordId`) from deletes.
 //!
 //! Failures leave entries pending: a failed batch backs off per record (capped exponential,
 //! full jitter); `REQUEST_LIMIT_EXCEEDED`, a budget past `limit_share`, or a connection that
 //! needs re-authorization pause the org. The session refresh on 401 is the client's.
 
 mod calls;
+mod select;
 mod waiting;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -27,13 +30,11 @@ use tracing::Instrument as _;
 use waiting::Waiting;
 
 use super::Backoff;
-use crate::domain::{ChangeType, ObjectType, OrgId, SalesforceId};
-use crate::salesforce::{
-    Client, ConnectionState, ErrorClass, MAX_COLLECTION, Record, RecordExt as _, SalesforceError,
-};
+use crate::domain::{ObjectType, OrgId, SalesforceId};
+use crate::salesforce::{Client, ConnectionState, ErrorClass, SalesforceError};
 use crate::store::{PendingRecord, Store, StoreError};
 use crate::sync::orgs::PullContext;
-use crate::sync::pull::{self, Applied, Origin, Target};
+use crate::sync::pull::Applied;
 use crate::telemetry::ErrorSource;
 
 /// How the worker paces itself.
@@ -41,7 +42,8 @@ use crate::telemetry::ErrorSource;
 pub struct InboxSettings {
     /// Most records taken per org in one step.
     pub max_per_step: usize,
-    /// Retrieve calls in flight at once per org.
+    /// Retrieve calls in flight at once per org (Salesforce allows 25 long-running requests
+    /// per org).
     pub concurrency: usize,
     /// When a record whose pull failed is tried again.
     pub backoff: Backoff,
@@ -52,20 +54,20 @@ pub struct InboxSettings {
     /// How long `run` waits when there is nothing due.
     pub idle_wait: Duration,
     /// How long a notification may wait for others to share its retrieve call: records are
-    /// pulled once a full batch (200) is waiting or the oldest has waited this long.
+    /// pulled once a full batch (2,000) is waiting or the oldest has waited this long.
     pub gather: Duration,
 }
 
 impl Default for InboxSettings {
     fn default() -> Self {
         Self {
-            max_per_step: 4_000,
+            max_per_step: 16_000,
             concurrency: 4,
             backoff: Backoff::default(),
             limit_pause: Duration::from_secs(300),
             limit_share: 0.9,
             idle_wait: Duration::from_millis(25),
-            gather: Duration::from_millis(250),
+            gather: Duration::from_millis(100),
         }
     }
 }
@@ -153,9 +155,6 @@ struct Due {
     gone: BTreeMap<ObjectType, Vec<PendingRecord>>,
 }
 
-/// A pulled record with its pending entry and when it was read.
-type Pulled = BTreeMap<ObjectType, Vec<(PendingRecord, Record, chrono::DateTime<chrono::Utc>)>>;
-
 impl InboxWorker {
     /// A worker over `store` for the orgs of `ctx`.
     pub fn new(store: Store, ctx: PullContext, settings: InboxSettings) -> Self {
@@ -230,10 +229,7 @@ impl InboxWorker {
             return false;
         }
         match client.api_usage() {
-            Some(usage)
-                if usage.limit > 0
-                    && usage.used as f64 >= usage.limit as f64 * self.settings.limit_share =>
-            {
+            Some(usage) if self.budget_left(client) == Some(0) => {
                 tracing::warn!(org = %org, used = usage.used, limit = usage.limit, "api budget share reached; pulls pause");
                 self.pause(org);
                 false
@@ -247,150 +243,36 @@ impl InboxWorker {
             .insert(org.clone(), Instant::now() + self.settings.limit_pause);
     }
 
-    /// One org's step: select what is due, retrieve it, pull the parents it needs, apply it,
-    /// and handle what is gone.
+    /// One org's step: select what is due, retrieve it and apply each batch as it arrives
+    /// (with the parents it needs), and handle what is gone.
     async fn step_org(&mut self, client: &Client) -> Result<Option<StepReport>, StoreError> {
         let calls_before = client.api_calls();
         let mut report = StepReport::default();
         let Some(mut due) = self.select(client, &mut report)? else {
             return Ok((report.skipped + report.echoes > 0).then_some(report));
         };
-        let pulled = self
-            .retrieve(
-                client,
-                std::mem::take(&mut due.pull),
-                &mut due.gone,
-                &mut report,
-            )
-            .await;
-        self.pull_parents(client, &pulled, &mut report).await?;
-        self.apply(client.org_id(), pulled, &mut report)?;
+        let pull = std::mem::take(&mut due.pull);
+        self.pull_and_apply(client, pull, &mut due.gone, &mut report)
+            .await?;
         self.handle_gone(client, due.gone, &mut report).await?;
         report.api_calls = client.api_calls().saturating_sub(calls_before);
         tracing::debug!(org = %client.org_id(), ?report, "inbox step");
         Ok(Some(report))
     }
 
-    /// The org's pending records that are due, without those already applied or only reporting
-    /// sfsync's own write (cleared here, without a call). `None` when nothing is due, or when
-    /// what is due may still wait for company: no batch is full, nothing is gone and nobody has
-    /// waited [`InboxSettings::gather`].
-    fn select(
-        &mut self,
-        client: &Client,
-        report: &mut StepReport,
-    ) -> Result<Option<Due>, StoreError> {
-        let org = client.org_id();
-        let own_user = client.user_id();
-        let now = Instant::now();
-        let mut due = Due::default();
-        let mut taken = 0;
-        for rec in self.store.pending_records(org)? {
-            if taken >= self.settings.max_per_step {
-                break;
-            }
-            if self.waiting.holds(&key(&rec), now) {
-                continue;
-            }
-            taken += 1;
-            if rec.entry.change == ChangeType::Delete {
-                due.gone.entry(rec.object).or_default().push(rec);
-            } else if let Some(cleared) = self.already_applied(&rec)? {
-                report.skipped += u64::from(cleared);
-            } else if self.own_write(&rec, own_user.as_ref())? {
-                report.echoes += 1;
-            } else {
-                due.pull.entry(rec.object).or_default().push(rec);
-            }
-        }
-        let waiting: usize = due.pull.values().map(Vec::len).sum();
-        let oldest = due
-            .pull
-            .values()
-            .flatten()
-            .map(|r| r.entry.first_seen_ms)
-            .min();
-        let gather_ms = i64::try_from(self.settings.gather.as_millis()).unwrap_or(i64::MAX);
-        let now_ms = chrono::Utc::now().timestamp_millis();
-        let gathering = waiting < MAX_COLLECTION && oldest.is_some_and(|o| now_ms - o < gather_ms);
-        Ok((!due.gone.is_empty() || (waiting > 0 && !gathering)).then_some(due))
-    }
-
-    /// Whether a pending record's change is already applied locally (its stamp is covered by
-    /// the last pull): `Some(cleared)` when it is, its entry cleared unless something newer
-    /// arrived.
-    fn already_applied(&self, rec: &PendingRecord) -> Result<Option<bool>, StoreError> {
-        let (Some(stamp), Some(seen)) = (
-            rec.entry.system_modstamp_ms,
-            self.store.seen(&rec.org, &rec.id)?,
-        ) else {
-            return Ok(None);
-        };
-        if !seen.covers(stamp) {
-            return Ok(None);
-        }
-        let cleared =
-            pull::skip_covered(&self.store, &rec.org, rec.object, &rec.id, &rec.entry, seen)?;
-        Ok(Some(cleared))
-    }
-
-    /// Whether a pending record only reports sfsync's own last write (see
-    /// [`pull::is_own_write`]); if so its entry is cleared, unless something newer arrived.
-    fn own_write(
-        &self,
-        rec: &PendingRecord,
-        own_user: Option<&SalesforceId>,
-    ) -> Result<bool, StoreError> {
-        let written = self.store.written_stamp(&rec.org, &rec.id)?;
-        if !pull::is_own_write(&rec.entry, written, own_user) {
-            return Ok(false);
-        }
-        let cleared = pull::skip_own_write(&self.store, &rec.org, rec.object, &rec.id, &rec.entry)?;
-        if cleared {
-            self.ctx.echoes.fetch_add(1, Ordering::Relaxed);
-            self.ctx.orgs.telemetry().metrics.inbox_echoes(1);
-            tracing::debug!(org = %rec.org, record = %rec.id, "notification reports sfsync's own write; nothing to pull");
-        }
-        Ok(cleared)
-    }
-
-    /// Applies each pulled record in its own transaction that also clears its pending entry,
-    /// Accounts first.
-    fn apply(
-        &mut self,
-        org: &OrgId,
-        mut pulled: Pulled,
-        report: &mut StepReport,
-    ) -> Result<(), StoreError> {
-        for object in ORDER {
-            for (entry, record, started) in pulled.remove(&object).unwrap_or_default() {
-                let origin = Origin {
-                    event: "notification".into(),
-                    now: started,
-                };
-                let applied = pull::commit_record(
-                    &self.store,
-                    org,
-                    &self.ctx.rules,
-                    object,
-                    &record,
-                    &origin,
-                    Target::Ladder,
-                    Some(&entry.entry),
-                )?;
-                self.waiting.done(&key(&entry));
-                report.count(&applied);
-                self.observe(object, &applied, record.str_field("SystemModstamp"));
-            }
-        }
-        Ok(())
+    /// How many calls the org's budget share has left (calls go out while fewer than
+    /// `limit × limit_share` are used), if its usage is known.
+    fn budget_left(&self, client: &Client) -> Option<u64> {
+        let usage = client.api_usage().filter(|u| u.limit > 0)?;
+        let allowed = (usage.limit as f64 * self.settings.limit_share).ceil() as u64;
+        Some(allowed.saturating_sub(usage.used))
     }
 
     /// Counts an applied record, and how long after its `SystemModstamp` it was written.
     pub(super) fn observe(&self, object: ObjectType, applied: &Applied, stamp: Option<&str>) {
         let metrics = &self.ctx.orgs.telemetry().metrics;
         metrics.pull_applied(object.api_name(), applied.label());
-        if let Some(stamp) = stamp.and_then(pull::parse_datetime) {
+        if let Some(stamp) = stamp.and_then(crate::sync::pull::parse_datetime) {
             metrics.pull_freshness(chrono::Utc::now() - stamp);
         }
     }
