@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::http::webhook::outbound_message::XmlLimits;
 use crate::http::{AppState, Connections, Counters};
 use crate::store::Store;
+pub use crate::sync::tokens::StoreTokens;
 
 /// How often expired dedupe keys are removed.
 const EXPIRY_EVERY: Duration = Duration::from_secs(3600);
@@ -324,43 +325,4 @@ fn every(
             }
         }
     });
-}
-
-/// Refresh tokens kept in the store, sealed by the Salesforce vault, and each connection's user:
-/// the [`TokenStore`] the service's clients use.
-///
-/// [`TokenStore`]: crate::salesforce::TokenStore
-#[derive(Clone)]
-pub struct StoreTokens(pub Store);
-
-impl crate::salesforce::TokenStore for StoreTokens {
-    fn load_sealed(
-        &self,
-        org: &crate::domain::OrgId,
-    ) -> Result<Option<Vec<u8>>, crate::salesforce::TokenStoreError> {
-        Ok(self.0.load_sealed_token(org)?)
-    }
-
-    fn save_sealed(
-        &self,
-        org: &crate::domain::OrgId,
-        sealed: &[u8],
-    ) -> Result<(), crate::salesforce::TokenStoreError> {
-        Ok(self.0.save_sealed_token(org, sealed)?)
-    }
-
-    fn load_user(
-        &self,
-        org: &crate::domain::OrgId,
-    ) -> Result<Option<crate::domain::SalesforceId>, crate::salesforce::TokenStoreError> {
-        Ok(self.0.connection_user(org)?)
-    }
-
-    fn save_user(
-        &self,
-        org: &crate::domain::OrgId,
-        user: &crate::domain::SalesforceId,
-    ) -> Result<(), crate::salesforce::TokenStoreError> {
-        Ok(self.0.save_connection_user(org, user)?)
-    }
 }

@@ -26,6 +26,7 @@ mod pending;
 mod queue;
 mod records;
 mod tx;
+mod user_tokens;
 mod wal;
 
 use std::path::{Path, PathBuf};

@@ -200,7 +200,11 @@ async fn a_reader_behind_the_retention_is_told_gone_with_the_earliest_kept() {
     let (status, page) = get(&app, "/changes?after=3").await;
     assert_eq!((status, seqs(&page)), (200, vec![4]));
     let (status, oldest) = get(&app, "/changes").await;
-    assert_eq!((status, seqs(&oldest)), (200, vec![4]), "no after: the oldest kept");
+    assert_eq!(
+        (status, seqs(&oldest)),
+        (200, vec![4]),
+        "no after: the oldest kept"
+    );
     assert_eq!(stream(&app, Some("2")).await.status(), 410);
     let from_oldest = events(stream(&app, None).await, 1).await;
     assert_eq!(from_oldest[0].0, "4");
