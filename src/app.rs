@@ -245,6 +245,48 @@ impl App {
                 Err(e) => tracing::error!(org = %conn.org_id, error = %e, "salesforce client"),
             }
         }
+        for conn in &config.connections {
+            self.connect_stored_users(config, &flow, &conn.org_id);
+        }
+    }
+
+    /// Connects the application users who connected their own Salesforce user to `org`: each
+    /// first call refreshes their session.
+    fn connect_stored_users(
+        &self,
+        config: &Config,
+        flow: &crate::http::oauth::OAuthFlow,
+        org: &crate::domain::OrgId,
+    ) {
+        let users = match self.state.store.connected_users(org) {
+            Ok(users) => users,
+            Err(e) => {
+                tracing::error!(org = %org, error = %e, "reading the user connections");
+                return;
+            }
+        };
+        for user in users {
+            let tokens = Arc::new(crate::sync::tokens::UserTokens::new(
+                self.state.store.clone(),
+                user.clone(),
+            ));
+            match crate::salesforce::Client::new(
+                flow.settings().clone(),
+                org.clone(),
+                config.salesforce.login_url.clone(),
+                flow.vault(),
+                tokens,
+            ) {
+                Ok(c) => {
+                    let timeout = Duration::from_secs(config.salesforce.request_timeout_s);
+                    tracing::info!(org = %org, user = %user, "salesforce user connection added");
+                    self.state.pull.orgs.insert_user(c.with_timeout(timeout));
+                }
+                Err(e) => {
+                    tracing::error!(org = %org, user = %user, error = %e, "salesforce client")
+                }
+            }
+        }
     }
 
     fn spawn_pull_workers(&self, tracker: &TaskTracker, shutdown: &CancellationToken) {

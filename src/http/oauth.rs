@@ -2,6 +2,10 @@
 //! Salesforce's web server flow with PKCE; `GET /oauth/salesforce/callback` exchanges the code,
 //! verifies the token response's signature, checks that the org is the one asked for, stores the
 //! refresh token sealed and durable, and connects the org's workers.
+//!
+//! With `&user=…` (the application's user id) the same flow connects that person's own
+//! Salesforce user instead: the refresh token is kept under (org, user), and what is written on
+//! their behalf goes out with their token.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,8 +18,9 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::AppState;
-use crate::domain::OrgId;
+use crate::domain::{AppUser, OrgId};
 use crate::salesforce::{Client, OAuthClient, OAuthSettings, TokenStore, TokenVault};
+use crate::sync::tokens::UserTokens;
 
 /// How long an authorization may take from redirect to callback.
 const STATE_TTL: Duration = Duration::from_secs(600);
@@ -26,7 +31,16 @@ pub struct OAuthFlow {
     vault: Arc<TokenVault>,
     tokens: Arc<dyn TokenStore>,
     request_timeout: Duration,
-    pending: Mutex<HashMap<String, (OrgId, SecretString, Instant)>>,
+    pending: Mutex<HashMap<String, Pending>>,
+}
+
+/// An authorization under way, by its `state`: for which org and user, the PKCE verifier, and
+/// when it started.
+struct Pending {
+    org: OrgId,
+    user: Option<AppUser>,
+    verifier: SecretString,
+    at: Instant,
 }
 
 impl std::fmt::Debug for OAuthFlow {
@@ -69,9 +83,7 @@ impl OAuthFlow {
         self.tokens.clone()
     }
 
-    fn pending(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, (OrgId, SecretString, Instant)>> {
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
         self.pending
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -91,9 +103,13 @@ fn text(status: StatusCode, body: String) -> Response {
 #[derive(Debug, Deserialize)]
 pub(super) struct AuthorizeQuery {
     org_id: String,
+    /// The application user connecting their own Salesforce user; absent for the org's
+    /// integration connection.
+    user: Option<String>,
 }
 
-/// `GET /oauth/salesforce/authorize?org_id=…`: 302 to Salesforce's authorize page.
+/// `GET /oauth/salesforce/authorize?org_id=…[&user=…]`: 302 to Salesforce's authorize page
+/// (which asks for credentials again when a user connects their own).
 pub(super) async fn authorize(
     State(state): State<AppState>,
     Query(q): Query<AuthorizeQuery>,
@@ -119,7 +135,14 @@ pub(super) async fn authorize(
             "org_id: not a configured connection\n".into(),
         );
     };
-    let request = match OAuthClient::new(flow.settings.clone()).and_then(|c| c.authorize()) {
+    let user = match q.user.as_deref().map(AppUser::parse).transpose() {
+        Ok(user) => user,
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("user: {e}\n")),
+    };
+    let prompt_login = user.is_some();
+    let request = match OAuthClient::new(flow.settings.clone())
+        .and_then(|c| c.authorize_with(prompt_login))
+    {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "building the authorize url");
@@ -131,11 +154,14 @@ pub(super) async fn authorize(
     };
     let now = Instant::now();
     let mut pending = flow.pending();
-    pending.retain(|_, (_, _, at)| now.duration_since(*at) < STATE_TTL);
-    pending.insert(
-        request.state.clone(),
-        (org, request.code_verifier.clone(), now),
-    );
+    pending.retain(|_, p| now.duration_since(p.at) < STATE_TTL);
+    let started = Pending {
+        org,
+        user,
+        verifier: request.code_verifier.clone(),
+        at: now,
+    };
+    pending.insert(request.state.clone(), started);
     drop(pending);
     (
         StatusCode::FOUND,
@@ -179,52 +205,74 @@ pub(super) async fn callback(
             "code and state are required\n".into(),
         );
     };
-    let Some((org, verifier, at)) = flow.pending().remove(&key) else {
+    let Some(p) = flow.pending().remove(&key) else {
         return text(
             StatusCode::BAD_REQUEST,
             "unknown or already used state; start again at /oauth/salesforce/authorize\n".into(),
         );
     };
-    if at.elapsed() > STATE_TTL {
+    if p.at.elapsed() > STATE_TTL {
         return text(
             StatusCode::BAD_REQUEST,
             "the authorization took too long; start again\n".into(),
         );
     }
-    match connect(&state, &flow, &org, &code, &verifier).await {
-        Ok(()) => text(
+    let connected = connect(&state, &flow, &p, &code).await;
+    let Pending { org, user, .. } = p;
+    match (connected, user) {
+        (Ok(()), None) => text(
             StatusCode::OK,
             format!("sfsync is connected to org {org}. You can close this window.\n"),
         ),
-        Err(reason) => text(StatusCode::BAD_GATEWAY, format!("{reason}\n")),
+        (Ok(()), Some(user)) => text(
+            StatusCode::OK,
+            format!(
+                "sfsync is connected to org {org} for user {user}: what is written on their \
+                 behalf goes out as the Salesforce user who signed in. You can close this window.\n"
+            ),
+        ),
+        (Err(reason), _) => text(StatusCode::BAD_GATEWAY, format!("{reason}\n")),
     }
 }
 
+/// Exchanges the code and connects what the authorization was for: the org's integration
+/// connection (its workers start), or a user's own connection (kept for their writes).
 async fn connect(
     state: &AppState,
     flow: &OAuthFlow,
-    org: &OrgId,
+    pending: &Pending,
     code: &str,
-    verifier: &SecretString,
 ) -> Result<(), String> {
+    let org = &pending.org;
     let oauth = OAuthClient::new(flow.settings.clone()).map_err(|e| e.to_string())?;
-    let token = oauth.exchange_code(code, verifier).await.map_err(|e| {
-        tracing::warn!(org = %org, error = %e, "code exchange failed");
-        format!("the code exchange failed: {e}")
-    })?;
+    let token = oauth
+        .exchange_code(code, &pending.verifier)
+        .await
+        .map_err(|e| {
+            tracing::warn!(org = %org, error = %e, "code exchange failed");
+            format!("the code exchange failed: {e}")
+        })?;
     if token.org_id().is_none_or(|o| o.as_15() != org.as_15()) {
         tracing::warn!(org = %org, "authorized for another org");
         return Err(format!(
             "the login was for another org than {org}; sign in to that org"
         ));
     }
-    let client =
-        Client::from_token_response(flow.settings.clone(), token, flow.vault(), flow.tokens())
-            .map_err(|e| {
-                tracing::error!(org = %org, error = %e, "storing the connection");
-                "the connection could not be stored".to_string()
-            })?
-            .with_timeout(flow.request_timeout);
+    let tokens: Arc<dyn TokenStore> = match &pending.user {
+        Some(user) => Arc::new(UserTokens::new(state.store.clone(), user.clone())),
+        None => flow.tokens(),
+    };
+    let client = Client::from_token_response(flow.settings.clone(), token, flow.vault(), tokens)
+        .map_err(|e| {
+            tracing::error!(org = %org, error = %e, "storing the connection");
+            "the connection could not be stored".to_string()
+        })?
+        .with_timeout(flow.request_timeout);
+    if let Some(user) = &pending.user {
+        tracing::info!(org = %org, user = %user, "salesforce user connection authorized");
+        state.pull.orgs.insert_user(client);
+        return Ok(());
+    }
     tracing::info!(org = %org, "salesforce connection authorized");
     state.setup.run_in_background(client.clone());
     state.pull.orgs.insert(client);

@@ -224,7 +224,7 @@ fn write_changes(
                             RecordKind::CompanyProduct
                         }
                     };
-                    tx.enqueue_push(org, LocalRef { kind, id }, None, now)?;
+                    tx.enqueue_push(org, LocalRef { kind, id }, None, None, now)?;
                 }
                 Ok(())
             })
