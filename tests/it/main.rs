@@ -45,3 +45,4 @@ mod simulator;
 mod status_api;
 mod store_records;
 mod support;
+mod user_connections;
