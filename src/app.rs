@@ -15,6 +15,7 @@ use crate::http::webhook::outbound_message::XmlLimits;
 use crate::http::{AppState, Connections, Counters};
 use crate::store::Store;
 pub use crate::sync::tokens::StoreTokens;
+use crate::telemetry::{ErrorSource, Telemetry};
 
 /// How often expired dedupe keys are removed.
 const EXPIRY_EVERY: Duration = Duration::from_secs(3600);
@@ -22,6 +23,8 @@ const EXPIRY_EVERY: Duration = Duration::from_secs(3600);
 const COMPACT_EVERY: Duration = Duration::from_secs(600);
 /// Entries removed per atomic batch of a compaction.
 const COMPACT_BATCH: usize = 1000;
+/// How often recorded histogram samples are drained into their buckets between scrapes.
+const METRICS_UPKEEP_EVERY: Duration = Duration::from_secs(10);
 
 /// Choices that are not configuration: they exist for the benchmarks, the demo and the tests.
 #[derive(Default)]
@@ -88,31 +91,7 @@ impl App {
                 );
             }
         }
-        let pull = crate::sync::orgs::PullContext::new(crate::sync::pull::Rules::from_config(
-            &config.sync,
-        ));
-        let state = AppState {
-            oauth: oauth.map_err(|reason| Arc::from(reason.0)),
-            store,
-            connections: Arc::new(Connections::new(config.connections.clone())),
-            counters: Arc::new(Counters::new(pull.echoes.clone())),
-            api_token: Arc::new(config.server.api_token.clone()),
-            max_body: config.intake.max_body_bytes,
-            timestamp_tolerance_s: config.intake.timestamp_tolerance_s,
-            xml_limits: XmlLimits::default(),
-            skip_store: options.skip_store,
-            pull,
-            push_as: config.sync.push_as,
-            setup: Arc::new(crate::sync::setup::Setup::new(
-                config.salesforce.api_version.clone(),
-                &config.outbox.marker_field,
-                &config.activity_target(),
-            )),
-            app_webhooks: crate::app_webhooks::hooks(&config.app_webhooks),
-            feed_wait: crate::http::api::longest_wait(Duration::from_secs(
-                config.server.request_timeout_s,
-            )),
-        };
+        let state = app_state(config, store, oauth.map_err(|r| Arc::from(r.0)), options);
         let app = Self {
             state,
             listener,
@@ -167,6 +146,10 @@ impl App {
                 Err(e) => tracing::error!(error = %e, "dedupe expiry failed"),
             }
         });
+        let metrics = self.state.telemetry.metrics.clone();
+        every(&tracker, METRICS_UPKEEP_EVERY, &shutdown, move || {
+            metrics.upkeep()
+        });
         self.spawn_pull_workers(&tracker, &shutdown);
         self.spawn_app_side(&tracker, &shutdown);
         // Push side: one outbox worker per connected org (also for orgs that connect later).
@@ -200,6 +183,59 @@ impl App {
             .context("final flush")?;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// The state every handler shares, as `config` sets it up; one [`Telemetry`] for the whole app.
+fn app_state(
+    config: &Config,
+    store: Store,
+    oauth: Result<Arc<crate::http::oauth::OAuthFlow>, Arc<str>>,
+    options: AppOptions,
+) -> AppState {
+    let telemetry = Telemetry::for_orgs(config.connections.iter().map(|c| &c.org_id));
+    telemetry.metrics.configured(
+        config.outbox.limit_share,
+        config.sync.limit_share,
+        Duration::from_secs(config.sync.sweep_interval_s),
+    );
+    for org in config.connections.iter().map(|c| &c.org_id) {
+        if let Ok(Some(at)) = store.last_sweep(org) {
+            telemetry.metrics.sweep_succeeded_at(org, at);
+        }
+    }
+    let rules = crate::sync::pull::Rules::from_config(&config.sync);
+    let pull = crate::sync::orgs::PullContext::with_telemetry(rules, telemetry.clone());
+    AppState {
+        oauth,
+        store,
+        connections: Arc::new(Connections::new(config.connections.clone())),
+        counters: Arc::new(Counters::new(
+            telemetry.metrics.clone(),
+            pull.echoes.clone(),
+        )),
+        api_token: Arc::new(config.server.api_token.clone()),
+        max_body: config.intake.max_body_bytes,
+        timestamp_tolerance_s: config.intake.timestamp_tolerance_s,
+        xml_limits: XmlLimits::default(),
+        skip_store: options.skip_store,
+        pull,
+        push_as: config.sync.push_as,
+        setup: Arc::new(crate::sync::setup::Setup::new(
+            config.salesforce.api_version.clone(),
+            &config.outbox.marker_field,
+            &config.activity_target(),
+            telemetry.errors.clone(),
+        )),
+        app_webhooks: crate::app_webhooks::hooks(&config.app_webhooks),
+        feed_wait: crate::http::api::longest_wait(Duration::from_secs(
+            config.server.request_timeout_s,
+        )),
+        console: Arc::new(crate::http::Console::new(
+            &config.console,
+            config.outbox.limit_share,
+        )),
+        telemetry,
     }
 }
 
@@ -313,8 +349,13 @@ impl App {
                     _ = token.cancelled() => break,
                     _ = tick.tick() => {
                         for client in ctx.orgs.all() {
-                            if let Err(e) = crate::sync::sweep::sweep_org(&store, &client).await {
-                                tracing::warn!(org = %client.org_id(), error = %e, "sweep failed; it runs again on schedule");
+                            let (org, telemetry) = (client.org_id(), ctx.orgs.telemetry());
+                            match crate::sync::sweep::sweep_org(&store, &client).await {
+                                Ok(_) => telemetry.metrics.sweep_succeeded(org),
+                                Err(e) => {
+                                    tracing::warn!(org = %org, error = %e, "sweep failed; it runs again on schedule");
+                                    telemetry.errors.record(org, ErrorSource::Sweep, &e);
+                                }
                             }
                         }
                     }

@@ -267,6 +267,8 @@ pub enum BenchCommand {
     Push(PushBenchArgs),
     /// Time from a change in Salesforce to the app holding its verified, signed event.
     Feed(FeedBenchArgs),
+    /// RSS per remembered notification id.
+    Dedupe(DedupeBenchArgs),
 }
 
 /// `sfsync bench feed`.
@@ -303,6 +305,29 @@ pub struct PushBenchArgs {
     /// Simulated Salesforce API latency in milliseconds.
     #[arg(long, default_value_t = 50)]
     pub latency_ms: u64,
+}
+
+/// `sfsync bench dedupe`.
+#[derive(Debug, Args)]
+pub struct DedupeBenchArgs {
+    /// Unique notification ids to store.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub ids: u64,
+    /// Notifications per message.
+    #[arg(long, default_value_t = 100)]
+    pub per_message: u64,
+    /// Concurrent senders.
+    #[arg(long, default_value_t = 16)]
+    pub senders: usize,
+    /// Distinct records the notifications name (the pending queue's size).
+    #[arg(long, default_value_t = 10_000)]
+    pub records: u64,
+    /// `has_seen` calls timed after the ingest.
+    #[arg(long, default_value_t = 20_000)]
+    pub lookups: u64,
+    /// Where to put the temporary store (default: the system temp dir).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
 }
 
 /// `sfsync bench ingest`.

@@ -26,6 +26,7 @@ use serde::Deserialize;
 use crate::domain::{OrgId, WebhookSecret};
 
 mod activities;
+mod console;
 mod env;
 mod feed;
 
@@ -33,6 +34,7 @@ pub use activities::{
     ActivitiesConfig, ActivityFields, ActivityKinds, ActivityTarget, CustomActivity,
     STANDARD_OBJECTS,
 };
+pub use console::ConsoleConfig;
 pub use env::{ConnectedApp, NotConfigured};
 use env::{connected_app_not_read, key_overrides};
 pub use feed::{AppWebhook, ChangesConfig};
@@ -83,6 +85,9 @@ pub struct Config {
     /// What activities become in Salesforce: Task and Event, or a custom object.
     #[serde(default)]
     pub activities: ActivitiesConfig,
+    /// The operator console.
+    #[serde(default)]
+    pub console: ConsoleConfig,
     /// One entry per Salesforce org.
     #[serde(default)]
     pub connections: Vec<Connection>,
@@ -460,6 +465,7 @@ impl Config {
                 return Err(invalid(key, format!("must be 1 to {max} seconds")));
             }
         }
+        self.console.validate()?;
         if self.store.dedupe_ttl_hours < 168 {
             return Err(invalid(
                 "store.dedupe_ttl_hours",

@@ -12,7 +12,7 @@
 //! Modules:
 //! - [`config`]: the TOML file and its env overrides, validated at load; the only reader of env.
 //! - [`app`]: the composition root that wires config, store and HTTP together.
-//! - [`http`]: the router, the webhook endpoints and the local API.
+//! - [`http`]: the router, the webhook endpoints, the local API and the operator console.
 //! - [`domain`]: entities and ids, no I/O.
 //! - [`store`]: the only module that names sled.
 //! - [`salesforce`]: the Salesforce client (reqwest): OAuth, REST, composite, errors, limits.
@@ -21,6 +21,7 @@
 //!   deliveries of the change log to the app's webhooks.
 //! - [`app_webhooks`]: the app's side: each local change signed and POSTed to the app's
 //!   webhooks (the one module besides `salesforce` that makes HTTP calls).
+//! - [`telemetry`]: each app's Prometheus metrics and the recent errors the console lists.
 //! - [`tools`]: the demo, the benchmarks, fixture replay and the API clients (`doctor`,
 //!   `import`, `outbox`, `status`), apart from the engine.
 
@@ -34,5 +35,6 @@ pub mod salesforce;
 pub mod simulator;
 pub mod store;
 pub mod sync;
+pub mod telemetry;
 pub mod tools;
 pub mod worker;

@@ -82,6 +82,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             BenchCommand::Pull(a) => sfsync::tools::bench::pull::run(&a).await,
             BenchCommand::Push(a) => sfsync::tools::bench::push::run(&a).await,
             BenchCommand::Feed(a) => sfsync::tools::bench::feed::run(&a).await,
+            BenchCommand::Dedupe(a) => sfsync::tools::bench::dedupe::run(&a).await,
         },
         Command::Simulator(a) => {
             let config = sfsync::simulator::SimulatorConfig {

@@ -4,8 +4,10 @@
 //! - `POST /webhooks/salesforce/events/{webhook_key}`: Standard-Webhooks-signed JSON events.
 //! - `/api/v1/…`: the local API (bearer token).
 //! - `GET /healthz`, `GET /readyz`, `GET /metrics` (Prometheus text format).
+//! - `/`, `/login`, `/orgs/{org}`: the operator console (session cookie, CSRF on forms).
 
 pub mod api;
+mod console;
 pub mod oauth;
 mod probes;
 pub mod serve;
@@ -19,6 +21,7 @@ use axum::routing::{get, post};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+pub use console::Console;
 pub use state::{AppState, Connections, Counters};
 
 /// How long a request, and each pause in its body, may take.
@@ -42,6 +45,7 @@ pub fn router(state: AppState, timeouts: RequestTimeouts) -> Router {
             post(webhook::events),
         )
         .nest("/api/v1", api::router(state.clone()))
+        .merge(console::router(state.clone()))
         .route("/oauth/salesforce/callback", get(oauth::callback))
         .merge(
             Router::new()

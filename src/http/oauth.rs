@@ -1,5 +1,6 @@
-//! Connecting an org: `GET /oauth/salesforce/authorize?org_id=…` (bearer token) redirects to
-//! Salesforce's web server flow with PKCE; `GET /oauth/salesforce/callback` exchanges the code,
+//! Connecting an org: `GET /oauth/salesforce/authorize?org_id=…` (bearer token), or the
+//! console's Connect button (session and CSRF token), redirects to Salesforce's web server flow
+//! with PKCE; `GET /oauth/salesforce/callback` exchanges the code,
 //! verifies the token response's signature, checks that the org is the one asked for, stores the
 //! refresh token sealed and durable, and connects the org's workers.
 //!
@@ -34,13 +35,14 @@ pub struct OAuthFlow {
     pending: Mutex<HashMap<String, Pending>>,
 }
 
-/// An authorization under way, by its `state`: for which org and user, the PKCE verifier, and
-/// when it started.
+/// An authorization under way, by its `state`: for which org and user, the PKCE verifier, when
+/// it started, and who started it.
 struct Pending {
     org: OrgId,
     user: Option<AppUser>,
     verifier: SecretString,
     at: Instant,
+    starter: Starter,
 }
 
 impl std::fmt::Debug for OAuthFlow {
@@ -108,67 +110,102 @@ pub(super) struct AuthorizeQuery {
     user: Option<String>,
 }
 
-/// `GET /oauth/salesforce/authorize?org_id=…[&user=…]`: 302 to Salesforce's authorize page
-/// (which asks for credentials again when a user connects their own).
-pub(super) async fn authorize(
-    State(state): State<AppState>,
-    Query(q): Query<AuthorizeQuery>,
-) -> Response {
-    let flow = match state.oauth.clone() {
-        Ok(flow) => flow,
-        Err(reason) => {
-            return text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("the salesforce connected app is not configured: {reason}\n"),
-            );
-        }
-    };
-    let Some(org) = OrgId::parse(&q.org_id).ok().filter(|o| {
+/// Who started an authorization, so that the callback answers in kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Starter {
+    /// `GET /oauth/salesforce/authorize` with the API token: the callback answers plain text.
+    Api,
+    /// The console's Connect button: the callback answers a page that leads back to the org.
+    Console,
+}
+
+/// Why an authorization could not start: the status and a message safe to show.
+#[derive(Debug)]
+pub(super) struct NotStarted {
+    status: StatusCode,
+    message: String,
+}
+
+impl std::fmt::Display for NotStarted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Starts the web server flow for a configured org (for an application user connecting their own
+/// Salesforce user, when `user` is given): keeps the PKCE verifier for the callback and returns
+/// Salesforce's authorize URL to send the browser to.
+pub(super) fn begin(
+    state: &AppState,
+    org_id: &str,
+    user: Option<&str>,
+    starter: Starter,
+) -> Result<String, NotStarted> {
+    let refuse = |status, message: String| NotStarted { status, message };
+    let flow = state.oauth.clone().map_err(|reason| {
+        refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the salesforce connected app is not configured: {reason}"),
+        )
+    })?;
+    let Some(org) = OrgId::parse(org_id).ok().filter(|o| {
         state
             .connections
             .all()
             .iter()
             .any(|c| c.org_id.as_15() == o.as_15())
     }) else {
-        return text(
+        return Err(refuse(
             StatusCode::BAD_REQUEST,
-            "org_id: not a configured connection\n".into(),
-        );
+            "org_id: not a configured connection".into(),
+        ));
     };
-    let user = match q.user.as_deref().map(AppUser::parse).transpose() {
-        Ok(user) => user,
-        Err(e) => return text(StatusCode::BAD_REQUEST, format!("user: {e}\n")),
-    };
-    let prompt_login = user.is_some();
-    let request = match OAuthClient::new(flow.settings.clone())
-        .and_then(|c| c.authorize_with(prompt_login))
-    {
-        Ok(r) => r,
-        Err(e) => {
+    let user = user
+        .map(AppUser::parse)
+        .transpose()
+        .map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("user: {e}")))?;
+    // A user connecting their own is asked to sign in again, so that a browser already signed
+    // in to Salesforce as someone else does not connect the wrong user.
+    let request = OAuthClient::new(flow.settings.clone())
+        .and_then(|c| c.authorize_with(user.is_some()))
+        .map_err(|e| {
             tracing::error!(error = %e, "building the authorize url");
-            return text(
+            refuse(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "could not build the authorize url\n".into(),
-            );
-        }
-    };
+                "could not build the authorize url".into(),
+            )
+        })?;
     let now = Instant::now();
     let mut pending = flow.pending();
     pending.retain(|_, p| now.duration_since(p.at) < STATE_TTL);
-    let started = Pending {
-        org,
-        user,
-        verifier: request.code_verifier.clone(),
-        at: now,
-    };
-    pending.insert(request.state.clone(), started);
-    drop(pending);
-    (
-        StatusCode::FOUND,
-        [(header::LOCATION, request.url.to_string())],
-        format!("{}\n", request.url),
-    )
-        .into_response()
+    pending.insert(
+        request.state.clone(),
+        Pending {
+            org,
+            user,
+            verifier: request.code_verifier.clone(),
+            at: now,
+            starter,
+        },
+    );
+    Ok(request.url.to_string())
+}
+
+/// `GET /oauth/salesforce/authorize?org_id=…[&user=…]`: 302 to Salesforce's authorize page
+/// (which asks for credentials again when a user connects their own).
+pub(super) async fn authorize(
+    State(state): State<AppState>,
+    Query(q): Query<AuthorizeQuery>,
+) -> Response {
+    match begin(&state, &q.org_id, q.user.as_deref(), Starter::Api) {
+        Ok(url) => (
+            StatusCode::FOUND,
+            [(header::LOCATION, url.clone())],
+            format!("{url}\n"),
+        )
+            .into_response(),
+        Err(e) => text(e.status, format!("{e}\n")),
+    }
 }
 
 /// Query of the callback route.
@@ -218,20 +255,27 @@ pub(super) async fn callback(
         );
     }
     let connected = connect(&state, &flow, &p, &code).await;
-    let Pending { org, user, .. } = p;
-    match (connected, user) {
-        (Ok(()), None) => text(
+    let Pending {
+        org, user, starter, ..
+    } = p;
+    match (connected, user, starter) {
+        (Ok(()), None, Starter::Api) => text(
             StatusCode::OK,
             format!("sfsync is connected to org {org}. You can close this window.\n"),
         ),
-        (Ok(()), Some(user)) => text(
+        (Ok(()), None, Starter::Console) => super::console::connected(&org),
+        (Ok(()), Some(user), _) => text(
             StatusCode::OK,
             format!(
                 "sfsync is connected to org {org} for user {user}: what is written on their \
                  behalf goes out as the Salesforce user who signed in. You can close this window.\n"
             ),
         ),
-        (Err(reason), _) => text(StatusCode::BAD_GATEWAY, format!("{reason}\n")),
+        (Err(reason), _, _) => {
+            let errors = &state.telemetry.errors;
+            errors.record(&org, crate::telemetry::ErrorSource::Auth, &reason);
+            text(StatusCode::BAD_GATEWAY, format!("{reason}\n"))
+        }
     }
 }
 

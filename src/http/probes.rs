@@ -7,6 +7,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::state::AppState;
+use crate::store::OutboxCounts;
+use crate::telemetry::{Gauges, OrgGauges};
 
 /// `GET /healthz`: the process answers.
 pub(super) async fn healthz() -> &'static str {
@@ -28,7 +30,37 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Response {
 pub(super) async fn metrics(State(state): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.counters.render(state.store.pending_count()),
+        state.telemetry.metrics.render(&gauges(&state)),
     )
         .into_response()
+}
+
+/// The state the scrape reports: queues, connection states and API usage per org.
+fn gauges(state: &AppState) -> Gauges {
+    let orgs = state
+        .connections
+        .all()
+        .iter()
+        .map(|conn| {
+            let status = super::api::connection_status(state, conn);
+            let outbox = state.store.outbox_counts(&conn.org_id).unwrap_or_else(|e| {
+                tracing::error!(org = %conn.org_id, error = %e, "counting the outbox failed");
+                OutboxCounts::default()
+            });
+            OrgGauges {
+                org: conn.org_id.clone(),
+                state: status.state,
+                outbox_pending: outbox.pending,
+                outbox_dead: outbox.dead,
+                api_usage_ratio: status
+                    .api_usage
+                    .filter(|u| u.limit > 0)
+                    .map(|u| u.used as f64 / u.limit as f64),
+            }
+        })
+        .collect();
+    Gauges {
+        inbox_pending: state.store.pending_count(),
+        orgs,
+    }
 }

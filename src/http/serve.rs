@@ -150,6 +150,7 @@ async fn connection(
 ) {
     // Small responses (acks) go out at once.
     let _ = stream.set_nodelay(true);
+    let peer = stream.peer_addr().ok();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -157,8 +158,12 @@ async fn connection(
         .keep_alive(true);
     let (busy, idle) = (slot.state.clone(), slot.state.clone());
     let service = router
-        .map_request(move |req| {
+        .map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
             busy.set_busy();
+            if let Some(peer) = peer {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+            }
             req
         })
         .map_response(move |resp: axum::response::Response| {

@@ -3,18 +3,19 @@
 //! state without depending on the module that routes to them.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use metrics::Counter;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
+use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 use super::oauth;
 use super::webhook::outbound_message::XmlLimits;
 use crate::config::Connection;
+use crate::domain::OrgId;
 use crate::store::{IngestOutcome, Store};
+use crate::telemetry::{Metrics, Telemetry};
 
 /// The connections, looked up by a digest of their webhook key so the lookup's timing says
 /// nothing about the key.
@@ -54,7 +55,8 @@ impl Connections {
     }
 }
 
-/// Intake counters since start, for `/api/v1/status` and `/metrics`.
+/// Intake counters since start, for `/api/v1/status`; each count also goes to its Prometheus
+/// counter.
 pub struct Counters {
     received: AtomicU64,
     duplicates: AtomicU64,
@@ -62,11 +64,8 @@ pub struct Counters {
     ignored: AtomicU64,
     /// Counted by the inbox worker, which recognises echoes where pulls are decided.
     echoes: Arc<AtomicU64>,
-    prom_received: Counter,
-    prom_duplicates: Counter,
-    prom_rejected: Counter,
-    prom_ignored: Counter,
-    recorder: PrometheusRecorder,
+    last_notification: Mutex<HashMap<OrgId, DateTime<Utc>>>,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Counters {
@@ -77,50 +76,50 @@ impl std::fmt::Debug for Counters {
     }
 }
 
-impl Default for Counters {
-    fn default() -> Self {
-        Self::new(Arc::default())
-    }
-}
-
 impl Counters {
-    /// Counters whose echo count is `echoes`, the one the inbox worker adds to.
-    pub fn new(echoes: Arc<AtomicU64>) -> Self {
-        use metrics::{Key, Metadata, Recorder};
-        let recorder = PrometheusBuilder::new().build_recorder();
-        let meta = Metadata::new(module_path!(), metrics::Level::INFO, None);
-        let counter =
-            |name: &'static str| recorder.register_counter(&Key::from_static_name(name), &meta);
+    /// Counters that also count into `metrics`; the echo count is `echoes`, the one the inbox
+    /// worker adds to.
+    pub fn new(metrics: Arc<Metrics>, echoes: Arc<AtomicU64>) -> Self {
         Self {
             received: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             ignored: AtomicU64::new(0),
             echoes,
-            prom_received: counter("sfsync_inbox_received_total"),
-            prom_duplicates: counter("sfsync_inbox_duplicates_total"),
-            prom_rejected: counter("sfsync_inbox_rejected_total"),
-            prom_ignored: counter("sfsync_inbox_ignored_total"),
-            recorder,
+            last_notification: Mutex::default(),
+            metrics,
         }
     }
 
-    /// Counts what one ingest did.
-    pub fn record(&self, o: &IngestOutcome) {
+    /// Counts what one ingest of `org`'s notifications did.
+    pub fn record(&self, org: &OrgId, o: &IngestOutcome) {
+        let now = Utc::now();
+        let mut last = self
+            .last_notification
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match last.get_mut(org) {
+            Some(at) => *at = now,
+            None => {
+                last.insert(org.clone(), now);
+            }
+        }
+        drop(last);
         self.received.fetch_add(o.accepted, Ordering::Relaxed);
         self.duplicates.fetch_add(o.duplicates, Ordering::Relaxed);
-        self.prom_received.increment(o.accepted);
-        self.prom_duplicates.increment(o.duplicates);
+        self.metrics.inbox_stored(o.accepted, o.duplicates);
+        // A signed event id replayed with another body (answered as a duplicate).
+        self.metrics.inbox_replayed_different(o.replayed_different);
     }
-    /// Counts one rejected request.
-    pub fn rejected(&self) {
+    /// Counts one rejected request; `reason` labels it in `sfsync_inbox_rejected_total`.
+    pub fn rejected(&self, reason: &'static str) {
         self.rejected.fetch_add(1, Ordering::Relaxed);
-        self.prom_rejected.increment(1);
+        self.metrics.inbox_rejected(reason);
     }
     /// Counts notifications for objects sfsync does not sync.
     pub fn ignored(&self, n: u64) {
         self.ignored.fetch_add(n, Ordering::Relaxed);
-        self.prom_ignored.increment(n);
+        self.metrics.inbox_ignored(n);
     }
     /// Notifications recognised as the echo of sfsync's own write.
     pub fn echoes_total(&self) -> u64 {
@@ -142,17 +141,13 @@ impl Counters {
     pub fn ignored_total(&self) -> u64 {
         self.ignored.load(Ordering::Relaxed)
     }
-    /// The Prometheus text exposition of every counter, plus the pending gauge.
-    pub fn render(&self, pending: u64) -> String {
-        let mut out = self.recorder.handle().render();
-        out.push_str("# TYPE sfsync_inbox_echoes_total counter\n");
-        out.push_str(&format!(
-            "sfsync_inbox_echoes_total {}\n",
-            self.echoes_total()
-        ));
-        out.push_str("# TYPE sfsync_inbox_pending gauge\n");
-        out.push_str(&format!("sfsync_inbox_pending {pending}\n"));
-        out
+    /// When `org`'s latest notification was stored, since start.
+    pub fn last_notification(&self, org: &OrgId) -> Option<DateTime<Utc>> {
+        self.last_notification
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(org)
+            .copied()
     }
 }
 
@@ -188,4 +183,8 @@ pub struct AppState {
     pub app_webhooks: crate::app_webhooks::Hooks,
     /// The longest wait of a long poll of the change feed.
     pub feed_wait: std::time::Duration,
+    /// Metrics and recent errors.
+    pub telemetry: Telemetry,
+    /// The operator console: its settings and sessions.
+    pub console: Arc<super::console::Console>,
 }

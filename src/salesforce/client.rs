@@ -2,7 +2,7 @@
 //! the call counter and the latest API budget. Every REST call goes through [`Client::send`].
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,6 +17,7 @@ use super::limits::{ApiUsage, LIMIT_INFO_HEADER};
 use super::oauth::{OAuthClient, OAuthSettings, TokenResponse, http_client};
 use super::vault::{TokenStore, TokenVault};
 use crate::domain::{AppUser, OrgId, SalesforceId};
+use crate::telemetry::{ErrorSource, Telemetry};
 
 /// The loop-prevention tag sent on every write (`Sforce-Call-Options: client=sfsync`); it shows
 /// up in CDC `changeOrigin`, so sfsync can drop its own echoes.
@@ -63,6 +64,8 @@ struct Inner {
     timeout_ms: AtomicU64,
     /// The Salesforce user the connection acts as (from the identity URL of its tokens).
     user: RwLock<Option<SalesforceId>>,
+    /// Where calls, refreshes and authorization failures are counted, once attached.
+    telemetry: OnceLock<Telemetry>,
 }
 
 struct Session {
@@ -145,6 +148,7 @@ impl Client {
                 usage: Mutex::new(None),
                 timeout_ms: AtomicU64::new(millis(DEFAULT_TIMEOUT)),
                 user: RwLock::new(user),
+                telemetry: OnceLock::new(),
             }),
         })
     }
@@ -182,6 +186,25 @@ impl Client {
             .timeout_ms
             .store(millis(timeout), Ordering::Relaxed);
         self
+    }
+
+    /// Counts this connection's calls and refreshes, and reports its authorization failures,
+    /// into `telemetry` from now on (the first attached stays).
+    pub fn attach_telemetry(&self, telemetry: Telemetry) {
+        let _ = self.inner.telemetry.set(telemetry);
+    }
+
+    /// Where this connection counts its calls and reports its failures, once attached.
+    pub fn telemetry(&self) -> Option<&Telemetry> {
+        self.inner.telemetry.get()
+    }
+
+    /// Records that the connection needs a new authorization, and why.
+    fn mark_needs_reauth(&self, why: impl std::fmt::Display) {
+        self.inner.needs_reauth.store(true, Ordering::Release);
+        if let Some(t) = self.inner.telemetry.get() {
+            t.errors.record(&self.inner.org_id, ErrorSource::Auth, why);
+        }
     }
 
     /// Installs tokens from a new authorization (after `NeedsReauth`): the refresh token, if
@@ -375,6 +398,12 @@ impl Client {
                 };
                 let request = self.prepare(method.clone(), &base, path, &token, write)?;
                 self.inner.api_calls.fetch_add(1, Ordering::Relaxed);
+                if let Some(t) = self.inner.telemetry.get() {
+                    t.metrics.api_call(
+                        &self.inner.org_id,
+                        crate::telemetry::metrics::call_kind(path),
+                    );
+                }
                 let response = build(request)
                     .send()
                     .await
@@ -450,7 +479,7 @@ impl Client {
             .map_err(SalesforceError::Store)?
         else {
             tracing::warn!(org = %org, user = ?self.app_user(), "no refresh token stored; the connection needs re-authorization");
-            self.inner.needs_reauth.store(true, Ordering::Release);
+            self.mark_needs_reauth("no refresh token is stored; connect the org again");
             return Err(SalesforceError::NeedsReauth);
         };
         let owner = self.inner.store.owner();
@@ -458,11 +487,17 @@ impl Client {
             Ok(token) => token,
             Err(err) => {
                 tracing::warn!(org = %org, error = %err, "the stored refresh token does not open; the connection needs re-authorization");
-                self.inner.needs_reauth.store(true, Ordering::Release);
+                self.mark_needs_reauth(format_args!(
+                    "the stored refresh token does not open ({err}); connect the org again"
+                ));
                 return Err(err.into());
             }
         };
-        match self.inner.oauth.refresh(&refresh_token).await {
+        let refreshed = self.inner.oauth.refresh(&refresh_token).await;
+        if let Some(t) = self.inner.telemetry.get() {
+            t.metrics.token_refreshed();
+        }
+        match refreshed {
             Ok(token) => {
                 if let Some(rotated) = &token.refresh_token {
                     if let Err(err) = self.save_refresh_token(rotated) {
@@ -476,7 +511,9 @@ impl Client {
             }
             Err(err) if err.code() == Some("invalid_grant") => {
                 tracing::warn!(org = %org, user = ?self.app_user(), "refresh token refused; the connection needs re-authorization");
-                self.inner.needs_reauth.store(true, Ordering::Release);
+                self.mark_needs_reauth(format_args!(
+                    "salesforce refused the refresh token ({err}); connect the org again"
+                ));
                 Err(err)
             }
             Err(err) => Err(err),

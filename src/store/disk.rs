@@ -11,6 +11,15 @@ pub(super) fn data_file(dir: &Path) -> std::io::Result<File> {
 
 /// `fsync` of sled's data file and of its directory.
 pub(super) fn fsync_data_file(dir: &Path) -> std::io::Result<()> {
-    data_file(dir)?.sync_all()?;
+    fsync(&data_file(dir)?, dir)?;
     File::open(dir)?.sync_all()
+}
+
+/// `fsync` of sled's open data file: from its return on, what sled's flush wrote is on disk
+/// (test builds report sled's files then to the crash-state test's tap).
+pub(super) fn fsync(file: &File, _dir: &Path) -> std::io::Result<()> {
+    file.sync_all()?;
+    #[cfg(test)]
+    super::tap::sled_durable(_dir);
+    Ok(())
 }

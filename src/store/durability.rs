@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::StoreError;
-use super::disk::data_file;
+use super::disk::{self, data_file};
 use super::inbox::Inbox;
 use super::wal::Wal;
 
@@ -109,6 +109,7 @@ impl GroupCommit {
                 since: None,
                 segment: None,
                 failed: false,
+                copied_through: 0,
             },
         };
         let thread = std::thread::Builder::new()
@@ -201,6 +202,8 @@ struct Checkpoint {
     segment: Option<u64>,
     /// A checkpoint failed: the log keeps every segment until the next open replays them.
     failed: bool,
+    /// The highest journal sequence number copied into the journal tree.
+    copied_through: u64,
 }
 
 /// The committer thread's state.
@@ -322,10 +325,13 @@ impl Committer {
             let t = Instant::now();
             let copied = self.inbox.copy_to_journal(&c.uncopied);
             self.shared.spend(1, t);
-            if let Err(e) = copied {
-                // The records are durable in the log; the next open copies them.
-                c.failed = true;
-                return Err(format!("inbox journal copy: {e}"));
+            match copied {
+                Ok(seq) => c.copied_through = c.copied_through.max(seq),
+                Err(e) => {
+                    // The records are durable in the log; the next open copies them.
+                    c.failed = true;
+                    return Err(format!("inbox journal copy: {e}"));
+                }
             }
             c.uncopied.clear();
         }
@@ -334,7 +340,7 @@ impl Committer {
             .db
             .flush()
             .map_err(|e| e.to_string())
-            .and_then(|_| self.file.sync_all().map_err(|e| e.to_string()));
+            .and_then(|_| disk::fsync(&self.file, &self.dir).map_err(|e| e.to_string()));
         self.shared.spend(2, t);
         if flushed.is_err() {
             // After a failed fsync the kernel may have dropped the unwritten pages, so a later
@@ -342,6 +348,11 @@ impl Committer {
             self.checkpoint.failed = true;
         }
         flushed?;
+        // The journal is durable through what was copied: the dedupe thread may now cut those
+        // records' keys into a run.
+        self.inbox
+            .dedupe
+            .journaled_through(self.checkpoint.copied_through);
         if self.checkpoint.since.take().is_some() {
             self.shared.checkpoints.fetch_add(1, Ordering::AcqRel);
         }

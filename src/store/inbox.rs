@@ -1,5 +1,5 @@
-//! The inbox: dedupe keys and the coalesced pending queue, kept in memory and made durable as a
-//! journal of one record per message (see `journal`): first in the inbox log (`wal`), which the
+//! The inbox: dedupe keys (see `dedupe`) and the coalesced pending queue (in memory), made
+//! durable as a journal of one record per message (see `journal`): first in the inbox log (`wal`), which the
 //! committer `fdatasync`s before any acknowledgement, then in sled's journal tree.
 //!
 //! Each delivery (one Outbound Message notification, or one signed event) has a dedupe key that
@@ -13,10 +13,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chrono::{DateTime, Utc};
 
 use super::StoreError;
+use super::dedupe::{Dedupe, DedupeHandle, State as DedupeState};
 use super::disk;
 use super::journal::{self, JournalRecord, JournalRecordRef};
 use super::keys::{self, DedupeKind};
 use super::pending::{InboxMemory, PendingEntry, PendingSlot, merge};
+use super::runs::Seen;
 use super::tx::{Tx, TxResult};
 use super::wal::{self, Wal};
 use crate::domain::{Notification, ObjectType, OrgId, SalesforceId};
@@ -41,6 +43,21 @@ pub struct Delivery {
     pub notifications: Vec<Notification>,
     /// Object types to re-read whole (a wildcard or overflow change event).
     pub resync: Vec<ObjectType>,
+    /// A short digest of the signed body that carried it ([`Delivery::digest_of`]), for
+    /// Standard Webhooks events: a later delivery of the same id with another body is counted
+    /// (see [`IngestOutcome::replayed_different`]). `None` for Outbound Messages.
+    pub digest: Option<u64>,
+}
+
+impl Delivery {
+    /// The digest kept of a body: the first 8 bytes of its SHA-256.
+    pub fn digest_of(body: &[u8]) -> u64 {
+        use sha2::Digest as _;
+        let hash = sha2::Sha256::digest(body);
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&hash[..8]);
+        u64::from_be_bytes(first)
+    }
 }
 
 /// What one ingest did.
@@ -52,6 +69,9 @@ pub struct IngestOutcome {
     pub duplicates: u64,
     /// Pending entries created (records not already waiting).
     pub new_pending: u64,
+    /// Duplicates whose body digest differs from the one stored with their id (a replayed id
+    /// with another body); they count among `duplicates` too.
+    pub replayed_different: u64,
 }
 
 pub(super) fn kind(source: DedupeSource) -> DedupeKind {
@@ -80,8 +100,10 @@ pub(super) struct Inbox {
     pub(super) applied: sled::Tree,
     /// Object types waiting for a full re-read.
     pub(super) resync: sled::Tree,
-    /// The dedupe set and pending queue, rebuilt from the journal at open.
+    /// The pending queue, rebuilt from the journal at open.
     pub(super) memory: std::sync::Mutex<InboxMemory>,
+    /// The remembered delivery ids (see `dedupe`); its lock comes before `memory`'s.
+    pub(super) dedupe: DedupeHandle,
     /// Log frames (see `wal`) staged for the committer's next sync, in sequence order.
     staging: std::sync::Mutex<Vec<u8>>,
     /// The next journal sequence number; handed out under the memory lock, so the order of the
@@ -95,7 +117,8 @@ impl Inbox {
     pub(super) fn open(db: &sled::Db, dir: &Path) -> Result<(Self, Wal), StoreError> {
         let journal = db.open_tree("inbox_journal")?;
         let applied = db.open_tree("inbox_applied")?;
-        let (mut memory, journaled, mut last_seq) = journal::rebuild(&journal, &applied)?;
+        let (dedupe, covered) = Dedupe::open(db)?;
+        let (mut replay, journaled, mut last_seq) = journal::rebuild(&journal, &applied, covered)?;
         let (wal, recovered, old_segments) = Wal::open(&dir.join("inbox-log"))?;
         // Log frames past the journal's newest record were synced but not yet checkpointed
         // (checkpoints copy every synced frame, in sequence order, in one batch).
@@ -103,28 +126,32 @@ impl Inbox {
         for (key, payload) in &recovered {
             let seq = journal::frame_seq(key)?;
             if seq > journaled {
-                journal::replay(&mut memory, &applied, seq, JournalRecord::decode(payload)?)?;
+                journal::replay(&mut replay, &applied, seq, JournalRecord::decode(payload)?)?;
                 wal::push_frame(&mut missing, key, payload);
                 last_seq = last_seq.max(seq);
             }
         }
         if !missing.is_empty() {
-            journal.apply_batch(journal::journal_batch(&missing))?;
+            journal.apply_batch(journal::journal_batch(&missing).0)?;
             tracing::info!(bytes = missing.len(), "inbox log replayed into the journal");
         }
         if !old_segments.is_empty() {
             db.flush()?;
             disk::fsync_data_file(dir)?;
             for path in old_segments {
-                std::fs::remove_file(path)?;
+                std::fs::remove_file(&path)?;
+                #[cfg(test)]
+                super::tap::removed(&path);
             }
         }
+        let dedupe = dedupe.start(replay.recovered, last_seq)?;
         Ok((
             Self {
                 resync: db.open_tree("inbox_resync")?,
                 journal,
                 applied,
-                memory: std::sync::Mutex::new(memory),
+                memory: std::sync::Mutex::new(replay.mem),
+                dedupe,
                 staging: std::sync::Mutex::default(),
                 next_seq: AtomicU64::new(last_seq + 1),
             },
@@ -159,9 +186,10 @@ impl Inbox {
     ///
     /// Why a journal in memory and a log: sled 0.34 costs several microseconds per insert
     /// (each copies its leaf node) and its flush hands off to its own I/O threads, and each
-    /// made the durable path cost several times the HTTP path. The dedupe set and the pending
-    /// queue live in memory and are rebuilt from the journal when the store opens, minus what
-    /// the inbox worker has marked applied (see [`crate::store::Tx::clear_pending`]).
+    /// made the durable path cost several times the HTTP path. The pending queue lives in
+    /// memory and is rebuilt from the journal when the store opens, minus what the inbox worker
+    /// has marked applied (see [`crate::store::Tx::clear_pending`]); the dedupe keys go to the
+    /// dedupe memory (see `dedupe`), which moves them to disk once their record is durable.
     pub(super) fn stage(
         &self,
         org: &OrgId,
@@ -184,8 +212,10 @@ impl Inbox {
                 needs_sled_flush = true;
             }
         }
-        let mut mem = self.memory();
-        let (fresh, mut outcome) = fresh(&mem, &keyed);
+        // The dedupe lock is held from the lookup until the new keys are remembered, so a
+        // duplicate that finds them is staged after their record.
+        let mut seen = self.dedupe.state();
+        let (fresh, mut outcome) = fresh(&self.dedupe, &seen, &keyed, deliveries)?;
         if fresh.is_empty() {
             // Duplicates wait for a sync too: the first copy may still be on its way to disk, and
             // it was staged before its dedupe key became visible here, so that sync covers it.
@@ -194,35 +224,32 @@ impl Inbox {
                 needs_sled_flush,
             });
         }
+        let mut mem = self.memory();
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        let record = JournalRecordRef {
-            org: org.as_str(),
-            received_ms: now_ms,
-            dedupe: fresh.iter().map(|&f| keyed[f].as_slice()).collect(),
-            notes: fresh
-                .iter()
-                .flat_map(|&f| deliveries[f].notifications.iter())
-                .map(|n| {
-                    (
-                        n.object.code(),
-                        n.record_id.as_str(),
-                        n.change,
-                        n.system_modstamp.map(|t| t.timestamp_millis()),
-                        n.modified_by.as_ref().map(SalesforceId::as_str),
-                    )
-                })
-                .collect(),
-        };
-        // Staged under the memory lock, so a duplicate that finds this record's dedupe keys is
+        let record = journal_record(org, now_ms, &keyed, deliveries, &fresh);
+        // Staged under the dedupe lock, so a duplicate that finds this record's dedupe keys is
         // staged after it, and the sync it waits for covers this record.
         wal::push_frame_with(&mut self.staging(), &keys::journal(org, seq), |buf| {
             record.encode_into(buf)
         })?;
         drop(record);
         for &f in &fresh {
-            mem.dedupe.insert(std::mem::take(&mut keyed[f]), now_ms);
             let notes = &deliveries[f].notifications;
             outcome.new_pending += remember(&mut mem, org, notes, seq, now_ms);
+        }
+        drop(mem);
+        for &f in &fresh {
+            let (received_ms, digest) = (now_ms, deliveries[f].digest);
+            let key = std::mem::take(&mut keyed[f]);
+            Dedupe::remember(
+                &mut seen,
+                key,
+                Seen {
+                    received_ms,
+                    digest,
+                },
+                seq,
+            );
         }
         Ok(Staged {
             outcome,
@@ -231,27 +258,73 @@ impl Inbox {
     }
 
     /// Copies synced log frames into the journal tree, in one batch (not durable there until
-    /// sled's flush; the log holds them meanwhile).
-    pub(super) fn copy_to_journal(&self, frames: &[u8]) -> Result<(), StoreError> {
-        self.journal.apply_batch(journal::journal_batch(frames))?;
-        Ok(())
+    /// sled's flush; the log holds them meanwhile); returns the highest sequence number copied.
+    pub(super) fn copy_to_journal(&self, frames: &[u8]) -> Result<u64, StoreError> {
+        let (batch, newest) = journal::journal_batch(frames);
+        self.journal.apply_batch(batch)?;
+        Ok(newest)
+    }
+}
+
+/// The journal record of a message's new deliveries (`fresh`, indexes into `keyed`).
+fn journal_record<'a>(
+    org: &'a OrgId,
+    now_ms: i64,
+    keyed: &'a [Vec<u8>],
+    deliveries: &'a [Delivery],
+    fresh: &[usize],
+) -> JournalRecordRef<'a> {
+    JournalRecordRef {
+        org: org.as_str(),
+        received_ms: now_ms,
+        dedupe: fresh.iter().map(|&f| keyed[f].as_slice()).collect(),
+        notes: fresh
+            .iter()
+            .flat_map(|&f| deliveries[f].notifications.iter())
+            .map(|n| {
+                (
+                    n.object.code(),
+                    n.record_id.as_str(),
+                    n.change,
+                    n.system_modstamp.map(|t| t.timestamp_millis()),
+                    n.modified_by.as_ref().map(SalesforceId::as_str),
+                )
+            })
+            .collect(),
+        digests: fresh.iter().map(|&f| deliveries[f].digest).collect(),
     }
 }
 
 /// Which of a message's dedupe keys are new (indexes into `keyed`), and the counts: a key
-/// already in memory, or twice in the message, is a duplicate.
-fn fresh(mem: &InboxMemory, keyed: &[Vec<u8>]) -> (Vec<usize>, IngestOutcome) {
+/// remembered, or twice in the message, is a duplicate; one whose stored body digest differs
+/// from its delivery's is also counted as replayed with another body.
+fn fresh(
+    dedupe: &Dedupe,
+    seen: &DedupeState,
+    keyed: &[Vec<u8>],
+    deliveries: &[Delivery],
+) -> Result<(Vec<usize>, IngestOutcome), StoreError> {
     let mut outcome = IngestOutcome::default();
     let mut fresh: Vec<usize> = Vec::new();
     for (i, key) in keyed.iter().enumerate() {
-        if mem.dedupe.contains_key(key) || fresh.iter().any(|&f| keyed[f] == *key) {
-            outcome.duplicates += 1;
-        } else {
-            outcome.accepted += 1;
-            fresh.push(i);
+        let earlier = match fresh.iter().find(|&&f| keyed[f] == *key) {
+            Some(&f) => Some(deliveries[f].digest),
+            None => dedupe.find(seen, key)?.map(|s| s.digest),
+        };
+        match earlier {
+            Some(digest) => {
+                outcome.duplicates += 1;
+                if let (Some(old), Some(new)) = (digest, deliveries[i].digest) {
+                    outcome.replayed_different += u64::from(old != new);
+                }
+            }
+            None => {
+                outcome.accepted += 1;
+                fresh.push(i);
+            }
         }
     }
-    (fresh, outcome)
+    Ok((fresh, outcome))
 }
 
 /// Folds notifications into the pending queue, naming journal record `seq`; returns how many

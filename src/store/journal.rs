@@ -10,8 +10,10 @@ use chrono::{TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
+use super::dedupe::{Recent, Recovered};
 use super::keys;
 use super::pending::{InboxMemory, PendingSlot, merge};
+use super::runs::Seen;
 use super::wal;
 use crate::domain::{ChangeType, Notification, ObjectType, OrgId, SalesforceId};
 
@@ -40,11 +42,21 @@ pub(super) struct JournalRecord {
     pub(super) dedupe: Vec<Vec<u8>>,
     /// The records named: object code, 18-character id, change, stamp, last modifier.
     pub(super) notes: Vec<Note<String>>,
+    /// The body digest of each dedupe key (see [`crate::store::Delivery::digest`]), in their
+    /// order, encoded after the record and only when one has a digest (so records written before
+    /// digests were kept still decode).
+    #[serde(skip)]
+    pub(super) digests: Vec<Option<u64>>,
 }
 
 impl JournalRecord {
     pub(super) fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
-        postcard::from_bytes(bytes).map_err(|e| corrupt("inbox_journal", e))
+        let (mut rec, rest): (Self, &[u8]) =
+            postcard::take_from_bytes(bytes).map_err(|e| corrupt("inbox_journal", e))?;
+        if !rest.is_empty() {
+            rec.digests = postcard::from_bytes(rest).map_err(|e| corrupt("inbox_journal", e))?;
+        }
+        Ok(rec)
     }
 }
 
@@ -55,13 +67,17 @@ pub(super) struct JournalRecordRef<'a> {
     pub(super) received_ms: i64,
     pub(super) dedupe: Vec<&'a [u8]>,
     pub(super) notes: Vec<Note<&'a str>>,
+    #[serde(skip)]
+    pub(super) digests: Vec<Option<u64>>,
 }
 
 impl JournalRecordRef<'_> {
     pub(super) fn encode_into(&self, buf: &mut Vec<u8>) -> Result<(), StoreError> {
-        postcard::to_io(self, buf)
-            .map(|_| ())
-            .map_err(|e| corrupt("inbox_journal", e))
+        postcard::to_io(self, &mut *buf).map_err(|e| corrupt("inbox_journal", e))?;
+        if self.digests.iter().any(Option::is_some) {
+            postcard::to_io(&self.digests, buf).map_err(|e| corrupt("inbox_journal", e))?;
+        }
+        Ok(())
     }
 }
 
@@ -76,12 +92,14 @@ const JOURNAL_VALUE_BYTES: usize = 64 << 10;
 
 /// Journal values for a run of log frames: per org, the frames themselves in sequence order, in
 /// values of about [`JOURNAL_VALUE_BYTES`], each keyed by its org and its last frame's sequence
-/// number.
-pub(super) fn journal_batch(frames: &[u8]) -> sled::Batch {
+/// number. Also returns the highest sequence number among the frames.
+pub(super) fn journal_batch(frames: &[u8]) -> (sled::Batch, u64) {
     // Per org: the value being filled and the key of its last frame.
     let mut by_org: BTreeMap<&[u8], (Vec<u8>, &[u8])> = BTreeMap::new();
     let mut batch = sled::Batch::default();
+    let mut newest = 0;
     for (key, payload) in wal::frames(frames) {
+        newest = newest.max(keys::journal_seq(key).unwrap_or(0));
         let (value, last) = by_org.entry(&key[..18]).or_default();
         wal::push_frame(value, key, payload);
         *last = key;
@@ -94,7 +112,7 @@ pub(super) fn journal_batch(frames: &[u8]) -> sled::Batch {
             batch.insert(last, value);
         }
     }
-    batch
+    (batch, newest)
 }
 
 /// The journal records in one journal value: `(seq, record)` for each of its log frames.
@@ -116,14 +134,27 @@ pub(super) fn frame_seq(key: &[u8]) -> Result<u64, StoreError> {
     keys::journal_seq(key).ok_or_else(|| corrupt("inbox_journal", "bad key"))
 }
 
-/// Replays the journal: every dedupe key, and every record named after its last applied pull.
-/// Also returns the highest sequence number in the journal and in use (journal or applied
-/// marks).
+/// What replaying the journal rebuilds: the pending queue, and the dedupe keys of the records
+/// past `covered` (those not yet in a dedupe run).
+pub(super) struct Replay {
+    pub(super) mem: InboxMemory,
+    pub(super) recovered: Recovered,
+    pub(super) covered: u64,
+}
+
+/// Replays the journal: every record named after its last applied pull, and the dedupe keys past
+/// `covered`. Also returns the highest sequence number in the journal and in use (journal or
+/// applied marks).
 pub(super) fn rebuild(
     journal: &sled::Tree,
     applied: &sled::Tree,
-) -> Result<(InboxMemory, u64, u64), StoreError> {
-    let mut mem = InboxMemory::default();
+    covered: u64,
+) -> Result<(Replay, u64, u64), StoreError> {
+    let mut mem = Replay {
+        mem: InboxMemory::default(),
+        recovered: Recovered::new(),
+        covered,
+    };
     let mut in_use = 0;
     for kv in applied.iter() {
         let (_, v) = kv?;
@@ -140,16 +171,24 @@ pub(super) fn rebuild(
     Ok((mem, journaled, in_use.max(journaled)))
 }
 
-/// Adds one journal record to the memory, skipping records already applied.
+/// Adds one journal record to the memory: its dedupe keys unless a dedupe run covers it, the
+/// records it names unless already applied.
 pub(super) fn replay(
-    mem: &mut InboxMemory,
+    replay: &mut Replay,
     applied: &sled::Tree,
     seq: u64,
     rec: JournalRecord,
 ) -> Result<(), StoreError> {
-    for d in rec.dedupe {
-        mem.dedupe.insert(d, rec.received_ms);
+    if seq > replay.covered {
+        for (i, key) in rec.dedupe.into_iter().enumerate() {
+            let seen = Seen {
+                received_ms: rec.received_ms,
+                digest: rec.digests.get(i).copied().flatten(),
+            };
+            replay.recovered.push((key, Recent { seen, seq }));
+        }
     }
+    let mem = &mut replay.mem;
     let org = OrgId::parse(&rec.org).map_err(|e| corrupt("inbox_journal", e))?;
     for (code, id, change, stamp, modified_by) in rec.notes {
         let object =

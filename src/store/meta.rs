@@ -1,8 +1,9 @@
 //! Small typed values kept per org beside the records: what was last pulled of a Salesforce
 //! record ([`Seen`]), the open conflict of a quarantined one, the `SystemModstamp` the outbox read
-//! back after writing one, where each object's catch-up sweep resumes ([`SweepCursor`]), and the
-//! Salesforce user a connection acts as.
+//! back after writing one, where each object's catch-up sweep resumes ([`SweepCursor`]) and when
+//! the sweep last succeeded, and the Salesforce user a connection acts as.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::keys;
@@ -113,6 +114,11 @@ impl Tx<'_> {
     ) -> TxResult<()> {
         self.put_json(self.meta, "meta", keys::sweep_cursor(org, object), cursor)
     }
+
+    /// Records that the org's catch-up sweep finished without error at `at`.
+    pub fn set_last_sweep(&self, org: &OrgId, at: DateTime<Utc>) -> TxResult<()> {
+        self.put_json(self.meta, "meta", keys::last_sweep(org), &at)
+    }
 }
 
 impl Store {
@@ -148,6 +154,16 @@ impl Store {
         cursor: &SweepCursor,
     ) -> Result<(), StoreError> {
         self.atomically(|tx| tx.set_sweep_cursor(org, object, cursor))
+    }
+
+    /// When the org's catch-up sweep last finished without error.
+    pub fn last_sweep(&self, org: &OrgId) -> Result<Option<DateTime<Utc>>, StoreError> {
+        read_json(&self.inner.meta, "meta", &keys::last_sweep(org))
+    }
+
+    /// Records that the org's catch-up sweep finished without error at `at`.
+    pub fn set_last_sweep(&self, org: &OrgId, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.atomically(|tx| tx.set_last_sweep(org, at))
     }
 
     /// The Salesforce user an org's connection acts as, as saved at the last authorization.

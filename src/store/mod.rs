@@ -12,6 +12,9 @@
 //! (`deliveries`).
 
 mod changes;
+#[cfg(test)]
+mod crash_states;
+mod dedupe;
 mod deliveries;
 mod disk;
 mod durability;
@@ -24,7 +27,11 @@ mod outbox;
 mod pages;
 mod pending;
 mod queue;
+mod recent;
 mod records;
+mod runs;
+#[cfg(test)]
+mod tap;
 mod tx;
 mod user_tokens;
 mod wal;
@@ -46,6 +53,11 @@ pub use records::{LocalRef, Provenance, RecordKind};
 pub use tx::{Tx, TxAbort, TxError, TxResult};
 
 use durability::GroupCommit;
+
+/// sled's page cache. Most of what the store holds is written once and seldom read again (the
+/// inbox journal, the dedupe runs), and sled's default (1 GiB) would keep it in memory as it
+/// grows; the dedupe filters and the records read on the pull side are what memory is for.
+const SLED_CACHE_BYTES: u64 = 16 << 20;
 
 /// What went wrong in the store. Callers answer 503: the cause is logged, never sent.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +124,7 @@ fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
         match sled::Config::new()
             .path(path)
             .mode(sled::Mode::HighThroughput)
+            .cache_capacity(SLED_CACHE_BYTES)
             .open()
         {
             Err(sled::Error::Io(e))

@@ -1,7 +1,7 @@
 //! The pending queue's entries and the inbox's working memory: many notifications for one
 //! record collapse into one [`PendingEntry`] that keeps the newest `SystemModstamp` seen.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
@@ -82,11 +82,9 @@ pub(super) struct PendingSlot {
     pub(super) last_seq: u64,
 }
 
-/// The inbox's working state, rebuilt from the journal when the store opens.
+/// The inbox's pending queue, rebuilt from the journal when the store opens.
 #[derive(Debug, Default)]
 pub(super) struct InboxMemory {
-    /// Dedupe key → when it arrived (ms).
-    pub(super) dedupe: HashMap<Vec<u8>, i64, foldhash::fast::RandomState>,
     /// Pending key (`keys::pending`) → entry; ordered, so one org's entries are a range.
     pub(super) pending: BTreeMap<Vec<u8>, PendingSlot>,
 }

@@ -2,12 +2,13 @@
 //! the pending queue read by the inbox worker, re-read requests, and the hourly expiry of dedupe
 //! keys with the journal values they came in.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use super::inbox::{DedupeSource, Delivery, IngestOutcome, kind};
-use super::journal::{corrupt, journal_value};
+use super::journal::{JournalRecord, corrupt, journal_value};
 use super::keys;
 use super::pending::{InboxMemory, PendingEntry, PendingRecord};
 use super::{Store, StoreError};
@@ -94,10 +95,25 @@ impl Store {
         source: DedupeSource,
         id: &str,
     ) -> Result<bool, StoreError> {
-        Ok(self
-            .inbox()
-            .dedupe
-            .contains_key(&keys::dedupe(org, kind(source), id)))
+        let dedupe = &self.inner.inbox.dedupe;
+        let key = keys::dedupe(org, kind(source), id);
+        Ok(dedupe.find(&dedupe.state(), &key)?.is_some())
+    }
+
+    /// How many dedupe runs there are on disk, and how many ids wait in memory to be cut into
+    /// one.
+    pub fn dedupe_sizes(&self) -> (usize, usize) {
+        self.inner.inbox.dedupe.sizes()
+    }
+
+    /// Moves every remembered id whose record is durable out of memory into the dedupe runs on
+    /// disk, and merges what is due, on the calling thread (the dedupe thread does it as ids
+    /// accumulate): for benchmarks and tests. Returns how many runs there are and how many ids
+    /// stay in memory.
+    pub fn settle_dedupe(&self) -> Result<(usize, usize), StoreError> {
+        let dedupe = &self.inner.inbox.dedupe;
+        dedupe.maintain(true)?;
+        Ok(dedupe.sizes())
     }
 
     /// Object types of an org waiting for a full re-read.
@@ -141,46 +157,50 @@ impl Store {
         Ok(cleared)
     }
 
-    /// Forgets dedupe keys older than `ttl` and removes the journal values they came in, once
-    /// every record in a value is older than `ttl` and none of the records they name is still
-    /// pending; returns how many dedupe keys were forgotten. Run hourly.
+    /// Forgets dedupe keys older than `ttl` (see `dedupe`: ids in runs go a run at a time, so an
+    /// id is remembered for at least `ttl` and at most about a quarter longer), except those of
+    /// records still pending; and removes the journal values once every record in a value is
+    /// older than `ttl` and none of the records they name is still pending. Returns how many
+    /// dedupe keys were forgotten. Run hourly.
     pub fn expire_dedupe(&self, now: DateTime<Utc>, ttl: Duration) -> Result<u64, StoreError> {
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         let cutoff = now.timestamp_millis().saturating_sub(ttl_ms);
-        let mut removed = 0;
+        let mut survivors = HashSet::new();
         for kv in self.inner.inbox.journal.iter() {
             let (k, v) = kv?;
             let records = journal_value(&v)?;
-            if records.iter().any(|(_, rec)| rec.received_ms >= cutoff) {
+            if records.iter().all(|(_, rec)| rec.received_ms >= cutoff) {
                 continue;
             }
-            let mut mem = self.inbox();
-            let mut still_pending = false;
+            let mut removable = true;
+            let mem = self.inbox();
             for (_, rec) in &records {
-                let org = OrgId::parse(&rec.org).map_err(|e| corrupt("inbox_journal", e))?;
-                still_pending |= rec.notes.iter().any(|(code, id, ..)| {
-                    match (ObjectType::from_code(*code), SalesforceId::parse(id)) {
-                        (Some(object), Ok(id)) => {
-                            mem.pending.contains_key(&keys::pending(&org, object, &id))
-                        }
-                        _ => false,
-                    }
-                });
-            }
-            if still_pending {
-                continue;
-            }
-            for d in records.iter().flat_map(|(_, rec)| &rec.dedupe) {
-                if mem.dedupe.get(d).is_some_and(|at| *at < cutoff) {
-                    mem.dedupe.remove(d);
-                    removed += 1;
+                if rec.received_ms >= cutoff {
+                    removable = false;
+                } else if names_pending(&mem, rec)? {
+                    removable = false;
+                    survivors.extend(rec.dedupe.iter().cloned());
                 }
             }
             drop(mem);
-            self.inner.inbox.journal.remove(&k)?;
+            if removable {
+                self.inner.inbox.journal.remove(&k)?;
+            }
         }
-        Ok(removed)
+        let dedupe = &self.inner.inbox.dedupe;
+        dedupe.expire(cutoff, now.timestamp_millis(), ttl, &survivors)
     }
+}
+
+/// Whether a journal record names a record still pending.
+fn names_pending(mem: &InboxMemory, rec: &JournalRecord) -> Result<bool, StoreError> {
+    let org = OrgId::parse(&rec.org).map_err(|e| corrupt("inbox_journal", e))?;
+    Ok(rec.notes.iter().any(|(code, id, ..)| {
+        match (ObjectType::from_code(*code), SalesforceId::parse(id)) {
+            (Some(object), Ok(id)) => mem.pending.contains_key(&keys::pending(&org, object, &id)),
+            _ => false,
+        }
+    }))
 }
 
 #[cfg(test)]
@@ -211,6 +231,7 @@ mod tests {
             source: DedupeSource::OutboundNotification,
             notifications: notes,
             resync: vec![],
+            digest: None,
         }
     }
 
@@ -233,7 +254,8 @@ mod tests {
             IngestOutcome {
                 accepted: 2,
                 duplicates: 0,
-                new_pending: 1
+                new_pending: 1,
+                replayed_different: 0,
             }
         );
         let again = store.ingest(&org(), &[a], now).expect("ingest");
@@ -242,7 +264,8 @@ mod tests {
             IngestOutcome {
                 accepted: 0,
                 duplicates: 1,
-                new_pending: 0
+                new_pending: 0,
+                replayed_different: 0,
             }
         );
         let pending = store.pending_records(&org()).expect("pending");
@@ -268,6 +291,7 @@ mod tests {
             accepted,
             duplicates,
             new_pending,
+            replayed_different: 0,
         };
         {
             // The store's parts by hand, stopped where a kill would stop them: after the log

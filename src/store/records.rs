@@ -40,6 +40,18 @@ impl RecordKind {
             Self::Activity => b'a',
         }
     }
+
+    /// The kind whose [`code`](Self::code) this is.
+    pub(super) fn from_code(code: u8) -> Option<Self> {
+        [
+            Self::Company,
+            Self::Contact,
+            Self::CompanyProduct,
+            Self::Activity,
+        ]
+        .into_iter()
+        .find(|k| k.code() == code)
+    }
 }
 
 /// A reference to a local record.

@@ -129,7 +129,18 @@ fn create_segment(dir: &Path, number: u64, size: u64) -> io::Result<File> {
     }
     file.sync_all()?;
     File::open(dir)?.sync_all()?;
+    #[cfg(test)]
+    super::tap::created(dir, number, size);
     Ok(file)
+}
+
+/// `fdatasync` of a segment: from its return on, what was written to it is on disk (test
+/// builds report it to the crash-state test's tap).
+fn sync_data(file: &File, _dir: &Path, _segment: u64) -> io::Result<()> {
+    file.sync_data()?;
+    #[cfg(test)]
+    super::tap::synced(_dir, _segment);
+    Ok(())
 }
 
 /// The segment being written.
@@ -236,7 +247,11 @@ impl Wal {
         let written = seg
             .file
             .write_all_at(&self.unsynced, seg.offset)
-            .and_then(|()| seg.file.sync_data());
+            .and_then(|()| {
+                #[cfg(test)]
+                super::tap::wrote(&self.dir, seg.number, seg.offset, &self.unsynced);
+                sync_data(&seg.file, &self.dir, seg.number)
+            });
         if let Err(e) = written {
             self.broken = true;
             return Err(e);
@@ -253,7 +268,9 @@ impl Wal {
     pub(super) fn delete_through(&self, segment: u64, inclusive: bool) -> io::Result<()> {
         for (number, path) in segments(&self.dir)? {
             if number < segment || (inclusive && number == segment) {
-                std::fs::remove_file(path)?;
+                std::fs::remove_file(&path)?;
+                #[cfg(test)]
+                super::tap::removed(&path);
             }
         }
         Ok(())

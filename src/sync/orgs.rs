@@ -1,6 +1,7 @@
 //! The pull side's shared state: one Salesforce [`Client`] per connected org (and one per
 //! application user who connected their own Salesforce user), and the pull [`Rules`], cheap to
-//! clone, shared by the inbox worker, the sweep, imports, the outbox workers and the API.
+//! clone, shared by the inbox worker, the sweep, imports, the outbox workers and the API. Every
+//! connected org's client counts into the app's [`Telemetry`].
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
@@ -8,6 +9,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::domain::{AppUser, OrgId};
 use crate::salesforce::Client;
+use crate::telemetry::Telemetry;
 
 use super::import::Imports;
 use super::pull::Rules;
@@ -17,11 +19,28 @@ use super::pull::Rules;
 pub struct SalesforceOrgs {
     clients: RwLock<BTreeMap<OrgId, Client>>,
     users: RwLock<BTreeMap<(OrgId, AppUser), Client>>,
+    telemetry: Telemetry,
 }
 
 impl SalesforceOrgs {
-    /// Adds (or replaces) the connection of the client's org.
+    /// No org yet; clients added later count into `telemetry`.
+    pub fn new(telemetry: Telemetry) -> Self {
+        Self {
+            clients: RwLock::default(),
+            users: RwLock::default(),
+            telemetry,
+        }
+    }
+
+    /// Where the connected orgs' calls and failures are counted.
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.telemetry
+    }
+
+    /// Adds (or replaces) the connection of the client's org; its calls count into this
+    /// app's telemetry from now on.
     pub fn insert(&self, client: Client) {
+        client.attach_telemetry(self.telemetry.clone());
         self.clients
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -53,6 +72,7 @@ impl SalesforceOrgs {
         let Some(user) = client.app_user().cloned() else {
             return self.insert(client);
         };
+        client.attach_telemetry(self.telemetry.clone());
         self.users
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -97,8 +117,13 @@ pub struct PullContext {
 impl PullContext {
     /// A context with these rules and no connection yet.
     pub fn new(rules: Rules) -> Self {
+        Self::with_telemetry(rules, Telemetry::default())
+    }
+
+    /// [`PullContext::new`] whose orgs count into `telemetry`.
+    pub fn with_telemetry(rules: Rules, telemetry: Telemetry) -> Self {
         Self {
-            orgs: Arc::default(),
+            orgs: Arc::new(SalesforceOrgs::new(telemetry)),
             rules: Arc::new(rules),
             imports: Arc::default(),
             echoes: Arc::default(),

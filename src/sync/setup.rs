@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::ActivityTarget;
 use crate::domain::{ObjectType, OrgId};
 use crate::salesforce::{Client, ErrorClass, ObjectDescribe, SalesforceError};
+use crate::telemetry::{ErrorSource, RecentErrors};
 
 /// What the checks compare against, and the latest report of each org.
 #[derive(Debug)]
@@ -20,20 +21,24 @@ pub struct Setup {
     api_version: String,
     needs: Vec<ObjectNeeds>,
     reports: RwLock<BTreeMap<OrgId, SetupReport>>,
+    errors: std::sync::Arc<RecentErrors>,
 }
 
 impl Setup {
     /// Checks against `api_version` (`[salesforce] api_version`), `marker_field` (`[outbox]
-    /// marker_field`) and where activities go (`[activities]`).
+    /// marker_field`) and where activities go (`[activities]`); what is missing is also listed
+    /// in `errors`.
     pub fn new(
         api_version: impl Into<String>,
         marker_field: &str,
         activities: &ActivityTarget,
+        errors: std::sync::Arc<RecentErrors>,
     ) -> Self {
         Self {
             api_version: api_version.into(),
             needs: needs(marker_field, activities),
             reports: RwLock::default(),
+            errors,
         }
     }
 
@@ -52,9 +57,21 @@ impl Setup {
         let org = client.org_id();
         if !report.api_version.served {
             tracing::warn!(org = %org, version = %report.api_version.configured, "the org does not serve the configured API version");
+            let version = &report.api_version.configured;
+            self.errors.record(
+                org,
+                ErrorSource::Setup,
+                format_args!("the org does not serve API version {version}"),
+            );
         }
         for object in report.objects.iter().filter(|o| !o.ok) {
             tracing::warn!(org = %org, object = %object.object, problems = %object.problems.join("; "), "salesforce setup incomplete");
+            let problems = object.problems.join("; ");
+            self.errors.record(
+                org,
+                ErrorSource::Setup,
+                format_args!("{}: {problems}", object.object),
+            );
         }
         if report.ok {
             tracing::info!(org = %org, "salesforce setup checked: nothing missing");
@@ -72,6 +89,11 @@ impl Setup {
         tokio::spawn(async move {
             if let Err(e) = setup.run(&client).await {
                 tracing::warn!(org = %client.org_id(), error = %e, "the salesforce setup could not be checked");
+                setup.errors.record(
+                    client.org_id(),
+                    ErrorSource::Setup,
+                    format_args!("the setup could not be checked: {e}"),
+                );
             }
         });
     }

@@ -86,6 +86,7 @@ pub async fn sweep_org_at(
         }
     }
     report.api_calls = client.api_calls().saturating_sub(calls_before);
+    store.set_last_sweep(&org, Utc::now())?;
     tracing::info!(org = %org, changed = report.changed, deleted = report.deleted, calls = report.api_calls, "sweep done");
     Ok(report)
 }
@@ -240,6 +241,7 @@ fn delivery(
             modified_by: None,
         }],
         resync: Vec::new(),
+        digest: None,
     }
 }
 

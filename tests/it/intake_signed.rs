@@ -78,6 +78,95 @@ async fn a_sender_retry_resigned_with_a_fresh_timestamp_takes_effect_once() {
     );
 }
 
+/// Log lines written while it is the thread's subscriber (the test runtime runs the service's
+/// tasks on the test's thread).
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("logs").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("logs")).into_owned()
+    }
+}
+
+async fn metric(app: &TestApp, name: &str) -> String {
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_replayed_id_with_another_signed_body_is_a_duplicate_counted_and_logged() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let app = spawn_app().await;
+    let body = fixture("events/contact_update.json");
+    let other = fixture("events/opportunity_delete.json");
+    let post = |ts: i64, body: Vec<u8>| {
+        let app = &app;
+        async move {
+            let resp = app.post_event(KEY, "msg_replay_1", ts, SECRET, &body).await;
+            assert_eq!(resp.status(), 200);
+            let json: serde_json::Value = resp.json().await.expect("json");
+            json["duplicate"].as_bool().expect("duplicate")
+        }
+    };
+    let counted = "sfsync_inbox_replayed_different_total";
+    let warning = "webhook-id replayed with a different body";
+
+    assert!(!post(now() - 10, body.clone()).await);
+    assert!(post(now(), body).await, "the same body again");
+    assert_eq!(metric(&app, counted).await, format!("{counted} 0"));
+    assert!(!logs.text().contains(warning), "{}", logs.text());
+
+    assert!(post(now(), other).await, "another body, validly signed");
+    assert_eq!(metric(&app, counted).await, format!("{counted} 1"));
+    let text = logs.text();
+    let line = text
+        .lines()
+        .find(|l| l.contains(warning))
+        .unwrap_or_else(|| panic!("no warning in {text}"));
+    assert!(
+        line.contains("WARN") && line.contains("msg_replay_1"),
+        "{line}"
+    );
+    assert!(line.contains(org().as_str()), "{line}");
+    assert!(
+        !line.contains("Opportunity") && !line.contains("0067F000003pmdW"),
+        "{line}"
+    );
+    let deleted = SalesforceId::parse("0067F000003pmdW").expect("id");
+    let stored = app
+        .store()
+        .pending_record(&org(), ObjectType::Opportunity, &deleted);
+    assert_eq!(stored.expect("read"), None, "the second body is not stored");
+}
+
 async fn error_of(resp: reqwest::Response) -> (u16, String) {
     let status = resp.status().as_u16();
     let body: serde_json::Value = resp.json().await.expect("json error body");

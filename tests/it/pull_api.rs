@@ -3,12 +3,9 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
 use reqwest::Method;
 use serde_json::{Value, json};
-use sfsync::domain::Company;
 use sfsync::simulator::SeedSpec;
-use sfsync::store::TxAbort;
 
 use crate::support::env::{SyncEnv as PullEnv, start};
 use crate::support::eventually;
@@ -176,32 +173,11 @@ async fn an_import_of_an_unknown_account_fails_visibly() {
     assert_eq!(status, 422);
 }
 
-fn local_company(env: &PullEnv, name: &str, website: &str) -> u64 {
-    env.store()
-        .transact(|tx| {
-            let c = Company {
-                id: tx.next_id()?,
-                org_id: env.org.clone(),
-                name: name.into(),
-                domain: sfsync::domain::normalize::domain(website),
-                website: Some(website.into()),
-                industry: None,
-                annual_revenue: None,
-                employees: None,
-                salesforce_id: None,
-                updated_at: Utc::now(),
-            };
-            tx.put_company(&c)?;
-            Ok::<_, TxAbort<()>>(c.id)
-        })
-        .expect("company")
-}
-
 #[tokio::test]
 async fn a_conflict_is_listed_with_its_candidates_and_resolved_by_picking_one() {
     let env = start().await;
-    let a = local_company(&env, "Pick Me", "pick.com");
-    let b = local_company(&env, "Not Me", "www.pick.com");
+    let a = env.local_company("Pick Me", "pick.com");
+    let b = env.local_company("Not Me", "www.pick.com");
     let id = env
         .sim
         .create("Account", json!({"Name": "Pick", "Website": "pick.com"}))
@@ -251,8 +227,8 @@ async fn a_conflict_is_listed_with_its_candidates_and_resolved_by_picking_one() 
 #[tokio::test]
 async fn a_conflict_resolved_by_creating_a_new_record_links_a_fresh_one() {
     let env = start().await;
-    let a = local_company(&env, "Twin A", "twins.com");
-    let b = local_company(&env, "Twin B", "twins.com");
+    let a = env.local_company("Twin A", "twins.com");
+    let b = env.local_company("Twin B", "twins.com");
     let id = env
         .sim
         .create("Account", json!({"Name": "Twins", "Website": "twins.com"}))

@@ -513,6 +513,7 @@ fn notify(store: &Store, org: &OrgId, object: ObjectType, id: &SalesforceId, tag
                     modified_by: None,
                 }],
                 resync: vec![],
+                digest: None,
             }],
             Utc::now(),
         )

@@ -135,6 +135,7 @@ async fn a_resync_request_re_reads_an_object_from_the_beginning_once() {
                 source: sfsync::store::DedupeSource::WebhookId,
                 notifications: vec![],
                 resync: vec![ObjectType::Account],
+                digest: None,
             }],
             chrono::Utc::now(),
         )

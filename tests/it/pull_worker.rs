@@ -71,6 +71,7 @@ impl Rig {
                         modified_by: None,
                     }],
                     resync: vec![],
+                    digest: None,
                 }],
                 Utc::now(),
             )

@@ -320,3 +320,40 @@ async fn a_storm_of_pushes_of_companies_the_org_holds_leaves_each_record_once_un
     let (_, outbox) = env.get("/outbox").await;
     assert_eq!(outbox["items"], json!([]));
 }
+
+#[tokio::test]
+async fn a_push_conflict_is_shown_in_the_console_and_resolved_there_by_picking_the_orgs_record() {
+    use crate::console_security::{csrf_of, get, post, sign_in};
+    let mut env = push_env().await;
+    account(&env, "Hooli", Some("https://hooli.example"));
+    let second = account(&env, "Hooli XYZ", Some("hooli.example/xyz"));
+    let local = company(&env, "Hooli", "hooli.example").await;
+    drain(&mut env.worker).await;
+    let (_, conflicts) = env.get("/conflicts").await;
+    let id = conflicts["items"][0]["id"]
+        .as_u64()
+        .expect("a push conflict");
+
+    let (session, _) = sign_in(&env.app).await;
+    let page = get(&env.app, &format!("/orgs/{}", env.org), Some(&session)).await;
+    let html = page.text().await.expect("html");
+    assert!(
+        html.contains(&format!("local company #{local} found 2 records")),
+        "{html}"
+    );
+    assert!(html.contains(&format!("Link to {second}")), "{html}");
+    let csrf = csrf_of(&html);
+    let path = format!("/orgs/{}/conflicts/{id}/resolve", env.org);
+    let form = [("csrf", csrf.as_str()), ("salesforce_id", second.as_str())];
+    let resp = post(&env.app, &path, &session, &form).await;
+    assert_eq!(resp.status(), reqwest::StatusCode::SEE_OTHER);
+    drain(&mut env.worker).await;
+
+    assert_eq!(
+        env.sf_id("/companies", local, "salesforce_id").await,
+        second
+    );
+    assert_eq!(env.live("Account").len(), 2, "nothing created");
+    let (_, conflicts) = env.get("/conflicts").await;
+    assert_eq!(conflicts["items"], json!([]));
+}

@@ -37,6 +37,8 @@ mod status;
 
 pub use changes::longest_wait;
 pub use error::ApiError;
+pub(crate) use extract::org as configured_org;
+pub(crate) use status::{ConnectionStatus, connection as connection_status};
 
 /// Refuses a request without the API's bearer token (401).
 pub(super) async fn require_token(
@@ -50,12 +52,17 @@ pub(super) async fn require_token(
         .and_then(|v| v.to_str().ok())
         .and_then(bearer_token)
         .unwrap_or_default();
-    // Digests are compared so the comparison's timing says nothing about the token.
-    let expected = Sha256::digest(state.api_token.expose_secret().as_bytes());
-    if given.is_empty() || Sha256::digest(given.as_bytes()) != expected {
+    if !is_api_token(&state, given) {
         return ApiError::Unauthorized.into_response();
     }
     next.run(req).await
+}
+
+/// Whether `given` is the API token. Digests are compared, so the comparison's timing says
+/// nothing about the token.
+pub(crate) fn is_api_token(state: &AppState, given: &str) -> bool {
+    let expected = Sha256::digest(state.api_token.expose_secret().as_bytes());
+    !given.is_empty() && Sha256::digest(given.as_bytes()) == expected
 }
 
 /// The token of an `Authorization: Bearer <token>` value; the scheme's name is

@@ -172,8 +172,8 @@ pub(crate) struct InboxStatus {
     pub(crate) echoes_total: u64,
 }
 
-/// One configured org as the status reports it.
-fn connection(state: &AppState, conn: &Connection) -> ConnectionStatus {
+/// One configured org as the status reports it (the console and the metrics show the same).
+pub(crate) fn connection(state: &AppState, conn: &Connection) -> ConnectionStatus {
     let client = state.pull.orgs.get(&conn.org_id);
     let not_configured = state.oauth.as_ref().err().filter(|_| client.is_none());
     let report = state.setup.report(&conn.org_id);

@@ -75,6 +75,23 @@ impl WebhookError {
         }
     }
 
+    /// The reason this refusal is counted under in `sfsync_inbox_rejected_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::UnknownKey => "unknown_key",
+            Self::NoSecrets => "not_configured",
+            Self::WrongOrg | Self::Outbound(outbound_message::OutboundParseError::OtherOrg) => {
+                "wrong_org"
+            }
+            Self::TooLarge(_) => "too_large",
+            Self::MediaType(_) => "media_type",
+            Self::BodyRead => "body_read",
+            Self::Signature(_) => "signature",
+            Self::Outbound(_) | Self::Event(_) => "malformed",
+            Self::Store(_) => "store",
+        }
+    }
+
     fn log(&self, endpoint: &'static str) {
         match self {
             Self::Store(e) => tracing::error!(endpoint, error = %e, "webhook not stored"),
@@ -145,7 +162,7 @@ async fn store_durably(
         .store
         .ingest_durably(&conn.org_id, deliveries, Utc::now())
         .await?;
-    state.counters.record(&outcome);
+    state.counters.record(&conn.org_id, &outcome);
     Ok(outcome)
 }
 
@@ -185,11 +202,15 @@ pub(super) async fn outbound(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let arrived = std::time::Instant::now();
     match handle_outbound(&state, &key, &headers, body).await {
-        Ok(()) => soap(StatusCode::OK, outbound_message::ACK.to_string()),
+        Ok(()) => {
+            state.telemetry.metrics.inbox_acked(arrived.elapsed());
+            soap(StatusCode::OK, outbound_message::ACK.to_string())
+        }
         Err(e) => {
             e.log("outbound");
-            state.counters.rejected();
+            state.counters.rejected(e.reason());
             let reason = match &e {
                 WebhookError::Store(_) => "temporarily unable to store the message".to_string(),
                 other => other.to_string(),
@@ -220,6 +241,7 @@ async fn handle_outbound(
                 source: DedupeSource::OutboundNotification,
                 notifications: vec![note],
                 resync: vec![],
+                digest: None,
             }),
             None => {
                 state.counters.ignored(1);
@@ -244,19 +266,20 @@ pub(super) async fn events(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let arrived = std::time::Instant::now();
     match handle_event(&state, &key, &headers, body).await {
-        Ok((outcome, records)) => (
-            StatusCode::OK,
-            axum::Json(serde_json::json!({
+        Ok((outcome, records)) => {
+            state.telemetry.metrics.inbox_acked(arrived.elapsed());
+            let body = serde_json::json!({
                 "status": "accepted",
                 "duplicate": outcome.duplicates > 0,
                 "records": records,
-            })),
-        )
-            .into_response(),
+            });
+            (StatusCode::OK, axum::Json(body)).into_response()
+        }
         Err(e) => {
             e.log("events");
-            state.counters.rejected();
+            state.counters.rejected(e.reason());
             let body = serde_json::json!({"error": {"status": e.status().as_u16(), "message": e.to_string()}});
             (e.status(), axum::Json(body)).into_response()
         }
@@ -318,10 +341,15 @@ async fn handle_event(
         source: DedupeSource::WebhookId,
         notifications: event.notifications,
         resync,
+        digest: Some(Delivery::digest_of(&body)),
     };
     // As for Outbound Messages: free the body on this thread, before the wait for the disk.
     drop(body);
     let outcome = store_durably(state, conn, vec![delivery]).await?;
+    if outcome.replayed_different > 0 {
+        // Answered as a duplicate all the same: the first body is the one stored.
+        tracing::warn!(org = %conn.org_id, webhook_id = id, "webhook-id replayed with a different body; answered as a duplicate");
+    }
     tracing::info!(org = %conn.org_id, webhook_id = id, records, duplicate = outcome.duplicates > 0, "signed event stored");
     Ok((outcome, records))
 }

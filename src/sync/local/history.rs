@@ -1,5 +1,5 @@
-//! A record's history: each change applied to it, oldest first, from which side (`salesforce`
-//! or `local`), which event (a notification, the sweep, an import, a conflict resolution, an
+//! A record's history, and an org's latest changes: each change applied, from which side
+//! (`salesforce` or `local`), which event (a notification, the sweep, an import, a conflict resolution, an
 //! API request, an outbox entry), which rule, and which conflict policy when one decided.
 
 use crate::domain::{Activity, Company, CompanyProduct, Contact, OrgId};
@@ -67,6 +67,16 @@ pub fn page(
         items: found.items.into_iter().map(Change::from).collect(),
         next: found.next,
     })
+}
+
+/// The org's latest applied changes across all its records, newest first, each with the record
+/// it concerns.
+pub fn latest(store: &Store, org: &OrgId, limit: usize) -> LocalResult<Vec<(LocalRef, Change)>> {
+    Ok(store
+        .latest_provenance(org, limit)?
+        .into_iter()
+        .map(|(target, p)| (target, Change::from(p)))
+        .collect())
 }
 
 #[cfg(test)]

@@ -99,6 +99,21 @@ pub enum Applied {
     },
 }
 
+impl Applied {
+    /// The outcome's name, as `sfsync_pull_applied_total` labels it (`result`).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Created { .. } => "created",
+            Self::Updated { .. } => "updated",
+            Self::Unchanged { .. } => "unchanged",
+            Self::Quarantined { .. } => "quarantined",
+            Self::Unlinked { .. } => "unlinked",
+            Self::Relinked { .. } => "relinked",
+            Self::Ignored { .. } => "ignored",
+        }
+    }
+}
+
 /// One pulled record being applied: the transaction it commits in, its org, the rules and
 /// where it came from.
 #[derive(Clone, Copy)]

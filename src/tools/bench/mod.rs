@@ -9,6 +9,7 @@
 //!
 //! `bench pull`, `bench push` and `bench feed` are in their modules.
 
+pub mod dedupe;
 pub mod feed;
 pub mod loopback;
 pub mod pull;

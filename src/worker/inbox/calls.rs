@@ -178,6 +178,7 @@ impl InboxWorker {
                     report.gone += 1;
                     self.waiting.done(&key(e));
                     report.count(&applied);
+                    self.observe(object, &applied, None);
                 }
             }
         }

@@ -29,11 +29,12 @@ use waiting::Waiting;
 use super::Backoff;
 use crate::domain::{ChangeType, ObjectType, OrgId, SalesforceId};
 use crate::salesforce::{
-    Client, ConnectionState, ErrorClass, MAX_COLLECTION, Record, SalesforceError,
+    Client, ConnectionState, ErrorClass, MAX_COLLECTION, Record, RecordExt as _, SalesforceError,
 };
 use crate::store::{PendingRecord, Store, StoreError};
 use crate::sync::orgs::PullContext;
 use crate::sync::pull::{self, Applied, Origin, Target};
+use crate::telemetry::ErrorSource;
 
 /// How the worker paces itself.
 #[derive(Debug, Clone)]
@@ -347,6 +348,7 @@ impl InboxWorker {
         let cleared = pull::skip_own_write(&self.store, &rec.org, rec.object, &rec.id, &rec.entry)?;
         if cleared {
             self.ctx.echoes.fetch_add(1, Ordering::Relaxed);
+            self.ctx.orgs.telemetry().metrics.inbox_echoes(1);
             tracing::debug!(org = %rec.org, record = %rec.id, "notification reports sfsync's own write; nothing to pull");
         }
         Ok(cleared)
@@ -378,14 +380,35 @@ impl InboxWorker {
                 )?;
                 self.waiting.done(&key(&entry));
                 report.count(&applied);
+                self.observe(object, &applied, record.str_field("SystemModstamp"));
             }
         }
         Ok(())
     }
 
+    /// Counts an applied record, and how long after its `SystemModstamp` it was written.
+    pub(super) fn observe(&self, object: ObjectType, applied: &Applied, stamp: Option<&str>) {
+        let metrics = &self.ctx.orgs.telemetry().metrics;
+        metrics.pull_applied(object.api_name(), applied.label());
+        if let Some(stamp) = stamp.and_then(pull::parse_datetime) {
+            metrics.pull_freshness(chrono::Utc::now() - stamp);
+        }
+    }
+
     fn failed(&mut self, org: &OrgId, e: &SalesforceError, entries: &[PendingRecord]) {
         let class = e.class();
         tracing::warn!(org = %org, error = %e, ?class, records = entries.len(), "pull failed; entries stay pending");
+        let telemetry = self.ctx.orgs.telemetry();
+        telemetry.errors.record(
+            org,
+            ErrorSource::Pull,
+            format_args!("{} records not pulled: {e}", entries.len()),
+        );
+        entries.iter().for_each(|r| {
+            telemetry
+                .metrics
+                .pull_applied(r.object.api_name(), "failed")
+        });
         if matches!(
             class,
             ErrorClass::Limit | ErrorClass::Auth { needs_reauth: true }

@@ -45,6 +45,7 @@ use crate::store::{OutboxChange, Settled, Store, StoreError};
 use crate::sync::orgs::SalesforceOrgs;
 use crate::sync::pull::Rules;
 use crate::sync::setup::Setup;
+use crate::telemetry::ErrorSource;
 use prepare::{Item, Prep, Shape};
 use send::Verdict;
 use settle::WriteBack;
@@ -311,9 +312,11 @@ impl OutboxWorker {
                 let limited = verdicts
                     .iter()
                     .any(|(_, v)| matches!(v, Verdict::Retry { count: false, .. }));
+                self.report_retries(&verdicts);
                 let changes: Vec<_> = verdicts
                     .into_iter()
                     .map(|(item, v)| {
+                        self.observe(&item, &v);
                         let what = self.settlement(&item, v, now);
                         ((item.entry_id, item.version, item.target), what)
                     })
@@ -327,6 +330,44 @@ impl OutboxWorker {
             }
         }
         Ok(())
+    }
+
+    /// Counts a sent entry by object and result; a refusal for good is listed among the recent
+    /// errors, a transient failure is not (it is retried, and counted).
+    fn observe(&self, item: &Item, verdict: &Verdict) {
+        let Some(telemetry) = self.client.telemetry() else {
+            return;
+        };
+        let object = &*item.payload.sobject;
+        let result = match verdict {
+            Verdict::Linked { .. } => "ok",
+            Verdict::Retry { .. } => "retry",
+            Verdict::Dead { .. } => "dead",
+            Verdict::Repoint { .. } => "repointed",
+            Verdict::Adopt { .. } => "matched",
+            Verdict::Ambiguous { .. } => "held",
+            Verdict::Paused { .. } => "paused",
+        };
+        telemetry.metrics.pushed(object, result, 1);
+        if let Verdict::Dead { message } = verdict {
+            let entry = item.entry_id;
+            let why = format_args!("{object} of outbox entry {entry} refused: {message}");
+            telemetry.errors.record(&self.org, ErrorSource::Push, why);
+        }
+    }
+
+    /// Lists a chunk's transient failures among the recent errors, once per chunk.
+    fn report_retries(&self, verdicts: &[(Item, Verdict)]) {
+        let mut retries = verdicts.iter().filter_map(|(_, v)| match v {
+            Verdict::Retry { message, .. } => Some(message),
+            _ => None,
+        });
+        let (Some(telemetry), Some(first)) = (self.client.telemetry(), retries.next()) else {
+            return;
+        };
+        let n = 1 + retries.count();
+        let why = format_args!("{n} outbox entries failed and will be retried: {first}");
+        telemetry.errors.record(&self.org, ErrorSource::Push, why);
     }
 
     /// The pause of every item of `sobject` when the latest setup check lists problems for it.

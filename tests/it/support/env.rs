@@ -263,6 +263,28 @@ impl SyncEnv {
         .expect("sf id")
     }
 
+    /// A local company of this org, written straight to the store (no outbox entry).
+    pub fn local_company(&self, name: &str, website: &str) -> u64 {
+        self.store()
+            .transact(|tx| {
+                let c = Company {
+                    id: tx.next_id()?,
+                    org_id: self.org.clone(),
+                    name: name.into(),
+                    domain: sfsync::domain::normalize::domain(website),
+                    website: Some(website.into()),
+                    industry: None,
+                    annual_revenue: None,
+                    employees: None,
+                    salesforce_id: None,
+                    updated_at: Utc::now(),
+                };
+                tx.put_company(&c)?;
+                Ok::<_, sfsync::store::TxAbort<()>>(c.id)
+            })
+            .expect("company")
+    }
+
     /// Live records of an object in the org.
     pub fn live(&self, object: &str) -> Vec<Value> {
         self.sim
