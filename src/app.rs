@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::http::webhook::outbound_message::XmlLimits;
 use crate::http::{AppState, Connections, Counters};
 use crate::store::Store;
+pub use crate::sync::tokens::StoreTokens;
 use crate::telemetry::{ErrorSource, Telemetry};
 
 /// How often expired dedupe keys are removed.
@@ -280,6 +281,48 @@ impl App {
                 Err(e) => tracing::error!(org = %conn.org_id, error = %e, "salesforce client"),
             }
         }
+        for conn in &config.connections {
+            self.connect_stored_users(config, &flow, &conn.org_id);
+        }
+    }
+
+    /// Connects the application users who connected their own Salesforce user to `org`: each
+    /// first call refreshes their session.
+    fn connect_stored_users(
+        &self,
+        config: &Config,
+        flow: &crate::http::oauth::OAuthFlow,
+        org: &crate::domain::OrgId,
+    ) {
+        let users = match self.state.store.connected_users(org) {
+            Ok(users) => users,
+            Err(e) => {
+                tracing::error!(org = %org, error = %e, "reading the user connections");
+                return;
+            }
+        };
+        for user in users {
+            let tokens = Arc::new(crate::sync::tokens::UserTokens::new(
+                self.state.store.clone(),
+                user.clone(),
+            ));
+            match crate::salesforce::Client::new(
+                flow.settings().clone(),
+                org.clone(),
+                config.salesforce.login_url.clone(),
+                flow.vault(),
+                tokens,
+            ) {
+                Ok(c) => {
+                    let timeout = Duration::from_secs(config.salesforce.request_timeout_s);
+                    tracing::info!(org = %org, user = %user, "salesforce user connection added");
+                    self.state.pull.orgs.insert_user(c.with_timeout(timeout));
+                }
+                Err(e) => {
+                    tracing::error!(org = %org, user = %user, error = %e, "salesforce client")
+                }
+            }
+        }
     }
 
     fn spawn_pull_workers(&self, tracker: &TaskTracker, shutdown: &CancellationToken) {
@@ -365,43 +408,4 @@ fn every(
             }
         }
     });
-}
-
-/// Refresh tokens kept in the store, sealed by the Salesforce vault, and each connection's user:
-/// the [`TokenStore`] the service's clients use.
-///
-/// [`TokenStore`]: crate::salesforce::TokenStore
-#[derive(Clone)]
-pub struct StoreTokens(pub Store);
-
-impl crate::salesforce::TokenStore for StoreTokens {
-    fn load_sealed(
-        &self,
-        org: &crate::domain::OrgId,
-    ) -> Result<Option<Vec<u8>>, crate::salesforce::TokenStoreError> {
-        Ok(self.0.load_sealed_token(org)?)
-    }
-
-    fn save_sealed(
-        &self,
-        org: &crate::domain::OrgId,
-        sealed: &[u8],
-    ) -> Result<(), crate::salesforce::TokenStoreError> {
-        Ok(self.0.save_sealed_token(org, sealed)?)
-    }
-
-    fn load_user(
-        &self,
-        org: &crate::domain::OrgId,
-    ) -> Result<Option<crate::domain::SalesforceId>, crate::salesforce::TokenStoreError> {
-        Ok(self.0.connection_user(org)?)
-    }
-
-    fn save_user(
-        &self,
-        org: &crate::domain::OrgId,
-        user: &crate::domain::SalesforceId,
-    ) -> Result<(), crate::salesforce::TokenStoreError> {
-        Ok(self.0.save_connection_user(org, user)?)
-    }
 }

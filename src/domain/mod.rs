@@ -1,6 +1,7 @@
 //! The local data model and the values it is built from. No I/O lives here: every other module
 //! may use `domain`, and `domain` uses nothing of the crate.
 
+mod app_user;
 mod change;
 mod entities;
 mod ids;
@@ -11,6 +12,7 @@ mod secret;
 mod stage;
 pub mod view;
 
+pub use app_user::{AppUser, AppUserError};
 pub use change::{ChangeKind, ChangeWhat, EntryType, EntryTypeError, TypeFilter};
 pub use entities::{
     Activity, ActivityKind, Company, CompanyProduct, Contact, OwnershipStatus, SalesforceKind,

@@ -3,6 +3,10 @@
 //! with PKCE; `GET /oauth/salesforce/callback` exchanges the code,
 //! verifies the token response's signature, checks that the org is the one asked for, stores the
 //! refresh token sealed and durable, and connects the org's workers.
+//!
+//! With `&user=…` (the application's user id) the same flow connects that person's own
+//! Salesforce user instead: the refresh token is kept under (org, user), and what is written on
+//! their behalf goes out with their token.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,8 +19,9 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::AppState;
-use crate::domain::OrgId;
+use crate::domain::{AppUser, OrgId};
 use crate::salesforce::{Client, OAuthClient, OAuthSettings, TokenStore, TokenVault};
+use crate::sync::tokens::UserTokens;
 
 /// How long an authorization may take from redirect to callback.
 const STATE_TTL: Duration = Duration::from_secs(600);
@@ -30,9 +35,11 @@ pub struct OAuthFlow {
     pending: Mutex<HashMap<String, Pending>>,
 }
 
-/// An authorization under way, by its `state`.
+/// An authorization under way, by its `state`: for which org and user, the PKCE verifier, when
+/// it started, and who started it.
 struct Pending {
     org: OrgId,
+    user: Option<AppUser>,
     verifier: SecretString,
     at: Instant,
     starter: Starter,
@@ -98,6 +105,9 @@ fn text(status: StatusCode, body: String) -> Response {
 #[derive(Debug, Deserialize)]
 pub(super) struct AuthorizeQuery {
     org_id: String,
+    /// The application user connecting their own Salesforce user; absent for the org's
+    /// integration connection.
+    user: Option<String>,
 }
 
 /// Who started an authorization, so that the callback answers in kind.
@@ -122,11 +132,13 @@ impl std::fmt::Display for NotStarted {
     }
 }
 
-/// Starts the web server flow for a configured org: keeps the PKCE verifier for the callback
-/// and returns Salesforce's authorize URL to send the browser to.
+/// Starts the web server flow for a configured org (for an application user connecting their own
+/// Salesforce user, when `user` is given): keeps the PKCE verifier for the callback and returns
+/// Salesforce's authorize URL to send the browser to.
 pub(super) fn begin(
     state: &AppState,
     org_id: &str,
+    user: Option<&str>,
     starter: Starter,
 ) -> Result<String, NotStarted> {
     let refuse = |status, message: String| NotStarted { status, message };
@@ -148,8 +160,14 @@ pub(super) fn begin(
             "org_id: not a configured connection".into(),
         ));
     };
+    let user = user
+        .map(AppUser::parse)
+        .transpose()
+        .map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("user: {e}")))?;
+    // A user connecting their own is asked to sign in again, so that a browser already signed
+    // in to Salesforce as someone else does not connect the wrong user.
     let request = OAuthClient::new(flow.settings.clone())
-        .and_then(|c| c.authorize())
+        .and_then(|c| c.authorize_with(user.is_some()))
         .map_err(|e| {
             tracing::error!(error = %e, "building the authorize url");
             refuse(
@@ -164,6 +182,7 @@ pub(super) fn begin(
         request.state.clone(),
         Pending {
             org,
+            user,
             verifier: request.code_verifier.clone(),
             at: now,
             starter,
@@ -172,12 +191,13 @@ pub(super) fn begin(
     Ok(request.url.to_string())
 }
 
-/// `GET /oauth/salesforce/authorize?org_id=…`: 302 to Salesforce's authorize page.
+/// `GET /oauth/salesforce/authorize?org_id=…[&user=…]`: 302 to Salesforce's authorize page
+/// (which asks for credentials again when a user connects their own).
 pub(super) async fn authorize(
     State(state): State<AppState>,
     Query(q): Query<AuthorizeQuery>,
 ) -> Response {
-    match begin(&state, &q.org_id, Starter::Api) {
+    match begin(&state, &q.org_id, q.user.as_deref(), Starter::Api) {
         Ok(url) => (
             StatusCode::FOUND,
             [(header::LOCATION, url.clone())],
@@ -222,32 +242,36 @@ pub(super) async fn callback(
             "code and state are required\n".into(),
         );
     };
-    let Some(Pending {
-        org,
-        verifier,
-        at,
-        starter,
-    }) = flow.pending().remove(&key)
-    else {
+    let Some(p) = flow.pending().remove(&key) else {
         return text(
             StatusCode::BAD_REQUEST,
             "unknown or already used state; start again at /oauth/salesforce/authorize\n".into(),
         );
     };
-    if at.elapsed() > STATE_TTL {
+    if p.at.elapsed() > STATE_TTL {
         return text(
             StatusCode::BAD_REQUEST,
             "the authorization took too long; start again\n".into(),
         );
     }
-    let result = connect(&state, &flow, &org, &code, &verifier).await;
-    match (result, starter) {
-        (Ok(()), Starter::Api) => text(
+    let connected = connect(&state, &flow, &p, &code).await;
+    let Pending {
+        org, user, starter, ..
+    } = p;
+    match (connected, user, starter) {
+        (Ok(()), None, Starter::Api) => text(
             StatusCode::OK,
             format!("sfsync is connected to org {org}. You can close this window.\n"),
         ),
-        (Ok(()), Starter::Console) => super::console::connected(&org),
-        (Err(reason), _) => {
+        (Ok(()), None, Starter::Console) => super::console::connected(&org),
+        (Ok(()), Some(user), _) => text(
+            StatusCode::OK,
+            format!(
+                "sfsync is connected to org {org} for user {user}: what is written on their \
+                 behalf goes out as the Salesforce user who signed in. You can close this window.\n"
+            ),
+        ),
+        (Err(reason), _, _) => {
             let errors = &state.telemetry.errors;
             errors.record(&org, crate::telemetry::ErrorSource::Auth, &reason);
             text(StatusCode::BAD_GATEWAY, format!("{reason}\n"))
@@ -255,31 +279,44 @@ pub(super) async fn callback(
     }
 }
 
+/// Exchanges the code and connects what the authorization was for: the org's integration
+/// connection (its workers start), or a user's own connection (kept for their writes).
 async fn connect(
     state: &AppState,
     flow: &OAuthFlow,
-    org: &OrgId,
+    pending: &Pending,
     code: &str,
-    verifier: &SecretString,
 ) -> Result<(), String> {
+    let org = &pending.org;
     let oauth = OAuthClient::new(flow.settings.clone()).map_err(|e| e.to_string())?;
-    let token = oauth.exchange_code(code, verifier).await.map_err(|e| {
-        tracing::warn!(org = %org, error = %e, "code exchange failed");
-        format!("the code exchange failed: {e}")
-    })?;
+    let token = oauth
+        .exchange_code(code, &pending.verifier)
+        .await
+        .map_err(|e| {
+            tracing::warn!(org = %org, error = %e, "code exchange failed");
+            format!("the code exchange failed: {e}")
+        })?;
     if token.org_id().is_none_or(|o| o.as_15() != org.as_15()) {
         tracing::warn!(org = %org, "authorized for another org");
         return Err(format!(
             "the login was for another org than {org}; sign in to that org"
         ));
     }
-    let client =
-        Client::from_token_response(flow.settings.clone(), token, flow.vault(), flow.tokens())
-            .map_err(|e| {
-                tracing::error!(org = %org, error = %e, "storing the connection");
-                "the connection could not be stored".to_string()
-            })?
-            .with_timeout(flow.request_timeout);
+    let tokens: Arc<dyn TokenStore> = match &pending.user {
+        Some(user) => Arc::new(UserTokens::new(state.store.clone(), user.clone())),
+        None => flow.tokens(),
+    };
+    let client = Client::from_token_response(flow.settings.clone(), token, flow.vault(), tokens)
+        .map_err(|e| {
+            tracing::error!(org = %org, error = %e, "storing the connection");
+            "the connection could not be stored".to_string()
+        })?
+        .with_timeout(flow.request_timeout);
+    if let Some(user) = &pending.user {
+        tracing::info!(org = %org, user = %user, "salesforce user connection authorized");
+        state.pull.orgs.insert_user(client);
+        return Ok(());
+    }
     tracing::info!(org = %org, "salesforce connection authorized");
     state.setup.run_in_background(client.clone());
     state.pull.orgs.insert(client);

@@ -16,7 +16,7 @@ use super::error::SalesforceError;
 use super::limits::{ApiUsage, LIMIT_INFO_HEADER};
 use super::oauth::{OAuthClient, OAuthSettings, TokenResponse, http_client};
 use super::vault::{TokenStore, TokenVault};
-use crate::domain::{OrgId, SalesforceId};
+use crate::domain::{AppUser, OrgId, SalesforceId};
 use crate::telemetry::{ErrorSource, Telemetry};
 
 /// The loop-prevention tag sent on every write (`Sforce-Call-Options: client=sfsync`); it shows
@@ -229,11 +229,21 @@ impl Client {
 
     /// Seals and saves a refresh token for this org.
     pub fn save_refresh_token(&self, refresh_token: &SecretString) -> Result<(), SalesforceError> {
-        let sealed = self.inner.vault.seal(&self.inner.org_id, refresh_token)?;
+        let owner = self.inner.store.owner();
+        let sealed = self
+            .inner
+            .vault
+            .seal_for(&self.inner.org_id, owner, refresh_token)?;
         self.inner
             .store
             .save_sealed(&self.inner.org_id, &sealed)
             .map_err(SalesforceError::Store)
+    }
+
+    /// The application user whose own connection this is; `None` for the org's integration
+    /// connection.
+    pub fn app_user(&self) -> Option<&AppUser> {
+        self.inner.store.owner()
     }
 
     /// The org this connection talks to.
@@ -468,11 +478,12 @@ impl Client {
             .load_sealed(org)
             .map_err(SalesforceError::Store)?
         else {
-            tracing::warn!(org = %org, "no refresh token stored; the connection needs re-authorization");
+            tracing::warn!(org = %org, user = ?self.app_user(), "no refresh token stored; the connection needs re-authorization");
             self.mark_needs_reauth("no refresh token is stored; connect the org again");
             return Err(SalesforceError::NeedsReauth);
         };
-        let refresh_token = match self.inner.vault.open(org, &sealed) {
+        let owner = self.inner.store.owner();
+        let refresh_token = match self.inner.vault.open_for(org, owner, &sealed) {
             Ok(token) => token,
             Err(err) => {
                 tracing::warn!(org = %org, error = %err, "the stored refresh token does not open; the connection needs re-authorization");
@@ -499,7 +510,7 @@ impl Client {
                 Ok(())
             }
             Err(err) if err.code() == Some("invalid_grant") => {
-                tracing::warn!(org = %org, "refresh token refused; the connection needs re-authorization");
+                tracing::warn!(org = %org, user = ?self.app_user(), "refresh token refused; the connection needs re-authorization");
                 self.mark_needs_reauth(format_args!(
                     "salesforce refused the refresh token ({err}); connect the org again"
                 ));

@@ -193,6 +193,13 @@ impl OAuthClient {
     /// Starts the web server flow: a fresh `state` and PKCE pair, and the authorize URL
     /// asking for `api refresh_token`.
     pub fn authorize(&self) -> Result<AuthorizeRequest, SalesforceError> {
+        self.authorize_with(false)
+    }
+
+    /// [`authorize`](Self::authorize), with `prompt=login` when `prompt_login`: Salesforce then
+    /// asks for credentials even when the browser is already signed in, so a person connects
+    /// the user they sign in as, not whoever last used that browser.
+    pub fn authorize_with(&self, prompt_login: bool) -> Result<AuthorizeRequest, SalesforceError> {
         let pkce = Pkce::generate();
         let state = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>());
         let mut url = url::Url::parse(&self.settings.endpoint("/services/oauth2/authorize"))
@@ -205,6 +212,9 @@ impl OAuthClient {
             .append_pair("state", &state)
             .append_pair("code_challenge", &pkce.challenge)
             .append_pair("code_challenge_method", "S256");
+        if prompt_login {
+            url.query_pairs_mut().append_pair("prompt", "login");
+        }
         Ok(AuthorizeRequest {
             url: url.into(),
             state,
@@ -398,6 +408,9 @@ mod tests {
             challenge_for(req.code_verifier.expose_secret())
         );
         assert!(!req.url.contains(req.code_verifier.expose_secret()));
+        assert!(!q.contains_key("prompt"));
+        let forced = client.authorize_with(true).expect("authorize");
+        assert!(forced.url.contains("prompt=login"), "{}", forced.url);
     }
 
     #[test]

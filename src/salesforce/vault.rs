@@ -1,7 +1,8 @@
 //! Refresh tokens at rest: sealed per org with XChaCha20-Poly1305 and kept by a [`TokenStore`].
 //!
 //! Sealed format: `key_id (1 byte) ‖ nonce (24 bytes) ‖ ciphertext+tag`, with associated data
-//! `org_id ‖ "sf_refresh_token"` so a sealed token cannot move between orgs.
+//! `org_id ‖ "sf_refresh_token"` (and `‖ "/" ‖ user` for an application user's own connection)
+//! so a sealed token cannot move between orgs, nor between users or to the org's connection.
 //! Nonces are random: 192 bits make collisions negligible. The key id lets a new key seal while
 //! older keys still open what they sealed.
 
@@ -9,7 +10,7 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 
-use crate::domain::{OrgId, SalesforceId};
+use crate::domain::{AppUser, OrgId, SalesforceId};
 
 const NONCE_LEN: usize = 24;
 const AAD_PURPOSE: &[u8] = b"sf_refresh_token";
@@ -31,6 +32,11 @@ pub trait TokenStore: Send + Sync {
     fn load_user(&self, org: &OrgId) -> Result<Option<SalesforceId>, TokenStoreError>;
     /// Saves the user `org`'s connection acts as, durably.
     fn save_user(&self, org: &OrgId, user: &SalesforceId) -> Result<(), TokenStoreError>;
+    /// The application user whose own connection this store keeps; `None` (the default) for
+    /// the org's integration connection. Sealed tokens are bound to it.
+    fn owner(&self) -> Option<&AppUser> {
+        None
+    }
 }
 
 /// Why a token could not be sealed or opened. Deliberately vague: it never says more than
@@ -129,11 +135,26 @@ impl TokenVault {
         self
     }
 
-    /// Seals `token` for `org`: `key_id ‖ nonce ‖ ciphertext`.
+    /// Seals `token` for `org`'s integration connection: `key_id ‖ nonce ‖ ciphertext`.
     pub fn seal(&self, org: &OrgId, token: &SecretString) -> Result<Vec<u8>, VaultError> {
+        self.seal_for(org, None, token)
+    }
+
+    /// Opens a token sealed for `org`'s integration connection.
+    pub fn open(&self, org: &OrgId, sealed: &[u8]) -> Result<SecretString, VaultError> {
+        self.open_for(org, None, sealed)
+    }
+
+    /// Seals `token` for `org` and `owner` (`None`: the org's integration connection).
+    pub fn seal_for(
+        &self,
+        org: &OrgId,
+        owner: Option<&AppUser>,
+        token: &SecretString,
+    ) -> Result<Vec<u8>, VaultError> {
         let nonce_bytes: [u8; NONCE_LEN] = rand::random();
         let nonce = XNonce::from(nonce_bytes);
-        let aad = aad(org);
+        let aad = aad(org, owner);
         let ciphertext = self
             .current
             .cipher()
@@ -152,8 +173,13 @@ impl TokenVault {
         Ok(sealed)
     }
 
-    /// Opens a token sealed for `org`.
-    pub fn open(&self, org: &OrgId, sealed: &[u8]) -> Result<SecretString, VaultError> {
+    /// Opens a token sealed for `org` and `owner`.
+    pub fn open_for(
+        &self,
+        org: &OrgId,
+        owner: Option<&AppUser>,
+        sealed: &[u8],
+    ) -> Result<SecretString, VaultError> {
         const TAG_LEN: usize = 16;
         if sealed.len() < 1 + NONCE_LEN + TAG_LEN {
             return Err(VaultError::Truncated);
@@ -164,7 +190,7 @@ impl TokenVault {
             .chain(&self.previous)
             .find(|k| k.id == key_id)
             .ok_or(VaultError::UnknownKey(key_id))?;
-        let aad = aad(org);
+        let aad = aad(org, owner);
         let plain = key
             .cipher()
             .decrypt(
@@ -181,10 +207,14 @@ impl TokenVault {
     }
 }
 
-fn aad(org: &OrgId) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(18 + AAD_PURPOSE.len());
+fn aad(org: &OrgId, owner: Option<&AppUser>) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(18 + AAD_PURPOSE.len() + 65);
     aad.extend_from_slice(org.as_str().as_bytes());
     aad.extend_from_slice(AAD_PURPOSE);
+    if let Some(user) = owner {
+        aad.push(b'/');
+        aad.extend_from_slice(user.as_str().as_bytes());
+    }
     aad
 }
 
@@ -254,6 +284,26 @@ mod tests {
             .expect("seal");
         let swapped = org("00D000000000001");
         assert_eq!(vault.open(&swapped, &sealed).err(), Some(VaultError::Open));
+    }
+
+    #[test]
+    fn a_users_token_opens_only_for_that_user() {
+        let vault = TokenVault::new(key(1, 7));
+        let o = org("00D7F00000107XsUAI");
+        let alice = AppUser::parse("alice").expect("user");
+        let bob = AppUser::parse("bob").expect("user");
+        let sealed = vault.seal_for(&o, Some(&alice), &token()).expect("seal");
+        assert!(vault.open_for(&o, Some(&alice), &sealed).is_ok());
+        assert_eq!(
+            vault.open_for(&o, Some(&bob), &sealed).err(),
+            Some(VaultError::Open)
+        );
+        assert_eq!(vault.open(&o, &sealed).err(), Some(VaultError::Open));
+        let orgs = vault.seal(&o, &token()).expect("seal");
+        assert_eq!(
+            vault.open_for(&o, Some(&alice), &orgs).err(),
+            Some(VaultError::Open)
+        );
     }
 
     #[test]

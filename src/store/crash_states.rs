@@ -406,7 +406,7 @@ async fn workload(dir: &Path, tap: &Tap) -> u64 {
             let id = store
                 .atomically(|tx| {
                     tx.clear_pending(&org, ObjectType::Contact, &record_id(n))?;
-                    tx.enqueue_push(&org, target, None, now)
+                    tx.enqueue_push(&org, target, None, None, now)
                 })
                 .expect("apply");
             store.make_durable().await.expect("durable");
@@ -416,7 +416,7 @@ async fn workload(dir: &Path, tap: &Tap) -> u64 {
         if round % 4 == 2 {
             let target = LocalRef::new(RecordKind::Company, round);
             store
-                .atomically(|tx| tx.enqueue_push(&org, target, None, now))
+                .atomically(|tx| tx.enqueue_push(&org, target, None, None, now))
                 .expect("enqueue");
         }
         let messages: Vec<Vec<u64>> = (0..3)

@@ -10,7 +10,7 @@
 //! | conflicts | `org ‖ id(8)` |
 //! | outbox | `org ‖ 'E' ‖ entry id(8)`, `org ‖ 'R' ‖ kind ‖ local id(8)` |
 //! | meta | `org ‖ 'M' ‖ name` (`seen/{id}`, `conflict/{id}`, `conflict/local/{kind}/{id}`, `stamp:{id}`, `sweep/{object}`) |
-//! | oauth_tokens | `org` (the sealed refresh token), `org ‖ "/user"` (the connection's user) |
+//! | oauth_tokens | `org` (the sealed refresh token), `org ‖ "/user"` (the connection's user); per application user `org ‖ "/u/" ‖ user ‖ 0 ‖ 't'` (their sealed refresh token) and `… ‖ 0 ‖ 's'` (their Salesforce user) |
 //! | inbox trees | see [`dedupe`], [`pending`], [`journal`], [`resync`] |
 //! | changes | `'E' ‖ seq(8)` an entry, `'N'` the last number given, `'P'` the last compacted |
 //! | deliveries | `'C' ‖ url` a webhook's cursor, `'D' ‖ url ‖ 0 ‖ seq(8)` its dead letters |
@@ -19,7 +19,7 @@
 //! The change log and its deliveries are the service's, not an org's: their keys carry no org
 //! (each entry names its org).
 
-use crate::domain::{ObjectType, OrgId, SalesforceId};
+use crate::domain::{AppUser, ObjectType, OrgId, SalesforceId};
 
 /// What kind of sender a dedupe key came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -173,6 +173,40 @@ pub(crate) fn connection_user(org: &OrgId) -> Vec<u8> {
     let mut k = self::org(org);
     k.extend_from_slice(b"/user");
     k
+}
+
+/// `org(18) ‖ "/u/"`: every application user's connection to an org.
+pub(crate) fn user_connections(org: &OrgId) -> Vec<u8> {
+    let mut k = self::org(org);
+    k.extend_from_slice(b"/u/");
+    k
+}
+
+/// `org(18) ‖ "/u/" ‖ user ‖ 0 ‖ 't'`: an application user's sealed refresh token for an org.
+/// User ids hold no 0 byte, so the user ends where the 0 is.
+pub(crate) fn user_token(org: &OrgId, user: &AppUser) -> Vec<u8> {
+    user_part(org, user, b't')
+}
+
+/// `org(18) ‖ "/u/" ‖ user ‖ 0 ‖ 's'`: the Salesforce user an application user's connection
+/// acts as.
+pub(crate) fn user_salesforce_user(org: &OrgId, user: &AppUser) -> Vec<u8> {
+    user_part(org, user, b's')
+}
+
+fn user_part(org: &OrgId, user: &AppUser, part: u8) -> Vec<u8> {
+    let mut k = user_connections(org);
+    k.extend_from_slice(user.as_str().as_bytes());
+    k.extend_from_slice(&[0, part]);
+    k
+}
+
+/// The application user of a [`user_token`] key, or `None` for another key under
+/// [`user_connections`].
+pub(crate) fn user_of_token_key(org: &OrgId, key: &[u8]) -> Option<AppUser> {
+    let rest = key.strip_prefix(user_connections(org).as_slice())?;
+    let user = rest.strip_suffix(&[0, b't'])?;
+    AppUser::parse(std::str::from_utf8(user).ok()?).ok()
 }
 
 /// `org(18) ‖ kind(1) ‖ id`.

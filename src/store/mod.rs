@@ -33,6 +33,7 @@ mod runs;
 #[cfg(test)]
 mod tap;
 mod tx;
+mod user_tokens;
 mod wal;
 
 use std::path::{Path, PathBuf};

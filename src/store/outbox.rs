@@ -18,7 +18,7 @@ use super::records::{LocalRef, Provenance};
 use super::tx::{Tx, TxResult};
 use super::{Store, StoreError};
 use crate::domain::view::enum_text;
-use crate::domain::{ChangeKind, ChangeWhat, OrgId, PushAs, SalesforceId};
+use crate::domain::{AppUser, ChangeKind, ChangeWhat, OrgId, PushAs, SalesforceId};
 use utoipa::ToSchema;
 
 /// Where an outbox entry stands.
@@ -55,6 +55,10 @@ pub struct OutboxEntry {
     pub last_error: Option<String>,
     /// For contacts: what to create in Salesforce (`None`: the configured default).
     pub push_as: Option<PushAs>,
+    /// The application user the write is made for: sent with their own connection when they
+    /// have a working one, else with the org's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<AppUser>,
     /// A person chose to create a new record after its look-up found several in the org: the
     /// next create goes ahead without a look-up by domain and name.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -90,6 +94,9 @@ pub struct OutboxEntryView {
     attempts: u32,
     /// Salesforce's message for the last failure.
     last_error: Option<String>,
+    /// The application user the write is made for, when one was named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<String>,
     /// Not sent before this instant.
     next_attempt_at: Option<DateTime<Utc>>,
     /// When the entry was written.
@@ -106,6 +113,7 @@ impl From<OutboxEntry> for OutboxEntryView {
             state: enum_text(&e.state),
             attempts: e.attempts,
             last_error: e.last_error,
+            user: e.user.map(|u| u.to_string()),
             next_attempt_at: DateTime::from_timestamp_millis(e.next_attempt_ms),
             created_at: e.created_at,
         }
@@ -133,12 +141,13 @@ fn abort(e: StoreError) -> sled::transaction::ConflictableTransactionError<Store
 
 impl Tx<'_> {
     /// Records that `target` must be pushed: a new entry, or the live entry of that record with
-    /// its version bumped (and `push_as` replaced when given). Returns the entry id.
+    /// its version bumped (and `push_as` and `user` replaced when given). Returns the entry id.
     pub fn enqueue_push(
         &self,
         org: &OrgId,
         target: LocalRef,
         push_as: Option<PushAs>,
+        user: Option<&AppUser>,
         now: DateTime<Utc>,
     ) -> TxResult<u64> {
         if let Some(mut entry) = self.outbox_entry_for(org, target)? {
@@ -146,6 +155,9 @@ impl Tx<'_> {
             entry.updated_at = now;
             if push_as.is_some() {
                 entry.push_as = push_as;
+            }
+            if let Some(user) = user {
+                entry.user = Some(user.clone());
             }
             self.put_outbox_entry(&entry)?;
             return Ok(entry.id);
@@ -162,6 +174,7 @@ impl Tx<'_> {
             next_attempt_ms: now.timestamp_millis(),
             last_error: None,
             push_as,
+            user: user.cloned(),
             create_new: false,
             held_by_conflict: None,
             paused_on: None,
@@ -622,11 +635,12 @@ mod tests {
             id: 9,
         };
         let now = Utc::now();
+        let alice = AppUser::parse("alice").expect("user");
         let (a, b, c) = store
             .transact(|tx| -> Result<_, TxAbort<Infallible>> {
-                let a = tx.enqueue_push(&org(), target, None, now)?;
-                let b = tx.enqueue_push(&org(), target, Some(PushAs::Lead), now)?;
-                let c = tx.enqueue_push(&org(), other, None, now)?;
+                let a = tx.enqueue_push(&org(), target, None, Some(&alice), now)?;
+                let b = tx.enqueue_push(&org(), target, Some(PushAs::Lead), None, now)?;
+                let c = tx.enqueue_push(&org(), other, None, None, now)?;
                 Ok((a, b, c))
             })
             .expect("enqueue");
@@ -637,6 +651,12 @@ mod tests {
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[0].version, 2);
         assert_eq!(entries[0].push_as, Some(PushAs::Lead));
+        assert_eq!(
+            entries[0].user,
+            Some(alice),
+            "a change with no user keeps the entry's"
+        );
+        assert_eq!(entries[1].user, None);
         assert_eq!(
             store.outbox_counts(&org()).expect("counts"),
             OutboxCounts {
@@ -661,7 +681,7 @@ mod tests {
             .expect("remove");
         let fresh = store
             .transact(|tx| -> Result<_, TxAbort<Infallible>> {
-                Ok(tx.enqueue_push(&org(), target, None, now)?)
+                Ok(tx.enqueue_push(&org(), target, None, None, now)?)
             })
             .expect("enqueue");
         assert_ne!(fresh, a, "a delivered record's next change is a new entry");

@@ -9,3 +9,4 @@ pub mod pull;
 pub mod push;
 pub mod setup;
 pub mod sweep;
+pub mod tokens;

@@ -1,22 +1,24 @@
-//! The pull side's shared state: one Salesforce [`Client`] per connected org and the pull
-//! [`Rules`], cheap to clone, shared by the inbox worker, the sweep, imports and the API. Every
+//! The pull side's shared state: one Salesforce [`Client`] per connected org (and one per
+//! application user who connected their own Salesforce user), and the pull [`Rules`], cheap to
+//! clone, shared by the inbox worker, the sweep, imports, the outbox workers and the API. Every
 //! connected org's client counts into the app's [`Telemetry`].
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use crate::domain::OrgId;
+use crate::domain::{AppUser, OrgId};
 use crate::salesforce::Client;
 use crate::telemetry::Telemetry;
 
 use super::import::Imports;
 use super::pull::Rules;
 
-/// Connected orgs, by org id.
+/// Connected orgs, by org id, and the application users' own connections, by org and user.
 #[derive(Debug, Default)]
 pub struct SalesforceOrgs {
     clients: RwLock<BTreeMap<OrgId, Client>>,
+    users: RwLock<BTreeMap<(OrgId, AppUser), Client>>,
     telemetry: Telemetry,
 }
 
@@ -25,6 +27,7 @@ impl SalesforceOrgs {
     pub fn new(telemetry: Telemetry) -> Self {
         Self {
             clients: RwLock::default(),
+            users: RwLock::default(),
             telemetry,
         }
     }
@@ -60,6 +63,39 @@ impl SalesforceOrgs {
             .unwrap_or_else(PoisonError::into_inner)
             .values()
             .cloned()
+            .collect()
+    }
+
+    /// Adds (or replaces) an application user's own connection to the client's org; a client
+    /// without an application user is the org's connection, and is [`insert`](Self::insert)ed.
+    pub fn insert_user(&self, client: Client) {
+        let Some(user) = client.app_user().cloned() else {
+            return self.insert(client);
+        };
+        client.attach_telemetry(self.telemetry.clone());
+        self.users
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert((client.org_id().clone(), user), client);
+    }
+
+    /// An application user's own connection to an org.
+    pub fn user(&self, org: &OrgId, user: &AppUser) -> Option<Client> {
+        self.users
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(org.clone(), user.clone()))
+            .cloned()
+    }
+
+    /// The application users' own connections to an org, in user id order.
+    pub fn users_of(&self, org: &OrgId) -> Vec<Client> {
+        self.users
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|((o, _), _)| o == org)
+            .map(|(_, c)| c.clone())
             .collect()
     }
 }

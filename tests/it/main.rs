@@ -47,3 +47,4 @@ mod simulator;
 mod status_api;
 mod store_records;
 mod support;
+mod user_connections;

@@ -1,7 +1,9 @@
 //! The operator's whole path through the built binary, as the README tells it: `sfsync simulator`
 //! as the org in one process, `sfsync serve` with a config file and the README's environment in
 //! another; connect the org through the real redirects, pull a change, push a contact, stop with
-//! SIGTERM under load, restart from the sealed refresh token, and find no secret anywhere.
+//! SIGTERM under load, restart from the sealed refresh token, and find no secret anywhere. A
+//! sales rep connects their own user through the same redirects, and their activity is theirs in
+//! the org, before and after the restart.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -89,14 +91,19 @@ fn no_redirects() -> reqwest::Client {
 }
 
 /// Follows redirects from `url` to the callback; the org's login page on the way is signed in
-/// as a browser would, with the user `sfsync simulator` printed.
-async fn walk_to_callback(http: &reqwest::Client, org: &Org, mut url: String) -> reqwest::Response {
+/// as a browser would, as `user` (username, password).
+async fn walk_to_callback(
+    http: &reqwest::Client,
+    org: &Org,
+    mut url: String,
+    user: (&str, &str),
+) -> reqwest::Response {
     let mut signed_in = false;
     for _ in 0..6 {
         let resp = http.get(&url).send().await.expect("get");
         let resp = if resp.status() == 200 && url.starts_with(&org.url) {
             signed_in = true;
-            crate::support::sign_in(&url, &org.cred("username"), &org.cred("password")).await
+            crate::support::sign_in(&url, user.0, user.1).await
         } else {
             resp
         };
@@ -220,7 +227,8 @@ async fn an_operator_connects_an_org_syncs_both_ways_stops_and_restarts_without_
         .expect("location")
         .to_string();
     assert!(to_org.starts_with(&org.url), "{to_org}");
-    let done = walk_to_callback(&http, &org, to_org).await;
+    let admin = (org.cred("username"), org.cred("password"));
+    let done = walk_to_callback(&http, &org, to_org, (&admin.0, &admin.1)).await;
     assert_eq!(done.status(), 200, "{:?}", done.text().await);
     let status = api(&http, &base, reqwest::Method::GET, "/status", None).await;
     assert_eq!(status["connections"][0]["state"], "connected", "{status}");
@@ -330,6 +338,7 @@ async fn an_operator_connects_an_org_syncs_both_ways_stops_and_restarts_without_
         .filter(|c| c["Email"] == "ada@operator-path.example")
         .count();
     assert_eq!(copies, 1, "{drained}");
+    let rep = rep_connects_and_emails(&http, &base, &org, "Before the restart").await;
 
     // SIGTERM under load: exit 0 within 10 s.
     let stop = tokio_util::sync::CancellationToken::new();
@@ -366,6 +375,13 @@ async fn an_operator_connects_an_org_syncs_both_ways_stops_and_restarts_without_
     let mut service = serve(dir.path(), port, &org, true);
     let status = api(&http, &base, reqwest::Method::GET, "/status", None).await;
     assert_eq!(status["connections"][0]["state"], "connected", "{status}");
+    // The rep's connection came back from the store too: their next activity is theirs.
+    assert_eq!(
+        status["connections"][0]["users"][0]["user"], "rep-1",
+        "{status}"
+    );
+    let task = emailed(&http, &base, &org, "After the restart").await;
+    assert_eq!(task["OwnerId"], rep, "{task}");
     // Every acknowledged message is remembered: sent again, each is a duplicate.
     let client = reqwest::Client::new();
     for n in &acked {
@@ -453,4 +469,69 @@ async fn an_operator_connects_an_org_syncs_both_ways_stops_and_restarts_without_
             );
         }
     }
+}
+
+/// A sales rep (the first user `sfsync simulator` printed who is not the integration user)
+/// connects their own user as the app's user `rep-1`, through the redirects; an email recorded
+/// for `rep-1` lands in the org owned by them. Their Salesforce user id.
+async fn rep_connects_and_emails(
+    http: &reqwest::Client,
+    base: &str,
+    org: &Org,
+    subject: &str,
+) -> String {
+    let users = org.creds["users"].as_array().expect("users");
+    let rep = users
+        .iter()
+        .find(|u| u["integration"] == false)
+        .expect("a sales rep");
+    let start = http
+        .get(format!(
+            "{base}/oauth/salesforce/authorize?org_id={}&user=rep-1",
+            org.org_id
+        ))
+        .bearer_auth(API_TOKEN)
+        .send()
+        .await
+        .expect("authorize");
+    assert_eq!(start.status(), 302);
+    let to_org = start.headers()["location"].to_str().expect("location");
+    let login = (
+        rep["username"].as_str().expect("username"),
+        rep["password"].as_str().expect("password"),
+    );
+    let done = walk_to_callback(http, org, to_org.to_string(), login).await;
+    assert_eq!(done.status(), 200, "{:?}", done.text().await);
+    let status = api(http, base, reqwest::Method::GET, "/status", None).await;
+    let listed = &status["connections"][0]["users"][0];
+    assert_eq!(listed["user"], "rep-1", "{status}");
+    assert_eq!(listed["state"], "connected", "{status}");
+    let task = emailed(http, base, org, subject).await;
+    let id = rep["id"].as_str().expect("rep id").to_string();
+    assert_eq!(task["OwnerId"], id.as_str(), "{task}");
+    id
+}
+
+/// Records an email sent for `rep-1` and waits for its Task in the org.
+async fn emailed(http: &reqwest::Client, base: &str, org: &Org, subject: &str) -> Value {
+    let body = json!({"kind": "email_sent", "subject": subject, "user": "rep-1"});
+    api(http, base, reqwest::Method::POST, "/activities", Some(body)).await;
+    eventually("the task to reach the org", || {
+        let (http, url, subject) = (http.clone(), org.url.clone(), subject.to_string());
+        async move {
+            let all: Value = http
+                .get(format!("{url}/__sim/records/Task"))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            all.as_array()?
+                .iter()
+                .find(|t| t["Subject"] == subject.as_str())
+                .cloned()
+        }
+    })
+    .await
 }

@@ -362,6 +362,7 @@ async fn a_local_change_waiting_in_the_outbox_is_not_overwritten_by_a_pull() {
                     id: c.id,
                 },
                 None,
+                None,
                 Utc::now(),
             )?;
             Ok::<_, sfsync::store::TxAbort<()>>(())

@@ -57,6 +57,42 @@ pub(crate) struct ConnectionStatus {
     /// Objects whose pushes wait because that check found their setup broken; they resume when
     /// a later check passes.
     pub(crate) paused: Vec<PausedObject>,
+    /// The application users who connected their own Salesforce user to this org, in user id
+    /// order.
+    pub(crate) users: Vec<UserConnectionStatus>,
+}
+
+/// An application user's own connection to an org.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct UserConnectionStatus {
+    /// The application's user id.
+    pub(crate) user: String,
+    /// `connected`, or `needs_reauth` once Salesforce refused their token (revoked, expired):
+    /// their writes then go out with the org's connection until they connect again.
+    pub(crate) state: &'static str,
+    /// The Salesforce user (`005…`) their writes are made as, once a token named it.
+    pub(crate) salesforce_user_id: Option<String>,
+}
+
+fn user_connections(state: &AppState, conn: &Connection) -> Vec<UserConnectionStatus> {
+    state
+        .pull
+        .orgs
+        .users_of(&conn.org_id)
+        .into_iter()
+        .map(|c| UserConnectionStatus {
+            user: c.app_user().map(ToString::to_string).unwrap_or_default(),
+            state: state_name(c.state()),
+            salesforce_user_id: c.user_id().map(|u| u.to_string()),
+        })
+        .collect()
+}
+
+fn state_name(state: ConnectionState) -> &'static str {
+    match state {
+        ConnectionState::Connected => "connected",
+        ConnectionState::NeedsReauth => "needs_reauth",
+    }
 }
 
 /// An object whose pushes wait for its setup to be fixed.
@@ -146,12 +182,12 @@ pub(crate) fn connection(state: &AppState, conn: &Connection) -> ConnectionStatu
         state: match client.as_ref().map(|c| c.state()) {
             None if not_configured.is_some() => "not_configured",
             None => "not_connected",
-            Some(ConnectionState::Connected) => "connected",
-            Some(ConnectionState::NeedsReauth) => "needs_reauth",
+            Some(s) => state_name(s),
         },
         reason: not_configured.map(|r| r.to_string()),
         api_usage: client.and_then(|c| c.api_usage()),
         paused: paused(report.as_ref()),
+        users: user_connections(state, conn),
         setup: report.map(SetupSummary::from),
     }
 }
@@ -199,6 +235,13 @@ async fn status(State(state): State<AppState>) -> Json<Status> {
 #[derive(OpenApi)]
 #[openapi(
     paths(status),
-    components(schemas(Status, ConnectionStatus, InboxStatus, SetupSummary, PausedObject))
+    components(schemas(
+        Status,
+        ConnectionStatus,
+        UserConnectionStatus,
+        InboxStatus,
+        SetupSummary,
+        PausedObject
+    ))
 )]
 pub(super) struct StatusDoc;

@@ -172,7 +172,7 @@ pub(super) async fn connect(
     InOrg { conn, .. }: InOrg,
     checked: Checked<NoFields>,
 ) -> Response {
-    match oauth::begin(&state, conn.org_id.as_str(), Starter::Console) {
+    match oauth::begin(&state, conn.org_id.as_str(), None, Starter::Console) {
         Ok(url) => Redirect::to(&url).into_response(),
         Err(e) => back(
             &state,

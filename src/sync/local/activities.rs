@@ -9,7 +9,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::{LocalResult, Saved, TxStep, enqueue, invalid, local_ref, non_empty, refuse, write};
-use crate::domain::{Activity, ActivityKind, ChangeWhat, OrgId};
+use crate::domain::{Activity, ActivityKind, AppUser, ChangeWhat, OrgId};
 use crate::store::{RecordKind, Store, Subject, Tx};
 
 /// A new activity: an email sent or a meeting booked.
@@ -33,6 +33,10 @@ pub struct NewActivity {
     pub starts_at: Option<DateTime<Utc>>,
     /// Meeting end (after the start).
     pub ends_at: Option<DateTime<Utc>>,
+    /// The application user this is written for: with their own Salesforce connection (so
+    /// the org shows them as the activity's owner) when they have one that works, else with the org's.
+    #[schema(value_type = Option<String>, example = "u42")]
+    pub user: Option<AppUser>,
 }
 
 fn check(cmd: &NewActivity) -> LocalResult<()> {
@@ -79,7 +83,7 @@ fn insert(
     tx.put_activity(&a)?;
     let target = local_ref(RecordKind::Activity, a.id);
     tx.record_change(org, ChangeWhat::Created, Subject::Record(target))?;
-    let outbox_id = enqueue(tx, org, target, None, "api:create", now)?;
+    let outbox_id = enqueue(tx, org, target, None, cmd.user.as_ref(), "api:create", now)?;
     Ok(Saved {
         record: a,
         outbox_id,

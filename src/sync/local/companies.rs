@@ -92,7 +92,15 @@ fn insert(tx: &Tx<'_>, company: &Company) -> TxStep<Saved<Company>> {
     tx.put_company(&c)?;
     let target = local_ref(RecordKind::Company, c.id);
     tx.record_change(&c.org_id, ChangeWhat::Created, Subject::Record(target))?;
-    let outbox_id = enqueue(tx, &c.org_id, target, None, "api:create", c.updated_at)?;
+    let outbox_id = enqueue(
+        tx,
+        &c.org_id,
+        target,
+        None,
+        None,
+        "api:create",
+        c.updated_at,
+    )?;
     Ok(Saved {
         record: c,
         outbox_id,
@@ -145,7 +153,7 @@ pub async fn update(
         tx.put_company(&c)?;
         let target = local_ref(RecordKind::Company, c.id);
         tx.record_change(org, ChangeWhat::Updated, Subject::Record(target))?;
-        let outbox_id = enqueue(tx, org, target, None, "api:update", now)?;
+        let outbox_id = enqueue(tx, org, target, None, None, "api:update", now)?;
         Ok(Saved {
             record: c,
             outbox_id,

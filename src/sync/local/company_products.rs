@@ -84,10 +84,16 @@ fn insert(tx: &Tx<'_>, product: &CompanyProduct) -> TxStep<Saved<CompanyProduct>
         ..product.clone()
     };
     tx.put_company_product(&p)?;
-    enqueue_account(tx, &company, "api:account-for-opportunity", p.updated_at)?;
+    enqueue_account(
+        tx,
+        &company,
+        None,
+        "api:account-for-opportunity",
+        p.updated_at,
+    )?;
     let target = local_ref(RecordKind::CompanyProduct, p.id);
     tx.record_change(org, ChangeWhat::Created, Subject::Record(target))?;
-    let outbox_id = enqueue(tx, org, target, None, "api:create", p.updated_at)?;
+    let outbox_id = enqueue(tx, org, target, None, None, "api:create", p.updated_at)?;
     Ok(Saved {
         record: p,
         outbox_id,
@@ -137,7 +143,7 @@ pub async fn update(
         tx.put_company_product(&p)?;
         let target = local_ref(RecordKind::CompanyProduct, p.id);
         tx.record_change(org, ChangeWhat::Updated, Subject::Record(target))?;
-        let outbox_id = enqueue(tx, org, target, None, "api:update", now)?;
+        let outbox_id = enqueue(tx, org, target, None, None, "api:update", now)?;
         Ok(Saved {
             record: p,
             outbox_id,

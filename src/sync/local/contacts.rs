@@ -12,7 +12,7 @@ use super::{
     LocalError, LocalResult, Saved, TxStep, check_email, enqueue, enqueue_account, invalid,
     local_ref, non_empty, refuse, write,
 };
-use crate::domain::{ChangeWhat, Contact, OrgId, PushAs};
+use crate::domain::{AppUser, ChangeWhat, Contact, OrgId, PushAs};
 use crate::store::{RecordKind, Store, Subject, Tx};
 
 /// A new contact.
@@ -37,6 +37,10 @@ pub struct NewContact {
     /// `contact` or `lead` (default from `[sync] push_as`).
     #[schema(value_type = Option<String>, example = "lead")]
     pub push_as: Option<PushAs>,
+    /// The application user this is written for: with their own Salesforce connection (so
+    /// the org shows them as the owner) when they have one that works, else with the org's.
+    #[schema(value_type = Option<String>, example = "u42")]
+    pub user: Option<AppUser>,
 }
 
 /// The fields of a contact to change; an absent field keeps the stored value.
@@ -58,6 +62,10 @@ pub struct ContactChanges {
     /// `contact` or `lead`, for a contact not yet in Salesforce.
     #[schema(value_type = Option<String>, example = "contact")]
     pub push_as: Option<PushAs>,
+    /// The application user this is written for: with their own Salesforce connection (so
+    /// the org shows them as the owner) when they have one that works, else with the org's.
+    #[schema(value_type = Option<String>, example = "u42")]
+    pub user: Option<AppUser>,
 }
 
 fn check(c: &Contact) -> LocalResult<()> {
@@ -66,8 +74,14 @@ fn check(c: &Contact) -> LocalResult<()> {
 }
 
 /// Checks the contact's company exists and, for a contact pushed as a Contact, that an unlinked
-/// company will be pushed as its Account first.
-fn company_first(tx: &Tx<'_>, org: &OrgId, c: &Contact, push_as: PushAs) -> TxStep<()> {
+/// company will be pushed as its Account first (written for the same `user`).
+fn company_first(
+    tx: &Tx<'_>,
+    org: &OrgId,
+    c: &Contact,
+    push_as: PushAs,
+    user: Option<&AppUser>,
+) -> TxStep<()> {
     let Some(company_id) = c.company_id else {
         return Ok(());
     };
@@ -75,7 +89,7 @@ fn company_first(tx: &Tx<'_>, org: &OrgId, c: &Contact, push_as: PushAs) -> TxSt
         return refuse(invalid("company_id", "no such company"));
     };
     if push_as == PushAs::Contact && c.salesforce_id.is_none() {
-        enqueue_account(tx, &company, "api:account-for-contact", c.updated_at)?;
+        enqueue_account(tx, &company, user, "api:account-for-contact", c.updated_at)?;
     }
     Ok(())
 }
@@ -98,12 +112,17 @@ fn build(org: &OrgId, cmd: &NewContact, now: DateTime<Utc>) -> LocalResult<Conta
     Ok(c)
 }
 
-fn insert(tx: &Tx<'_>, contact: &Contact, push_as: PushAs) -> TxStep<Saved<Contact>> {
+fn insert(
+    tx: &Tx<'_>,
+    contact: &Contact,
+    push_as: PushAs,
+    user: Option<&AppUser>,
+) -> TxStep<Saved<Contact>> {
     let c = Contact {
         id: tx.next_id()?,
         ..contact.clone()
     };
-    company_first(tx, &c.org_id, &c, push_as)?;
+    company_first(tx, &c.org_id, &c, push_as, user)?;
     tx.put_contact(&c)?;
     let target = local_ref(RecordKind::Contact, c.id);
     tx.record_change(&c.org_id, ChangeWhat::Created, Subject::Record(target))?;
@@ -112,6 +131,7 @@ fn insert(tx: &Tx<'_>, contact: &Contact, push_as: PushAs) -> TxStep<Saved<Conta
         &c.org_id,
         target,
         Some(push_as),
+        user,
         "api:create",
         c.updated_at,
     )?;
@@ -131,7 +151,7 @@ pub async fn create(
 ) -> LocalResult<Saved<Contact>> {
     let push_as = cmd.push_as.unwrap_or(default_as);
     let contact = build(org, &cmd, Utc::now())?;
-    write(store, |tx| insert(tx, &contact, push_as)).await
+    write(store, |tx| insert(tx, &contact, push_as, cmd.user.as_ref())).await
 }
 
 fn apply(c: &mut Contact, cmd: &ContactChanges, now: DateTime<Utc>) {
@@ -169,11 +189,12 @@ pub async fn update(
         };
         apply(&mut c, &cmd, now);
         check(&c).or_else(refuse)?;
-        company_first(tx, org, &c, cmd.push_as.unwrap_or(default_as))?;
+        let user = cmd.user.as_ref();
+        company_first(tx, org, &c, cmd.push_as.unwrap_or(default_as), user)?;
         tx.put_contact(&c)?;
         let target = local_ref(RecordKind::Contact, c.id);
         tx.record_change(org, ChangeWhat::Updated, Subject::Record(target))?;
-        let outbox_id = enqueue(tx, org, target, cmd.push_as, "api:update", now)?;
+        let outbox_id = enqueue(tx, org, target, cmd.push_as, user, "api:update", now)?;
         Ok(Saved {
             record: c,
             outbox_id,

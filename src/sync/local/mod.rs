@@ -26,7 +26,7 @@ pub mod setup;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{OrgId, PushAs, normalize};
+use crate::domain::{AppUser, OrgId, PushAs, normalize};
 use crate::store::{LocalRef, Provenance, RecordKind, Store, StoreError, Tx, TxAbort, TxError};
 
 /// Why a use case refused or failed.
@@ -139,24 +139,27 @@ fn enqueue(
     org: &OrgId,
     target: LocalRef,
     push_as: Option<PushAs>,
+    user: Option<&AppUser>,
     rule: &str,
     now: DateTime<Utc>,
 ) -> TxStep<u64> {
     tx.add_provenance(org, target, &provenance("api", rule, now))?;
-    Ok(tx.enqueue_push(org, target, push_as, now)?)
+    Ok(tx.enqueue_push(org, target, push_as, user, now)?)
 }
 
 /// Enqueues the push of an unlinked company that is about to be needed as an Account (for a
-/// contact or an opportunity), unless it is linked or already waiting.
+/// contact or an opportunity), unless it is linked or already waiting; `user` is whom the
+/// record that needs it is written for.
 fn enqueue_account(
     tx: &Tx<'_>,
     company: &crate::domain::Company,
+    user: Option<&AppUser>,
     rule: &str,
     now: DateTime<Utc>,
 ) -> TxStep<()> {
     let target = local_ref(RecordKind::Company, company.id);
     if company.salesforce_id.is_none() && tx.outbox_entry_for(&company.org_id, target)?.is_none() {
-        enqueue(tx, &company.org_id, target, None, rule, now)?;
+        enqueue(tx, &company.org_id, target, None, user, rule, now)?;
     }
     Ok(())
 }

@@ -48,7 +48,7 @@ fn enqueue_now(tx: &Tx<'_>, org: &OrgId, target: LocalRef, now: DateTime<Utc>) -
     if !exists(tx, org, target)? {
         return refuse(LocalError::NotFound("record"));
     }
-    let id = enqueue(tx, org, target, None, "api:sync", now)?;
+    let id = enqueue(tx, org, target, None, None, "api:sync", now)?;
     if let Some(mut e) = tx.outbox_entry(org, id)? {
         due_now(&mut e, now);
         tx.put_outbox_entry(&e)?;

@@ -245,7 +245,7 @@ fn write_changes(
                             RecordKind::CompanyProduct
                         }
                     };
-                    tx.enqueue_push(org, LocalRef { kind, id }, None, now)?;
+                    tx.enqueue_push(org, LocalRef { kind, id }, None, None, now)?;
                 }
                 Ok(())
             })

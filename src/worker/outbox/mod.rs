@@ -22,6 +22,7 @@
 //! permanent ones become dead letters with Salesforce's message; updates aimed at a merged or
 //! converted record are re-pointed to the survivor and sent again.
 
+mod acting;
 mod lookup;
 mod prepare;
 mod send;
@@ -38,7 +39,7 @@ use tracing::Instrument as _;
 
 use super::Backoff;
 use crate::config::{ActivityTarget, OutboxConfig};
-use crate::domain::{OrgId, PushAs};
+use crate::domain::{AppUser, OrgId, PushAs};
 use crate::salesforce::{Client, ConnectionState, ErrorClass, MAX_COLLECTION};
 use crate::store::{OutboxChange, Settled, Store, StoreError};
 use crate::sync::orgs::SalesforceOrgs;
@@ -127,6 +128,9 @@ pub struct OutboxWorker {
     rules: Arc<Rules>,
     activities: Arc<ActivityTarget>,
     setup: Option<Arc<Setup>>,
+    /// The application users' own connections: a write made for one of them goes out with
+    /// theirs while it works.
+    users: Option<Arc<SalesforceOrgs>>,
     /// Objects whose entries were paused for their setup; resumed once a check passes.
     setup_paused: BTreeSet<String>,
     paused_until_ms: Option<i64>,
@@ -155,6 +159,7 @@ impl OutboxWorker {
             rules: Arc::default(),
             activities: Arc::default(),
             setup: None,
+            users: None,
             setup_paused: BTreeSet::new(),
             paused_until_ms: None,
         }
@@ -171,6 +176,13 @@ impl OutboxWorker {
     /// passes.
     pub fn with_setup(mut self, setup: Arc<Setup>) -> Self {
         self.setup = Some(setup);
+        self
+    }
+
+    /// Writes what is made for an application user with that user's own connection in `users`
+    /// (when they have one that works; else with the org's).
+    pub fn with_user_connections(mut self, users: Arc<SalesforceOrgs>) -> Self {
+        self.users = Some(users);
         self
     }
 
@@ -264,7 +276,7 @@ impl OutboxWorker {
         report: &mut StepReport,
     ) -> Result<(), OutboxError> {
         let mut skips = Vec::new();
-        let mut groups: BTreeMap<(usize, bool, Option<String>), Vec<Item>> = BTreeMap::new();
+        let mut groups: BTreeMap<(usize, bool, Option<AppUser>), Vec<Item>> = BTreeMap::new();
         for prep in preps {
             match prep {
                 Prep::Wait => report.waiting += 1,
@@ -485,7 +497,8 @@ pub fn spawn_workers(
                     let worker = OutboxWorker::new(store.clone(), client, s.outbox, s.push_as)
                         .with_rules(s.rules)
                         .with_activities(s.activities)
-                        .with_setup(s.setup);
+                        .with_setup(s.setup)
+                        .with_user_connections(orgs.clone());
                     inner.spawn(worker.run(token.clone()));
                 }
             }

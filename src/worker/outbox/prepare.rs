@@ -4,7 +4,7 @@
 use chrono::NaiveDate;
 
 use crate::config::ActivityTarget;
-use crate::domain::{Company, OrgId, PushAs, StageTable};
+use crate::domain::{AppUser, Company, OrgId, PushAs, StageTable};
 use crate::store::{
     LocalRef, OutboxEntry, OutboxState, RecordKind, Store, StoreError, Tx, TxResult,
 };
@@ -22,7 +22,7 @@ pub(super) struct Item {
     pub(super) create_new: bool,
     /// The application user the write is made for (written with their connection when they
     /// have one).
-    pub(super) owner: Option<String>,
+    pub(super) owner: Option<AppUser>,
     pub(super) target: LocalRef,
     pub(super) payload: Payload,
 }
@@ -191,7 +191,7 @@ fn prepare_one(tx: &Tx<'_>, org: &OrgId, e: &OutboxEntry, shape: Shape<'_>) -> T
             attempts: e.attempts,
             maybe_sent: e.maybe_sent,
             create_new: e.create_new,
-            owner: None,
+            owner: e.user.clone(),
             target: e.target,
             payload,
         })),

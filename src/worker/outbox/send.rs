@@ -168,15 +168,19 @@ impl OutboxWorker {
                 r
             })
             .collect();
-        let result = if self.config.upsert_on_marker {
-            self.client
-                .upsert_collection(sobject, marker_field, &records, false)
-                .await
-        } else {
-            self.client
-                .create_collection(sobject, &records, false)
-                .await
-        };
+        let records = &records;
+        let upsert = self.config.upsert_on_marker;
+        let result = self
+            .write_as(first.owner.as_ref(), |client| async move {
+                if upsert {
+                    client
+                        .upsert_collection(sobject, marker_field, records, false)
+                        .await
+                } else {
+                    client.create_collection(sobject, records, false).await
+                }
+            })
+            .await;
         Ok(match result {
             Ok(results) => {
                 let stamps = self.stamps(sobject, &results).await;
@@ -234,9 +238,12 @@ impl OutboxWorker {
                 r
             })
             .collect();
+        let records = &records;
+        let owner = chunk[0].owner.as_ref();
         let results = match self
-            .client
-            .update_collection(sobject, &records, false)
+            .write_as(owner, |client| async move {
+                client.update_collection(sobject, records, false).await
+            })
             .await
         {
             Ok(r) => r,
