@@ -31,6 +31,24 @@ pub struct Company {
     pub updated_at: DateTime<Utc>,
 }
 
+impl Company {
+    /// A company known only by its name: no other field set, not linked to an Account.
+    pub fn named(id: u64, org_id: OrgId, name: String, updated_at: DateTime<Utc>) -> Self {
+        Self {
+            id,
+            org_id,
+            name,
+            domain: None,
+            website: None,
+            industry: None,
+            annual_revenue: None,
+            employees: None,
+            salesforce_id: None,
+            updated_at,
+        }
+    }
+}
+
 /// Which Salesforce object a local contact is linked to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
