@@ -43,6 +43,7 @@ pub use crate::store::{SAME_SECOND_MARGIN_MS, Seen};
 pub use commit::{apply_record, clear_if_covered, commit_gone, commit_record, seen, skip_covered};
 pub use conflicts::{Conflict, ConflictView, close_conflict};
 pub use echo::{is_own_write, skip_own_write};
+pub(crate) use fields::{PERSON, join};
 pub use fields::{can_merge, fields_for, parse_datetime, stamp_ms};
 pub use gone::{Children, apply_gone, children_of};
 pub use outcome::{Applied, Origin, Target, hold_push};
