@@ -116,10 +116,9 @@ pub(super) fn one<T: StoredRecord, V: From<T>>(
 /// A record resource's routes and handlers with their OpenAPI paths: a page (`GET`), one record
 /// (`GET …/{id}`), a create (`POST`), a change when the resource has one (`PATCH …/{id}`), and
 /// "Sync to Salesforce" (`POST …/{id}/sync`); and the resource's part of the document. A macro
-/// because the OpenAPI attributes take their paths and texts as literals: the handlers' work is
-/// in the functions above and the use cases of `sync::local`.
-///
-/// A use case's extra arguments (`[push_as]`) are fields of [`AppState`](crate::http::state::AppState).
+/// because `#[utoipa::path]` cannot describe a generic handler and takes a summary only from a
+/// literal doc comment: the handlers' work is in the functions above and the use cases of
+/// `sync::local`. A use case's extra arguments (`[push_as]`) are fields of `AppState`.
 macro_rules! record_resource {
     (
         $doc:ident: $record:ident as $view:ident, kind $kind:ident, query $query:ident, at $at:tt,
