@@ -42,10 +42,10 @@ pub enum Command {
     /// List, retry or discard outbox entries of a running service.
     Outbox(OutboxArgs),
     /// Print a running service's status: connections, inbox, outbox, API usage.
-    Status(StatusArgs),
+    Status(ServiceArgs),
     /// Check an org's Salesforce setup through a running service (marker field, field and object
     /// access, API version); exits non-zero when anything is missing.
-    Doctor(DoctorArgs),
+    Doctor(ServiceOrgArgs),
     /// Print a running service's change feed, one line per change; with --follow, as it happens.
     Changes(ChangesArgs),
 }
@@ -53,12 +53,9 @@ pub enum Command {
 /// `sfsync changes`.
 #[derive(Debug, Args)]
 pub struct ChangesArgs {
-    /// Base URL of the running service.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    pub url: String,
-    /// The API bearer token.
-    #[arg(long, env = "SFSYNC_API_TOKEN")]
-    pub token: String,
+    /// The running service.
+    #[command(flatten)]
+    pub service: ServiceArgs,
     /// Start after this sequence number (default: from the oldest change kept).
     #[arg(long)]
     pub after: Option<u64>,
@@ -73,29 +70,33 @@ pub struct ChangesArgs {
     pub json: bool,
 }
 
-/// `sfsync doctor`.
+/// A running service to call: `sfsync status`, and part of the other client commands.
 #[derive(Debug, Args)]
-pub struct DoctorArgs {
+pub struct ServiceArgs {
     /// Base URL of the running service.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
     /// The API bearer token.
     #[arg(long, env = "SFSYNC_API_TOKEN")]
     pub token: String,
+}
+
+impl ServiceArgs {
+    /// The URL of `path` under the service's `/api/v1`.
+    pub fn api(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.url.trim_end_matches('/'))
+    }
+}
+
+/// A running service and, optionally, one of its orgs: `sfsync doctor`, and part of `outbox`.
+#[derive(Debug, Args)]
+pub struct ServiceOrgArgs {
+    /// The running service.
+    #[command(flatten)]
+    pub service: ServiceArgs,
     /// The org (needed when the service has several).
     #[arg(long)]
     pub org: Option<String>,
-}
-
-/// `sfsync status`.
-#[derive(Debug, Args)]
-pub struct StatusArgs {
-    /// Base URL of the running service.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    pub url: String,
-    /// The API bearer token.
-    #[arg(long, env = "SFSYNC_API_TOKEN")]
-    pub token: String,
 }
 
 /// `sfsync simulator`.
@@ -188,15 +189,9 @@ pub enum ImportWhat {
 /// `sfsync outbox`.
 #[derive(Debug, Args)]
 pub struct OutboxArgs {
-    /// Base URL of the running service.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    pub url: String,
-    /// The API bearer token.
-    #[arg(long, env = "SFSYNC_API_TOKEN")]
-    pub token: String,
-    /// The org (needed when the service has several).
-    #[arg(long)]
-    pub org: Option<String>,
+    /// The running service and the org.
+    #[command(flatten)]
+    pub target: ServiceOrgArgs,
     /// What to do.
     #[command(subcommand)]
     pub action: OutboxAction,

@@ -4,7 +4,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{OrgId, SalesforceId, SyncedStage};
+use super::{OrgId, OwnershipStatus, SalesforceId, SyncedStage};
 
 /// A company (a Salesforce Account).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,6 +29,24 @@ pub struct Company {
     pub salesforce_id: Option<SalesforceId>,
     /// Last local change.
     pub updated_at: DateTime<Utc>,
+}
+
+impl Company {
+    /// A company known only by its name: no other field set, not linked to an Account.
+    pub fn named(id: u64, org_id: OrgId, name: String, updated_at: DateTime<Utc>) -> Self {
+        Self {
+            id,
+            org_id,
+            name,
+            domain: None,
+            website: None,
+            industry: None,
+            annual_revenue: None,
+            employees: None,
+            salesforce_id: None,
+            updated_at,
+        }
+    }
 }
 
 /// Which Salesforce object a local contact is linked to.
@@ -66,20 +84,6 @@ pub struct Contact {
     pub salesforce_kind: Option<SalesforceKind>,
     /// Last local change.
     pub updated_at: DateTime<Utc>,
-}
-
-/// How far a company is with a product (the app's `ProductOwnershipStatus`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum OwnershipStatus {
-    /// Not yet in a deal.
-    Prospect,
-    /// An open deal.
-    Opportunity,
-    /// Won.
-    Customer,
-    /// Lost.
-    Lost,
 }
 
 /// A company's relation to one product: the pipeline entry behind a Salesforce Opportunity.

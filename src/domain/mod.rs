@@ -14,11 +14,9 @@ pub mod view;
 
 pub use app_user::{AppUser, AppUserError};
 pub use change::{ChangeKind, ChangeWhat, EntryType, EntryTypeError, TypeFilter};
-pub use entities::{
-    Activity, ActivityKind, Company, CompanyProduct, Contact, OwnershipStatus, SalesforceKind,
-};
+pub use entities::{Activity, ActivityKind, Company, CompanyProduct, Contact, SalesforceKind};
 pub use ids::{IdError, SalesforceId};
 pub use notification::{ChangeType, Notification, ObjectType, OrgId};
 pub use policy::{ConflictPolicy, PushAs};
 pub use secret::{SecretError, WebhookSecret};
-pub use stage::{StageRule, StageTable, SyncedStage, standard_stage_name};
+pub use stage::{OwnershipStatus, StageRule, StageTable, SyncedStage, standard_stage_name};

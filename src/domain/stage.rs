@@ -6,10 +6,24 @@
 //! A push sends the org's own `StageName` back unchanged while the product's internal stage and
 //! status are still the ones that name mapped to ([`SyncedStage`]), so a custom or renamed stage
 //! is never replaced by a guess.
+//!
+//! The pipeline status a stage maps to ([`OwnershipStatus`]) is defined here, beside the table.
 
 use serde::{Deserialize, Serialize};
 
-use super::OwnershipStatus;
+/// How far a company is with a product (the app's `ProductOwnershipStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OwnershipStatus {
+    /// Not yet in a deal.
+    Prospect,
+    /// An open deal.
+    Opportunity,
+    /// Won.
+    Customer,
+    /// Lost.
+    Lost,
+}
 
 /// One row of the stage table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

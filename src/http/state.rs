@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
-use super::oauth;
+use super::oauth::OAuthFlow;
 use super::webhook::outbound_message::XmlLimits;
 use crate::config::Connection;
 use crate::domain::OrgId;
@@ -176,7 +176,7 @@ pub struct AppState {
     pub push_as: crate::domain::PushAs,
     /// The OAuth connect flow, or why the connected app is not configured (variable names
     /// only).
-    pub oauth: Result<Arc<oauth::OAuthFlow>, Arc<str>>,
+    pub oauth: Result<Arc<OAuthFlow>, Arc<str>>,
     /// The setup check and each org's latest report.
     pub setup: Arc<crate::sync::setup::Setup>,
     /// The app's webhooks and how their deliveries go.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{Map, Value, json};
@@ -142,69 +142,61 @@ fn commit(o: &mut Org, p: Planned, user: &SalesforceId, changed: &mut Vec<Change
     v
 }
 
-/// `POST /composite/sobjects`.
-pub(crate) async fn create(
+/// `POST /composite/sobjects` (create) and `PATCH /composite/sobjects` (update): each record
+/// planned by the method's rule.
+pub(crate) async fn write(
     State(shared): Shr,
-    Extension(caller): Extension<Caller>,
-    headers: HeaderMap,
+    method: Method,
+    who: Writer,
     body: Bytes,
 ) -> Result<Response, SimError> {
     let (all_or_none, records) = collection_body(&body)?;
-    let who = caller.writer(&headers);
+    let plan = if method == Method::POST {
+        plan_create
+    } else {
+        plan_update
+    };
     Ok(run_collection(
         &shared,
         &who,
         all_or_none,
         records.len(),
-        |o, i| {
-            let r = &records[i];
-            let plan = record_type(r)
-                .ok_or_else(|| SimError::bad_body("attributes.type is required"))
-                .and_then(|t| o.object(&t))
-                .and_then(|obj| {
-                    if r.contains_key("Id") || r.contains_key("id") {
-                        let message = "cannot specify Id in an insert call";
-                        return Err(SimError::invalid_operation(message));
-                    }
-                    let record = o.prepare_create(&obj, r, who.save())?;
-                    Ok(Planned::Create(obj, record, None))
-                });
-            (None, plan)
-        },
+        |o, i| plan(o, &records[i], &who),
     ))
 }
 
-/// `PATCH /composite/sobjects`.
-pub(crate) async fn update(
-    State(shared): Shr,
-    Extension(caller): Extension<Caller>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, SimError> {
-    let (all_or_none, records) = collection_body(&body)?;
-    let who = caller.writer(&headers);
-    Ok(run_collection(
-        &shared,
-        &who,
-        all_or_none,
-        records.len(),
-        |o, i| {
-            let mut r = records[i].clone();
-            let id = r
-                .remove("id")
-                .or_else(|| r.remove("Id"))
-                .and_then(|v| v.as_str().map(String::from));
-            let plan = match &id {
-                None => Err(SimError::missing_id()),
-                Some(id) => {
-                    let obj = record_type(&r).and_then(|t| o.schema.object(&t));
-                    o.prepare_update(obj.as_deref(), id, &r, who.save())
-                        .map(|(obj, id, rec)| Planned::Update(obj, id, rec, None))
-                }
-            };
-            (id, plan)
-        },
-    ))
+/// Plans one record of a collection create: its type names the object; it carries no id.
+fn plan_create(o: &Org, r: &Map<String, Value>, who: &Writer) -> Plan {
+    let plan = record_type(r)
+        .ok_or_else(|| SimError::bad_body("attributes.type is required"))
+        .and_then(|t| o.object(&t))
+        .and_then(|obj| {
+            if r.contains_key("Id") || r.contains_key("id") {
+                let message = "cannot specify Id in an insert call";
+                return Err(SimError::invalid_operation(message));
+            }
+            let record = o.prepare_create(&obj, r, who.save())?;
+            Ok(Planned::Create(obj, record, None))
+        });
+    (None, plan)
+}
+
+/// Plans one record of a collection update: its `id` names it, its type (if any) must match.
+fn plan_update(o: &Org, r: &Map<String, Value>, who: &Writer) -> Plan {
+    let mut r = r.clone();
+    let id = r
+        .remove("id")
+        .or_else(|| r.remove("Id"))
+        .and_then(|v| v.as_str().map(String::from));
+    let plan = match &id {
+        None => Err(SimError::missing_id()),
+        Some(id) => {
+            let obj = record_type(&r).and_then(|t| o.schema.object(&t));
+            o.prepare_update(obj.as_deref(), id, &r, who.save())
+                .map(|(obj, id, rec)| Planned::Update(obj, id, rec, None))
+        }
+    };
+    (id, plan)
 }
 
 fn ids_param(params: &Params) -> Vec<String> {
@@ -286,19 +278,17 @@ fn plan_upsert(
 /// external id, with `created` in its result.
 pub(crate) async fn upsert(
     State(shared): Shr,
-    Extension(caller): Extension<Caller>,
+    who: Writer,
     Path((_, object, field)): Path<(String, String, String)>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, SimError> {
     let (all_or_none, records) = collection_body(&body)?;
     let (obj, field) = {
         let st = shared.lock();
         let obj = st.org.object(&object)?;
-        let field = external_id_field(&st.org.schema, &caller.user, &obj, &field)?;
+        let field = external_id_field(&st.org.schema, &who.user, &obj, &field)?;
         (obj, field)
     };
-    let who = caller.writer(&headers);
     Ok(run_collection(
         &shared,
         &who,

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, MatchedPath, OriginalUri, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, OriginalUri, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -45,6 +46,20 @@ impl Caller {
 
 /// The endpoint name of a collections retrieve by `POST` (a read).
 const RETRIEVE_BY_POST: &str = "POST /composite/sobjects/{object}";
+
+/// A write handler's writer: the [`Caller`] the guard authenticated, with the duplicate-rule
+/// header of the request. A request the guard did not pass has no caller: 401.
+impl<S: Send + Sync> FromRequestParts<S> for Writer {
+    type Rejection = SimError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, SimError> {
+        let caller = parts
+            .extensions
+            .get::<Caller>()
+            .ok_or_else(SimError::invalid_session)?;
+        Ok(caller.writer(&parts.headers))
+    }
+}
 
 /// What the guard decided before the handler runs.
 enum Verdict {

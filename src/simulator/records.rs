@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -15,8 +16,9 @@ use serde_json::{Map, Value, json};
 
 use super::error::SimError;
 use super::guard::Caller;
+use super::org::Org;
 use super::schema::{ObjectDef, Schema};
-use super::state::{Shared, external_id_field};
+use super::state::{Shared, Writer, external_id_field};
 use super::value::{Record, is_deleted, parse_datetime, rest_datetime};
 use crate::domain::SalesforceId;
 
@@ -93,32 +95,26 @@ fn created(id: &SalesforceId) -> Response {
 /// `POST /sobjects/{Type}`.
 pub(crate) async fn create(
     State(shared): Shr,
-    Extension(caller): Extension<Caller>,
+    who: Writer,
     Path((_, object)): Path<(String, String)>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, SimError> {
     let body = json_object(&body)?;
-    let who = caller.writer(&headers);
     let id = shared.create(&object, &body, &who, shared.config.outbound_on_api_writes)?;
     Ok(created(&id))
 }
 
 /// `POST /sobjects/{Type}/Id`: a create through the `Id` "external id" (v37.0+).
 pub(crate) async fn create_by_null_id(
-    State(shared): Shr,
-    Extension(caller): Extension<Caller>,
-    Path((_, object, field)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    shared: Shr,
+    who: Writer,
+    Path((version, object, field)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Result<Response, SimError> {
     if !field.eq_ignore_ascii_case("Id") {
         return Err(SimError::not_found());
     }
-    let body = json_object(&body)?;
-    let who = caller.writer(&headers);
-    let id = shared.create(&object, &body, &who, shared.config.outbound_on_api_writes)?;
-    Ok(created(&id))
+    create(shared, who, Path((version, object)), body).await
 }
 
 /// `If-Modified-Since`: `EEE, dd MMM yyyy HH:mm:ss z` (RFC 2822 zones, `GMT` included).
@@ -163,13 +159,11 @@ pub(crate) async fn read(
 /// `PATCH /sobjects/{Type}/{Id}`.
 pub(crate) async fn update(
     State(shared): Shr,
-    Extension(caller): Extension<Caller>,
+    who: Writer,
     Path((_, object, id)): Path<(String, String, String)>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, SimError> {
     let body = json_object(&body)?;
-    let who = caller.writer(&headers);
     let fire = shared.config.outbound_on_api_writes;
     shared.update(Some(&object), &id, &body, &who, fire)?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -229,14 +223,12 @@ pub(crate) async fn read_by_external_id(
 /// (both with `created`), 300 for several matches.
 pub(crate) async fn upsert(
     State(shared): Shr,
-    Extension(caller): Extension<Caller>,
+    who: Writer,
     Path((_, object, field, value)): Path<(String, String, String, String)>,
     Query(params): Query<Params>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, SimError> {
     let body = json_object(&body)?;
-    let who = caller.writer(&headers);
     let update_only = params.get("updateOnly").is_some_and(|v| v == "true");
     match shared.upsert(&object, &field, &value, &body, &who, update_only)? {
         Ok((id, created)) => {
@@ -279,47 +271,63 @@ fn stamp(record: &Record) -> Option<DateTime<Utc>> {
         .and_then(parse_datetime)
 }
 
+/// What getUpdated and getDeleted ask about: an object and a `start`/`end` window. The object
+/// is looked up first, so an unknown one is a 404 whatever the window says.
+pub(crate) struct Replication {
+    obj: Arc<ObjectDef>,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+}
+
+impl FromRequestParts<Arc<Shared>> for Replication {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, shared: &Arc<Shared>) -> Result<Self, Response> {
+        let Path((_, object)) = Path::<(String, String)>::from_request_parts(parts, shared)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Query(params) = Query::<Params>::from_request_parts(parts, shared)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let obj = shared
+            .lock()
+            .org
+            .object(&object)
+            .map_err(IntoResponse::into_response)?;
+        let (start, end) = window(&params).map_err(IntoResponse::into_response)?;
+        Ok(Self { obj, start, end })
+    }
+}
+
+impl Replication {
+    /// The id and `SystemModstamp` of each deleted (or each live) record stamped in the window.
+    fn stamped(&self, org: &Org, deleted: bool) -> Vec<(Value, DateTime<Utc>)> {
+        org.all(&self.obj)
+            .filter(|r| is_deleted(r) == deleted)
+            .filter_map(|r| Some((r.get("Id")?.clone(), stamp(r)?)))
+            .filter(|(_, s)| *s >= self.start && *s < self.end)
+            .collect()
+    }
+}
+
 /// `GET /sobjects/{Type}/updated/?start=…&end=…`.
-pub(crate) async fn updated(
-    State(shared): Shr,
-    Path((_, object)): Path<(String, String)>,
-    Query(params): Query<Params>,
-) -> Result<Response, SimError> {
-    let st = shared.lock();
-    let obj = st.org.object(&object)?;
-    let (start, end) = window(&params)?;
-    let ids: Vec<&str> = st
-        .org
-        .all(&obj)
-        .filter(|r| !is_deleted(r))
-        .filter(|r| stamp(r).is_some_and(|s| s >= start && s < end))
-        .filter_map(|r| r.get("Id").and_then(Value::as_str))
-        .collect();
-    let body = json!({"ids": ids, "latestDateCovered": rest_datetime(end)});
-    Ok(Json(body).into_response())
+pub(crate) async fn updated(State(shared): Shr, asked: Replication) -> Response {
+    let live = asked.stamped(&shared.lock().org, false);
+    let ids: Vec<Value> = live.into_iter().map(|(id, _)| id).collect();
+    Json(json!({"ids": ids, "latestDateCovered": rest_datetime(asked.end)})).into_response()
 }
 
 /// `GET /sobjects/{Type}/deleted/?start=…&end=…`.
-pub(crate) async fn deleted(
-    State(shared): Shr,
-    Path((_, object)): Path<(String, String)>,
-    Query(params): Query<Params>,
-) -> Result<Response, SimError> {
-    let st = shared.lock();
-    let obj = st.org.object(&object)?;
-    let (start, end) = window(&params)?;
-    let records: Vec<Value> = st
-        .org
-        .all(&obj)
-        .filter(|r| is_deleted(r))
-        .filter_map(|r| Some((r.get("Id")?.clone(), stamp(r)?)))
-        .filter(|(_, s)| *s >= start && *s < end)
+pub(crate) async fn deleted(State(shared): Shr, asked: Replication) -> Response {
+    let gone = asked.stamped(&shared.lock().org, true);
+    let records: Vec<Value> = gone
+        .into_iter()
         .map(|(id, s)| json!({"id": id, "deletedDate": rest_datetime(s)}))
         .collect();
-    Ok(Json(json!({
+    Json(json!({
         "deletedRecords": records,
-        "earliestDateAvailable": rest_datetime(start),
-        "latestDateCovered": rest_datetime(end),
+        "earliestDateAvailable": rest_datetime(asked.start),
+        "latestDateCovered": rest_datetime(asked.end),
     }))
-    .into_response())
+    .into_response()
 }

@@ -56,8 +56,8 @@ fn data(shared: &Arc<Shared>) -> Router<Arc<Shared>> {
         )
         .route(
             "/composite/sobjects",
-            post(collections::create)
-                .patch(collections::update)
+            post(collections::write)
+                .patch(collections::write)
                 .delete(collections::delete),
         )
         .route(

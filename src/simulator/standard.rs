@@ -8,38 +8,13 @@ use super::schema::{FieldDef, FieldType as T, ObjectDef};
 pub(crate) fn system_fields(label: &str, owned: bool) -> Vec<FieldDef> {
     let user = &["User"];
     let mut fields = vec![
-        FieldDef::new("Id", T::Id)
-            .label(&format!("{label} ID"))
-            .required()
-            .read_only()
-            .defaulted(),
-        FieldDef::new("IsDeleted", T::Boolean)
-            .label("Deleted")
-            .required()
-            .read_only()
-            .defaulted(),
-        FieldDef::new("CreatedDate", T::Datetime)
-            .required()
-            .read_only()
-            .defaulted(),
-        FieldDef::new("CreatedById", T::Reference)
-            .required()
-            .read_only()
-            .defaulted()
-            .refs(user),
-        FieldDef::new("LastModifiedDate", T::Datetime)
-            .required()
-            .read_only()
-            .defaulted(),
-        FieldDef::new("LastModifiedById", T::Reference)
-            .required()
-            .read_only()
-            .defaulted()
-            .refs(user),
-        FieldDef::new("SystemModstamp", T::Datetime)
-            .required()
-            .read_only()
-            .defaulted(),
+        system("Id", T::Id).label(&format!("{label} ID")),
+        system("IsDeleted", T::Boolean).label("Deleted"),
+        system("CreatedDate", T::Datetime),
+        system("CreatedById", T::Reference).refs(user),
+        system("LastModifiedDate", T::Datetime),
+        system("LastModifiedById", T::Reference).refs(user),
+        system("SystemModstamp", T::Datetime),
     ];
     if owned {
         fields.push(
@@ -50,6 +25,11 @@ pub(crate) fn system_fields(label: &str, owned: bool) -> Vec<FieldDef> {
         );
     }
     fields
+}
+
+/// A field the org sets on every record: required, read-only, defaulted.
+fn system(name: &str, kind: T) -> FieldDef {
+    FieldDef::new(name, kind).required().read_only().defaulted()
 }
 
 fn object(name: &str, prefix: &str, plural: &str, own: Vec<FieldDef>) -> ObjectDef {
@@ -176,16 +156,23 @@ fn account() -> ObjectDef {
     object("Account", "001", "Accounts", own)
 }
 
-fn person_names() -> Vec<FieldDef> {
-    vec![
+/// A name as the org holds one for a person or a user: first, last, and the full name it
+/// composes from them.
+fn names() -> [FieldDef; 3] {
+    [
         text("FirstName", 40),
         text("LastName", 80).required(),
         text("Name", 121)
             .label("Full Name")
             .read_only()
             .name_field(),
-        picklist("Salutation", SALUTATIONS),
     ]
+}
+
+fn person_names() -> Vec<FieldDef> {
+    let mut fields = Vec::from(names());
+    fields.push(picklist("Salutation", SALUTATIONS));
+    fields
 }
 
 fn contact() -> ObjectDef {
@@ -292,6 +279,17 @@ fn activity_links() -> Vec<FieldDef> {
     ]
 }
 
+/// The fields the org derives on every activity, last in its field list: the Account it rolls
+/// up to and whether it is archived.
+fn activity_derived() -> [FieldDef; 2] {
+    [
+        lookup("AccountId", &["Account"]).read_only(),
+        FieldDef::new("IsArchived", T::Boolean)
+            .label("Archived")
+            .read_only(),
+    ]
+}
+
 fn task() -> ObjectDef {
     let statuses = [
         "Not Started",
@@ -320,11 +318,8 @@ fn task() -> ObjectDef {
             .label("Closed")
             .read_only(),
         FieldDef::new("CompletedDateTime", T::Datetime).read_only(),
-        lookup("AccountId", &["Account"]).read_only(),
-        FieldDef::new("IsArchived", T::Boolean)
-            .label("Archived")
-            .read_only(),
     ]);
+    own.extend(activity_derived());
     object("Task", "00T", "Tasks", own)
 }
 
@@ -339,32 +334,22 @@ fn event() -> ObjectDef {
         FieldDef::new("IsAllDayEvent", T::Boolean).label("All-Day Event"),
     ];
     own.extend(activity_links());
-    own.extend([
-        text("Location", 255),
-        lookup("AccountId", &["Account"]).read_only(),
-        FieldDef::new("IsArchived", T::Boolean)
-            .label("Archived")
-            .read_only(),
-    ]);
+    own.push(text("Location", 255));
+    own.extend(activity_derived());
     object("Event", "00U", "Events", own)
 }
 
 /// Users: read here, managed through the control surface (the integration user has no "Manage
 /// Users" permission).
 fn user() -> ObjectDef {
-    let own = vec![
-        text("Username", 80).required().unique(),
-        text("FirstName", 40),
-        text("LastName", 80).required(),
-        text("Name", 121)
-            .label("Full Name")
-            .read_only()
-            .name_field(),
+    let mut own = vec![text("Username", 80).required().unique()];
+    own.extend(names());
+    own.extend([
         text("Alias", 8).required(),
         FieldDef::new("Email", T::Email).required(),
         FieldDef::new("IsActive", T::Boolean).label("Active"),
         picklist("UserType", &["Standard"]),
-    ];
+    ]);
     let mut def = object("User", "005", "Users", own);
     for f in &mut def.fields {
         f.createable = false;

@@ -16,7 +16,6 @@
 //! logged nothing for it is logged as `updated` (or `removed` when it is gone), so no change to a
 //! local record ever escapes the log.
 
-use std::cell::RefCell;
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
@@ -24,8 +23,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::change_book::{Logged, Subject};
 use super::keys;
-use super::records::{LocalRef, RecordKind};
+use super::refs::{LocalRef, RecordKind};
 use super::tx::{Tx, TxResult, corrupt};
 use crate::domain::view::{ActivityView, CompanyView, ContactView, ProductView};
 use crate::domain::{ChangeKind, ChangeWhat, EntryType, OrgId};
@@ -54,39 +54,6 @@ impl ChangeEntry {
     pub fn subject_id(&self) -> u64 {
         self.data.get("id").and_then(Value::as_u64).unwrap_or(0)
     }
-}
-
-/// What a change concerns.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Subject {
-    /// A local record; its data is rendered from the record when the transaction ends.
-    Record(LocalRef),
-    /// A conflict or an outbox entry, with the data as its API view shows it.
-    Shown {
-        /// `conflict` or `outbox`.
-        kind: ChangeKind,
-        /// Its id.
-        id: u64,
-        /// Its view.
-        data: Value,
-    },
-}
-
-/// A change logged in the running transaction.
-#[derive(Debug)]
-struct Logged {
-    org: OrgId,
-    what: ChangeWhat,
-    subject: Subject,
-    /// A record's view when the change was logged, for a record gone by the end.
-    snapshot: Option<Value>,
-}
-
-/// What the running transaction logged and which records it wrote.
-#[derive(Debug, Default)]
-pub(super) struct ChangeBook {
-    logged: Vec<Logged>,
-    touched: Vec<(OrgId, LocalRef)>,
 }
 
 /// The change kind of a record kind.
@@ -202,9 +169,4 @@ impl Tx<'_> {
 pub(super) fn last_seq(raw: Option<&[u8]>) -> u64 {
     raw.and_then(|v| <[u8; 8]>::try_from(v).ok())
         .map_or(0, u64::from_be_bytes)
-}
-
-/// The book of a transaction that has logged nothing yet.
-pub(super) fn new_book() -> RefCell<ChangeBook> {
-    RefCell::default()
 }

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
 use std::time::Duration;
 
 use super::StoreError;
-use super::journal::corrupt;
+use super::corrupt;
 use super::keys;
 use super::runs::{self, KeyHash, Run, RunWriter, Seen};
 

@@ -17,12 +17,7 @@ use super::runs::Seen;
 use super::wal;
 use crate::domain::{ChangeType, Notification, ObjectType, OrgId, SalesforceId};
 
-pub(super) fn corrupt(tree: &'static str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt {
-        tree,
-        reason: e.to_string(),
-    }
-}
+pub(super) use super::corrupt;
 
 /// One record a message named: object code, 18-character id, change, `SystemModstamp` (ms),
 /// last modifier's id.

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::keys;
-use super::records::LocalRef;
+use super::refs::LocalRef;
 use super::tx::{Tx, TxResult, read_json};
 use super::{Store, StoreError};
 use crate::domain::{ObjectType, OrgId, SalesforceId};

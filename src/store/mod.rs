@@ -11,6 +11,7 @@
 //! durable, and compacting it) and the app webhooks keep their cursors and dead letters beside it
 //! (`deliveries`).
 
+mod change_book;
 mod changes;
 #[cfg(test)]
 mod crash_states;
@@ -29,6 +30,7 @@ mod pending;
 mod queue;
 mod recent;
 mod records;
+mod refs;
 mod runs;
 #[cfg(test)]
 mod tap;
@@ -39,7 +41,8 @@ mod wal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use changes::{ChangeEntry, Subject, kind_of};
+pub use change_book::Subject;
+pub use changes::{ChangeEntry, kind_of};
 pub use deliveries::AppDeadLetter;
 pub use feed::{ChangesPage, ChangesRead};
 pub use inbox::{DedupeSource, Delivery, IngestOutcome};
@@ -49,7 +52,7 @@ pub use outbox::{
 };
 pub use pages::{Page, PageRequest, RecordFilter, SCAN_BUDGET, StoredRecord};
 pub use pending::{PendingEntry, PendingRecord};
-pub use records::{LocalRef, Provenance, RecordKind};
+pub use refs::{LocalRef, Provenance, RecordKind};
 pub use tx::{Tx, TxAbort, TxError, TxResult};
 
 use durability::GroupCommit;
@@ -82,6 +85,14 @@ pub enum StoreError {
     /// The durability flush failed or was refused; nothing may be acknowledged.
     #[error("store: flush failed: {0}")]
     Flush(String),
+}
+
+/// A stored value of `tree` that does not decode, and why.
+fn corrupt(tree: &'static str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        tree,
+        reason: e.to_string(),
+    }
 }
 
 /// A handle on the store; cheap to clone.

@@ -12,9 +12,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::changes::Subject;
+use super::change_book::Subject;
 use super::keys;
-use super::records::{LocalRef, Provenance};
+use super::refs::{LocalRef, Provenance};
 use super::tx::{Tx, TxResult};
 use super::{Store, StoreError};
 use crate::domain::view::enum_text;

@@ -251,18 +251,7 @@ mod tests {
     }
 
     fn company(id: u64, name: &str, at: DateTime<Utc>) -> Company {
-        Company {
-            id,
-            org_id: org(),
-            name: name.into(),
-            domain: None,
-            website: None,
-            industry: None,
-            annual_revenue: None,
-            employees: None,
-            salesforce_id: None,
-            updated_at: at,
-        }
+        Company::named(id, org(), name.into(), at)
     }
 
     fn store_with(companies: &[Company]) -> (tempfile::TempDir, Store) {

@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::keys::{self, Index};
+use super::refs::{LocalRef, Provenance, RecordKind};
 use super::tx::{Tx, TxResult, read_json};
 use super::{Store, StoreError};
 use chrono::{DateTime, Utc};
@@ -15,77 +16,6 @@ use chrono::{DateTime, Utc};
 use crate::domain::{
     Activity, Company, CompanyProduct, Contact, OrgId, SalesforceId, SalesforceKind, normalize,
 };
-
-/// Which kind of local record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RecordKind {
-    /// A Company.
-    Company,
-    /// A Contact (linked to a Salesforce Contact or Lead).
-    Contact,
-    /// A CompanyProduct (linked to an Opportunity).
-    CompanyProduct,
-    /// An Activity (linked to a Task or Event).
-    Activity,
-}
-
-impl RecordKind {
-    /// One byte used in store keys.
-    pub(super) fn code(self) -> u8 {
-        match self {
-            Self::Company => b'c',
-            Self::Contact => b'p',
-            Self::CompanyProduct => b'o',
-            Self::Activity => b'a',
-        }
-    }
-
-    /// The kind whose [`code`](Self::code) this is.
-    pub(super) fn from_code(code: u8) -> Option<Self> {
-        [
-            Self::Company,
-            Self::Contact,
-            Self::CompanyProduct,
-            Self::Activity,
-        ]
-        .into_iter()
-        .find(|k| k.code() == code)
-    }
-}
-
-/// A reference to a local record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub struct LocalRef {
-    /// Its kind.
-    pub kind: RecordKind,
-    /// Its local id.
-    pub id: u64,
-}
-
-impl LocalRef {
-    /// The local record `id` of `kind`.
-    pub fn new(kind: RecordKind, id: u64) -> Self {
-        Self { kind, id }
-    }
-
-    fn key(self, org: &OrgId) -> Vec<u8> {
-        keys::record(org, self.kind.code(), self.id)
-    }
-}
-
-/// One applied change's origin: which side, which event, which rule, when.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Provenance {
-    /// `salesforce` or `local`.
-    pub side: String,
-    /// The event that caused it (a notification id, an import id, an API request).
-    pub event: String,
-    /// The rule applied (`match:salesforce_id`, `policy:salesforce_wins`, `create`, …).
-    pub rule: String,
-    /// When, in RFC 3339.
-    pub at: String,
-}
 
 impl Tx<'_> {
     /// A fresh local id (unique across the store, never reused).

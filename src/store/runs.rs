@@ -13,7 +13,7 @@ use fastbloom::BloomFilter;
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
-use super::journal::corrupt;
+use super::corrupt;
 use super::keys;
 
 /// The Bloom filter's false-positive rate per run: a new id costs a disk read with about this

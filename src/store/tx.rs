@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
+use super::change_book::ChangeBook;
 use super::pending::InboxMemory;
 use super::{Store, StoreError};
 
@@ -105,7 +106,7 @@ pub struct Tx<'a> {
     /// The change log (see `store::changes`).
     pub(super) changes: &'a TransactionalTree,
     /// What this run of the closure logged and wrote, for the change log.
-    pub(super) book: RefCell<super::changes::ChangeBook>,
+    pub(super) book: RefCell<ChangeBook>,
 }
 
 impl Tx<'_> {
@@ -172,7 +173,7 @@ impl Store {
                     meta,
                     cleared: RefCell::default(),
                     changes,
-                    book: super::changes::new_book(),
+                    book: RefCell::default(),
                 };
                 match f(&tx) {
                     Ok(r) => {

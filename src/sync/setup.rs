@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::ActivityTarget;
 use crate::domain::{ObjectType, OrgId};
 use crate::salesforce::{Client, ErrorClass, ObjectDescribe, SalesforceError};
+use crate::sync::pull::{self, PERSON, join};
 use crate::telemetry::{ErrorSource, RecentErrors};
 
 /// What the checks compare against, and the latest report of each org.
@@ -126,22 +127,8 @@ const ACCOUNT_WRITES: &[&str] = &[
     "AnnualRevenue",
     "NumberOfEmployees",
 ];
-const CONTACT_WRITES: &[&str] = &[
-    "FirstName",
-    "LastName",
-    "Email",
-    "Title",
-    "Phone",
-    "AccountId",
-];
-const LEAD_WRITES: &[&str] = &[
-    "FirstName",
-    "LastName",
-    "Email",
-    "Title",
-    "Phone",
-    "Company",
-];
+const CONTACT_WRITES: &[&str] = &join::<6>(&[&PERSON, &["AccountId"]]);
+const LEAD_WRITES: &[&str] = &join::<6>(&[&PERSON, &["Company"]]);
 const OPPORTUNITY_WRITES: &[&str] = &["Name", "StageName", "CloseDate", "Amount", "AccountId"];
 const TASK_WRITES: &[&str] = &[
     "Subject",
@@ -171,9 +158,8 @@ pub fn needs(marker_field: &str, activities: &ActivityTarget) -> Vec<ObjectNeeds
         updates,
         marker: marker_field.to_string(),
     };
-    let pulled = |o: ObjectType, writes: &[&str]| {
-        object(o.api_name(), crate::sync::pull::fields_for(o), writes, true)
-    };
+    let pulled =
+        |o: ObjectType, writes: &[&str]| object(o.api_name(), pull::fields_for(o), writes, true);
     let mut out = vec![
         pulled(ObjectType::Account, ACCOUNT_WRITES),
         pulled(ObjectType::Contact, CONTACT_WRITES),

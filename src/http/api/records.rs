@@ -1,5 +1,6 @@
 //! What the four record resources (companies, contacts, company products, activities) share:
-//! the answer to a write, the list and single-record reads, and "Sync to Salesforce".
+//! the answer to a write, the list and single-record reads, "Sync to Salesforce", and the
+//! routes and handlers of each ([`record_resource`]).
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -111,3 +112,98 @@ pub(super) fn one<T: StoredRecord, V: From<T>>(
         .ok_or(ApiError::NotFound(what))?;
     Ok(Json(record.into()))
 }
+
+/// A record resource's routes and handlers with their OpenAPI paths: a page (`GET`), one record
+/// (`GET …/{id}`), a create (`POST`), a change when the resource has one (`PATCH …/{id}`), and
+/// "Sync to Salesforce" (`POST …/{id}/sync`); and the resource's part of the document. A macro
+/// because `#[utoipa::path]` cannot describe a generic handler and takes a summary only from a
+/// literal doc comment: the handlers' work is in the functions above and the use cases of
+/// `sync::local`. A use case's extra arguments (`[push_as]`) are fields of `AppState`.
+macro_rules! record_resource {
+    (
+        $doc:ident: $record:ident as $view:ident, kind $kind:ident, query $query:ident, at $at:tt,
+        what $what:tt $id_doc:tt,
+        docs $list_doc:tt $one_doc:tt $sync_doc:tt,
+        $create:ident = $create_case:path [$($create_arg:ident),*] ($new:ident),
+        $($update:ident = $update_case:path [$($update_arg:ident),*] ($changes:ident),)?
+    ) => {
+        /// The routes, nested under `/api/v1` behind the bearer token.
+        pub(super) fn routes() -> axum::Router<crate::http::state::AppState> {
+            use axum::routing::{get, post};
+            axum::Router::new()
+                .route($at, get(list).post($create))
+                .route(concat!($at, "/{id}"), get(one)$(.patch($update))?)
+                .route(concat!($at, "/{id}/sync"), post(sync))
+        }
+
+        #[doc = $list_doc]
+        #[utoipa::path(get, path = concat!("/api/v1", $at), params($query),
+            responses((status = 200, body = Page<$view>), (status = 400, body = ErrorBody),
+                (status = 422, body = ErrorBody)))]
+        async fn list(
+            State(AppState {
+                store, connections, ..
+            }): State<AppState>,
+            Params(q): Params<$query>,
+        ) -> Result<Json<Page<$view>>, ApiError> {
+            records::page::<$record, _>(&store, q.resolve(&connections)?)
+        }
+
+        #[doc = $one_doc]
+        #[utoipa::path(get, path = concat!("/api/v1", $at, "/{id}"),
+            params(("id" = u64, Path, description = $id_doc), OrgQuery),
+            responses((status = 200, body = $view), (status = 404, body = ErrorBody)))]
+        async fn one(
+            State(AppState { store, .. }): State<AppState>,
+            Id(id): Id,
+            QueryOrg(org): QueryOrg,
+        ) -> Result<Json<$view>, ApiError> {
+            records::one::<$record, _>(&store, &org, id, $what)
+        }
+
+        #[utoipa::path(post, path = concat!("/api/v1", $at), request_body = InOrg<$new>,
+            responses((status = 201, body = Written<$view>), (status = 422, body = ErrorBody)))]
+        async fn $create(
+            State(state): State<AppState>,
+            InOrg { org, body }: InOrg<$new>,
+        ) -> Result<(StatusCode, Json<Written<$view>>), ApiError> {
+            let saved = $create_case(&state.store, &org, body $(, state.$create_arg)*).await?;
+            Ok(records::created(saved))
+        }
+
+        $(
+        #[utoipa::path(patch, path = concat!("/api/v1", $at, "/{id}"), request_body = InOrg<$changes>,
+            params(("id" = u64, Path, description = $id_doc)),
+            responses((status = 200, body = Written<$view>), (status = 404, body = ErrorBody),
+                (status = 422, body = ErrorBody)))]
+        async fn $update(
+            State(state): State<AppState>,
+            Id(id): Id,
+            InOrg { org, body }: InOrg<$changes>,
+        ) -> Result<Json<Written<$view>>, ApiError> {
+            let saved = $update_case(&state.store, &org, id, body $(, state.$update_arg)*).await?;
+            Ok(Json(Written::of(saved)))
+        }
+        )?
+
+        #[doc = $sync_doc]
+        #[utoipa::path(post, path = concat!("/api/v1", $at, "/{id}/sync"), params(("id" = u64, Path), OrgQuery),
+            responses((status = 202, body = Queued), (status = 404, body = ErrorBody)))]
+        async fn sync(
+            State(AppState { store, .. }): State<AppState>,
+            Id(id): Id,
+            QueryOrg(org): QueryOrg,
+        ) -> Result<(StatusCode, Json<Queued>), ApiError> {
+            records::sync_now(&store, &org, RecordKind::$kind, id).await
+        }
+
+        /// This resource's part of the OpenAPI document.
+        #[derive(utoipa::OpenApi)]
+        #[openapi(
+            paths(list, one, $create, $($update,)? sync),
+            components(schemas($view, $new $(, $changes)?))
+        )]
+        pub(super) struct $doc;
+    };
+}
+pub(super) use record_resource;

@@ -8,8 +8,9 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
+use super::guard::Checked;
 use super::pages;
-use super::session::{Checked, Signed};
+use super::session::Signed;
 use super::view;
 use crate::config::Connection;
 use crate::domain::SalesforceId;

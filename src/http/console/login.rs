@@ -3,13 +3,12 @@
 //!
 //! The login form carries its own CSRF token, checked against a short-lived cookie set with the
 //! form (double submit), since there is no session yet. A wrong token is answered after a
-//! second's pause, and an address with [`MAX_FAILURES`] wrong tokens in [`FAILURE_WINDOW`] is
+//! second's pause, and an address with [`MAX_FAILURES`](super::state::MAX_FAILURES) wrong tokens
+//! in [`FAILURE_WINDOW`] is
 //! refused (429) until the window passes, so guessing is slow whatever the concurrency.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Form;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
@@ -18,67 +17,18 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
+use super::guard::Checked;
 use super::pages::{LoginPage, html};
-use super::session::{self, Checked};
+use super::session;
+use super::state::FAILURE_WINDOW;
 use crate::http::state::AppState;
 
 /// The login form's CSRF cookie.
 const LOGIN_COOKIE: &str = "sfsync_login";
 /// How long a login form stays valid.
 const LOGIN_FORM_TTL: Duration = Duration::from_secs(600);
-/// Wrong tokens allowed per address in [`FAILURE_WINDOW`].
-pub(super) const MAX_FAILURES: u32 = 10;
-/// The window over which wrong tokens are counted.
-pub(super) const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// How long a wrong token waits for its answer.
 const FAILURE_DELAY: Duration = Duration::from_secs(1);
-/// The most addresses remembered at once.
-const MAX_ADDRESSES: usize = 10_000;
-
-/// Failed sign-ins per client address.
-#[derive(Default)]
-pub(super) struct LoginGuard {
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
-}
-
-impl LoginGuard {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, (u32, Instant)>> {
-        self.failures.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Whether `addr` has used up its wrong tokens for now.
-    fn blocked(&self, addr: IpAddr) -> bool {
-        self.map()
-            .get(&addr)
-            .is_some_and(|(n, since)| *n >= MAX_FAILURES && since.elapsed() < FAILURE_WINDOW)
-    }
-
-    /// Counts a wrong token from `addr`.
-    fn failed(&self, addr: IpAddr) {
-        let now = Instant::now();
-        let mut map = self.map();
-        if map.len() >= MAX_ADDRESSES {
-            map.retain(|_, (_, since)| now.duration_since(*since) < FAILURE_WINDOW);
-        }
-        if map.len() >= MAX_ADDRESSES {
-            let oldest = map.iter().min_by_key(|(_, (_, s))| *s).map(|(a, _)| *a);
-            if let Some(a) = oldest {
-                map.remove(&a);
-            }
-        }
-        let slot = map.entry(addr).or_insert((0, now));
-        if now.duration_since(slot.1) >= FAILURE_WINDOW {
-            *slot = (0, now);
-        }
-        slot.0 += 1;
-    }
-
-    /// Forgets `addr`'s failures (it signed in).
-    fn succeeded(&self, addr: IpAddr) {
-        self.map().remove(&addr);
-    }
-}
-
 /// The address failures are counted under: the peer, or behind a TLS proxy the client the
 /// proxy reports (the last `X-Forwarded-For` entry, which the proxy itself added).
 fn client_address(state: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>) -> IpAddr {
@@ -227,6 +177,7 @@ pub(super) async fn logout(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::console::state::{LoginGuard, MAX_FAILURES};
 
     #[test]
     fn an_address_is_blocked_after_its_wrong_tokens_and_freed_by_a_sign_in() {

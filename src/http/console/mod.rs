@@ -16,12 +16,12 @@
 //! `GET /oauth/salesforce/authorize`.
 
 mod actions;
+mod guard;
 mod login;
 mod pages;
 mod session;
+mod state;
 mod view;
-
-use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
@@ -29,40 +29,9 @@ use axum::middleware;
 use axum::response::Response;
 use axum::routing::{get, post};
 
-use crate::config::ConsoleConfig;
 use crate::domain::OrgId;
 use crate::http::state::AppState;
-
-/// The console's settings and its sessions; one per app.
-pub struct Console {
-    enabled: bool,
-    behind_tls_proxy: bool,
-    limit_share: f64,
-    sessions: session::Sessions,
-    guard: login::LoginGuard,
-}
-
-impl std::fmt::Debug for Console {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Console")
-            .field("enabled", &self.enabled)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Console {
-    /// A console as `[console]` configures it; `limit_share` (`[outbox] limit_share`) is the
-    /// share of an org's API budget past which its budget shows as over.
-    pub fn new(config: &ConsoleConfig, limit_share: f64) -> Self {
-        Self {
-            enabled: config.enabled,
-            behind_tls_proxy: config.behind_tls_proxy,
-            limit_share,
-            sessions: session::Sessions::new(Duration::from_secs(config.session_ttl_s)),
-            guard: login::LoginGuard::default(),
-        }
-    }
-}
+pub use state::Console;
 
 /// The console's routes; none when it is turned off.
 pub(super) fn router(state: AppState) -> Router<AppState> {
@@ -83,7 +52,7 @@ pub(super) fn router(state: AppState) -> Router<AppState> {
         .route("/logout", post(login::logout))
         .route_layer(middleware::from_fn_with_state(
             state,
-            session::require_session,
+            guard::require_session,
         ));
     Router::new()
         .route("/login", get(login::form).post(login::login))

@@ -5,8 +5,9 @@ use askama::Template;
 use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 
+use super::guard::FormRefused;
 use super::session::{Flash, Signed};
 use super::view::{self, ChangeRow, ConflictView, DeadLetter, ErrorRow, OrgCard};
 use crate::domain::OrgId;
@@ -88,8 +89,23 @@ fn message(status: StatusCode, title: &str, message: &str, link: &str, text: &st
     html(status, &page)
 }
 
+impl IntoResponse for FormRefused {
+    fn into_response(self) -> Response {
+        match self {
+            FormRefused::NoSession => Redirect::to("/login").into_response(),
+            FormRefused::TooLarge => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "form too large").into_response()
+            }
+            FormRefused::BadToken => forbidden(),
+            FormRefused::Malformed => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "malformed form").into_response()
+            }
+        }
+    }
+}
+
 /// 403 for a form without its session's CSRF token.
-pub(super) fn forbidden() -> Response {
+fn forbidden() -> Response {
     message(
         StatusCode::FORBIDDEN,
         "Form refused",

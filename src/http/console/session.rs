@@ -10,24 +10,15 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use axum::extract::{FromRequest, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::http::{HeaderMap, header};
 use base64::Engine as _;
-use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
-
-use crate::http::state::AppState;
 
 /// The session cookie's name.
 pub(super) const COOKIE: &str = "sfsync_console";
 
 /// The most sessions held at once; past it the one closest to expiry goes.
 const MAX_SESSIONS: usize = 1_000;
-
-/// The largest console form accepted.
-const MAX_FORM: usize = 16 * 1024;
 
 /// A fresh random secret: 32 bytes, base64url.
 pub(super) fn random_token() -> String {
@@ -180,54 +171,6 @@ pub(super) fn set_cookie(
         "{name}={value}; Path={path}; Max-Age={}; HttpOnly; SameSite=Strict{secure}",
         max_age.as_secs()
     )
-}
-
-/// Lets a request through only with a live session, which it hands on; any other goes to
-/// `/login`.
-pub(super) async fn require_session(
-    State(state): State<AppState>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let found = cookie(req.headers(), COOKIE).and_then(|id| state.console.sessions.find(&id));
-    let Some(signed) = found else {
-        return Redirect::to("/login").into_response();
-    };
-    req.extensions_mut().insert(signed);
-    next.run(req).await
-}
-
-/// A console form whose CSRF token (field `csrf`) matched its session's; the rest of its fields
-/// as `T`. A missing or wrong token is refused with 403 before anything else is read.
-pub(super) struct Checked<T> {
-    /// The session.
-    pub(super) signed: Signed,
-    /// The form's fields.
-    pub(super) form: T,
-}
-
-impl<T: DeserializeOwned> FromRequest<AppState> for Checked<T> {
-    type Rejection = Response;
-
-    async fn from_request(req: Request, _: &AppState) -> Result<Self, Self::Rejection> {
-        let Some(signed) = req.extensions().get::<Signed>().cloned() else {
-            return Err(Redirect::to("/login").into_response());
-        };
-        let body = axum::body::to_bytes(req.into_body(), MAX_FORM)
-            .await
-            .map_err(|_| (StatusCode::PAYLOAD_TOO_LARGE, "form too large").into_response())?;
-        let given = form_urlencoded::parse(&body)
-            .find(|(k, _)| k == "csrf")
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default();
-        if !same_secret(&given, &signed.csrf) {
-            tracing::warn!("console form refused: missing or wrong csrf token");
-            return Err(super::pages::forbidden());
-        }
-        let form = serde_urlencoded::from_bytes(&body)
-            .map_err(|_| (StatusCode::UNPROCESSABLE_ENTITY, "malformed form").into_response())?;
-        Ok(Self { signed, form })
-    }
 }
 
 #[cfg(test)]

@@ -11,8 +11,10 @@ pub mod outbound_message;
 pub mod signature;
 pub mod signed_event;
 
+use std::time::Instant;
+
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
@@ -100,6 +102,71 @@ impl WebhookError {
             }
         }
     }
+}
+
+/// A request at a webhook URL as intake takes it: the key in the path, the headers, the body
+/// not read yet, and when it arrived (an ack's latency counts from here).
+pub(super) struct Arrival {
+    key: String,
+    headers: HeaderMap,
+    body: Body,
+    at: Instant,
+}
+
+impl FromRequest<AppState> for Arrival {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let at = Instant::now();
+        let (mut parts, body) = req.into_parts();
+        let Path(key) = Path::<String>::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Self {
+            key,
+            headers: parts.headers,
+            body,
+            at,
+        })
+    }
+}
+
+impl Arrival {
+    /// The key's connection and the whole body, checked in intake's order: the key (401), for
+    /// a signed endpoint its secrets (401), the media type (415), the size (413).
+    async fn receive<'a>(
+        self,
+        state: &'a AppState,
+        media: &'static str,
+        signed: bool,
+    ) -> Result<(&'a Connection, HeaderMap, bytes::Bytes), WebhookError> {
+        let conn = connection(state, &self.key)?;
+        if signed && conn.webhook_secrets.is_empty() {
+            return Err(WebhookError::NoSecrets);
+        }
+        if media_type(&self.headers) != media {
+            return Err(WebhookError::MediaType(media));
+        }
+        let body = read_body(&self.headers, self.body, state.max_body).await?;
+        Ok((conn, self.headers, body))
+    }
+}
+
+/// Books an intake's answer: an ack's latency, or a refusal's log line and reason.
+fn settle<T>(
+    state: &AppState,
+    endpoint: &'static str,
+    arrived: Instant,
+    result: Result<T, WebhookError>,
+) -> Result<T, WebhookError> {
+    match &result {
+        Ok(_) => state.telemetry.metrics.inbox_acked(arrived.elapsed()),
+        Err(e) => {
+            e.log(endpoint);
+            state.counters.rejected(e.reason());
+        }
+    }
+    result
 }
 
 /// Finds the connection a path key belongs to.
@@ -196,21 +263,16 @@ fn soap(status: StatusCode, body: String) -> Response {
 }
 
 /// `POST /webhooks/salesforce/outbound/{webhook_key}`.
-pub(super) async fn outbound(
-    State(state): State<AppState>,
-    Path(key): Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let arrived = std::time::Instant::now();
-    match handle_outbound(&state, &key, &headers, body).await {
-        Ok(()) => {
-            state.telemetry.metrics.inbox_acked(arrived.elapsed());
-            soap(StatusCode::OK, outbound_message::ACK.to_string())
-        }
+pub(super) async fn outbound(State(state): State<AppState>, arrival: Arrival) -> Response {
+    let arrived = arrival.at;
+    match settle(
+        &state,
+        "outbound",
+        arrived,
+        handle_outbound(&state, arrival).await,
+    ) {
+        Ok(()) => soap(StatusCode::OK, outbound_message::ACK.to_string()),
         Err(e) => {
-            e.log("outbound");
-            state.counters.rejected(e.reason());
             let reason = match &e {
                 WebhookError::Store(_) => "temporarily unable to store the message".to_string(),
                 other => other.to_string(),
@@ -220,18 +282,9 @@ pub(super) async fn outbound(
     }
 }
 
-async fn handle_outbound(
-    state: &AppState,
-    key: &str,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<(), WebhookError> {
-    let conn = connection(state, key)?;
+async fn handle_outbound(state: &AppState, arrival: Arrival) -> Result<(), WebhookError> {
     // SOAP 1.1, the only version Salesforce sends, is text/xml.
-    if media_type(headers) != "text/xml" {
-        return Err(WebhookError::MediaType("text/xml"));
-    }
-    let body = read_body(headers, body, state.max_body).await?;
+    let (conn, _, body) = arrival.receive(state, "text/xml", false).await?;
     let message = parse_outbound(state, conn, body.clone()).await?;
     let mut deliveries = Vec::with_capacity(message.notifications.len());
     for n in &message.notifications {
@@ -260,16 +313,15 @@ async fn handle_outbound(
 }
 
 /// `POST /webhooks/salesforce/events/{webhook_key}`.
-pub(super) async fn events(
-    State(state): State<AppState>,
-    Path(key): Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let arrived = std::time::Instant::now();
-    match handle_event(&state, &key, &headers, body).await {
+pub(super) async fn events(State(state): State<AppState>, arrival: Arrival) -> Response {
+    let arrived = arrival.at;
+    match settle(
+        &state,
+        "events",
+        arrived,
+        handle_event(&state, arrival).await,
+    ) {
         Ok((outcome, records)) => {
-            state.telemetry.metrics.inbox_acked(arrived.elapsed());
             let body = serde_json::json!({
                 "status": "accepted",
                 "duplicate": outcome.duplicates > 0,
@@ -278,8 +330,6 @@ pub(super) async fn events(
             (StatusCode::OK, axum::Json(body)).into_response()
         }
         Err(e) => {
-            e.log("events");
-            state.counters.rejected(e.reason());
             let body = serde_json::json!({"error": {"status": e.status().as_u16(), "message": e.to_string()}});
             (e.status(), axum::Json(body)).into_response()
         }
@@ -288,18 +338,9 @@ pub(super) async fn events(
 
 async fn handle_event(
     state: &AppState,
-    key: &str,
-    headers: &HeaderMap,
-    body: Body,
+    arrival: Arrival,
 ) -> Result<(IngestOutcome, usize), WebhookError> {
-    let conn = connection(state, key)?;
-    if conn.webhook_secrets.is_empty() {
-        return Err(WebhookError::NoSecrets);
-    }
-    if media_type(headers) != "application/json" {
-        return Err(WebhookError::MediaType("application/json"));
-    }
-    let body = read_body(headers, body, state.max_body).await?;
+    let (conn, headers, body) = arrival.receive(state, "application/json", true).await?;
     let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let signed = signature::SignedHeaders {
         id: h("webhook-id"),

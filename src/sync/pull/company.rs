@@ -69,18 +69,13 @@ fn new_company(
     name: Option<String>,
     origin: &Origin,
 ) -> TxResult<Company> {
-    Ok(Company {
-        id: tx.next_id()?,
-        org_id: org.clone(),
-        name: name.unwrap_or_default(),
-        domain: None,
-        website: None,
-        industry: None,
-        annual_revenue: None,
-        employees: None,
-        salesforce_id: None,
-        updated_at: origin.now,
-    })
+    let id = tx.next_id()?;
+    Ok(Company::named(
+        id,
+        org.clone(),
+        name.unwrap_or_default(),
+        origin.now,
+    ))
 }
 
 /// The Account's fields, as `policy` lets them in.

@@ -6,6 +6,34 @@ use serde_json::Value;
 use crate::domain::{ObjectType, SalesforceId};
 use crate::salesforce::{Record, RecordExt as _};
 
+/// How a Contact and a Lead both name a person: what is read of them and what sfsync writes.
+pub(crate) const PERSON: [&str; 5] = ["FirstName", "LastName", "Email", "Title", "Phone"];
+
+/// The lists `parts` joined into one of `N` fields; `N` must be their total length (a wrong
+/// one fails the build where the constant is defined).
+pub(crate) const fn join<const N: usize>(parts: &[&[&'static str]]) -> [&'static str; N] {
+    let mut out = [""; N];
+    let (mut at, mut part) = (0, 0);
+    while part < parts.len() {
+        let mut i = 0;
+        while i < parts[part].len() {
+            out[at] = parts[part][i];
+            (at, i) = (at + 1, i + 1);
+        }
+        part += 1;
+    }
+    assert!(at == N, "the parts do not add up to the length asked for");
+    out
+}
+
+const CONTACT_READS: [&str; 8] = join(&[&["Id"], &PERSON, &["AccountId", "SystemModstamp"]]);
+const LEAD_READS: [&str; 12] = join(&[
+    &["Id"],
+    &PERSON,
+    &["Company", "Website", "IsConverted", "ConvertedAccountId"],
+    &["ConvertedContactId", "SystemModstamp"],
+]);
+
 /// Fields read for each pulled object.
 pub fn fields_for(object: ObjectType) -> &'static [&'static str] {
     match object {
@@ -18,30 +46,8 @@ pub fn fields_for(object: ObjectType) -> &'static [&'static str] {
             "NumberOfEmployees",
             "SystemModstamp",
         ],
-        ObjectType::Contact => &[
-            "Id",
-            "FirstName",
-            "LastName",
-            "Email",
-            "Title",
-            "Phone",
-            "AccountId",
-            "SystemModstamp",
-        ],
-        ObjectType::Lead => &[
-            "Id",
-            "FirstName",
-            "LastName",
-            "Email",
-            "Title",
-            "Phone",
-            "Company",
-            "Website",
-            "IsConverted",
-            "ConvertedAccountId",
-            "ConvertedContactId",
-            "SystemModstamp",
-        ],
+        ObjectType::Contact => &CONTACT_READS,
+        ObjectType::Lead => &LEAD_READS,
         ObjectType::Opportunity => &[
             "Id",
             "Name",

@@ -46,6 +46,7 @@ pub use commit::{
 };
 pub use conflicts::{Conflict, ConflictView, close_conflict};
 pub use echo::{is_own_write, skip_own_write};
+pub(crate) use fields::{PERSON, join};
 pub use fields::{can_merge, fields_for, parse_datetime, stamp_ms};
 pub use gone::{Children, apply_gone, children_of};
 pub use outcome::{Applied, Origin, Target, hold_push};

@@ -136,17 +136,10 @@ mod tests {
     use crate::domain::{OrgId, SalesforceId};
 
     fn company(name: &str, website: Option<&str>) -> CompanyKeys {
+        let org = OrgId::parse("00D7F00000107Xs").expect("org");
         CompanyKeys::of(&Company {
-            id: 1,
-            org_id: OrgId::parse("00D7F00000107Xs").expect("org"),
-            name: name.into(),
-            domain: None,
             website: website.map(String::from),
-            industry: None,
-            annual_revenue: None,
-            employees: None,
-            salesforce_id: None,
-            updated_at: Utc::now(),
+            ..Company::named(1, org, name.into(), Utc::now())
         })
     }
 

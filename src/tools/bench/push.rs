@@ -138,16 +138,8 @@ fn link_seeded(
             for (n, account) in seeded.accounts.iter().enumerate() {
                 let id = tx.next_id()?;
                 tx.put_company(&Company {
-                    id,
-                    org_id: org.clone(),
-                    name: format!("Seed Account {n}"),
-                    domain: None,
-                    website: None,
-                    industry: None,
-                    annual_revenue: None,
-                    employees: None,
                     salesforce_id: Some(account.clone()),
-                    updated_at: now,
+                    ..Company::named(id, org.clone(), format!("Seed Account {n}"), now)
                 })?;
                 let mut people = Vec::new();
                 for (m, contact) in seeded.contacts.iter().skip(n * 2).take(2).enumerate() {

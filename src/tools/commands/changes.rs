@@ -29,8 +29,10 @@ async fn fetch(
     after: Option<u64>,
     wait: u64,
 ) -> anyhow::Result<Fetched> {
-    let base = args.url.trim_end_matches('/');
-    let mut url = format!("{base}/api/v1/changes?limit={LIMIT}&wait={wait}");
+    let base = args.service.url.trim_end_matches('/');
+    let mut url = args
+        .service
+        .api(&format!("/changes?limit={LIMIT}&wait={wait}"));
     if let Some(after) = after {
         url.push_str(&format!("&after={after}"));
     }
@@ -39,7 +41,7 @@ async fn fetch(
     }
     let resp = http
         .get(&url)
-        .bearer_auth(&args.token)
+        .bearer_auth(&args.service.token)
         .timeout(Duration::from_secs(wait + 30))
         .send()
         .await

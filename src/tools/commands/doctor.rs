@@ -4,14 +4,14 @@
 use anyhow::Context;
 
 /// Runs the check and prints the report; fails when the setup is incomplete.
-pub async fn doctor(args: &crate::cli::DoctorArgs) -> anyhow::Result<()> {
-    let mut url = format!("{}/api/v1/setup", args.url.trim_end_matches('/'));
+pub async fn doctor(args: &crate::cli::ServiceOrgArgs) -> anyhow::Result<()> {
+    let mut url = args.service.api("/setup");
     if let Some(org) = &args.org {
         url.push_str(&format!("?org_id={}", urlencoding::encode(org)));
     }
     let resp = reqwest::Client::new()
         .get(&url)
-        .bearer_auth(&args.token)
+        .bearer_auth(&args.service.token)
         .timeout(std::time::Duration::from_secs(60))
         .send()
         .await

@@ -31,7 +31,14 @@ async fn list_all(
     loop {
         let mut q = query.to_vec();
         q.extend(cursor.take().map(|c| ("cursor", c)));
-        let page = call(client.get(base).query(&q).bearer_auth(&args.token), base).await?;
+        let page = call(
+            client
+                .get(base)
+                .query(&q)
+                .bearer_auth(&args.target.service.token),
+            base,
+        )
+        .await?;
         entries.extend(page["items"].as_array().cloned().unwrap_or_default());
         match page["next"].as_str() {
             Some(next) => cursor = Some(next.to_string()),
@@ -42,10 +49,10 @@ async fn list_all(
 
 /// Lists, retries or discards outbox entries on a running service.
 pub async fn outbox(args: &OutboxArgs) -> anyhow::Result<()> {
-    let base = format!("{}/api/v1/outbox", args.url.trim_end_matches('/'));
+    let base = args.target.service.api("/outbox");
     let client = reqwest::Client::new();
     let mut query: Vec<(&str, String)> = Vec::new();
-    if let Some(org) = &args.org {
+    if let Some(org) = &args.target.org {
         query.push(("org_id", org.clone()));
     }
     let (url, done) = match &args.action {
@@ -65,7 +72,10 @@ pub async fn outbox(args: &OutboxArgs) -> anyhow::Result<()> {
         ),
     };
     call(
-        client.post(url).query(&query).bearer_auth(&args.token),
+        client
+            .post(url)
+            .query(&query)
+            .bearer_auth(&args.target.service.token),
         &base,
     )
     .await?;

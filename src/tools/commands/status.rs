@@ -3,8 +3,8 @@
 use anyhow::Context;
 
 /// Fetches and prints the status document.
-pub async fn status(args: &crate::cli::StatusArgs) -> anyhow::Result<()> {
-    let url = format!("{}/api/v1/status", args.url.trim_end_matches('/'));
+pub async fn status(args: &crate::cli::ServiceArgs) -> anyhow::Result<()> {
+    let url = args.api("/status");
     let resp = reqwest::Client::new()
         .get(&url)
         .bearer_auth(&args.token)

@@ -9,7 +9,7 @@ use futures::TryStreamExt as _;
 
 use super::OutboxWorker;
 use super::prepare::{Item, marker_kind};
-use super::send::{Verdict, stamp_ms};
+use super::verdict::{Verdict, stamp_ms};
 use crate::domain::{SalesforceId, normalize};
 use crate::salesforce::{Condition, Record, RecordExt as _, SalesforceError, Soql};
 use crate::store::{LocalRef, RecordKind, StoreError};

@@ -27,6 +27,7 @@ mod lookup;
 mod prepare;
 mod send;
 mod settle;
+mod verdict;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
@@ -47,8 +48,8 @@ use crate::sync::pull::Rules;
 use crate::sync::setup::Setup;
 use crate::telemetry::ErrorSource;
 use prepare::{Item, Prep, Shape};
-use send::Verdict;
 use settle::WriteBack;
+use verdict::Verdict;
 
 /// Entries one step considers at most.
 const STEP_ENTRIES: usize = 2_000;

@@ -1,5 +1,5 @@
 //! Send: one chunk of one object's writes through sObject Collections, and what became of each
-//! record ([`Verdict`]). Creates first look for the record in the org (`lookup`): one an
+//! record ([`Verdict`](super::verdict::Verdict)). Creates first look for the record in the org (`lookup`): one an
 //! unanswered attempt made (by its marker), a person both sides already have (by email), the
 //! Account a company already is (by domain and name); the `SystemModstamp` of what was written
 //! is read back so the inbox can recognise its echo.
@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::lookup::LookupError;
 use super::prepare::{Item, marker_kind};
+use super::verdict::{Verdict, call_failure, stamp_ms};
 use super::{OutboxError, OutboxWorker};
 use crate::domain::SalesforceId;
 use crate::salesforce::{
@@ -22,67 +23,11 @@ use crate::sync::push;
 /// Objects whose changes come back as notifications (their stamps are recorded).
 const PULLED: &[&str] = &["Account", "Contact", "Lead", "Opportunity"];
 
-/// What happened to one entry.
-#[derive(Debug, Clone)]
-pub(super) enum Verdict {
-    /// The record exists in Salesforce under `id` (created, found, or updated).
-    Linked {
-        id: SalesforceId,
-        rule: &'static str,
-        stamp_ms: Option<i64>,
-    },
-    /// Try again later; `count` says whether it counts as an attempt.
-    Retry { message: String, count: bool },
-    /// Refused for good.
-    Dead { message: String },
-    /// The Salesforce record merged or converted into `id`.
-    Repoint { id: SalesforceId },
-    /// The record is already in the org (`record`, found by `rule`): link it, and take its
-    /// values as the conflict policy says.
-    Adopt { record: Record, rule: &'static str },
-    /// Several records in the org match on `rung`: hold it for a person.
-    Ambiguous {
-        rung: &'static str,
-        matches: Vec<Record>,
-    },
-    /// The org's setup of the object is broken: wait, not an attempt.
-    Paused { object: String, reason: String },
-}
-
 fn first_message(errors: &[ApiErrorItem]) -> String {
     errors.first().map_or_else(
         || "salesforce refused the record without a message".to_string(),
         |e| format!("{}: {}", e.error_code, e.message),
     )
-}
-
-/// The outcome every entry of a failed call gets, by the call's error class.
-pub(super) fn call_failure(err: &SalesforceError) -> Verdict {
-    match err.class() {
-        ErrorClass::Retryable
-        | ErrorClass::Auth {
-            needs_reauth: false,
-        } => Verdict::Retry {
-            message: err.to_string(),
-            count: true,
-        },
-        // Waiting for the budget or for a person to authorize again is not the entry's failure.
-        ErrorClass::Limit | ErrorClass::Auth { needs_reauth: true } => Verdict::Retry {
-            message: err.to_string(),
-            count: false,
-        },
-        ErrorClass::Permanent | ErrorClass::Gone => Verdict::Dead {
-            message: err.to_string(),
-        },
-    }
-}
-
-pub(super) fn stamp_ms(record: &Record) -> Option<i64> {
-    let s = record.str_field("SystemModstamp")?;
-    DateTime::parse_from_rfc3339(s)
-        .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z"))
-        .ok()
-        .map(|d| d.timestamp_millis())
 }
 
 impl OutboxWorker {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::prepare::Item;
-use super::send::Verdict;
+use super::verdict::Verdict;
 use super::{OutboxError, OutboxWorker, StepReport};
 use crate::domain::ObjectType;
 use crate::salesforce::{Record, RecordExt as _};

@@ -8,89 +8,26 @@
 //! Salesforce user instead: the refresh token is kept under (org, user), and what is written on
 //! their behalf goes out with their token.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+mod flow;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::AppState;
 use crate::domain::{AppUser, OrgId};
-use crate::salesforce::{Client, OAuthClient, OAuthSettings, TokenStore, TokenVault};
+use crate::salesforce::{Client, OAuthClient, TokenStore};
 use crate::sync::tokens::UserTokens;
+pub use flow::OAuthFlow;
+use flow::Pending;
+pub(super) use flow::Starter;
 
 /// How long an authorization may take from redirect to callback.
 const STATE_TTL: Duration = Duration::from_secs(600);
-
-/// The connected app, the vault for refresh tokens, and the authorizations under way.
-pub struct OAuthFlow {
-    settings: OAuthSettings,
-    vault: Arc<TokenVault>,
-    tokens: Arc<dyn TokenStore>,
-    request_timeout: Duration,
-    pending: Mutex<HashMap<String, Pending>>,
-}
-
-/// An authorization under way, by its `state`: for which org and user, the PKCE verifier, when
-/// it started, and who started it.
-struct Pending {
-    org: OrgId,
-    user: Option<AppUser>,
-    verifier: SecretString,
-    at: Instant,
-    starter: Starter,
-}
-
-impl std::fmt::Debug for OAuthFlow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OAuthFlow")
-            .field("client_id", &self.settings.client_id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl OAuthFlow {
-    /// A flow for this connected app.
-    pub fn new(
-        settings: OAuthSettings,
-        vault: Arc<TokenVault>,
-        tokens: Arc<dyn TokenStore>,
-        request_timeout: Duration,
-    ) -> Self {
-        Self {
-            settings,
-            vault,
-            tokens,
-            request_timeout,
-            pending: Mutex::default(),
-        }
-    }
-
-    /// The connected app's settings.
-    pub fn settings(&self) -> &OAuthSettings {
-        &self.settings
-    }
-
-    /// The vault refresh tokens are sealed with.
-    pub fn vault(&self) -> Arc<TokenVault> {
-        self.vault.clone()
-    }
-
-    /// Where refresh tokens are kept.
-    pub fn tokens(&self) -> Arc<dyn TokenStore> {
-        self.tokens.clone()
-    }
-
-    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
-        self.pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
 
 fn text(status: StatusCode, body: String) -> Response {
     (
@@ -108,15 +45,6 @@ pub(super) struct AuthorizeQuery {
     /// The application user connecting their own Salesforce user; absent for the org's
     /// integration connection.
     user: Option<String>,
-}
-
-/// Who started an authorization, so that the callback answers in kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Starter {
-    /// `GET /oauth/salesforce/authorize` with the API token: the callback answers plain text.
-    Api,
-    /// The console's Connect button: the callback answers a page that leads back to the org.
-    Console,
 }
 
 /// Why an authorization could not start: the status and a message safe to show.
@@ -166,7 +94,7 @@ pub(super) fn begin(
         .map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("user: {e}")))?;
     // A user connecting their own is asked to sign in again, so that a browser already signed
     // in to Salesforce as someone else does not connect the wrong user.
-    let request = OAuthClient::new(flow.settings.clone())
+    let request = OAuthClient::new(flow.settings().clone())
         .and_then(|c| c.authorize_with(user.is_some()))
         .map_err(|e| {
             tracing::error!(error = %e, "building the authorize url");
@@ -288,7 +216,7 @@ async fn connect(
     code: &str,
 ) -> Result<(), String> {
     let org = &pending.org;
-    let oauth = OAuthClient::new(flow.settings.clone()).map_err(|e| e.to_string())?;
+    let oauth = OAuthClient::new(flow.settings().clone()).map_err(|e| e.to_string())?;
     let token = oauth
         .exchange_code(code, &pending.verifier)
         .await
@@ -306,7 +234,7 @@ async fn connect(
         Some(user) => Arc::new(UserTokens::new(state.store.clone(), user.clone())),
         None => flow.tokens(),
     };
-    let client = Client::from_token_response(flow.settings.clone(), token, flow.vault(), tokens)
+    let client = Client::from_token_response(flow.settings().clone(), token, flow.vault(), tokens)
         .map_err(|e| {
             tracing::error!(org = %org, error = %e, "storing the connection");
             "the connection could not be stored".to_string()
