@@ -26,16 +26,7 @@ const ORG: &str = "00D7F00000107XsUAI";
 
 /// The process's resident set size in MiB, from `/proc/self/status` where there is one.
 pub fn rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: f64 = line
-        .trim_start_matches("VmRSS:")
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kb / 1024.0)
+    super::measure::status_mb("self", "VmRSS:")
 }
 
 fn notification_id(n: u64) -> SalesforceId {

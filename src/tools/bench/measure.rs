@@ -29,10 +29,16 @@ pub fn write_bytes_of(pid: u32) -> Option<u64> {
 
 /// The peak resident set size of process `pid` in MiB (`VmHWM`), where the OS tells it.
 pub fn peak_rss_mb(pid: u32) -> Option<f64> {
+    status_mb(&pid.to_string(), "VmHWM:")
+}
+
+/// A memory figure of `/proc/<pid>/status` (e.g. `VmRSS:`, in kB there) in MiB; `pid` may be
+/// `self`.
+pub fn status_mb(pid: &str, field: &str) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kb: f64 = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .find_map(|l| l.strip_prefix(field))?
         .trim()
         .trim_end_matches("kB")
         .trim()
