@@ -120,6 +120,42 @@ async fn email_pushed(app: &TestApp, sim: &Simulator, user: Option<&str>, subjec
         .expect("the task in the org")
 }
 
+/// A company and an opportunity on it written for `user`, as the org holds them once pushed.
+async fn company_and_deal_of(app: &TestApp, sim: &Simulator, user: &str) -> (Value, Value) {
+    let company = json!({"name": "Babbage Engines", "website": "babbage.example", "user": user});
+    let (code, created) = app
+        .api(reqwest::Method::POST, "/companies", Some(company))
+        .await;
+    assert_eq!(code, 201, "{created}");
+    let product = json!({"company_id": created["record"]["id"], "product": "Difference Engine",
+        "status": "OPPORTUNITY", "opportunity_size": 1000.0, "user": user});
+    let (code, body) = app
+        .api(reqwest::Method::POST, "/company-products", Some(product))
+        .await;
+    assert_eq!(code, 201, "{body}");
+    let account = eventually(
+        "the account in the org",
+        Duration::from_secs(15),
+        || async {
+            sim.list("Account")
+                .into_iter()
+                .find(|a| a["Name"] == "Babbage Engines")
+        },
+    )
+    .await;
+    let deal = eventually(
+        "the opportunity in the org",
+        Duration::from_secs(15),
+        || async {
+            sim.list("Opportunity")
+                .into_iter()
+                .find(|o| o["AccountId"] == account["Id"])
+        },
+    )
+    .await;
+    (account, deal)
+}
+
 #[tokio::test]
 async fn a_reps_activity_and_contact_are_owned_by_the_rep_and_others_by_the_integration_user() {
     let (sim, app) = org_connected_by_its_admin().await;
@@ -171,6 +207,9 @@ async fn a_reps_activity_and_contact_are_owned_by_the_rep_and_others_by_the_inte
     )
     .await;
     assert_eq!(ada["OwnerId"], rep.id.as_str(), "{ada}");
+    let (account, deal) = company_and_deal_of(&app, &sim, "alice").await;
+    assert_eq!(account["OwnerId"], rep.id.as_str(), "{account}");
+    assert_eq!(deal["OwnerId"], rep.id.as_str(), "{deal}");
     let alice = user_status(&app, "alice").await.expect("alice listed");
     assert_eq!(alice["salesforce_user_id"], rep.id.as_str());
     assert!(user_status(&app, "bob").await.is_none());

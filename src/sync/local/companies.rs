@@ -11,7 +11,7 @@ use super::{
     LocalError, LocalResult, Saved, TxStep, enqueue, invalid, local_ref, non_empty, non_negative,
     refuse, write,
 };
-use crate::domain::{ChangeWhat, Company, OrgId, normalize};
+use crate::domain::{AppUser, ChangeWhat, Company, OrgId, normalize};
 use crate::store::{RecordKind, Store, Subject, Tx};
 
 /// A new company.
@@ -34,6 +34,10 @@ pub struct NewCompany {
     pub annual_revenue: Option<f64>,
     /// The Account's `NumberOfEmployees` (at least 0).
     pub employees: Option<i64>,
+    /// The application user this is written for: with their own Salesforce connection (so
+    /// the org shows them as the owner) when they have one that works, else with the org's.
+    #[schema(value_type = Option<String>, example = "u42")]
+    pub user: Option<AppUser>,
 }
 
 /// The fields of a company to change; an absent field keeps the stored value.
@@ -52,6 +56,10 @@ pub struct CompanyChanges {
     pub annual_revenue: Option<f64>,
     /// Employees.
     pub employees: Option<i64>,
+    /// The application user this is written for: with their own Salesforce connection (so
+    /// the org shows them as the owner) when they have one that works, else with the org's.
+    #[schema(value_type = Option<String>, example = "u42")]
+    pub user: Option<AppUser>,
 }
 
 fn check(c: &Company) -> LocalResult<()> {
@@ -84,7 +92,7 @@ fn build(org: &OrgId, cmd: NewCompany, now: DateTime<Utc>) -> LocalResult<Compan
     Ok(c)
 }
 
-fn insert(tx: &Tx<'_>, company: &Company) -> TxStep<Saved<Company>> {
+fn insert(tx: &Tx<'_>, company: &Company, user: Option<&AppUser>) -> TxStep<Saved<Company>> {
     let c = Company {
         id: tx.next_id()?,
         ..company.clone()
@@ -97,7 +105,7 @@ fn insert(tx: &Tx<'_>, company: &Company) -> TxStep<Saved<Company>> {
         &c.org_id,
         target,
         None,
-        None,
+        user,
         "api:create",
         c.updated_at,
     )?;
@@ -109,8 +117,9 @@ fn insert(tx: &Tx<'_>, company: &Company) -> TxStep<Saved<Company>> {
 
 /// Stores a new company and the entry that will push it as an Account.
 pub async fn create(store: &Store, org: &OrgId, cmd: NewCompany) -> LocalResult<Saved<Company>> {
+    let user = cmd.user.clone();
     let company = build(org, cmd, Utc::now())?;
-    write(store, |tx| insert(tx, &company)).await
+    write(store, |tx| insert(tx, &company, user.as_ref())).await
 }
 
 fn apply(c: &mut Company, cmd: &CompanyChanges, now: DateTime<Utc>) {
@@ -153,7 +162,7 @@ pub async fn update(
         tx.put_company(&c)?;
         let target = local_ref(RecordKind::Company, c.id);
         tx.record_change(org, ChangeWhat::Updated, Subject::Record(target))?;
-        let outbox_id = enqueue(tx, org, target, None, None, "api:update", now)?;
+        let outbox_id = enqueue(tx, org, target, None, cmd.user.as_ref(), "api:update", now)?;
         Ok(Saved {
             record: c,
             outbox_id,

@@ -12,7 +12,7 @@ use super::{
     LocalError, LocalResult, Saved, TxStep, enqueue, enqueue_account, invalid, local_ref,
     non_empty, non_negative, refuse, write,
 };
-use crate::domain::{ChangeWhat, CompanyProduct, OrgId, OwnershipStatus};
+use crate::domain::{AppUser, ChangeWhat, CompanyProduct, OrgId, OwnershipStatus};
 use crate::store::{RecordKind, Store, Subject, Tx};
 
 /// A new company product.
@@ -33,6 +33,10 @@ pub struct NewCompanyProduct {
     pub stage: Option<String>,
     /// Expected close date (`YYYY-MM-DD`).
     pub close_date: Option<NaiveDate>,
+    /// The application user this is written for: with their own Salesforce connection (so
+    /// the org shows them as the owner) when they have one that works, else with the org's.
+    #[schema(value_type = Option<String>, example = "u42")]
+    pub user: Option<AppUser>,
 }
 
 /// The fields of a company product to change; an absent field keeps the stored value.
@@ -49,6 +53,10 @@ pub struct CompanyProductChanges {
     pub stage: Option<String>,
     /// Expected close date.
     pub close_date: Option<NaiveDate>,
+    /// The application user this is written for: with their own Salesforce connection (so
+    /// the org shows them as the owner) when they have one that works, else with the org's.
+    #[schema(value_type = Option<String>, example = "u42")]
+    pub user: Option<AppUser>,
 }
 
 fn check(p: &CompanyProduct) -> LocalResult<()> {
@@ -74,7 +82,11 @@ fn build(org: &OrgId, cmd: NewCompanyProduct, now: DateTime<Utc>) -> LocalResult
     Ok(p)
 }
 
-fn insert(tx: &Tx<'_>, product: &CompanyProduct) -> TxStep<Saved<CompanyProduct>> {
+fn insert(
+    tx: &Tx<'_>,
+    product: &CompanyProduct,
+    user: Option<&AppUser>,
+) -> TxStep<Saved<CompanyProduct>> {
     let org = &product.org_id;
     let Some(company) = tx.company(org, product.company_id)? else {
         return refuse(invalid("company_id", "no such company"));
@@ -84,16 +96,11 @@ fn insert(tx: &Tx<'_>, product: &CompanyProduct) -> TxStep<Saved<CompanyProduct>
         ..product.clone()
     };
     tx.put_company_product(&p)?;
-    enqueue_account(
-        tx,
-        &company,
-        None,
-        "api:account-for-opportunity",
-        p.updated_at,
-    )?;
+    let rule = "api:account-for-opportunity";
+    enqueue_account(tx, &company, user, rule, p.updated_at)?;
     let target = local_ref(RecordKind::CompanyProduct, p.id);
     tx.record_change(org, ChangeWhat::Created, Subject::Record(target))?;
-    let outbox_id = enqueue(tx, org, target, None, None, "api:create", p.updated_at)?;
+    let outbox_id = enqueue(tx, org, target, None, user, "api:create", p.updated_at)?;
     Ok(Saved {
         record: p,
         outbox_id,
@@ -106,8 +113,9 @@ pub async fn create(
     org: &OrgId,
     cmd: NewCompanyProduct,
 ) -> LocalResult<Saved<CompanyProduct>> {
+    let user = cmd.user.clone();
     let product = build(org, cmd, Utc::now())?;
-    write(store, |tx| insert(tx, &product)).await
+    write(store, |tx| insert(tx, &product, user.as_ref())).await
 }
 
 fn apply(p: &mut CompanyProduct, cmd: &CompanyProductChanges, now: DateTime<Utc>) {
@@ -143,7 +151,7 @@ pub async fn update(
         tx.put_company_product(&p)?;
         let target = local_ref(RecordKind::CompanyProduct, p.id);
         tx.record_change(org, ChangeWhat::Updated, Subject::Record(target))?;
-        let outbox_id = enqueue(tx, org, target, None, None, "api:update", now)?;
+        let outbox_id = enqueue(tx, org, target, None, cmd.user.as_ref(), "api:update", now)?;
         Ok(Saved {
             record: p,
             outbox_id,
