@@ -72,8 +72,20 @@ pub async fn run(args: &ScaleBenchArgs) -> anyhow::Result<()> {
     let pull_set = probe::pick(&api, &orgs, samples, true).await?;
     let first_rss = first.peak_rss_mb()?;
     first.stop().await?;
-    let store_bytes = service::bytes_below(&dir.path().join("store"))?;
+    let files = service::store_files(&dir.path().join("store"))?;
+    let store_bytes: u64 = files.iter().map(|(_, (len, _))| len).sum();
     let (second, start) = setup.start(&api.http).await?;
+    eprintln!(
+        "bench scale: restarted in {:.2} s, peak RSS {:.0} MiB once ready; store by entry \
+         (length/allocated bytes): {}",
+        start.as_secs_f64(),
+        second.peak_rss_mb()?,
+        files
+            .iter()
+            .map(|(name, (len, allocated))| format!("{name} {len}/{allocated}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let reads = probe::reads(&api, &read_set).await?;
     let pulls = probe::pulls(&api, &orgs, &pull_set).await?;
     let second_rss = second.peak_rss_mb()?;

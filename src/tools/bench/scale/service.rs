@@ -152,9 +152,10 @@ impl Serve {
     }
 }
 
-/// Bytes in every file below `dir`.
-pub(super) fn bytes_below(dir: &Path) -> anyhow::Result<u64> {
-    let mut total = 0;
+/// Bytes in every file below `dir`: their lengths, and what the file system allocated for them
+/// (less where a file is sparse).
+fn bytes_below(dir: &Path) -> anyhow::Result<(u64, u64)> {
+    let mut total = (0, 0);
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for entry in std::fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))? {
@@ -163,9 +164,40 @@ pub(super) fn bytes_below(dir: &Path) -> anyhow::Result<u64> {
             if meta.is_dir() {
                 stack.push(entry.path());
             } else {
-                total += meta.len();
+                total.0 += meta.len();
+                total.1 += allocated(&meta);
             }
         }
     }
     Ok(total)
+}
+
+/// The bytes the file system allocated for a file (its 512-byte blocks), where it tells.
+fn allocated(meta: &std::fs::Metadata) -> u64 {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::MetadataExt::blocks(meta) * 512
+    }
+    #[cfg(not(unix))]
+    {
+        meta.len()
+    }
+}
+
+/// Each entry of `dir` (a file, or a directory and everything below it) with its length and
+/// allocated bytes, the longest first.
+pub(super) fn store_files(dir: &Path) -> anyhow::Result<Vec<(String, (u64, u64))>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        let bytes = if meta.is_dir() {
+            bytes_below(&entry.path())?
+        } else {
+            (meta.len(), allocated(&meta))
+        };
+        out.push((entry.file_name().to_string_lossy().into_owned(), bytes));
+    }
+    out.sort_by(|a, b| b.1.0.cmp(&a.1.0));
+    Ok(out)
 }
