@@ -198,6 +198,6 @@ pub(super) fn store_files(dir: &Path) -> anyhow::Result<Vec<(String, (u64, u64))
         };
         out.push((entry.file_name().to_string_lossy().into_owned(), bytes));
     }
-    out.sort_by(|a, b| b.1.0.cmp(&a.1.0));
+    out.sort_by_key(|(_, (len, _))| std::cmp::Reverse(*len));
     Ok(out)
 }
