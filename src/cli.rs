@@ -264,6 +264,29 @@ pub enum BenchCommand {
     Feed(FeedBenchArgs),
     /// RSS per remembered notification id.
     Dedupe(DedupeBenchArgs),
+    /// The service (its own process) holding many records over many orgs: peak RSS, store
+    /// bytes per record, start-up time, pull and read p99.
+    Scale(ScaleBenchArgs),
+}
+
+/// `sfsync bench scale`.
+#[derive(Debug, Args)]
+pub struct ScaleBenchArgs {
+    /// Records in all, half Accounts and half Contacts, spread evenly over the orgs.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub records: usize,
+    /// Simulated orgs, each connected to the one service.
+    #[arg(long, default_value_t = 100)]
+    pub orgs: usize,
+    /// Single-record pulls and API reads timed at the end (each).
+    #[arg(long, default_value_t = 300)]
+    pub samples: usize,
+    /// Orgs importing at the same time.
+    #[arg(long, default_value_t = 4)]
+    pub parallel: usize,
+    /// Where to put the temporary store (default: the system temp dir).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
 }
 
 /// `sfsync bench feed`.

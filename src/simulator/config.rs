@@ -16,6 +16,10 @@ pub struct SimulatorConfig {
     /// Seeds every random choice (credentials, passwords, tokens, faults, out-of-order delivery)
     /// and the org id.
     pub seed: u64,
+    /// Seeds the connected app's consumer key and secret instead of `seed` when set, so that
+    /// several orgs (each its own simulator) share one connected app, as orgs share one app
+    /// installed from a package; everything else still follows `seed`.
+    pub app_seed: Option<u64>,
     /// The API version in URLs it hands out (`62.0`); requests may use any `vNN.0`.
     pub api_version: String,
     /// Where Outbound Messages go; `None` holds them until a URL is set.
@@ -44,6 +48,7 @@ impl Default for SimulatorConfig {
     fn default() -> Self {
         Self {
             seed: 1,
+            app_seed: None,
             api_version: "62.0".into(),
             outbound_url: None,
             daily_api_limit: 100_000,

@@ -436,12 +436,8 @@ fn new_state(config: &SimulatorConfig, rng: StdRng) -> Result<State, SimError> {
     Ok(st)
 }
 
-/// Builds the shared state for a simulator listening at `instance_url`.
-pub(crate) fn build(config: SimulatorConfig, instance_url: String) -> anyhow::Result<Arc<Shared>> {
-    let mut rng = StdRng::seed_from_u64(config.seed);
-    let org_n = 1 + config.seed % 99_999;
-    let org_id = OrgId::parse(SalesforceId::mint("00D", "5g", org_n).as_str())
-        .map_err(|_| anyhow::anyhow!("minted org ids are org ids"))?;
+/// A connected app's consumer key and secret, drawn from `rng`.
+fn app_credentials(rng: &mut StdRng) -> (String, String) {
     let mut hex = |n: usize| -> String {
         (0..n)
             .map(|_| format!("{:X}", rng.random_range(0..16u8)))
@@ -449,6 +445,21 @@ pub(crate) fn build(config: SimulatorConfig, instance_url: String) -> anyhow::Re
     };
     let client_secret = hex(64);
     let client_id = format!("3MVG9{}", hex(80));
+    (client_id, client_secret)
+}
+
+/// Builds the shared state for a simulator listening at `instance_url`.
+pub(crate) fn build(config: SimulatorConfig, instance_url: String) -> anyhow::Result<Arc<Shared>> {
+    let mut rng = StdRng::seed_from_u64(config.seed);
+    let org_n = 1 + config.seed % 99_999;
+    let org_id = OrgId::parse(SalesforceId::mint("00D", "5g", org_n).as_str())
+        .map_err(|_| anyhow::anyhow!("minted org ids are org ids"))?;
+    let (mut client_id, mut client_secret) = app_credentials(&mut rng);
+    if let Some(app_seed) = config.app_seed {
+        // The org's own generator has drawn the same values as without an app seed, so
+        // everything after (users, passwords, tokens) is unchanged.
+        (client_id, client_secret) = app_credentials(&mut StdRng::seed_from_u64(app_seed));
+    }
     let mut st = new_state(&config, rng).map_err(|e| anyhow::anyhow!("setting up the org: {e}"))?;
     let integration = st
         .users
@@ -481,4 +492,29 @@ pub(crate) fn build(config: SimulatorConfig, instance_url: String) -> anyhow::Re
             .build()
             .unwrap_or_default(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orgs_with_one_app_seed_share_the_app_and_keep_their_own_ids_and_users() {
+        let org = |seed, app_seed| {
+            let config = SimulatorConfig {
+                seed,
+                app_seed,
+                ..SimulatorConfig::default()
+            };
+            build(config, "http://127.0.0.1:1".into()).expect("build")
+        };
+        let (a, b) = (org(3, Some(9)), org(4, Some(9)));
+        assert_eq!(a.credentials.client_id, b.credentials.client_id);
+        assert_eq!(a.credentials.client_secret, b.credentials.client_secret);
+        assert_ne!(a.org_id, b.org_id);
+        let alone = org(3, None);
+        assert_ne!(alone.credentials.client_id, a.credentials.client_id);
+        assert_eq!(alone.credentials.password, a.credentials.password);
+        assert_eq!(alone.credentials.refresh_token, a.credentials.refresh_token);
+    }
 }

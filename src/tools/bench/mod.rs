@@ -5,6 +5,8 @@
 //! - `push`: API calls per record (the echoes' included), drain rate and bytes written
 //!   ([`push`]).
 //! - `feed`: from a change in the org to the app holding its verified event ([`feed`]).
+//! - `scale`: the service as its own process over many records and orgs: peak RSS, store size,
+//!   start-up time, pull and read p99 ([`scale`]).
 
 pub mod dedupe;
 pub mod feed;
@@ -13,6 +15,7 @@ pub mod loopback;
 pub mod measure;
 pub mod pull;
 pub mod push;
+pub mod scale;
 
 use crate::domain::{OrgId, SalesforceId};
 
