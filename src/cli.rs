@@ -269,6 +269,20 @@ pub enum BenchCommand {
     Feed(FeedBenchArgs),
     /// RSS per remembered notification id.
     Dedupe(DedupeBenchArgs),
+    /// Mixed load under faults with the service SIGKILLed every minute, then the store compared
+    /// with the org (not run in CI).
+    Soak(SoakBenchArgs),
+}
+
+/// `sfsync bench soak`.
+#[derive(Debug, Args)]
+pub struct SoakBenchArgs {
+    /// How long the load runs; the service is SIGKILLed once in every minute of it.
+    #[arg(long, default_value_t = 10)]
+    pub minutes: u64,
+    /// Seed for the kill moments and the load's choices.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 /// `sfsync bench feed`.

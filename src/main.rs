@@ -83,6 +83,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             BenchCommand::Push(a) => sfsync::tools::bench::push::run(&a).await,
             BenchCommand::Feed(a) => sfsync::tools::bench::feed::run(&a).await,
             BenchCommand::Dedupe(a) => sfsync::tools::bench::dedupe::run(&a).await,
+            BenchCommand::Soak(a) => sfsync::tools::bench::soak::run(&a).await,
         },
         Command::Simulator(a) => {
             let config = sfsync::simulator::SimulatorConfig {

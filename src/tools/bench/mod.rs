@@ -5,6 +5,7 @@
 //! - `push`: API calls per record (the echoes' included), drain rate and bytes written
 //!   ([`push`]).
 //! - `feed`: from a change in the org to the app holding its verified event ([`feed`]).
+//! - `soak`: nothing acknowledged lost or duplicated through faults and SIGKILLs ([`soak`]).
 
 pub mod dedupe;
 pub mod feed;
@@ -13,6 +14,7 @@ pub mod loopback;
 pub mod measure;
 pub mod pull;
 pub mod push;
+pub mod soak;
 
 use crate::domain::{OrgId, SalesforceId};
 
