@@ -82,6 +82,72 @@ async fn send(http: &reqwest::Client, method: reqwest::Method, url: String, body
     }
 }
 
+/// One write a push task sends.
+struct Write {
+    method: reqwest::Method,
+    /// The path under `/api/v1`.
+    path: String,
+    body: Value,
+    /// What it sets, by Salesforce field name.
+    sets: Fields,
+    is_company: bool,
+    /// The record changed; `None` for a create.
+    target: Option<u64>,
+}
+
+/// The next write of push task `task` over its own records: a new company now and then (and
+/// until it has two), a new contact at one of them, or a change to one of either.
+fn choose(task: u64, rng: &mut StdRng, companies: &[u64], contacts: &[u64]) -> Write {
+    let n = next();
+    let roll: f64 = rng.random();
+    let name = format!("Soak Local {task}-{n}");
+    let company = json!({"name": name, "employees": n});
+    let company_sets = fields(&[("Name", json!(name)), ("NumberOfEmployees", json!(n))]);
+    let pick = |rng: &mut StdRng, ids: &[u64]| ids[rng.random_range(0..ids.len())];
+    let last = format!("L{task}-{n}");
+    if companies.len() < 2 || roll < 0.15 {
+        Write {
+            method: reqwest::Method::POST,
+            path: "/companies".into(),
+            body: company,
+            sets: company_sets,
+            is_company: true,
+            target: None,
+        }
+    } else if roll < 0.35 {
+        let email = format!("local-{task}-{n}@soak.example");
+        Write {
+            method: reqwest::Method::POST,
+            path: "/contacts".into(),
+            body: json!({"company_id": pick(rng, companies), "first_name": "Local",
+                "last_name": last, "email": email}),
+            sets: fields(&[("LastName", json!(last)), ("Email", json!(email))]),
+            is_company: false,
+            target: None,
+        }
+    } else if roll < 0.7 || contacts.is_empty() {
+        let id = pick(rng, companies);
+        Write {
+            method: reqwest::Method::PATCH,
+            path: format!("/companies/{id}"),
+            body: company,
+            sets: company_sets,
+            is_company: true,
+            target: Some(id),
+        }
+    } else {
+        let id = pick(rng, contacts);
+        Write {
+            method: reqwest::Method::PATCH,
+            path: format!("/contacts/{id}"),
+            body: json!({"last_name": last}),
+            sets: fields(&[("LastName", json!(last))]),
+            is_company: false,
+            target: Some(id),
+        }
+    }
+}
+
 /// One push task: creates companies and contacts and changes them, until `stop`.
 pub(super) async fn push(
     task: u64,
@@ -97,64 +163,17 @@ pub(super) async fn push(
     let mut rng = StdRng::seed_from_u64(seed ^ (task << 32));
     let (mut companies, mut contacts) = (Vec::<u64>::new(), Vec::<u64>::new());
     while !stop.is_cancelled() {
-        let n = next();
-        let roll: f64 = rng.random();
-        let (method, url, body, write, target) = if companies.len() < 2 || roll < 0.15 {
-            let name = format!("Soak Local {task}-{n}");
-            let body = json!({"name": name, "employees": n});
-            let write = fields(&[("Name", json!(name)), ("NumberOfEmployees", json!(n))]);
-            (
-                reqwest::Method::POST,
-                format!("{base}/api/v1/companies"),
-                body,
-                write,
-                None,
-            )
-        } else if roll < 0.35 {
-            let company = companies[rng.random_range(0..companies.len())];
-            let (last, email) = (
-                format!("L{task}-{n}"),
-                format!("local-{task}-{n}@soak.example"),
-            );
-            let body = json!({"company_id": company, "first_name": "Local", "last_name": last, "email": email});
-            let write = fields(&[("LastName", json!(last)), ("Email", json!(email))]);
-            (
-                reqwest::Method::POST,
-                format!("{base}/api/v1/contacts"),
-                body,
-                write,
-                None,
-            )
-        } else if roll < 0.7 || contacts.is_empty() {
-            let id = companies[rng.random_range(0..companies.len())];
-            let name = format!("Soak Local {task}-{n}");
-            let body = json!({"name": name, "employees": n});
-            let write = fields(&[("Name", json!(name)), ("NumberOfEmployees", json!(n))]);
-            let url = format!("{base}/api/v1/companies/{id}");
-            (reqwest::Method::PATCH, url, body, write, Some((true, id)))
-        } else {
-            let id = contacts[rng.random_range(0..contacts.len())];
-            let last = format!("L{task}-{n}");
-            let write = fields(&[("LastName", json!(last))]);
-            let url = format!("{base}/api/v1/contacts/{id}");
-            (
-                reqwest::Method::PATCH,
-                url,
-                json!({"last_name": last}),
-                write,
-                Some((false, id)),
-            )
-        };
-        let is_company = target.map_or(url.ends_with("/companies"), |(c, _)| c);
-        let answer = send(&http, method, url, body).await;
-        let acked = record(&ledger, answer, is_company, target.map(|t| t.1), &write);
-        match (acked, target) {
-            (Some(id), None) if is_company => companies.push(id),
+        let w = choose(task, &mut rng, &companies, &contacts);
+        let url = format!("{base}/api/v1{}", w.path);
+        let answer = send(&http, w.method, url, w.body).await;
+        let acked = record(&ledger, answer, w.is_company, w.target, &w.sets);
+        match (acked, w.target) {
+            (Some(id), None) if w.is_company => companies.push(id),
             (Some(id), None) => contacts.push(id),
             _ => {}
         }
         // A refused or unanswered write (the service may be down) waits longer.
-        let pause = Duration::from_millis(if acked.is_some() { 100 } else { 300 });
+        let pause = Duration::from_millis(if acked.is_some() { 50 } else { 200 });
         tokio::time::sleep(pause).await;
     }
 }

@@ -5,7 +5,7 @@
 //! answers, row locks, connections dropped before and after a write commits, sessions that
 //! expire every few dozen calls, and a few seconds of `REQUEST_LIMIT_EXCEEDED` every 20 s. The
 //! service is `sfsync serve` as a child process on a store of its own, SIGKILLed once at a
-//! random moment in every minute of the run and started again at once. Meanwhile two push tasks
+//! random moment in every minute of the run and started again at once. Meanwhile four push tasks
 //! write companies and contacts through the service's API, remembering every write the service
 //! acknowledged (HTTP 2xx) and every write left unanswered, and a pull task creates and changes
 //! Accounts and Contacts in the org, whose Outbound Messages go to the service (and are retried
@@ -39,6 +39,9 @@ use crate::store::Store;
 /// The fields each Outbound Message carries: the setup guide's minimum, so every change is
 /// pulled.
 const MESSAGE_FIELDS: [&str; 3] = ["Id", "SystemModstamp", "LastModifiedById"];
+
+/// Concurrent writers through the service's API, each a request at a time.
+const PUSH_TASKS: u64 = 4;
 
 /// The faults on during the load.
 fn faults() -> Faults {
@@ -81,7 +84,7 @@ pub async fn run(args: &SoakBenchArgs) -> anyhow::Result<()> {
     );
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let stop = CancellationToken::new();
-    let pushers: Vec<_> = (0..2)
+    let pushers: Vec<_> = (0..PUSH_TASKS)
         .map(|t| {
             tokio::spawn(load::push(
                 t,
@@ -242,18 +245,31 @@ fn verdict(files: &ServiceFiles, sim: &Simulator, ledger: &Mutex<Ledger>) -> any
     let l = ledger
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let mut tally = compare::compare(&Kind {
-        marker_kind: "company",
-        expected: l.companies.clone(),
-        local: local_companies,
-        org: org_rows(sim, "Account"),
-    });
-    tally += compare::compare(&Kind {
-        marker_kind: "contact",
-        expected: l.contacts.clone(),
-        local: local_contacts,
-        org: org_rows(sim, "Contact"),
-    });
+    let kinds = [
+        Kind {
+            marker_kind: "company",
+            expected: l.companies.clone(),
+            local: local_companies,
+            org: org_rows(sim, "Account"),
+        },
+        Kind {
+            marker_kind: "contact",
+            expected: l.contacts.clone(),
+            local: local_contacts,
+            org: org_rows(sim, "Contact"),
+        },
+    ];
+    let mut tally = Tally::default();
+    for kind in &kinds {
+        eprintln!(
+            "{}: {} local, {} in the org, {} with acknowledged local writes",
+            kind.marker_kind,
+            kind.local.len(),
+            kind.org.len(),
+            kind.expected.len()
+        );
+        tally += compare::compare(kind);
+    }
     Ok(tally)
 }
 
