@@ -108,8 +108,9 @@ impl std::ops::AddAssign for Tally {
     }
 }
 
-/// Compares one kind of record; see the module's rules.
-pub fn compare(kind: &Kind) -> Tally {
+/// Compares one kind of record; see the module's rules. Each record counted is described in
+/// `findings`.
+pub fn compare(kind: &Kind, findings: &mut Vec<String>) -> Tally {
     let mut tally = Tally::default();
     let org_by_id: HashMap<&str, &OrgRow> = kind.org.iter().map(|o| (o.id.as_str(), o)).collect();
     let mut markers: HashMap<&str, u64> = HashMap::new();
@@ -119,6 +120,9 @@ pub fn compare(kind: &Kind) -> Tally {
         }
     }
     tally.duplicates_in_org = markers.values().map(|n| n.saturating_sub(1)).sum();
+    for (m, n) in markers.iter().filter(|(_, n)| **n > 1) {
+        findings.push(format!("duplicates_in_org: {n} records carry {m}"));
+    }
     let local_by_id: HashMap<u64, &LocalRow> = kind.local.iter().map(|l| (l.id, l)).collect();
     let mut counted: HashSet<u64> = HashSet::new();
     for (id, expect) in &kind.expected {
@@ -134,6 +138,14 @@ pub fn compare(kind: &Kind) -> Tally {
         if lost {
             tally.acked_lost += 1;
             counted.insert(*id);
+            let local = local_by_id.get(id);
+            let org = local
+                .and_then(|l| l.salesforce_id.as_deref())
+                .and_then(|s| org_by_id.get(s));
+            findings.push(format!(
+                "acked_lost {} {id}: acknowledged {expect:?}; store {local:?}; org {org:?}",
+                kind.marker_kind
+            ));
         }
     }
     for l in kind.local.iter().filter(|l| !counted.contains(&l.id)) {
@@ -147,6 +159,10 @@ pub fn compare(kind: &Kind) -> Tally {
         });
         if !same {
             tally.diverged += 1;
+            findings.push(format!(
+                "diverged {} {}: store {l:?}; org {org:?}",
+                kind.marker_kind, l.id
+            ));
         }
     }
     let linked: HashSet<&str> = kind
@@ -158,8 +174,14 @@ pub fn compare(kind: &Kind) -> Tally {
         match &o.marker {
             // An extra copy is already counted as a duplicate.
             Some(m) if markers.get(m.as_str()).is_some_and(|n| *n > 1) => {}
-            Some(_) => tally.diverged += 1,
-            None => tally.acked_lost += 1,
+            Some(_) => {
+                tally.diverged += 1;
+                findings.push(format!("diverged: org record unlinked {o:?}"));
+            }
+            None => {
+                tally.acked_lost += 1;
+                findings.push(format!("acked_lost: org record not local {o:?}"));
+            }
         }
     }
     tally
@@ -170,6 +192,14 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    fn check(kind: &Kind) -> Tally {
+        let mut findings = Vec::new();
+        let tally = compare(kind, &mut findings);
+        let counted = tally.acked_lost + tally.duplicates_in_org + tally.diverged;
+        assert!(findings.len() as u64 == counted, "{findings:?}");
+        tally
+    }
 
     fn fields(pairs: &[(&str, Value)]) -> Fields {
         pairs
@@ -220,14 +250,14 @@ mod tests {
 
     #[test]
     fn stores_in_step_with_the_org_count_nothing() {
-        assert_eq!(compare(&in_step()), Tally::default());
+        assert_eq!(check(&in_step()), Tally::default());
     }
 
     #[test]
     fn a_field_that_differs_from_the_org_is_a_divergence() {
         let mut kind = in_step();
         kind.org[2].fields.insert("Name".into(), json!("C changed"));
-        let t = compare(&kind);
+        let t = check(&kind);
         assert_eq!((t.diverged, t.acked_lost, t.duplicates_in_org), (1, 0, 0));
     }
 
@@ -236,7 +266,7 @@ mod tests {
         let mut kind = in_step();
         kind.org.push(org("001D", Some(1), "A2"));
         assert_eq!(
-            compare(&kind),
+            check(&kind),
             Tally {
                 duplicates_in_org: 1,
                 ..Tally::default()
@@ -250,15 +280,15 @@ mod tests {
         let mut kind = in_step();
         kind.local[0].fields.insert("Name".into(), json!("A1"));
         kind.org[0].fields.insert("Name".into(), json!("A1"));
-        assert_eq!(compare(&kind).acked_lost, 1);
+        assert_eq!(check(&kind).acked_lost, 1);
         // The record never reached the org.
         let mut kind = in_step();
         kind.org.remove(0);
-        assert_eq!(compare(&kind).acked_lost, 1);
+        assert_eq!(check(&kind).acked_lost, 1);
         // The record is gone from the store.
         let mut kind = in_step();
         kind.local.remove(0);
-        let t = compare(&kind);
+        let t = check(&kind);
         assert_eq!(
             (t.acked_lost, t.diverged),
             (1, 1),
@@ -267,7 +297,7 @@ mod tests {
         // An org record (its change notified and acknowledged) that never became local.
         let mut kind = in_step();
         kind.local.remove(2);
-        assert_eq!(compare(&kind).acked_lost, 1);
+        assert_eq!(check(&kind).acked_lost, 1);
     }
 
     #[test]
@@ -278,10 +308,10 @@ mod tests {
         }
         kind.local[0].fields.insert("Name".into(), json!("A3"));
         kind.org[0].fields.insert("Name".into(), json!("A3"));
-        assert_eq!(compare(&kind), Tally::default());
+        assert_eq!(check(&kind), Tally::default());
         kind.local[0].fields.insert("Name".into(), json!("A4"));
         kind.org[0].fields.insert("Name".into(), json!("A4"));
-        assert_eq!(compare(&kind).acked_lost, 1);
+        assert_eq!(check(&kind).acked_lost, 1);
     }
 
     #[test]
@@ -289,7 +319,7 @@ mod tests {
         let mut kind = in_step();
         kind.local[1].salesforce_id = Some("001A".into());
         kind.local[1].fields.insert("Name".into(), json!("A2"));
-        let t = compare(&kind);
+        let t = check(&kind);
         assert_eq!(
             t.diverged, 2,
             "linked to 1's record, and 2's record unlinked"

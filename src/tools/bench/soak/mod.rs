@@ -125,7 +125,13 @@ pub async fn run(args: &SoakBenchArgs) -> anyhow::Result<()> {
         "soak minutes={minutes} kills={kills} acked_lost={} duplicates_in_org={} diverged={}",
         tally.acked_lost, tally.duplicates_in_org, tally.diverged
     );
-    anyhow::ensure!(tally == Tally::default(), "the store and the org disagree");
+    if tally != Tally::default() {
+        let kept = dir.keep();
+        anyhow::bail!(
+            "the store and the org disagree; the service's store and log are kept in {}",
+            kept.display()
+        );
+    }
     Ok(())
 }
 
@@ -260,6 +266,7 @@ fn verdict(files: &ServiceFiles, sim: &Simulator, ledger: &Mutex<Ledger>) -> any
         },
     ];
     let mut tally = Tally::default();
+    let mut findings = Vec::new();
     for kind in &kinds {
         eprintln!(
             "{}: {} local, {} in the org, {} with acknowledged local writes",
@@ -268,7 +275,10 @@ fn verdict(files: &ServiceFiles, sim: &Simulator, ledger: &Mutex<Ledger>) -> any
             kind.org.len(),
             kind.expected.len()
         );
-        tally += compare::compare(kind);
+        tally += compare::compare(kind, &mut findings);
+    }
+    for f in &findings {
+        eprintln!("{f}");
     }
     Ok(tally)
 }
