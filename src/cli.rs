@@ -267,6 +267,9 @@ pub enum BenchCommand {
     /// The service (its own process) holding many records over many orgs: peak RSS, store
     /// bytes per record, start-up time, pull and read p99.
     Scale(ScaleBenchArgs),
+    /// Mixed load under faults with the service SIGKILLed every minute, then the store compared
+    /// with the org (not run in CI).
+    Soak(SoakBenchArgs),
 }
 
 /// `sfsync bench scale`.
@@ -287,6 +290,17 @@ pub struct ScaleBenchArgs {
     /// Where to put the temporary store (default: the system temp dir).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+}
+
+/// `sfsync bench soak`.
+#[derive(Debug, Args)]
+pub struct SoakBenchArgs {
+    /// How long the load runs; the service is SIGKILLed once in every minute of it.
+    #[arg(long, default_value_t = 10)]
+    pub minutes: u64,
+    /// Seed for the kill moments and the load's choices.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 /// `sfsync bench feed`.

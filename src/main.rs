@@ -84,6 +84,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             BenchCommand::Feed(a) => sfsync::tools::bench::feed::run(&a).await,
             BenchCommand::Dedupe(a) => sfsync::tools::bench::dedupe::run(&a).await,
             BenchCommand::Scale(a) => sfsync::tools::bench::scale::run(&a).await,
+            BenchCommand::Soak(a) => sfsync::tools::bench::soak::run(&a).await,
         },
         Command::Simulator(a) => {
             let config = sfsync::simulator::SimulatorConfig {

@@ -7,6 +7,7 @@
 //! - `feed`: from a change in the org to the app holding its verified event ([`feed`]).
 //! - `scale`: the service as its own process over many records and orgs: peak RSS, store size,
 //!   start-up time, pull and read p99 ([`scale`]).
+//! - `soak`: nothing acknowledged lost or duplicated through faults and SIGKILLs ([`soak`]).
 
 pub mod dedupe;
 pub mod feed;
@@ -16,6 +17,7 @@ pub mod measure;
 pub mod pull;
 pub mod push;
 pub mod scale;
+pub mod soak;
 
 use crate::domain::{OrgId, SalesforceId};
 
