@@ -74,7 +74,7 @@ impl Org {
 
     /// Runs a SOQL query with the integration user's token.
     async fn query(&self, q: &str) -> (StatusCode, Value) {
-        body(self.get("/query").query(&[("q", q)]).send().await.unwrap()).await
+        sent(self.get("/query").query(&[("q", q)])).await
     }
 
     async fn create(&self, object: &str, body: Value) -> String {
@@ -92,6 +92,11 @@ impl Org {
 async fn body(resp: reqwest::Response) -> (StatusCode, Value) {
     let status = resp.status();
     (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Sends `req` and reads its status and JSON body.
+async fn sent(req: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    body(req.send().await.unwrap()).await
 }
 
 #[tokio::test]
@@ -128,14 +133,9 @@ async fn a_read_shows_attributes_and_the_chosen_fields_in_rest_datetime_format()
         )
         .await;
 
-    let (status, v) = body(
-        org.get(&format!(
-            "/sobjects/Account/{id}?fields=Name,SystemModstamp"
-        ))
-        .send()
-        .await
-        .unwrap(),
-    )
+    let (status, v) = sent(org.get(&format!(
+        "/sobjects/Account/{id}?fields=Name,SystemModstamp"
+    )))
     .await;
 
     assert_eq!(status, StatusCode::OK);
@@ -177,35 +177,17 @@ async fn an_update_answers_204_and_changes_the_record() {
 async fn a_missing_required_field_answers_the_documented_error_body() {
     let org = Org::start().await;
 
-    let (status, v) = body(
-        org.post("/sobjects/Contact", json!({"FirstName": "Ada"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, v) = sent(org.post("/sobjects/Contact", json!({"FirstName": "Ada"}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
         v,
         json!([{"message": "Required fields are missing: [LastName]", "errorCode": "REQUIRED_FIELD_MISSING", "fields": ["LastName"]}])
     );
 
-    let (_, v) = body(
-        org.post("/sobjects/Lead", json!({"LastName": "Black"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, v) = sent(org.post("/sobjects/Lead", json!({"LastName": "Black"}))).await;
     assert_eq!(v[0]["message"], "Required fields are missing: [Company]");
 
-    let (_, v) = body(
-        org.post("/sobjects/Opportunity", json!({"Name": "Deal"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, v) = sent(org.post("/sobjects/Opportunity", json!({"Name": "Deal"}))).await;
     assert_eq!(v[0]["fields"], json!(["StageName", "CloseDate"]));
 }
 
@@ -219,13 +201,7 @@ async fn a_second_delete_answers_entity_is_deleted() {
         .send()
         .await
         .unwrap();
-    let (status, v) = body(
-        org.delete(&format!("/sobjects/Account/{id}"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, v) = sent(org.delete(&format!("/sobjects/Account/{id}"))).await;
 
     assert_eq!(first.status(), StatusCode::NO_CONTENT);
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -242,20 +218,10 @@ async fn an_upsert_creates_201_then_updates_200_and_several_matches_answer_300()
         .add_field("Account", &FieldSpec::text("Ext_Id__c").external_id())
         .unwrap();
 
-    let (s1, created) = body(
-        org.patch("/sobjects/Account/Ext_Id__c/A-1", json!({"Name": "Acme"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let (s2, updated) = body(
-        org.patch("/sobjects/Account/Ext_Id__c/A-1", json!({"Name": "Acme 2"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s1, created) =
+        sent(org.patch("/sobjects/Account/Ext_Id__c/A-1", json!({"Name": "Acme"}))).await;
+    let (s2, updated) =
+        sent(org.patch("/sobjects/Account/Ext_Id__c/A-1", json!({"Name": "Acme 2"}))).await;
 
     assert_eq!(s1, StatusCode::CREATED);
     assert_eq!(created["created"], true);
@@ -269,23 +235,11 @@ async fn an_upsert_creates_201_then_updates_200_and_several_matches_answer_300()
         .await;
     org.create("Account", json!({"Name": "Twin 2", "Ext_Id__c": "T"}))
         .await;
-    let (s3, many) = body(
-        org.patch("/sobjects/Account/Ext_Id__c/T", json!({"Name": "X"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s3, many) = sent(org.patch("/sobjects/Account/Ext_Id__c/T", json!({"Name": "X"}))).await;
     assert_eq!(s3, StatusCode::MULTIPLE_CHOICES);
     assert_eq!(many.as_array().map(Vec::len), Some(2));
 
-    let (s4, unknown) = body(
-        org.patch("/sobjects/Account/Nope/1", json!({"Name": "X"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s4, unknown) = sent(org.patch("/sobjects/Account/Nope/1", json!({"Name": "X"}))).await;
     assert_eq!(s4, StatusCode::NOT_FOUND);
     assert_eq!(
         unknown,
@@ -334,7 +288,7 @@ async fn a_query_over_2001_records_pages_with_next_records_url() {
     assert_eq!(seeded.accounts.len(), 2001);
 
     let q = "SELECT Id, Name, SystemModstamp FROM Account WHERE SystemModstamp > 2000-01-01T00:00:00Z ORDER BY SystemModstamp, Id";
-    let (status, first) = body(org.get("/query").query(&[("q", q)]).send().await.unwrap()).await;
+    let (status, first) = sent(org.get("/query").query(&[("q", q)])).await;
 
     assert_eq!(status, StatusCode::OK);
     assert_eq!(first["totalSize"], 2001);
@@ -396,8 +350,8 @@ async fn query_all_returns_deleted_rows_that_query_hides() {
         "SELECT Id, IsDeleted FROM Contact WHERE IsDeleted = true",
     )];
 
-    let (_, live) = body(org.get("/query").query(&q).send().await.unwrap()).await;
-    let (_, all) = body(org.get("/queryAll").query(&q).send().await.unwrap()).await;
+    let (_, live) = sent(org.get("/query").query(&q)).await;
+    let (_, all) = sent(org.get("/queryAll").query(&q)).await;
 
     assert_eq!(live["totalSize"], 0);
     assert_eq!(all["totalSize"], 1);
@@ -408,12 +362,9 @@ async fn query_all_returns_deleted_rows_that_query_hides() {
 async fn an_unknown_column_answers_invalid_field() {
     let org = Org::start().await;
 
-    let (status, v) = body(
+    let (status, v) = sent(
         org.get("/query")
-            .query(&[("q", "SELECT Nope FROM Account")])
-            .send()
-            .await
-            .unwrap(),
+            .query(&[("q", "SELECT Nope FROM Account")]),
     )
     .await;
 
@@ -429,13 +380,7 @@ async fn collections_answer_per_record_results_with_status_code() {
         {"attributes": {"type": "Account"}, "Website": "x"},
     ]});
 
-    let (status, v) = body(
-        org.post("/composite/sobjects", records)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, v) = sent(org.post("/composite/sobjects", records)).await;
 
     assert_eq!(status, StatusCode::OK);
     assert_eq!(v[0]["success"], true);
@@ -454,13 +399,7 @@ async fn all_or_none_rolls_back_the_valid_records() {
         {"attributes": {"type": "Account"}},
     ]});
 
-    let (_, v) = body(
-        org.post("/composite/sobjects", records)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, v) = sent(org.post("/composite/sobjects", records)).await;
 
     assert_eq!(
         v[0]["errors"][0]["statusCode"],
@@ -477,28 +416,12 @@ async fn collections_update_delete_and_retrieve_in_id_order() {
     let b = org.create("Account", json!({"Name": "B"})).await;
 
     let update = json!({"records": [{"attributes": {"type": "Account"}, "id": a, "Name": "A2"}]});
-    let (_, updated) = body(
-        org.patch("/composite/sobjects", update)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let (_, deleted) = body(
-        org.delete(&format!("/composite/sobjects?ids={b}&allOrNone=false"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let (status, got) = body(
-        org.get(&format!(
-            "/composite/sobjects/Account?ids={b},{a}&fields=Name"
-        ))
-        .send()
-        .await
-        .unwrap(),
-    )
+    let (_, updated) = sent(org.patch("/composite/sobjects", update)).await;
+    let (_, deleted) =
+        sent(org.delete(&format!("/composite/sobjects?ids={b}&allOrNone=false"))).await;
+    let (status, got) = sent(org.get(&format!(
+        "/composite/sobjects/Account?ids={b},{a}&fields=Name"
+    )))
     .await;
 
     assert_eq!(updated, json!([{"id": a, "success": true, "errors": []}]));
@@ -518,30 +441,20 @@ async fn a_retrieve_by_post_takes_up_to_2000_ids_and_is_a_read() {
         ..Faults::default()
     });
     let ids = vec![a.clone(); 2_000];
-    let (status, got) = body(
-        org.post(
-            "/composite/sobjects/Account",
-            json!({"ids": ids, "fields": ["Name"]}),
-        )
-        .send()
-        .await
-        .unwrap(),
-    )
+    let (status, got) = sent(org.post(
+        "/composite/sobjects/Account",
+        json!({"ids": ids, "fields": ["Name"]}),
+    ))
     .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(got.as_array().map(Vec::len), Some(2_000));
     assert_eq!(got[1_999]["Name"], "A");
 
     let too_many = vec![a.clone(); 2_001];
-    let (status, refused) = body(
-        org.post(
-            "/composite/sobjects/Account",
-            json!({"ids": too_many, "fields": ["Name"]}),
-        )
-        .send()
-        .await
-        .unwrap(),
-    )
+    let (status, refused) = sent(org.post(
+        "/composite/sobjects/Account",
+        json!({"ids": too_many, "fields": ["Name"]}),
+    ))
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(refused[0]["errorCode"], "EXCEEDED_ID_LIMIT");
@@ -578,13 +491,7 @@ async fn a_collection_upsert_reports_the_created_flag() {
         {"attributes": {"type": "Contact"}, "Ext__c": "k2", "LastName": "New"},
     ]});
 
-    let (_, v) = body(
-        org.patch("/composite/sobjects/Contact/Ext__c", records)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, v) = sent(org.patch("/composite/sobjects/Contact/Ext__c", records)).await;
 
     assert_eq!(v[0]["created"], false);
     assert_eq!(v[1]["created"], true);
@@ -601,13 +508,10 @@ async fn the_token_response_has_the_documented_fields_and_a_verifiable_signature
         ("client_secret", org.creds.client_secret.as_str()),
     ];
 
-    let (status, v) = body(
+    let (status, v) = sent(
         org.http
             .post(format!("{}/services/oauth2/token", org.sim.instance_url()))
-            .form(&form)
-            .send()
-            .await
-            .unwrap(),
+            .form(&form),
     )
     .await;
 
@@ -663,13 +567,10 @@ async fn an_unknown_refresh_token_answers_invalid_grant() {
         ("client_id", org.creds.client_id.as_str()),
     ];
 
-    let (status, v) = body(
+    let (status, v) = sent(
         org.http
             .post(format!("{}/services/oauth2/token", org.sim.instance_url()))
-            .form(&form)
-            .send()
-            .await
-            .unwrap(),
+            .form(&form),
     )
     .await;
 
@@ -782,13 +683,10 @@ async fn the_session_expires_after_n_calls_and_a_refresh_brings_a_working_token(
         ("refresh_token", org.creds.refresh_token.as_str()),
         ("client_id", org.creds.client_id.as_str()),
     ];
-    let (_, token) = body(
+    let (_, token) = sent(
         org.http
             .post(format!("{}/services/oauth2/token", org.sim.instance_url()))
-            .form(&form)
-            .send()
-            .await
-            .unwrap(),
+            .form(&form),
     )
     .await;
     let after = org
@@ -814,7 +712,7 @@ async fn the_daily_limit_answers_request_limit_exceeded_and_limits_reports_it() 
     })
     .await;
 
-    let (_, limits) = body(org.get("/limits").send().await.unwrap()).await;
+    let (_, limits) = sent(org.get("/limits")).await;
     org.get("/limits").send().await.unwrap();
     let last_ok = org.get("/limits").send().await.unwrap();
     let refused = org.get("/limits").send().await.unwrap();
@@ -852,20 +750,14 @@ async fn reading_a_merged_loser_answers_entity_is_deleted_and_query_all_finds_it
         .merge(&master, std::slice::from_ref(&loser))
         .unwrap();
 
-    let (status, v) = body(
-        org.get(&format!("/sobjects/Contact/{loser}"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, v) = sent(org.get(&format!("/sobjects/Contact/{loser}"))).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(v[0]["errorCode"], "ENTITY_IS_DELETED");
     let q = [(
         "q",
         "SELECT Id, MasterRecordId FROM Contact WHERE IsDeleted = true AND MasterRecordId != null",
     )];
-    let (_, all) = body(org.get("/queryAll").query(&q).send().await.unwrap()).await;
+    let (_, all) = sent(org.get("/queryAll").query(&q)).await;
     assert_eq!(all["records"][0]["MasterRecordId"], master.as_str());
     assert_eq!(org.sim.get(&task).unwrap()["WhoId"], master.as_str());
 }
@@ -883,7 +775,7 @@ async fn a_converted_lead_is_read_only() {
 
     let converted = org.sim.convert_lead(&lead, Default::default()).unwrap();
 
-    let (_, l) = body(org.get(&format!("/sobjects/Lead/{lead}?fields=IsConverted,ConvertedContactId,ConvertedAccountId,ConvertedOpportunityId,ConvertedDate")).send().await.unwrap()).await;
+    let (_, l) = sent(org.get(&format!("/sobjects/Lead/{lead}?fields=IsConverted,ConvertedContactId,ConvertedAccountId,ConvertedOpportunityId,ConvertedDate"))).await;
     assert_eq!(l["IsConverted"], true);
     assert_eq!(l["ConvertedContactId"], converted.contact_id.as_str());
     assert_eq!(l["ConvertedAccountId"], converted.account_id.as_str());
@@ -900,13 +792,8 @@ async fn a_converted_lead_is_read_only() {
     assert_eq!(contact["Email"], "b@acme.test");
     assert_eq!(contact["AccountId"], converted.account_id.as_str());
 
-    let (status, v) = body(
-        org.patch(&format!("/sobjects/Lead/{lead}"), json!({"Title": "x"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, v) =
+        sent(org.patch(&format!("/sobjects/Lead/{lead}"), json!({"Title": "x"}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(v[0]["errorCode"], "CANNOT_UPDATE_CONVERTED_LEAD");
 }
@@ -919,13 +806,7 @@ async fn a_lock_row_fault_refuses_writes_with_unable_to_lock_row() {
         ..Faults::default()
     });
 
-    let (status, v) = body(
-        org.post("/sobjects/Account", json!({"Name": "A"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, v) = sent(org.post("/sobjects/Account", json!({"Name": "A"}))).await;
 
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(v[0]["errorCode"], "UNABLE_TO_LOCK_ROW");
@@ -1013,13 +894,10 @@ async fn the_control_surface_changes_records_and_reads_counters_over_http() {
     let org = Org::start().await;
     let ctl = format!("{}/__sim", org.sim.instance_url());
 
-    let (status, created) = body(
+    let (status, created) = sent(
         org.http
             .post(format!("{ctl}/records/Account"))
-            .json(&json!({"Name": "Ctl"}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"Name": "Ctl"})),
     )
     .await;
     let id = created["id"].as_str().unwrap().to_string();
@@ -1030,14 +908,7 @@ async fn the_control_surface_changes_records_and_reads_counters_over_http() {
         .send()
         .await
         .unwrap();
-    let (_, raw) = body(
-        org.http
-            .get(format!("{ctl}/records/Account/{id}"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, raw) = sent(org.http.get(format!("{ctl}/records/Account/{id}"))).await;
     let faults = org
         .http
         .put(format!("{ctl}/faults"))
@@ -1045,14 +916,7 @@ async fn the_control_surface_changes_records_and_reads_counters_over_http() {
         .send()
         .await
         .unwrap();
-    let (_, calls) = body(
-        org.http
-            .get(format!("{ctl}/api-calls"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, calls) = sent(org.http.get(format!("{ctl}/api-calls"))).await;
 
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(patched.status(), StatusCode::NO_CONTENT);
@@ -1496,22 +1360,8 @@ async fn get_updated_and_get_deleted_cover_the_window() {
         .to_string();
     let window = [("start", start.as_str()), ("end", end.as_str())];
 
-    let (s1, up) = body(
-        org.get("/sobjects/Account/updated/")
-            .query(&window)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let (s2, del) = body(
-        org.get("/sobjects/Account/deleted/")
-            .query(&window)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s1, up) = sent(org.get("/sobjects/Account/updated/").query(&window)).await;
+    let (s2, del) = sent(org.get("/sobjects/Account/deleted/").query(&window)).await;
 
     assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK));
     assert_eq!(up["ids"], json!([kept]));
@@ -1572,7 +1422,7 @@ async fn the_versions_list_needs_no_token_and_names_each_release() {
 async fn the_resources_of_a_version_are_paths_under_it() {
     let org = Org::start().await;
 
-    let (status, resources) = body(org.get("").send().await.unwrap()).await;
+    let (status, resources) = sent(org.get("")).await;
     let anonymous = org.http.get(&org.base).send().await.unwrap();
 
     assert_eq!(status, StatusCode::OK);
@@ -1586,7 +1436,7 @@ async fn the_resources_of_a_version_are_paths_under_it() {
 async fn describe_global_lists_every_object_with_its_key_prefix() {
     let org = Org::start().await;
 
-    let (status, global) = body(org.get("/sobjects").send().await.unwrap()).await;
+    let (status, global) = sent(org.get("/sobjects")).await;
 
     assert_eq!(status, StatusCode::OK);
     assert_eq!(global["encoding"], "UTF-8");
@@ -1637,15 +1487,9 @@ fn field_of(describe: &Value, name: &str) -> Option<Value> {
 async fn an_sobject_describe_shows_each_field_as_salesforce_describes_it() {
     let org = Org::start().await;
 
-    let (status, account) = body(org.get("/sobjects/Account/describe").send().await.unwrap()).await;
-    let (_, lead) = body(org.get("/sobjects/Lead/describe/").send().await.unwrap()).await;
-    let (_, opportunity) = body(
-        org.get("/sobjects/Opportunity/describe")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, account) = sent(org.get("/sobjects/Account/describe")).await;
+    let (_, lead) = sent(org.get("/sobjects/Lead/describe/")).await;
+    let (_, opportunity) = sent(org.get("/sobjects/Opportunity/describe")).await;
 
     assert_eq!(status, StatusCode::OK);
     for (key, want) in [
@@ -1715,13 +1559,7 @@ async fn an_sobject_describe_shows_each_field_as_salesforce_describes_it() {
     assert_eq!(account_id["referenceTo"], json!(["Account"]));
     assert_eq!(account_id["relationshipName"], "Account");
     for object in ["Contact", "Lead", "Opportunity", "Task", "Event"] {
-        let (_, d) = body(
-            org.get(&format!("/sobjects/{object}/describe"))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (_, d) = sent(org.get(&format!("/sobjects/{object}/describe"))).await;
         assert_eq!(
             field_of(&d, "Sfsync_Id__c").unwrap()["externalId"],
             true,
@@ -1738,35 +1576,19 @@ async fn an_org_without_the_marker_field_refuses_it_like_any_unknown_field() {
     })
     .await;
 
-    let (_, describe) = body(org.get("/sobjects/Contact/describe").send().await.unwrap()).await;
-    let (status, create) = body(
-        org.post(
-            "/sobjects/Contact",
-            json!({"LastName": "Black", "Sfsync_Id__c": "sfsync:contact:1"}),
-        )
-        .send()
-        .await
-        .unwrap(),
-    )
+    let (_, describe) = sent(org.get("/sobjects/Contact/describe")).await;
+    let (status, create) = sent(org.post(
+        "/sobjects/Contact",
+        json!({"LastName": "Black", "Sfsync_Id__c": "sfsync:contact:1"}),
+    ))
     .await;
     let (query_status, query) = org.query("SELECT Id, Sfsync_Id__c FROM Contact").await;
-    let (_, collection) = body(
-        org.post(
+    let (_, collection) = sent(org.post(
             "/composite/sobjects",
             json!({"records": [{"attributes": {"type": "Contact"}, "LastName": "B", "Sfsync_Id__c": "k"}]}),
-        )
-        .send()
-        .await
-        .unwrap(),
-    )
-    .await;
-    let (upsert_status, _) = body(
-        org.patch("/sobjects/Contact/Sfsync_Id__c/k", json!({"LastName": "B"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+        )).await;
+    let (upsert_status, _) =
+        sent(org.patch("/sobjects/Contact/Sfsync_Id__c/k", json!({"LastName": "B"}))).await;
 
     assert!(field_of(&describe, "Sfsync_Id__c").is_none());
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -1793,17 +1615,12 @@ async fn removing_the_marker_through_the_control_surface_takes_it_out_of_the_org
         .send()
         .await
         .unwrap();
-    let (status, v) = body(
-        org.post(
-            "/sobjects/Account",
-            json!({"Name": "After", "Sfsync_Id__c": "a-2"}),
-        )
-        .send()
-        .await
-        .unwrap(),
-    )
+    let (status, v) = sent(org.post(
+        "/sobjects/Account",
+        json!({"Name": "After", "Sfsync_Id__c": "a-2"}),
+    ))
     .await;
-    let (_, describe) = body(org.get("/sobjects/Account/describe").send().await.unwrap()).await;
+    let (_, describe) = sent(org.get("/sobjects/Account/describe")).await;
 
     assert_eq!(removed.status(), StatusCode::NO_CONTENT);
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -1892,25 +1709,20 @@ async fn field_level_security_narrows_describe_and_refuses_writes_both_ways() {
     let read_only = restrict(json!({"createable": false, "updateable": false}))
         .await
         .unwrap();
-    let (_, describe) = body(org.get("/sobjects/Account/describe").send().await.unwrap()).await;
-    let (status, v) = body(
-        org.post(
-            "/sobjects/Account",
-            json!({"Name": "A", "Sfsync_Id__c": "a-1"}),
-        )
-        .send()
-        .await
-        .unwrap(),
-    )
+    let (_, describe) = sent(org.get("/sobjects/Account/describe")).await;
+    let (status, v) = sent(org.post(
+        "/sobjects/Account",
+        json!({"Name": "A", "Sfsync_Id__c": "a-1"}),
+    ))
     .await;
     let by_rep = org
         .sim
         .create("Account", json!({"Name": "B", "Sfsync_Id__c": "b-1"}));
     restrict(json!({"readable": false})).await.unwrap();
-    let (_, hidden) = body(org.get("/sobjects/Account/describe").send().await.unwrap()).await;
+    let (_, hidden) = sent(org.get("/sobjects/Account/describe")).await;
     let (query_status, _) = org.query("SELECT Sfsync_Id__c FROM Account").await;
     restrict(json!({})).await.unwrap();
-    let (_, restored) = body(org.get("/sobjects/Account/describe").send().await.unwrap()).await;
+    let (_, restored) = sent(org.get("/sobjects/Account/describe")).await;
 
     assert_eq!(read_only.status(), StatusCode::NO_CONTENT);
     let marker = field_of(&describe, "Sfsync_Id__c").unwrap();
@@ -1955,13 +1767,7 @@ async fn opportunity_stages_answer_soql_with_the_standard_picklist_and_take_cust
             json!({"Name": "D", "StageName": "Verbal Yes", "CloseDate": "2025-01-31"}),
         )
         .await;
-    let (_, describe) = body(
-        org.get("/sobjects/Opportunity/describe")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, describe) = sent(org.get("/sobjects/Opportunity/describe")).await;
 
     assert_eq!(status, StatusCode::OK);
     let labels: Vec<&str> = before["records"]
@@ -2021,13 +1827,8 @@ async fn opportunity_stages_answer_soql_with_the_standard_picklist_and_take_cust
             .iter()
             .any(|p| p["value"] == "Verbal Yes")
     );
-    let (refused, v) = body(
-        org.post("/sobjects/OpportunityStage", json!({"MasterLabel": "X"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (refused, v) =
+        sent(org.post("/sobjects/OpportunityStage", json!({"MasterLabel": "X"}))).await;
     assert_eq!(
         refused,
         StatusCode::BAD_REQUEST,
@@ -2045,15 +1846,7 @@ async fn userinfo_describes_the_user_whose_token_it_is() {
     let me = org.sim.integration_user().unwrap();
     let url = format!("{}/services/oauth2/userinfo", org.sim.instance_url());
 
-    let (status, info) = body(
-        org.http
-            .get(&url)
-            .bearer_auth(&org.creds.access_token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, info) = sent(org.http.get(&url).bearer_auth(&org.creds.access_token)).await;
     let bad = org
         .http
         .get(&url)
@@ -2094,8 +1887,8 @@ async fn userinfo_describes_the_user_whose_token_it_is() {
 async fn limits_list_the_documented_limits_each_with_max_and_remaining() {
     let org = Org::start().await;
 
-    let (_, limits) = body(org.get("/limits").send().await.unwrap()).await;
-    let (_, slash) = body(org.get("/limits/").send().await.unwrap()).await;
+    let (_, limits) = sent(org.get("/limits")).await;
+    let (_, slash) = sent(org.get("/limits/")).await;
 
     assert_eq!(
         limits["DailyApiRequests"],
@@ -2123,46 +1916,25 @@ async fn a_field_the_object_lacks_is_invalid_field_in_every_write_and_in_soql() 
     let org = Org::start().await;
     let id = org.create("Account", json!({"Name": "A"})).await;
 
-    let (s1, update) = body(
-        org.patch(
-            &format!("/sobjects/Account/{id}"),
-            json!({"Colour__c": "red"}),
-        )
-        .send()
-        .await
-        .unwrap(),
-    )
+    let (s1, update) = sent(org.patch(
+        &format!("/sobjects/Account/{id}"),
+        json!({"Colour__c": "red"}),
+    ))
     .await;
-    let (s2, upsert) = body(
-        org.patch(
-            "/sobjects/Account/Sfsync_Id__c/k-1",
-            json!({"Name": "B", "Colour__c": "red"}),
-        )
-        .send()
-        .await
-        .unwrap(),
-    )
+    let (s2, upsert) = sent(org.patch(
+        "/sobjects/Account/Sfsync_Id__c/k-1",
+        json!({"Name": "B", "Colour__c": "red"}),
+    ))
     .await;
-    let (_, collection) = body(
-        org.patch(
-            "/composite/sobjects",
-            json!({"records": [{"attributes": {"type": "Account"}, "id": id, "Colour__c": "red"}]}),
-        )
-        .send()
-        .await
-        .unwrap(),
-    )
+    let (_, collection) = sent(org.patch(
+        "/composite/sobjects",
+        json!({"records": [{"attributes": {"type": "Account"}, "id": id, "Colour__c": "red"}]}),
+    ))
     .await;
-    let (_, upserts) = body(
-        org.patch(
+    let (_, upserts) = sent(org.patch(
             "/composite/sobjects/Account/Sfsync_Id__c",
             json!({"records": [{"attributes": {"type": "Account"}, "Sfsync_Id__c": "k-2", "Name": "C", "Colour__c": "red"}]}),
-        )
-        .send()
-        .await
-        .unwrap(),
-    )
-    .await;
+        )).await;
     let (s3, soql) = org
         .query("SELECT Id FROM Account WHERE Colour__c = 'red'")
         .await;
@@ -2268,49 +2040,24 @@ async fn soql_filters_sorts_counts_and_limits_as_salesforce_does() {
 async fn upsert_only_uses_external_ids_and_update_only_never_creates() {
     let org = Org::start().await;
 
-    let (not_ext, v) = body(
-        org.patch("/sobjects/Account/Name/Acme", json!({"Website": "x"}))
-            .send()
-            .await
-            .unwrap(),
-    )
+    let (not_ext, v) =
+        sent(org.patch("/sobjects/Account/Name/Acme", json!({"Website": "x"}))).await;
+    let (update_only, _) = sent(org.patch(
+        "/sobjects/Account/Sfsync_Id__c/none?updateOnly=true",
+        json!({"Name": "X"}),
+    ))
     .await;
-    let (update_only, _) = body(
-        org.patch(
-            "/sobjects/Account/Sfsync_Id__c/none?updateOnly=true",
-            json!({"Name": "X"}),
-        )
-        .send()
-        .await
-        .unwrap(),
-    )
+    let (by_id, created) =
+        sent(org.post("/sobjects/Account/Id", json!({"Name": "Made through Id"}))).await;
+    let (clash, _) = sent(org.post(
+        "/sobjects/Account",
+        json!({"Name": "Twin", "Sfsync_Id__c": "same"}),
+    ))
     .await;
-    let (by_id, created) = body(
-        org.post("/sobjects/Account/Id", json!({"Name": "Made through Id"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let (clash, _) = body(
-        org.post(
-            "/sobjects/Account",
-            json!({"Name": "Twin", "Sfsync_Id__c": "same"}),
-        )
-        .send()
-        .await
-        .unwrap(),
-    )
-    .await;
-    let (_, second) = body(
-        org.post(
-            "/sobjects/Account",
-            json!({"Name": "Twin 2", "Sfsync_Id__c": "SAME"}),
-        )
-        .send()
-        .await
-        .unwrap(),
-    )
+    let (_, second) = sent(org.post(
+        "/sobjects/Account",
+        json!({"Name": "Twin 2", "Sfsync_Id__c": "SAME"}),
+    ))
     .await;
 
     assert_eq!(not_ext, StatusCode::NOT_FOUND, "Name is not an External ID");
@@ -2349,28 +2096,18 @@ async fn a_duplicate_rule_refuses_single_and_collection_saves_naming_the_match()
         )
         .unwrap();
 
-    let (status, single) = body(
-        org.post(
-            "/sobjects/Contact",
-            json!({"LastName": "Black 2", "Email": "B@ACME.test"}),
-        )
-        .send()
-        .await
-        .unwrap(),
-    )
+    let (status, single) = sent(org.post(
+        "/sobjects/Contact",
+        json!({"LastName": "Black 2", "Email": "B@ACME.test"}),
+    ))
     .await;
-    let (_, collection) = body(
-        org.post(
-            "/composite/sobjects",
-            json!({"records": [
-                {"attributes": {"type": "Contact"}, "LastName": "Other", "Email": "o@acme.test"},
-                {"attributes": {"type": "Contact"}, "LastName": "Black 3", "Email": "b@acme.test"},
-            ]}),
-        )
-        .send()
-        .await
-        .unwrap(),
-    )
+    let (_, collection) = sent(org.post(
+        "/composite/sobjects",
+        json!({"records": [
+            {"attributes": {"type": "Contact"}, "LastName": "Other", "Email": "o@acme.test"},
+            {"attributes": {"type": "Contact"}, "LastName": "Black 3", "Email": "b@acme.test"},
+        ]}),
+    ))
     .await;
     let cleared = org
         .http
@@ -2435,13 +2172,7 @@ async fn an_alert_only_duplicate_rule_lets_a_save_with_allow_save_through() {
         .await;
     let twin = json!({"Name": "acme", "Site": "hq"});
 
-    let (refused, v) = body(
-        org.post("/sobjects/Account", twin.clone())
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (refused, v) = sent(org.post("/sobjects/Account", twin.clone())).await;
     let other_site = org
         .post(
             "/sobjects/Account",
@@ -2491,22 +2222,11 @@ async fn a_validation_rule_refuses_saves_with_the_admins_message() {
         .send()
         .await
         .unwrap();
-    let (status, refused) = body(
-        org.post("/sobjects/Opportunity", closing.clone())
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, refused) = sent(org.post("/sobjects/Opportunity", closing.clone())).await;
     let mut records = closing.clone();
     records["attributes"] = json!({"type": "Opportunity"});
-    let (_, collection) = body(
-        org.post("/composite/sobjects", json!({"records": [records]}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, collection) =
+        sent(org.post("/composite/sobjects", json!({"records": [records]}))).await;
     let by_hand = org.sim.create("Opportunity", closing.clone());
     let always = org
         .http
@@ -2515,13 +2235,7 @@ async fn a_validation_rule_refuses_saves_with_the_admins_message() {
         .send()
         .await
         .unwrap();
-    let (_, account) = body(
-        org.post("/sobjects/Account", json!({"Name": "A"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, account) = sent(org.post("/sobjects/Account", json!({"Name": "A"}))).await;
 
     assert_eq!(allowed.status(), StatusCode::CREATED);
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -2577,7 +2291,7 @@ impl Org {
         form.push(("client_id", &self.creds.client_id));
         form.push(("client_secret", &self.creds.client_secret));
         let url = format!("{}/services/oauth2/token", self.sim.instance_url());
-        body(self.http.post(url).form(&form).send().await.unwrap()).await
+        sent(self.http.post(url).form(&form)).await
     }
 
     /// Refreshes with `token`.
@@ -2606,7 +2320,7 @@ impl Org {
 #[tokio::test]
 async fn each_user_signs_in_writes_as_themselves_and_loses_only_their_own_tokens() {
     let org = Org::start().await;
-    let (_, creds) = body(org.http.get(org.ctl("/credentials")).send().await.unwrap()).await;
+    let (_, creds) = sent(org.http.get(org.ctl("/credentials"))).await;
     let users = creds["users"].as_array().unwrap().clone();
     let integration = users.iter().find(|u| u["integration"] == true).unwrap();
     let rep = users.iter().find(|u| u["integration"] == false).unwrap();
@@ -2619,14 +2333,11 @@ async fn each_user_signs_in_writes_as_themselves_and_loses_only_their_own_tokens
         )
         .await;
     let rep_access = rep_token["access_token"].as_str().unwrap();
-    let (_, created) = body(
+    let (_, created) = sent(
         org.http
             .post(format!("{}/sobjects/Account", org.base))
             .bearer_auth(rep_access)
-            .json(&json!({"Name": "Rep's"}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"Name": "Rep's"})),
     )
     .await;
     let id = created["id"].as_str().unwrap();
@@ -2634,14 +2345,9 @@ async fn each_user_signs_in_writes_as_themselves_and_loses_only_their_own_tokens
         .send()
         .await
         .unwrap();
-    let (_, read) = body(
-        org.get(&format!(
-            "/sobjects/Account/{id}?fields=OwnerId,CreatedById,LastModifiedById"
-        ))
-        .send()
-        .await
-        .unwrap(),
-    )
+    let (_, read) = sent(org.get(&format!(
+        "/sobjects/Account/{id}?fields=OwnerId,CreatedById,LastModifiedById"
+    )))
     .await;
     let revoked = org
         .http
@@ -2698,13 +2404,10 @@ async fn control_surface_writes_act_as_the_user_they_name() {
         .find(|u| u.username.starts_with("ada"))
         .unwrap();
 
-    let (_, created) = body(
+    let (_, created) = sent(
         org.http
             .post(org.ctl(&format!("/records/Lead?as={}", grace.username)))
-            .json(&json!({"LastName": "L", "Company": "C"}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"LastName": "L", "Company": "C"})),
     )
     .await;
     let id = sfsync::domain::SalesforceId::parse(created["id"].as_str().unwrap()).unwrap();
@@ -2851,7 +2554,7 @@ async fn list_views_have_the_documented_shape_and_run_their_query_for_the_caller
         )
         .unwrap();
 
-    let (status, list) = body(org.get("/sobjects/Account/listviews").send().await.unwrap()).await;
+    let (status, list) = sent(org.get("/sobjects/Account/listviews")).await;
     let views = list["listviews"].as_array().unwrap().clone();
     let by_name = |dev: &str| {
         views
@@ -2863,30 +2566,15 @@ async fn list_views_have_the_documented_shape_and_run_their_query_for_the_caller
     let all = by_name("AllAccounts");
     let mine = by_name("MyAccounts");
     let all_id = all["id"].as_str().unwrap().to_string();
-    let (_, describe) = body(
-        org.get(&format!("/sobjects/Account/listviews/{all_id}/describe"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let (_, results) = body(
-        org.get(&format!(
-            "/sobjects/Account/listviews/{all_id}/results?limit=2"
-        ))
-        .send()
-        .await
-        .unwrap(),
-    )
+    let (_, describe) =
+        sent(org.get(&format!("/sobjects/Account/listviews/{all_id}/describe"))).await;
+    let (_, results) = sent(org.get(&format!(
+        "/sobjects/Account/listviews/{all_id}/results?limit=2"
+    )))
     .await;
     let mine_id = mine["id"].as_str().unwrap();
-    let (_, my_results) = body(
-        org.get(&format!("/sobjects/Account/listviews/{mine_id}/results"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, my_results) =
+        sent(org.get(&format!("/sobjects/Account/listviews/{mine_id}/results"))).await;
     let (_, run) = org.query(describe["query"].as_str().unwrap()).await;
 
     assert_eq!(status, StatusCode::OK);
@@ -2947,37 +2635,13 @@ async fn a_list_view_added_with_a_filter_shows_only_what_it_selects() {
             .await;
     }
 
-    let (status, added) = body(
-        org.http
+    let (status, added) = sent(org.http
             .post(org.ctl("/listviews/Account"))
-            .json(&json!({"label": "Energy Accounts", "filter": "Industry = 'Energy'", "columns": ["Name", "Industry"]}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+            .json(&json!({"label": "Energy Accounts", "filter": "Industry = 'Energy'", "columns": ["Name", "Industry"]}))).await;
     let id = added["id"].as_str().unwrap();
-    let (_, one) = body(
-        org.get(&format!("/sobjects/Account/listviews/{id}"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let (_, describe) = body(
-        org.get(&format!("/sobjects/Account/listviews/{id}/describe"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let (_, results) = body(
-        org.get(&format!("/sobjects/Account/listviews/{id}/results"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, one) = sent(org.get(&format!("/sobjects/Account/listviews/{id}"))).await;
+    let (_, describe) = sent(org.get(&format!("/sobjects/Account/listviews/{id}/describe"))).await;
+    let (_, results) = sent(org.get(&format!("/sobjects/Account/listviews/{id}/results"))).await;
     let bad = org
         .http
         .post(org.ctl("/listviews/Account"))
@@ -3024,13 +2688,7 @@ async fn a_custom_activity_object_works_like_a_standard_one() {
         .unwrap();
     let contact = org.create("Contact", json!({"LastName": "Black"})).await;
 
-    let (_, describe) = body(
-        org.get("/sobjects/Sales_Activity__c/describe")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, describe) = sent(org.get("/sobjects/Sales_Activity__c/describe")).await;
     let id = org
         .create(
             "Sales_Activity__c",
@@ -3046,33 +2704,16 @@ async fn a_custom_activity_object_works_like_a_standard_one() {
         .send()
         .await
         .unwrap();
-    let (_, read) = body(
-        org.get(&format!("/sobjects/Sales_Activity__c/{id}"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let (_, missing) = body(
-        org.post("/sobjects/Sales_Activity__c", json!({"Type__c": "Email"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let (_, collection) = body(
-        org.patch(
+    let (_, read) = sent(org.get(&format!("/sobjects/Sales_Activity__c/{id}"))).await;
+    let (_, missing) =
+        sent(org.post("/sobjects/Sales_Activity__c", json!({"Type__c": "Email"}))).await;
+    let (_, collection) = sent(org.patch(
             "/composite/sobjects/Sales_Activity__c/Sfsync_Id__c",
             json!({"records": [
                 {"attributes": {"type": "Sales_Activity__c"}, "Sfsync_Id__c": "sfsync:activity:1", "Subject__c": "Intro call (edited)"},
                 {"attributes": {"type": "Sales_Activity__c"}, "Sfsync_Id__c": "sfsync:activity:2", "Subject__c": "Follow-up"},
             ]}),
-        )
-        .send()
-        .await
-        .unwrap(),
-    )
-    .await;
+        )).await;
     let (_, queried) = org
         .query(&format!(
             "SELECT Id, Name, Subject__c FROM Sales_Activity__c WHERE Contact__c = '{contact}' ORDER BY Name"
@@ -3129,7 +2770,7 @@ async fn custom_objects_can_exist_from_the_start() {
     })
     .await;
 
-    let (_, global) = body(org.get("/sobjects").send().await.unwrap()).await;
+    let (_, global) = sent(org.get("/sobjects")).await;
     let id = org
         .create("Sales_Activity__c", json!({"Subject__c": "Hello"}))
         .await;
@@ -3144,15 +2785,10 @@ async fn custom_objects_can_exist_from_the_start() {
     assert_eq!(entry["custom"], true);
     assert_eq!(entry["keyPrefix"], "a01");
     assert!(id.starts_with("a01"));
-    let (status, _) = body(
-        org.post(
-            "/sobjects/Sales_Activity__c",
-            json!({"Subject__c": "x", "Sfsync_Id__c": "m"}),
-        )
-        .send()
-        .await
-        .unwrap(),
-    )
+    let (status, _) = sent(org.post(
+        "/sobjects/Sales_Activity__c",
+        json!({"Subject__c": "x", "Sfsync_Id__c": "m"}),
+    ))
     .await;
     assert_eq!(
         status,
