@@ -297,16 +297,8 @@ async fn an_operator_connects_an_org_syncs_both_ways_stops_and_restarts_without_
     eventually("the contact to reach the org", || {
         let (http, url) = (http.clone(), org.url.clone());
         async move {
-            let all: Value = http
-                .get(format!("{url}/__sim/records/Contact"))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let all = sim_records(&http, &url, "Contact").await?;
             let found: Vec<Value> = all
-                .as_array()?
                 .iter()
                 .filter(|c| c["Email"] == "ada@operator-path.example")
                 .cloned()
@@ -323,17 +315,10 @@ async fn an_operator_connects_an_org_syncs_both_ways_stops_and_restarts_without_
         }
     })
     .await;
-    let contacts: Value = http
-        .get(format!("{}/__sim/records/Contact", org.url))
-        .send()
+    let contacts = sim_records(&http, &org.url, "Contact")
         .await
-        .expect("contacts")
-        .json()
-        .await
-        .expect("json");
+        .expect("the org's contacts");
     let copies = contacts
-        .as_array()
-        .expect("array")
         .iter()
         .filter(|c| c["Email"] == "ada@operator-path.example")
         .count();
@@ -512,6 +497,19 @@ async fn rep_connects_and_emails(
     id
 }
 
+/// Every record of `object` the simulated org at `url` holds, read through its control API.
+async fn sim_records(http: &reqwest::Client, url: &str, object: &str) -> Option<Vec<Value>> {
+    let all: Value = http
+        .get(format!("{url}/__sim/records/{object}"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    all.as_array().cloned()
+}
+
 /// Records an email sent for `rep-1` and waits for its Task in the org.
 async fn emailed(http: &reqwest::Client, base: &str, org: &Org, subject: &str) -> Value {
     let body = json!({"kind": "email_sent", "subject": subject, "user": "rep-1"});
@@ -519,15 +517,8 @@ async fn emailed(http: &reqwest::Client, base: &str, org: &Org, subject: &str) -
     eventually("the task to reach the org", || {
         let (http, url, subject) = (http.clone(), org.url.clone(), subject.to_string());
         async move {
-            let all: Value = http
-                .get(format!("{url}/__sim/records/Task"))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            all.as_array()?
+            sim_records(&http, &url, "Task")
+                .await?
                 .iter()
                 .find(|t| t["Subject"] == subject.as_str())
                 .cloned()
