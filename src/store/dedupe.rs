@@ -3,11 +3,10 @@
 //!
 //! An id is first remembered in the recent map (in memory) when its message is staged. Once its
 //! journal record is durable (a checkpoint), the dedupe thread (`sfsync-dedupe`) cuts the recent
-//! ids into a run: a sorted, immutable set on disk with a Bloom filter in memory (see `runs`),
-//! written in one sled batch with the journal sequence number it covers. Runs of one level are
-//! merged in fours, up to [`MAX_LEVEL`], while the merged run spans at most a quarter of the
-//! retention; expiry drops whole runs whose newest id is older than the retention, carrying
-//! along (in a new run, in the same batch) the ids of records still pending.
+//! ids into a run: a sorted, immutable file with a Bloom filter and a sparse index in memory (see
+//! `runs`), which records the journal sequence number it covers. Runs of one level are merged in
+//! fours, up to [`MAX_LEVEL`], while the merged run spans at most a quarter of the retention;
+//! expiry drops whole runs whose newest id is older than the retention.
 //!
 //! A lookup reads the recent map, then the filter of every run, and the disk only for a run whose
 //! filter says "maybe": a filter's false positive costs one read, never a wrong answer. At open
@@ -18,15 +17,18 @@
 //! inside a record transaction (which holds sled's write lock); it is taken before the inbox's
 //! memory lock, never after.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
 use std::time::Duration;
 
 use super::StoreError;
+use super::compact::Compactor;
 use super::corrupt;
 use super::keys;
 use super::runs::{self, KeyHash, Run, RunWriter, Seen};
+use super::runs_legacy;
 
 /// Recent ids that make a run worth cutting.
 pub(super) const CUT: usize = 16 * 1024;
@@ -55,7 +57,10 @@ pub(super) struct State {
 
 /// The dedupe memory (see the module docs).
 pub(super) struct Dedupe {
+    /// The filters' seed and the covered sequence number.
     tree: sled::Tree,
+    /// The run files.
+    dir: PathBuf,
     hash: KeyHash,
     state: Mutex<State>,
     /// Serializes the changes to the set of runs: cuts, merges, expiry.
@@ -64,6 +69,8 @@ pub(super) struct Dedupe {
     journaled: AtomicU64,
     /// A quarter of the retention: the longest time a merged run may span.
     max_span_ms: AtomicI64,
+    /// Compacts the inbox journal once runs cover it (set by [`Dedupe::start`]).
+    compactor: Mutex<Option<Compactor>>,
 }
 
 struct Maintenance {
@@ -83,7 +90,7 @@ impl Dedupe {
     /// Opens the dedupe tree: its runs (finishing what a crash interrupted) and the sequence
     /// number they cover; the caller replays the journal past it and hands the ids to
     /// [`Dedupe::start`].
-    pub(super) fn open(db: &sled::Db) -> Result<(Self, u64), StoreError> {
+    pub(super) fn open(db: &sled::Db, dir: &Path) -> Result<(Self, u64), StoreError> {
         let tree = db.open_tree("inbox_dedupe")?;
         let seed = match tree.get(keys::dedupe_seed())? {
             Some(s) => <[u8; 16]>::try_from(s.as_ref()).map_err(|e| corrupt("inbox_dedupe", e))?,
@@ -94,15 +101,20 @@ impl Dedupe {
                 seed
             }
         };
+        let hash = KeyHash::new(&seed);
+        std::fs::create_dir_all(dir)?;
+        runs_legacy::migrate(&tree, dir, &hash)?;
+        let runs = runs::load(dir)?;
         let covered = tree
             .get(keys::dedupe_covered())?
             .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
-            .unwrap_or(0);
-        let runs = runs::load(&tree)?;
-        let next_run = runs.last().map_or(1, |r| r.id + 1);
+            .unwrap_or(0)
+            .max(runs.iter().map(|r| r.covered).max().unwrap_or(0));
+        let next_run = runs.iter().map(|r| r.id + 1).max().unwrap_or(1);
         let dedupe = Self {
             tree,
-            hash: KeyHash::new(&seed),
+            dir: dir.to_path_buf(),
+            hash,
             state: Mutex::new(State {
                 recent: HashMap::default(),
                 runs: runs.into_iter().map(Arc::new).collect(),
@@ -110,6 +122,7 @@ impl Dedupe {
             maintenance: Mutex::new(Maintenance { next_run, covered }),
             journaled: AtomicU64::new(0),
             max_span_ms: AtomicI64::new(ms(DEFAULT_TTL) / 4),
+            compactor: Mutex::new(None),
         };
         Ok((dedupe, covered))
     }
@@ -120,7 +133,9 @@ impl Dedupe {
         self,
         recovered: Recovered,
         journaled: u64,
+        compactor: Compactor,
     ) -> Result<DedupeHandle, StoreError> {
+        *lock(&self.compactor) = Some(compactor);
         {
             let mut st = lock(&self.state);
             st.recent.extend(recovered);
@@ -160,7 +175,7 @@ impl Dedupe {
         let hash = self.hash.of(key);
         for run in st.runs.iter().rev() {
             if run.may_hold(hash) {
-                if let Some(seen) = run.find(&self.tree, key)? {
+                if let Some(seen) = run.find(key)? {
                     return Ok(Some(seen));
                 }
             }
@@ -174,15 +189,21 @@ impl Dedupe {
     }
 
     /// Cuts the durable recent ids into a run (if there are [`CUT`] of them, or any when
-    /// `force`), then merges what is due.
+    /// `force`), merges what is due, then lets the compactor shrink the journal the runs cover.
     pub(super) fn maintain(&self, force: bool) -> Result<(), StoreError> {
         let mut m = lock(&self.maintenance);
-        self.cut(&mut m, force)?;
+        let cut = self.cut(&mut m, force)?;
         while self.merge_due(&mut m)? {}
+        if cut || force {
+            if let Some(c) = lock(&self.compactor).as_mut() {
+                c.after_cut(m.covered, force)?;
+            }
+        }
         Ok(())
     }
 
-    fn cut(&self, m: &mut Maintenance, force: bool) -> Result<(), StoreError> {
+    /// Cuts a run of the durable recent ids; returns whether it did.
+    fn cut(&self, m: &mut Maintenance, force: bool) -> Result<bool, StoreError> {
         let through = self.journaled.load(Ordering::Acquire);
         let mut entries: Vec<(Vec<u8>, Seen)> = {
             let st = self.state();
@@ -193,26 +214,32 @@ impl Dedupe {
                 .collect()
         };
         if entries.is_empty() || (!force && entries.len() < CUT) {
-            return Ok(());
+            return Ok(false);
         }
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let id = m.next_run;
-        let mut writer = RunWriter::new(id, 0, entries.len() as u64);
-        for (key, seen) in &entries {
-            writer.push(key, *seen, self.hash.of(key));
-        }
-        let (mut batch, run) = writer.finish()?;
-        let covered = m.covered.max(through);
-        batch.insert(keys::dedupe_covered(), &covered.to_be_bytes());
-        self.tree.apply_batch(batch)?;
         m.next_run += 1;
+        let covered = m.covered.max(through);
+        let mut writer = RunWriter::new(&self.dir, id, 0, entries.len() as u64)?;
+        for (key, seen) in &entries {
+            writer.push(key, *seen, self.hash.of(key))?;
+        }
+        writer.set_covered(covered);
+        let run = writer.finish()?;
+        self.tree
+            .insert(keys::dedupe_covered(), &covered.to_be_bytes())?;
         m.covered = covered;
         let mut st = self.state();
         st.runs.push(Arc::new(run));
         for (key, _) in entries {
             st.recent.remove(&key);
         }
-        Ok(())
+        // A burst leaves the map's table at its peak size: give it back.
+        let keep = st.recent.len().max(CUT) * 2;
+        if st.recent.capacity() > keep * 2 {
+            st.recent.shrink_to(keep);
+        }
+        Ok(true)
     }
 
     /// Merges the newest [`FANOUT`] runs if they share a level below [`MAX_LEVEL`] and span
@@ -236,17 +263,16 @@ impl Dedupe {
     }
 
     /// Writes the union of `inputs` as one run of `level` (newest entry of a key wins), then
-    /// swaps it in for them and deletes their chunks.
+    /// swaps it in for them and deletes their files.
     fn merge(&self, m: &mut Maintenance, inputs: &[Arc<Run>], level: u8) -> Result<(), StoreError> {
         let id = m.next_run;
         m.next_run += 1;
-        self.tree.insert(keys::dedupe_writing(id), &[])?;
         let capacity = inputs.iter().map(|r| r.count).sum();
-        let mut writer = RunWriter::new(id, level, capacity);
-        let mut sources: Vec<_> = inputs
-            .iter()
-            .map(|r| r.entries(&self.tree).peekable())
-            .collect();
+        let mut writer = RunWriter::new(&self.dir, id, level, capacity)?;
+        let rank = inputs.iter().map(|r| r.rank).min().unwrap_or(id);
+        writer.replacing(rank, inputs.iter().map(|r| r.id).collect());
+        writer.set_covered(inputs.iter().map(|r| r.covered).max().unwrap_or(0));
+        let mut sources: Vec<_> = inputs.iter().map(|r| r.entries().peekable()).collect();
         loop {
             // The smallest key at the head of any source; equal keys are taken together.
             let mut next: Option<(Vec<u8>, Seen)> = None;
@@ -273,18 +299,9 @@ impl Dedupe {
                     source.next();
                 }
             }
-            writer.push(&key, seen, self.hash.of(&key));
-            if let Some(batch) = writer.full_batch() {
-                self.tree.apply_batch(batch)?;
-            }
+            writer.push(&key, seen, self.hash.of(&key))?;
         }
-        let (mut batch, run) = writer.finish()?;
-        batch.remove(keys::dedupe_writing(id));
-        for r in inputs {
-            batch.remove(keys::dedupe_run(r.id));
-            batch.insert(keys::dedupe_dropping(r.id), &[]);
-        }
-        self.tree.apply_batch(batch)?;
+        let run = writer.finish()?;
         self.replace(inputs, run);
         self.delete(inputs)
     }
@@ -302,82 +319,35 @@ impl Dedupe {
         st.runs.insert(at, Arc::new(run));
     }
 
-    /// Deletes the chunks of runs no longer listed, then their `dropping` markers.
+    /// Deletes the files of runs no longer listed, and makes that durable: a run a crash left
+    /// behind would otherwise come back at open (harmless, ids found twice, but never merged).
     fn delete(&self, gone: &[Arc<Run>]) -> Result<(), StoreError> {
         for r in gone {
-            runs::delete_chunks(&self.tree, r.id)?;
-            self.tree.remove(keys::dedupe_dropping(r.id))?;
+            r.remove_file()?;
         }
-        Ok(())
+        runs::sync_dir(&self.dir)
     }
 
-    /// Forgets the ids that arrived before `cutoff_ms`, but not `survivors` (ids whose records
-    /// are still pending): recent ids one by one, runs whole once their newest id is older; the
-    /// survivors among a dropped run's ids are written to a new run (dated `now_ms`) in the same
-    /// batch. Returns how many ids were forgotten.
-    pub(super) fn expire(
-        &self,
-        cutoff_ms: i64,
-        now_ms: i64,
-        ttl: Duration,
-        survivors: &HashSet<Vec<u8>>,
-    ) -> Result<u64, StoreError> {
+    /// Forgets the ids that arrived before `cutoff_ms`: recent ids one by one, runs whole once
+    /// their newest id is older (so an id is remembered for the retention and at most a quarter
+    /// longer). A record still pending keeps its pending entry; a redelivery of a forgotten id
+    /// folds into it again. Returns how many ids were forgotten.
+    pub(super) fn expire(&self, cutoff_ms: i64, ttl: Duration) -> Result<u64, StoreError> {
         self.max_span_ms.store(ms(ttl) / 4, Ordering::Relaxed);
-        let mut m = lock(&self.maintenance);
+        let _m = lock(&self.maintenance);
         let mut forgotten = 0;
         let dropped: Vec<Arc<Run>> = {
             let mut st = self.state();
             let before = st.recent.len();
-            st.recent
-                .retain(|k, r| r.seen.received_ms >= cutoff_ms || survivors.contains(k));
+            st.recent.retain(|_, r| r.seen.received_ms >= cutoff_ms);
             forgotten += (before - st.recent.len()) as u64;
-            st.runs
-                .iter()
-                .filter(|r| r.max_ms < cutoff_ms)
-                .cloned()
-                .collect()
+            let (dropped, kept) = std::mem::take(&mut st.runs)
+                .into_iter()
+                .partition(|r| r.max_ms < cutoff_ms);
+            st.runs = kept;
+            dropped
         };
-        if dropped.is_empty() {
-            return Ok(forgotten);
-        }
-        let mut carried: Vec<(&Vec<u8>, Seen)> = Vec::new();
-        for key in survivors {
-            let hash = self.hash.of(key);
-            for run in dropped.iter().filter(|r| r.may_hold(hash)) {
-                if let Some(seen) = run.find(&self.tree, key)? {
-                    carried.push((key, seen));
-                    break;
-                }
-            }
-        }
-        carried.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let mut batch = sled::Batch::default();
-        let mut carry = None;
-        if !carried.is_empty() {
-            let id = m.next_run;
-            m.next_run += 1;
-            let mut writer = RunWriter::new(id, 0, carried.len() as u64);
-            for (key, seen) in &carried {
-                writer.push(key, *seen, self.hash.of(key));
-            }
-            writer.set_time(now_ms);
-            let (b, run) = writer.finish()?;
-            batch = b;
-            carry = Some(run);
-        }
-        for r in &dropped {
-            batch.remove(keys::dedupe_run(r.id));
-            batch.insert(keys::dedupe_dropping(r.id), &[]);
-            forgotten += r.count;
-        }
-        self.tree.apply_batch(batch)?;
-        forgotten = forgotten.saturating_sub(carried.len() as u64);
-        {
-            // One lock for both, so no lookup sees the survivors in neither place.
-            let mut st = self.state();
-            st.runs.retain(|r| dropped.iter().all(|d| d.id != r.id));
-            st.runs.extend(carry.map(Arc::new));
-        }
+        forgotten += dropped.iter().map(|r| r.count).sum::<u64>();
         self.delete(&dropped)?;
         Ok(forgotten)
     }
@@ -435,243 +405,4 @@ impl Drop for DedupeHandle {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use chrono::{TimeZone as _, Utc};
-
-    use crate::domain::{ChangeType, Notification, ObjectType, OrgId, SalesforceId};
-    use crate::store::{DedupeSource, Delivery, Store};
-
-    fn org() -> OrgId {
-        OrgId::parse("00D7F00000107XsUAI").expect("org")
-    }
-
-    fn id(n: u64) -> String {
-        SalesforceId::mint("04l", "T", n).to_string()
-    }
-
-    fn delivery(n: u64, record: Option<u64>) -> Delivery {
-        Delivery {
-            dedupe_id: id(n),
-            source: DedupeSource::OutboundNotification,
-            notifications: record
-                .map(|r| Notification {
-                    object: ObjectType::Contact,
-                    record_id: SalesforceId::mint("003", "T", r),
-                    change: ChangeType::Update,
-                    system_modstamp: None,
-                    modified_by: None,
-                })
-                .into_iter()
-                .collect(),
-            resync: vec![],
-            digest: None,
-        }
-    }
-
-    fn seen(store: &Store, n: u64) -> bool {
-        store
-            .has_seen(&org(), DedupeSource::OutboundNotification, &id(n))
-            .expect("has_seen")
-    }
-
-    fn ingest(store: &Store, ids: std::ops::Range<u64>, at: chrono::DateTime<Utc>) -> u64 {
-        let msg: Vec<_> = ids.map(|n| delivery(n, None)).collect();
-        store.ingest(&org(), &msg, at).expect("ingest").accepted
-    }
-
-    #[test]
-    fn a_filter_false_positive_is_resolved_by_the_run_on_disk() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path()).expect("open");
-        assert_eq!(ingest(&store, 0..100, Utc::now()), 100);
-        assert_eq!(
-            store.settle_dedupe().expect("settle"),
-            (1, 0),
-            "one run, none in memory"
-        );
-        // Real filters: ids never sent are not seen (a false positive is read on disk).
-        assert!((1_000..3_000).all(|n| !seen(&store, n)));
-        // Filters that answer "maybe" to everything: every answer now comes from the disk.
-        store.inner.inbox.dedupe.fill_filters_for_test();
-        assert!((0..100).all(|n| seen(&store, n)));
-        assert!((100..1_000).all(|n| !seen(&store, n)));
-        assert_eq!(
-            ingest(&store, 50..150, Utc::now()),
-            50,
-            "only the new half is new"
-        );
-    }
-
-    #[test]
-    fn a_duplicate_is_recognised_after_a_reopen_from_a_run_or_from_the_journal() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        {
-            let store = Store::open(dir.path()).expect("open");
-            ingest(&store, 0..10, Utc::now());
-            store.settle_dedupe().expect("settle");
-            // Durable in the journal, not yet cut into a run.
-            ingest(&store, 10..20, Utc::now());
-        }
-        for _ in 0..2 {
-            let store = Store::open(dir.path()).expect("reopen");
-            assert_eq!(store.inner.inbox.dedupe.sizes(), (1, 10));
-            assert!((0..20).all(|n| seen(&store, n)));
-            assert!(!seen(&store, 20));
-            let again = store
-                .ingest(&org(), &[delivery(3, None), delivery(13, None)], Utc::now())
-                .expect("ingest");
-            assert_eq!((again.accepted, again.duplicates), (0, 2));
-        }
-    }
-
-    #[test]
-    fn runs_merge_in_fours_and_every_id_stays_found() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        {
-            let store = Store::open(dir.path()).expect("open");
-            for batch in 0..4u64 {
-                ingest(&store, batch * 50..batch * 50 + 50, Utc::now());
-                let (runs, recent) = store.settle_dedupe().expect("settle");
-                assert_eq!(recent, 0);
-                assert_eq!(runs, if batch < 3 { batch as usize + 1 } else { 1 });
-            }
-            assert!((0..200).all(|n| seen(&store, n)));
-            let tree = &store.inner.inbox.dedupe.tree;
-            let mut chunk_runs: Vec<u64> = tree
-                .scan_prefix(b"R")
-                .keys()
-                .map(|k| super::keys::dedupe_run_id(&k.expect("key")).expect("run"))
-                .collect();
-            chunk_runs.dedup();
-            assert_eq!(chunk_runs.len(), 1, "the merged runs' chunks are deleted");
-        }
-        let store = Store::open(dir.path()).expect("reopen");
-        assert_eq!(store.inner.inbox.dedupe.sizes(), (1, 0));
-        assert!((0..200).all(|n| seen(&store, n)));
-    }
-
-    #[test]
-    fn expiry_drops_old_runs_but_carries_the_ids_of_pending_records() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let t0 = Utc.timestamp_opt(1_700_000_000, 0).single().expect("t0");
-        let ttl = Duration::from_secs(7 * 24 * 3600);
-        let after = |t: chrono::DateTime<Utc>| {
-            t + chrono::Duration::from_std(ttl).expect("ttl") + chrono::Duration::milliseconds(1)
-        };
-        {
-            let store = Store::open(dir.path()).expect("open");
-            // Id 1's message names a record that stays pending; ids 2..10 name none.
-            store
-                .ingest(&org(), &[delivery(1, Some(1))], t0)
-                .expect("ingest");
-            ingest(&store, 2..10, t0);
-            store.settle_dedupe().expect("settle");
-            assert_eq!(
-                store
-                    .expire_dedupe(t0 + chrono::Duration::days(7), ttl)
-                    .expect("expire"),
-                0
-            );
-            assert_eq!(store.expire_dedupe(after(t0), ttl).expect("expire"), 8);
-            assert!(seen(&store, 1) && !seen(&store, 2));
-        }
-        let store = Store::open(dir.path()).expect("reopen");
-        assert!(seen(&store, 1), "carried into a run of its own");
-        assert!(!seen(&store, 2));
-        let record = SalesforceId::mint("003", "T", 1);
-        store
-            .atomically(|tx| tx.clear_pending(&org(), ObjectType::Contact, &record))
-            .expect("clear");
-        // The carried run is dated at the first expiry, and lives a full ttl from there.
-        assert_eq!(store.expire_dedupe(after(t0), ttl).expect("expire"), 0);
-        assert_eq!(
-            store.expire_dedupe(after(after(t0)), ttl).expect("expire"),
-            1
-        );
-        assert!(!seen(&store, 1));
-    }
-
-    #[test]
-    fn a_merge_or_a_drop_cut_short_by_a_crash_is_finished_at_open() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        {
-            let store = Store::open(dir.path()).expect("open");
-            ingest(&store, 0..10, Utc::now());
-            store.settle_dedupe().expect("settle");
-            let tree = &store.inner.inbox.dedupe.tree;
-            // A merge that wrote a chunk of run 90 and stopped; a drop of run 91 whose meta is
-            // gone but not its chunks.
-            tree.insert(super::keys::dedupe_writing(90), &[])
-                .expect("marker");
-            tree.insert(super::keys::dedupe_chunk(90, b"x"), &[])
-                .expect("chunk");
-            tree.insert(super::keys::dedupe_dropping(91), &[])
-                .expect("marker");
-            tree.insert(super::keys::dedupe_chunk(91, b"y"), &[])
-                .expect("chunk");
-        }
-        let store = Store::open(dir.path()).expect("reopen");
-        let tree = &store.inner.inbox.dedupe.tree;
-        for key in [b"P".as_slice(), b"D"] {
-            assert_eq!(tree.scan_prefix(key).count(), 0, "markers finished");
-        }
-        assert!(
-            tree.scan_prefix(super::keys::dedupe_chunks(90))
-                .next()
-                .is_none()
-        );
-        assert!(
-            tree.scan_prefix(super::keys::dedupe_chunks(91))
-                .next()
-                .is_none()
-        );
-        assert_eq!(store.inner.inbox.dedupe.sizes(), (1, 0));
-        assert!((0..10).all(|n| seen(&store, n)));
-    }
-
-    #[test]
-    fn a_replayed_signed_id_with_another_body_is_a_duplicate_counted_as_such() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let signed = |digest: u64| Delivery {
-            dedupe_id: "msg_replayed_1".into(),
-            source: DedupeSource::WebhookId,
-            notifications: vec![],
-            resync: vec![],
-            digest: Some(digest),
-        };
-        let first = Delivery::digest_of(b"{\"a\":1}");
-        let other = Delivery::digest_of(b"{\"a\":2}");
-        assert_ne!(first, other);
-        let check = |store: &Store, digest: u64, replayed: u64| {
-            let out = store
-                .ingest(&org(), &[signed(digest)], Utc::now())
-                .expect("ingest");
-            assert_eq!(
-                (out.accepted, out.duplicates, out.replayed_different),
-                (0, 1, replayed)
-            );
-        };
-        {
-            let store = Store::open(dir.path()).expect("open");
-            assert_eq!(
-                store
-                    .ingest(&org(), &[signed(first)], Utc::now())
-                    .expect("ingest")
-                    .accepted,
-                1
-            );
-            check(&store, first, 0);
-            check(&store, other, 1);
-        }
-        {
-            // From the journal after a reopen, then from a run.
-            let store = Store::open(dir.path()).expect("reopen");
-            check(&store, other, 1);
-            store.settle_dedupe().expect("settle");
-            check(&store, first, 0);
-            check(&store, other, 1);
-        }
-    }
-}
+mod tests;

@@ -9,10 +9,12 @@
 use std::collections::btree_map::Entry;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 
 use super::StoreError;
+use super::compact::Compactor;
 use super::dedupe::{Dedupe, DedupeHandle, State as DedupeState};
 use super::disk;
 use super::journal::{self, JournalRecord, JournalRecordRef};
@@ -100,8 +102,8 @@ pub(super) struct Inbox {
     pub(super) applied: sled::Tree,
     /// Object types waiting for a full re-read.
     pub(super) resync: sled::Tree,
-    /// The pending queue, rebuilt from the journal at open.
-    pub(super) memory: std::sync::Mutex<InboxMemory>,
+    /// The pending queue, rebuilt from the journal at open (shared with the compactor).
+    pub(super) memory: Arc<Mutex<InboxMemory>>,
     /// The remembered delivery ids (see `dedupe`); its lock comes before `memory`'s.
     pub(super) dedupe: DedupeHandle,
     /// Log frames (see `wal`) staged for the committer's next sync, in sequence order.
@@ -117,8 +119,13 @@ impl Inbox {
     pub(super) fn open(db: &sled::Db, dir: &Path) -> Result<(Self, Wal), StoreError> {
         let journal = db.open_tree("inbox_journal")?;
         let applied = db.open_tree("inbox_applied")?;
-        let (dedupe, covered) = Dedupe::open(db)?;
-        let (mut replay, journaled, mut last_seq) = journal::rebuild(&journal, &applied, covered)?;
+        let snapshots = db.open_tree("inbox_pending")?;
+        let (dedupe, covered) = Dedupe::open(db, &dir.join("dedupe-runs"))?;
+        let (mut replay, journaled, mut last_seq) =
+            journal::rebuild(&journal, &snapshots, &applied, covered)?;
+        // The journal records the runs cover were copied into the journal before they were
+        // cut, and the compactor may have removed them since.
+        let journaled = journaled.max(covered);
         let (wal, recovered, old_segments) = Wal::open(&dir.join("inbox-log"))?;
         // Log frames past the journal's newest record were synced but not yet checkpointed
         // (checkpoints copy every synced frame, in sequence order, in one batch).
@@ -144,13 +151,15 @@ impl Inbox {
                 super::tap::removed(&path);
             }
         }
-        let dedupe = dedupe.start(replay.recovered, last_seq)?;
+        let memory = Arc::new(Mutex::new(replay.mem));
+        let compactor = Compactor::new(journal.clone(), snapshots, memory.clone());
+        let dedupe = dedupe.start(replay.recovered, last_seq, compactor)?;
         Ok((
             Self {
                 resync: db.open_tree("inbox_resync")?,
                 journal,
                 applied,
-                memory: std::sync::Mutex::new(replay.mem),
+                memory,
                 dedupe,
                 staging: std::sync::Mutex::default(),
                 next_seq: AtomicU64::new(last_seq + 1),

@@ -4,12 +4,13 @@
 //! When the store opens, the journal is replayed into the inbox's memory, minus what the inbox
 //! worker marked applied.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
+use super::compact;
 use super::dedupe::{Recent, Recovered};
 use super::keys;
 use super::pending::{InboxMemory, PendingSlot, merge};
@@ -135,13 +136,18 @@ pub(super) struct Replay {
     pub(super) mem: InboxMemory,
     pub(super) recovered: Recovered,
     pub(super) covered: u64,
+    /// Per pending key with a snapshot (see `compact`): the newest journal record it folds in;
+    /// the journal records up to it are not folded again.
+    floors: HashMap<Vec<u8>, u64>,
 }
 
-/// Replays the journal: every record named after its last applied pull, and the dedupe keys past
-/// `covered`. Also returns the highest sequence number in the journal and in use (journal or
-/// applied marks).
+/// Replays the journal: the pending snapshots the compactor wrote (see `compact`), then every
+/// record named after its last applied pull and its snapshot, and the dedupe keys past
+/// `covered`. Also returns the highest sequence number in the journal and in use (journal,
+/// snapshots, applied marks, or covered by the dedupe runs).
 pub(super) fn rebuild(
     journal: &sled::Tree,
+    snapshots: &sled::Tree,
     applied: &sled::Tree,
     covered: u64,
 ) -> Result<(Replay, u64, u64), StoreError> {
@@ -149,11 +155,24 @@ pub(super) fn rebuild(
         mem: InboxMemory::default(),
         recovered: Recovered::new(),
         covered,
+        floors: HashMap::new(),
     };
-    let mut in_use = 0;
+    let mut in_use = covered;
     for kv in applied.iter() {
         let (_, v) = kv?;
         in_use = in_use.max(applied_seq(Some(v)));
+    }
+    for kv in snapshots.iter() {
+        let (key, v) = kv?;
+        let (entry, last_seq) = compact::decode(&v)?;
+        in_use = in_use.max(last_seq);
+        // A snapshot its record's pull has since covered is stale.
+        if applied_seq(applied.get(&key)?) < last_seq {
+            mem.floors.insert(key.to_vec(), last_seq);
+            mem.mem
+                .pending
+                .insert(key.to_vec(), PendingSlot { entry, last_seq });
+        }
     }
     let mut journaled = 0;
     for kv in journal.iter() {
@@ -190,7 +209,9 @@ pub(super) fn replay(
             ObjectType::from_code(code).ok_or_else(|| corrupt("inbox_journal", "bad object"))?;
         let id = SalesforceId::parse(&id).map_err(|e| corrupt("inbox_journal", e))?;
         let pkey = keys::pending(&org, object, &id);
-        if applied_seq(applied.get(&pkey)?) >= seq {
+        if applied_seq(applied.get(&pkey)?) >= seq
+            || replay.floors.get(&pkey).is_some_and(|&floor| floor >= seq)
+        {
             continue;
         }
         let note = Notification {

@@ -14,7 +14,7 @@
 //! | inbox trees | see [`dedupe`], [`pending`], [`journal`], [`resync`] |
 //! | changes | `'E' ‖ seq(8)` an entry, `'N'` the last number given, `'P'` the last compacted |
 //! | deliveries | `'C' ‖ url` a webhook's cursor, `'D' ‖ url ‖ 0 ‖ seq(8)` its dead letters |
-//! | inbox_dedupe | not per org (a run holds every org's [`dedupe`] keys): see [`dedupe_run`] |
+//! | inbox_dedupe | not per org: `'S'` the filters' seed, `'W'` the journal sequence number the runs cover (see [`dedupe_covered`]) |
 //!
 //! The change log and its deliveries are the service's, not an org's: their keys carry no org
 //! (each entry names its org).
@@ -214,14 +214,10 @@ pub(crate) fn dedupe(org: &OrgId, kind: DedupeKind, id: &str) -> Vec<u8> {
     tagged(org, kind.code(), id.as_bytes())
 }
 
-/// `'M' ‖ run(8, BE)`: a dedupe run's meta (its time range, count and filter). The other keys
-/// of `inbox_dedupe`: `'R' ‖ run(8) ‖ first key` a chunk of its entries, `'P' ‖ run(8)` a run
-/// being written, `'D' ‖ run(8)` a run being dropped, `'S'` the filters' hash seed, `'W'` the
-/// journal sequence number through which every dedupe key is in a run.
-pub(crate) fn dedupe_run(run: u64) -> Vec<u8> {
-    run_key(b'M', run)
-}
-
+/// `inbox_dedupe` holds `'S'`, the seed of the dedupe filters' hash, and `'W'`, the journal
+/// sequence number through which every dedupe key is in a run (the runs themselves are files:
+/// see `runs`). Stores written before that kept the runs in this tree too, under the keys below,
+/// until the store's next open moves them into files.
 fn run_key(tag: u8, run: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(9);
     k.push(tag);
@@ -229,45 +225,19 @@ fn run_key(tag: u8, run: u64) -> Vec<u8> {
     k
 }
 
-/// `'M'`: every dedupe run's meta, oldest first.
-pub(crate) fn dedupe_runs_all() -> Vec<u8> {
+/// `'M'`: every run meta of the tree layout (`'M' ‖ run(8, BE)`: level first, then count, time
+/// range and filter).
+pub(crate) fn legacy_dedupe_runs_all() -> Vec<u8> {
     vec![b'M']
 }
 
-/// `'R' ‖ run(8, BE) ‖ first key`: a chunk of a dedupe run.
-pub(crate) fn dedupe_chunk(run: u64, first: &[u8]) -> Vec<u8> {
-    let mut k = run_key(b'R', run);
-    k.extend_from_slice(first);
-    k
-}
-
-/// `'R' ‖ run(8, BE)`: every chunk of a dedupe run, in key order.
-pub(crate) fn dedupe_chunks(run: u64) -> Vec<u8> {
+/// `'R' ‖ run(8, BE)`: every chunk of a run of the tree layout (`… ‖ first key`), in key order.
+pub(crate) fn legacy_dedupe_chunks(run: u64) -> Vec<u8> {
     run_key(b'R', run)
 }
 
-/// `'P' ‖ run(8, BE)`: a dedupe run being written.
-pub(crate) fn dedupe_writing(run: u64) -> Vec<u8> {
-    run_key(b'P', run)
-}
-
-/// `'P'`: every dedupe run being written.
-pub(crate) fn dedupe_writing_all() -> Vec<u8> {
-    vec![b'P']
-}
-
-/// `'D' ‖ run(8, BE)`: a dedupe run being dropped.
-pub(crate) fn dedupe_dropping(run: u64) -> Vec<u8> {
-    run_key(b'D', run)
-}
-
-/// `'D'`: every dedupe run being dropped.
-pub(crate) fn dedupe_dropping_all() -> Vec<u8> {
-    vec![b'D']
-}
-
-/// The run in a dedupe meta, chunk or marker key.
-pub(crate) fn dedupe_run_id(key: &[u8]) -> Option<u64> {
+/// The run in a meta or chunk key of the tree layout.
+pub(crate) fn legacy_dedupe_run_id(key: &[u8]) -> Option<u64> {
     key.get(1..9)?.try_into().ok().map(u64::from_be_bytes)
 }
 

@@ -13,6 +13,7 @@
 
 mod change_book;
 mod changes;
+mod compact;
 #[cfg(test)]
 mod crash_states;
 mod dedupe;
@@ -32,6 +33,7 @@ mod recent;
 mod records;
 mod refs;
 mod runs;
+mod runs_legacy;
 #[cfg(test)]
 mod tap;
 mod tx;

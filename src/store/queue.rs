@@ -2,7 +2,6 @@
 //! the pending queue read by the inbox worker, re-read requests, and the hourly expiry of dedupe
 //! keys with the journal values they came in.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -172,37 +171,30 @@ impl Store {
     }
 
     /// Forgets dedupe keys older than `ttl` (see `dedupe`: ids in runs go a run at a time, so an
-    /// id is remembered for at least `ttl` and at most about a quarter longer), except those of
-    /// records still pending; and removes the journal values once every record in a value is
-    /// older than `ttl` and none of the records they name is still pending. Returns how many
-    /// dedupe keys were forgotten. Run hourly.
+    /// id is remembered for at least `ttl` and at most about a quarter longer); and removes the
+    /// journal values the compactor has not yet removed once every record in a value is older
+    /// than `ttl` and none of the records they name is still pending. Returns how many dedupe keys
+    /// were forgotten. Run hourly.
     pub fn expire_dedupe(&self, now: DateTime<Utc>, ttl: Duration) -> Result<u64, StoreError> {
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         let cutoff = now.timestamp_millis().saturating_sub(ttl_ms);
-        let mut survivors = HashSet::new();
         for kv in self.inner.inbox.journal.iter() {
             let (k, v) = kv?;
             let records = journal_value(&v)?;
-            if records.iter().all(|(_, rec)| rec.received_ms >= cutoff) {
+            if records.iter().any(|(_, rec)| rec.received_ms >= cutoff) {
                 continue;
             }
-            let mut removable = true;
             let mem = self.inbox();
+            let mut pending = false;
             for (_, rec) in &records {
-                if rec.received_ms >= cutoff {
-                    removable = false;
-                } else if names_pending(&mem, rec)? {
-                    removable = false;
-                    survivors.extend(rec.dedupe.iter().cloned());
-                }
+                pending = pending || names_pending(&mem, rec)?;
             }
             drop(mem);
-            if removable {
+            if !pending {
                 self.inner.inbox.journal.remove(&k)?;
             }
         }
-        let dedupe = &self.inner.inbox.dedupe;
-        dedupe.expire(cutoff, now.timestamp_millis(), ttl, &survivors)
+        self.inner.inbox.dedupe.expire(cutoff, ttl)
     }
 }
 
@@ -594,10 +586,16 @@ mod tests {
         );
         store.ingest(&org(), &[msg], t0).expect("ingest");
         let later = t0 + chrono::Duration::days(8);
-        assert_eq!(store.expire_dedupe(later, week).expect("expire"), 0);
+        assert_eq!(
+            store.expire_dedupe(later, week).expect("expire"),
+            1,
+            "the id is forgotten"
+        );
+        assert_eq!(store.inner.inbox.journal.len(), 1, "its record is kept");
         assert_eq!(store.pending_count(), 1);
         assert!(clear(&store, "0031I0000081tbP"));
-        assert_eq!(store.expire_dedupe(later, week).expect("expire"), 1);
+        assert_eq!(store.expire_dedupe(later, week).expect("expire"), 0);
+        assert_eq!(store.inner.inbox.journal.len(), 0);
         drop(store);
         let store = Store::open(dir.path()).expect("reopen");
         assert_eq!(store.pending_count(), 0);

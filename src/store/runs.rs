@@ -1,29 +1,44 @@
-//! The dedupe index's runs: immutable, sorted sets of remembered dedupe keys on disk, each with a
-//! Bloom filter in memory (see `dedupe`).
+//! The dedupe index's runs: immutable, sorted sets of remembered dedupe keys, each in a file of
+//! its own beside sled, with a Bloom filter and a sparse index in memory (see `dedupe`).
 //!
-//! A run lives in the `inbox_dedupe` tree as chunks of about [`CHUNK_BYTES`] of entries in key
-//! order, each chunk keyed by its run and its first key (so one range read finds the chunk that
-//! may hold a key), and one meta value holding its time range, count and filter bits. An entry is
-//! `len u32 ‖ key ‖ received_ms i64 ‖ has_digest u8 ‖ [digest u64]` (little-endian numbers).
-//! A run appears whole or not at all: its meta is written in the same sled batch as its last
-//! chunks; a run being merged is marked `writing` until then, and runs being deleted are marked
-//! `dropping` until their chunks are gone, so an open after a crash finishes or undoes either.
+//! Why files and not sled: sled 0.34 keeps much of what it holds in memory whatever its cache
+//! size, so ids stored there cost memory in proportion to the window; a run file costs only its
+//! filter and one index entry per chunk, and lookups read through the kernel's page cache.
+//!
+//! A run file is its chunks (about [`CHUNK_BYTES`] of entries in key order each), then a footer
+//! (postcard: level, rank, count, time range, the journal sequence number it covers, the runs it
+//! replaces, the filter's bits and each chunk's first key and place), then the footer's length,
+//! its CRC-32 and [`MAGIC`]. An entry is `len u32 ‖ key ‖ received_ms i64 ‖ has_digest u8 ‖
+//! [digest u64]` (little-endian numbers).
+//!
+//! A run appears whole or not at all: it is written to `<id>.run.tmp`, synced, renamed to
+//! `<id>.run` and the directory synced. At open, leftover `.tmp` files are deleted, and so is
+//! every run that a complete run says it replaces (a merge whose inputs' removal a crash cut
+//! short).
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{BufWriter, Write as _};
+use std::os::unix::fs::FileExt as _;
+use std::path::{Path, PathBuf};
 
 use fastbloom::BloomFilter;
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
 use super::corrupt;
-use super::keys;
 
 /// The Bloom filter's false-positive rate per run: a new id costs a disk read with about this
 /// probability for each run.
 const FALSE_POSITIVE: f64 = 0.001;
-/// Bytes of entries per chunk value: a lookup reads and scans one chunk.
-const CHUNK_BYTES: usize = 4 << 10;
-/// Chunks written per sled batch while a merged run is written.
-const CHUNKS_PER_BATCH: usize = 256;
-const TREE: &str = "inbox_dedupe";
+/// Bytes of entries per chunk: a lookup reads and scans one chunk; memory holds one index entry
+/// per chunk.
+const CHUNK_BYTES: usize = 16 << 10;
+/// The last bytes of every run file.
+const MAGIC: &[u8; 8] = b"sfdrun01";
+/// Footer length, CRC-32, magic.
+const TRAILER: usize = 4 + 4 + MAGIC.len();
+const WHAT: &str = "dedupe runs";
 
 /// What is remembered of a delivery id: when it arrived, and for a signed event a digest of its
 /// body.
@@ -50,27 +65,60 @@ impl KeyHash {
     }
 }
 
-/// A run as the dedupe memory holds it: its place, its time range and its filter.
+/// Where a chunk lies in its run file, and its first key.
+struct Chunk {
+    first: Box<[u8]>,
+    offset: u64,
+    len: u32,
+}
+
+/// A run as the dedupe memory holds it: its file, its time range, its filter and its index.
 pub(super) struct Run {
     pub(super) id: u64,
     /// 0 for a run cut from the recent ids; merging runs of one level makes one of the next.
     pub(super) level: u8,
+    /// Its place among the runs (oldest first): its id, or for a merged run its first input's.
+    pub(super) rank: u64,
     pub(super) count: u64,
-    /// The arrival times it covers (for a run of carried ids: when they were carried).
+    /// The arrival times it covers.
     pub(super) min_ms: i64,
     pub(super) max_ms: i64,
+    /// The journal sequence number through which every dedupe key was in a run when it was cut.
+    pub(super) covered: u64,
     filter: BloomFilter,
+    chunks: Vec<Chunk>,
+    file: File,
+    path: PathBuf,
 }
 
 #[derive(Serialize, Deserialize)]
-struct RunMeta {
+struct Footer {
     level: u8,
+    rank: u64,
     count: u64,
     min_ms: i64,
     max_ms: i64,
+    covered: u64,
+    replaces: Vec<u64>,
     hashes: u32,
     /// The filter's bits, little-endian `u64` words.
     bits: Vec<u8>,
+    /// Per chunk: first key, offset, length.
+    chunks: Vec<(Vec<u8>, u64, u32)>,
+}
+
+fn run_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{id:016x}.run"))
+}
+
+fn tmp_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{id:016x}.run.tmp"))
+}
+
+/// `fsync` of a directory, so that a rename or an unlink in it is durable.
+pub(super) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)?.sync_all()?;
+    Ok(())
 }
 
 impl Run {
@@ -79,29 +127,37 @@ impl Run {
         self.filter.contains_hash(hash)
     }
 
-    /// Looks the key up on disk: one range read of the chunk that would hold it.
-    pub(super) fn find(&self, tree: &sled::Tree, key: &[u8]) -> Result<Option<Seen>, StoreError> {
-        let from = keys::dedupe_chunk(self.id, &[]);
-        let to = keys::dedupe_chunk(self.id, key);
-        match tree.range(from..=to).next_back() {
-            Some(kv) => find_in_chunk(&kv?.1, key),
+    fn read(&self, chunk: &Chunk) -> Result<Vec<u8>, StoreError> {
+        let mut buf = vec![0; chunk.len as usize];
+        self.file.read_exact_at(&mut buf, chunk.offset)?;
+        Ok(buf)
+    }
+
+    /// Looks the key up on disk: one read of the chunk that would hold it.
+    pub(super) fn find(&self, key: &[u8]) -> Result<Option<Seen>, StoreError> {
+        let after = self.chunks.partition_point(|c| &*c.first <= key);
+        match after.checked_sub(1).map(|i| &self.chunks[i]) {
+            Some(chunk) => find_in_chunk(&self.read(chunk)?, key),
             None => Ok(None),
         }
     }
 
     /// Every entry, in key order, read chunk by chunk.
-    pub(super) fn entries<'a>(
-        &self,
-        tree: &'a sled::Tree,
-    ) -> impl Iterator<Item = Result<(Vec<u8>, Seen), StoreError>> + 'a {
-        tree.scan_prefix(keys::dedupe_chunks(self.id))
-            .flat_map(|kv| match kv {
-                Ok((_, chunk)) => match decode_chunk(&chunk) {
-                    Ok(entries) => entries.into_iter().map(Ok).collect::<Vec<_>>(),
-                    Err(e) => vec![Err(e)],
-                },
-                Err(e) => vec![Err(e.into())],
-            })
+    pub(super) fn entries(&self) -> impl Iterator<Item = Result<(Vec<u8>, Seen), StoreError>> + '_ {
+        self.chunks.iter().flat_map(
+            |c| match self.read(c).and_then(|bytes| decode_chunk(&bytes)) {
+                Ok(entries) => entries.into_iter().map(Ok).collect::<Vec<_>>(),
+                Err(e) => vec![Err(e)],
+            },
+        )
+    }
+
+    /// Deletes the run's file (the caller syncs the directory); a file already gone is fine.
+    pub(super) fn remove_file(&self) -> Result<(), StoreError> {
+        match std::fs::remove_file(&self.path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
     }
 
     #[cfg(test)]
@@ -128,7 +184,7 @@ fn push_entry(buf: &mut Vec<u8>, key: &[u8], seen: Seen) {
 fn split<'a>(rest: &mut &'a [u8], n: usize) -> Result<&'a [u8], StoreError> {
     let (head, tail) = rest
         .split_at_checked(n)
-        .ok_or_else(|| corrupt(TREE, "damaged chunk"))?;
+        .ok_or_else(|| corrupt(WHAT, "damaged chunk"))?;
     *rest = tail;
     Ok(head)
 }
@@ -136,11 +192,14 @@ fn split<'a>(rest: &mut &'a [u8], n: usize) -> Result<&'a [u8], StoreError> {
 fn word<const N: usize>(rest: &mut &[u8]) -> Result<[u8; N], StoreError> {
     split(rest, N)?
         .try_into()
-        .map_err(|_| corrupt(TREE, "damaged chunk"))
+        .map_err(|_| corrupt(WHAT, "damaged chunk"))
 }
 
 /// Walks a chunk's entries, calling `f(key, seen)` until it returns `false`.
-fn walk_chunk(mut rest: &[u8], mut f: impl FnMut(&[u8], Seen) -> bool) -> Result<(), StoreError> {
+pub(super) fn walk_chunk(
+    mut rest: &[u8],
+    mut f: impl FnMut(&[u8], Seen) -> bool,
+) -> Result<(), StoreError> {
     while !rest.is_empty() {
         let len = u32::from_le_bytes(word(&mut rest)?);
         let key = split(&mut rest, len as usize)?;
@@ -182,164 +241,233 @@ fn decode_chunk(chunk: &[u8]) -> Result<Vec<(Vec<u8>, Seen)>, StoreError> {
     Ok(out)
 }
 
-/// Writes one run: entries pushed in key order become chunks in sled batches; the last batch
-/// (from [`RunWriter::finish`]) also holds the run's meta.
+/// Writes one run file: entries pushed in key order become chunks; [`RunWriter::finish`] adds
+/// the footer and makes the file durable under its final name. Dropped unfinished, it deletes
+/// its temporary file.
 pub(super) struct RunWriter {
+    dir: PathBuf,
     id: u64,
-    level: u8,
-    count: u64,
-    min_ms: i64,
-    max_ms: i64,
+    footer: Footer,
     filter: BloomFilter,
     chunk: Vec<u8>,
     first: Vec<u8>,
-    batch: sled::Batch,
-    chunks: usize,
+    out: Option<BufWriter<File>>,
+    offset: u64,
 }
 
 impl RunWriter {
-    /// A writer for run `id` of `capacity` entries at most.
-    pub(super) fn new(id: u64, level: u8, capacity: u64) -> Self {
+    /// A writer for run `id` of `capacity` entries at most, in `dir`.
+    pub(super) fn new(dir: &Path, id: u64, level: u8, capacity: u64) -> Result<Self, StoreError> {
         let items = usize::try_from(capacity.max(1)).unwrap_or(usize::MAX);
-        Self {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(tmp_path(dir, id))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
             id,
-            level,
-            count: 0,
-            min_ms: i64::MAX,
-            max_ms: i64::MIN,
+            footer: Footer {
+                level,
+                rank: id,
+                count: 0,
+                min_ms: i64::MAX,
+                max_ms: i64::MIN,
+                covered: 0,
+                replaces: Vec::new(),
+                hashes: 0,
+                bits: Vec::new(),
+                chunks: Vec::new(),
+            },
             filter: BloomFilter::with_false_pos(FALSE_POSITIVE)
                 .seed(&0)
                 .expected_items(items),
             chunk: Vec::with_capacity(CHUNK_BYTES + 256),
             first: Vec::new(),
-            batch: sled::Batch::default(),
-            chunks: 0,
-        }
+            out: Some(BufWriter::with_capacity(CHUNK_BYTES * 4, file)),
+            offset: 0,
+        })
     }
 
     /// Adds an entry; keys must come in ascending order.
-    pub(super) fn push(&mut self, key: &[u8], seen: Seen, hash: u64) {
+    pub(super) fn push(&mut self, key: &[u8], seen: Seen, hash: u64) -> Result<(), StoreError> {
         if self.chunk.is_empty() {
             self.first = key.to_vec();
         }
         push_entry(&mut self.chunk, key, seen);
         self.filter.insert_hash(hash);
-        self.count += 1;
-        self.min_ms = self.min_ms.min(seen.received_ms);
-        self.max_ms = self.max_ms.max(seen.received_ms);
+        let f = &mut self.footer;
+        f.count += 1;
+        f.min_ms = f.min_ms.min(seen.received_ms);
+        f.max_ms = f.max_ms.max(seen.received_ms);
         if self.chunk.len() >= CHUNK_BYTES {
-            self.end_chunk();
+            self.end_chunk()?;
         }
+        Ok(())
     }
 
-    fn end_chunk(&mut self) {
-        if !self.chunk.is_empty() {
-            let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK_BYTES + 256));
-            self.batch
-                .insert(keys::dedupe_chunk(self.id, &self.first), chunk);
-            self.chunks += 1;
-        }
-    }
-
-    /// A batch of finished chunks, once there are enough to write.
-    pub(super) fn full_batch(&mut self) -> Option<sled::Batch> {
-        (self.chunks >= CHUNKS_PER_BATCH).then(|| {
-            self.chunks = 0;
-            std::mem::take(&mut self.batch)
-        })
-    }
-
-    /// Sets the run's time range (a run of carried ids covers the time it was written).
-    pub(super) fn set_time(&mut self, at_ms: i64) {
-        self.min_ms = at_ms;
-        self.max_ms = at_ms;
-    }
-
-    /// The last batch (the remaining chunks and the run's meta) and the run.
-    pub(super) fn finish(mut self) -> Result<(sled::Batch, Run), StoreError> {
-        self.end_chunk();
-        let words = self.filter.as_slice();
-        let meta = RunMeta {
-            level: self.level,
-            count: self.count,
-            min_ms: self.min_ms,
-            max_ms: self.max_ms,
-            hashes: self.filter.num_hashes(),
-            bits: words.iter().flat_map(|w| w.to_le_bytes()).collect(),
-        };
-        let value = postcard::to_stdvec(&meta).map_err(|e| corrupt(TREE, e))?;
-        self.batch.insert(keys::dedupe_run(self.id), value);
-        let run = Run {
-            id: self.id,
-            level: self.level,
-            count: self.count,
-            min_ms: self.min_ms,
-            max_ms: self.max_ms,
-            filter: self.filter,
-        };
-        Ok((self.batch, run))
-    }
-}
-
-/// Removes every chunk of run `id`, in batches.
-pub(super) fn delete_chunks(tree: &sled::Tree, id: u64) -> Result<(), StoreError> {
-    loop {
-        let mut batch = sled::Batch::default();
-        let mut n = 0;
-        for kv in tree
-            .scan_prefix(keys::dedupe_chunks(id))
-            .take(CHUNKS_PER_BATCH)
-        {
-            batch.remove(kv?.0);
-            n += 1;
-        }
-        if n == 0 {
+    fn end_chunk(&mut self) -> Result<(), StoreError> {
+        if self.chunk.is_empty() {
             return Ok(());
         }
-        tree.apply_batch(batch)?;
+        let out = self.out.as_mut().ok_or_else(|| corrupt(WHAT, "finished"))?;
+        out.write_all(&self.chunk)?;
+        let len = u32::try_from(self.chunk.len()).map_err(|e| corrupt(WHAT, e))?;
+        let first = std::mem::take(&mut self.first);
+        self.footer.chunks.push((first, self.offset, len));
+        self.offset += u64::from(len);
+        self.chunk.clear();
+        Ok(())
+    }
+
+    /// Sets the run's place among the runs (see [`Run::rank`]) and the runs it replaces.
+    pub(super) fn replacing(&mut self, rank: u64, runs: Vec<u64>) {
+        self.footer.rank = rank;
+        self.footer.replaces = runs;
+    }
+
+    /// Sets the journal sequence number through which every dedupe key is in a run.
+    pub(super) fn set_covered(&mut self, seq: u64) {
+        self.footer.covered = seq;
+    }
+
+    /// Writes the footer, syncs the file, renames it to its final name and syncs the
+    /// directory: from here on the run survives a power loss.
+    pub(super) fn finish(mut self) -> Result<Run, StoreError> {
+        self.end_chunk()?;
+        self.footer.hashes = self.filter.num_hashes();
+        self.footer.bits = self
+            .filter
+            .as_slice()
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect();
+        let footer = postcard::to_stdvec(&self.footer).map_err(|e| corrupt(WHAT, e))?;
+        let len = u32::try_from(footer.len()).map_err(|e| corrupt(WHAT, e))?;
+        let mut out = self.out.take().ok_or_else(|| corrupt(WHAT, "finished"))?;
+        out.write_all(&footer)?;
+        out.write_all(&len.to_le_bytes())?;
+        out.write_all(&crc32fast::hash(&footer).to_le_bytes())?;
+        out.write_all(MAGIC)?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        let path = run_path(&self.dir, self.id);
+        std::fs::rename(tmp_path(&self.dir, self.id), &path)?;
+        sync_dir(&self.dir)?;
+        let footer = std::mem::replace(&mut self.footer, empty_footer());
+        let filter = std::mem::replace(&mut self.filter, BloomFilter::with_num_bits(64).hashes(1));
+        Ok(into_run(self.id, footer, filter, file, path))
     }
 }
 
-/// Reads the runs (oldest first) after finishing what a crash interrupted: a merged run that was
-/// still being written is removed, and so are the chunks of runs that were being dropped.
-pub(super) fn load(tree: &sled::Tree) -> Result<Vec<Run>, StoreError> {
-    for prefix in [keys::dedupe_writing_all(), keys::dedupe_dropping_all()] {
-        let marked: Vec<sled::IVec> = tree.scan_prefix(prefix).keys().collect::<Result<_, _>>()?;
-        for marker in marked {
-            let id = keys::dedupe_run_id(&marker).ok_or_else(|| corrupt(TREE, "bad marker"))?;
-            if prefix_is_writing(&marker) {
-                tree.remove(keys::dedupe_run(id))?;
-            }
-            delete_chunks(tree, id)?;
-            tree.remove(marker)?;
+impl Drop for RunWriter {
+    fn drop(&mut self) {
+        if self.out.take().is_some() {
+            let _ = std::fs::remove_file(tmp_path(&self.dir, self.id));
         }
     }
+}
+
+fn empty_footer() -> Footer {
+    Footer {
+        level: 0,
+        rank: 0,
+        count: 0,
+        min_ms: 0,
+        max_ms: 0,
+        covered: 0,
+        replaces: Vec::new(),
+        hashes: 0,
+        bits: Vec::new(),
+        chunks: Vec::new(),
+    }
+}
+
+fn into_run(id: u64, footer: Footer, filter: BloomFilter, file: File, path: PathBuf) -> Run {
+    Run {
+        id,
+        level: footer.level,
+        rank: footer.rank,
+        count: footer.count,
+        min_ms: footer.min_ms,
+        max_ms: footer.max_ms,
+        covered: footer.covered,
+        filter,
+        chunks: footer
+            .chunks
+            .into_iter()
+            .map(|(first, offset, len)| Chunk {
+                first: first.into_boxed_slice(),
+                offset,
+                len,
+            })
+            .collect(),
+        file,
+        path,
+    }
+}
+
+/// Reads a run file's footer; returns the run and the runs it replaces.
+fn read_run(id: u64, path: PathBuf) -> Result<(Run, Vec<u64>), StoreError> {
+    let file = File::open(&path)?;
+    let size = file.metadata()?.len();
+    let damaged = || corrupt(WHAT, format!("damaged run file {}", path.display()));
+    let trailer_at = size.checked_sub(TRAILER as u64).ok_or_else(damaged)?;
+    let mut trailer = [0u8; TRAILER];
+    file.read_exact_at(&mut trailer, trailer_at)?;
+    let (len, rest) = trailer.split_at(4);
+    let (crc, magic) = rest.split_at(4);
+    let len = u64::from(u32::from_le_bytes(len.try_into().map_err(|_| damaged())?));
+    if magic != MAGIC {
+        return Err(damaged());
+    }
+    let footer_at = trailer_at.checked_sub(len).ok_or_else(damaged)?;
+    let mut bytes = vec![0; usize::try_from(len).map_err(|_| damaged())?];
+    file.read_exact_at(&mut bytes, footer_at)?;
+    if crc32fast::hash(&bytes).to_le_bytes() != crc {
+        return Err(damaged());
+    }
+    let mut footer: Footer = postcard::from_bytes(&bytes).map_err(|e| corrupt(WHAT, e))?;
+    let words: Vec<u64> = footer
+        .bits
+        .chunks_exact(8)
+        .map(|c| c.try_into().map(u64::from_le_bytes))
+        .collect::<Result<_, _>>()
+        .map_err(|e| corrupt(WHAT, e))?;
+    if words.is_empty() || footer.hashes == 0 {
+        return Err(corrupt(WHAT, "empty filter"));
+    }
+    let filter = BloomFilter::from_vec(words).seed(&0).hashes(footer.hashes);
+    let replaces = std::mem::take(&mut footer.replaces);
+    footer.bits = Vec::new();
+    Ok((into_run(id, footer, filter, file, path), replaces))
+}
+
+/// Reads the runs in `dir` (ordered by rank, oldest first) after finishing what a crash
+/// interrupted: unfinished files are deleted, and so are the runs a complete run replaces.
+pub(super) fn load(dir: &Path) -> Result<Vec<Run>, StoreError> {
+    std::fs::create_dir_all(dir)?;
     let mut runs = Vec::new();
-    for kv in tree.scan_prefix(keys::dedupe_runs_all()) {
-        let (k, v) = kv?;
-        let id = keys::dedupe_run_id(&k).ok_or_else(|| corrupt(TREE, "bad run key"))?;
-        let meta: RunMeta = postcard::from_bytes(&v).map_err(|e| corrupt(TREE, e))?;
-        let words: Vec<u64> = meta
-            .bits
-            .chunks_exact(8)
-            .map(|c| c.try_into().map(u64::from_le_bytes))
-            .collect::<Result<_, _>>()
-            .map_err(|e| corrupt(TREE, e))?;
-        if words.is_empty() || meta.hashes == 0 {
-            return Err(corrupt(TREE, "empty filter"));
+    let mut replaced = HashSet::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.ends_with(".run.tmp") {
+            std::fs::remove_file(&path)?;
+        } else if let Some(id) = name.strip_suffix(".run") {
+            let id = u64::from_str_radix(id, 16).map_err(|e| corrupt(WHAT, e))?;
+            let (run, replaces) = read_run(id, path)?;
+            replaced.extend(replaces);
+            runs.push(run);
         }
-        runs.push(Run {
-            id,
-            level: meta.level,
-            count: meta.count,
-            min_ms: meta.min_ms,
-            max_ms: meta.max_ms,
-            filter: BloomFilter::from_vec(words).seed(&0).hashes(meta.hashes),
-        });
     }
-    Ok(runs)
-}
-
-fn prefix_is_writing(marker: &[u8]) -> bool {
-    marker.starts_with(&keys::dedupe_writing_all())
+    let (gone, mut kept): (Vec<Run>, Vec<Run>) =
+        runs.into_iter().partition(|r| replaced.contains(&r.id));
+    for run in &gone {
+        run.remove_file()?;
+    }
+    sync_dir(dir)?;
+    kept.sort_by_key(|r| (r.rank, r.id));
+    Ok(kept)
 }
