@@ -8,7 +8,9 @@
 //! Once the store has settled (the ids whose records are durable moved to the dedupe runs on
 //! disk), the RSS is read again and `has_seen` is timed for ids seen and
 //! unseen; last, the store is reopened (timed) and deleted. The last line is
-//! `dedupe ids=… rss_mb=… rss_idle_mb=… bytes_per_id=… lookup_p99_us=…`.
+//! `dedupe ids=… rss_mb=… rss_idle_mb=… rss_peak_mb=… bytes_per_id=… lookup_p99_us=…`, where
+//! `rss_mb` is read once the service is at rest after the burst, and `rss_peak_mb` is the
+//! highest it reached during it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -136,6 +138,23 @@ fn dir_mb(dir: &std::path::Path) -> f64 {
     walk(dir) as f64 / (1024.0 * 1024.0)
 }
 
+/// The RSS once the service is at rest after the burst: sampled every half second until it
+/// stops falling (the allocator returns freed memory within about a second), at most 10 s.
+async fn at_rest() -> anyhow::Result<f64> {
+    let mut last = rss_mb().context("no /proc/self/status here")?;
+    println!("settled: rss {last:.1} MiB");
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = rss_mb().context("no /proc/self/status here")?;
+        println!("  at rest? rss {now:.1} MiB");
+        if now > last - 0.5 {
+            return Ok(now.min(last));
+        }
+        last = now;
+    }
+    Ok(last)
+}
+
 /// Runs `bench dedupe` and prints its figures.
 pub async fn run(args: &DedupeBenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.ids > 0, "--ids must be positive");
@@ -164,9 +183,10 @@ pub async fn run(args: &DedupeBenchArgs) -> anyhow::Result<()> {
     println!("idle service: rss {idle:.1} MiB");
 
     let took = ingest_all(&store, args).await?;
+    println!("ingested: rss {:.1} MiB", rss_mb().unwrap_or(0.0));
     store.make_durable().await?;
     let (runs, recent) = store.settle_dedupe()?;
-    let rss = rss_mb().context("no /proc/self/status here")?;
+    let rss = at_rest().await?;
     println!(
         "stored {} ids in {:.1} s ({:.0}/s); {runs} runs on disk, {recent} ids in memory; rss {rss:.1} MiB; store {:.0} MiB on disk",
         args.ids,
@@ -195,8 +215,9 @@ pub async fn run(args: &DedupeBenchArgs) -> anyhow::Result<()> {
     drop(reopened);
     println!("reopen: {open_ms:.0} ms");
     let growth = rss - idle;
+    let peak = super::measure::status_mb("self", "VmHWM:").unwrap_or(0.0);
     println!(
-        "dedupe ids={} rss_mb={rss:.1} rss_idle_mb={idle:.1} bytes_per_id={:.1} lookup_p99_us={:.1}",
+        "dedupe ids={} rss_mb={rss:.1} rss_idle_mb={idle:.1} rss_peak_mb={peak:.1} bytes_per_id={:.1} lookup_p99_us={:.1}",
         args.ids,
         growth * 1024.0 * 1024.0 / args.ids as f64,
         pct(99)
