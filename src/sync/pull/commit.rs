@@ -136,12 +136,16 @@ pub fn commit_records(
     target: Target,
 ) -> Result<Vec<Applied>, StoreError> {
     let pulled_ms = origin.now.timestamp_millis();
-    let applied = store.atomically(|tx| {
+    let (applied, held) = store.atomically(|tx| {
         let mut out = Vec::with_capacity(records.len());
+        let mut held = Vec::new();
         for (record, clear) in records {
-            if target == Target::Ladder && skip_stale(tx, org, record, pulled_ms)? {
-                out.push(Applied::Stale);
-                continue;
+            if target == Target::Ladder {
+                if let Some(written_ms) = skip_stale(tx, org, record, pulled_ms)? {
+                    held.push((*record, written_ms));
+                    out.push(Applied::Stale);
+                    continue;
+                }
             }
             out.push(apply_record(
                 tx, org, rules, object, record, origin, target,
@@ -154,14 +158,13 @@ pub fn commit_records(
                 clear_if_covered(tx, org, object, &id, snapshot, seen)?;
             }
         }
-        Ok(out)
+        Ok((out, held))
     })?;
-    for ((record, _), a) in records.iter().zip(&applied) {
-        if *a == Applied::Stale {
-            let id = record.sf_id();
-            let id = id.as_ref().map_or("", SalesforceId::as_str);
-            tracing::debug!(org = %org, object = object.api_name(), record = id, "record read before sfsync's own write to it; not applied, read again");
-        }
+    for (record, written_ms) in held {
+        let id = record.sf_id();
+        let id = id.as_ref().map_or("", SalesforceId::as_str);
+        let (stamp_ms, object) = (stamp_ms(record), object.api_name());
+        tracing::debug!(org = %org, object, record = id, ?stamp_ms, written_ms, pulled_ms, "record read before sfsync's own write to it; not applied, read again");
     }
     Ok(applied)
 }
@@ -185,19 +188,19 @@ pub fn read_before_own_write(stamp_ms: Option<i64>, pulled_ms: i64, written_ms: 
 /// ([`read_before_own_write`]): nothing of it is applied and its pending entry is left, and the
 /// written stamp is forgotten, so no notification of the record is skipped as sfsync's own
 /// until it is read again. The next read cannot be held back the same way unless sfsync writes
-/// the record again meanwhile. Returns whether it was held back.
-fn skip_stale(tx: &Tx<'_>, org: &OrgId, record: &Record, pulled_ms: i64) -> TxResult<bool> {
+/// the record again meanwhile. Returns the forgotten stamp when it was held back.
+fn skip_stale(tx: &Tx<'_>, org: &OrgId, record: &Record, pulled_ms: i64) -> TxResult<Option<i64>> {
     let Some(id) = record.sf_id() else {
-        return Ok(false);
+        return Ok(None);
     };
     let Some(written_ms) = tx.written_stamp(org, &id)? else {
-        return Ok(false);
+        return Ok(None);
     };
     if !read_before_own_write(stamp_ms(record), pulled_ms, written_ms) {
-        return Ok(false);
+        return Ok(None);
     }
     tx.forget_written_stamp(org, &id)?;
-    Ok(true)
+    Ok(Some(written_ms))
 }
 
 /// A record gone from Salesforce: its id, the survivor when it was merged, the local records
