@@ -105,6 +105,13 @@ impl Tx<'_> {
         self.put_json(self.meta, "meta", keys::written_stamp(org, id), &stamp_ms)
     }
 
+    /// Forgets the `SystemModstamp` read back after sfsync's last write to a record: no
+    /// notification of it is taken for sfsync's own write any more, so the next one is pulled.
+    pub fn forget_written_stamp(&self, org: &OrgId, id: &SalesforceId) -> TxResult<()> {
+        self.meta.remove(keys::written_stamp(org, id))?;
+        Ok(())
+    }
+
     /// Moves an object's sweep cursor.
     pub fn set_sweep_cursor(
         &self,

@@ -79,7 +79,8 @@ pub struct ImportStatus {
     pub created: u64,
     /// Local records matched and updated or linked.
     pub updated: u64,
-    /// Rows whose local copy already held these values.
+    /// Rows whose local copy already held these values, or newer ones: those of sfsync's own
+    /// write to the org after the row was read.
     pub unchanged: u64,
     /// Rows quarantined as conflicts.
     pub quarantined: u64,
@@ -112,7 +113,9 @@ impl ImportStatus {
             Applied::Updated { .. } | Applied::Relinked { .. } | Applied::Unlinked { .. } => {
                 self.updated += 1;
             }
-            Applied::Unchanged { .. } | Applied::Ignored { .. } => self.unchanged += 1,
+            Applied::Unchanged { .. } | Applied::Ignored { .. } | Applied::Stale => {
+                self.unchanged += 1;
+            }
             Applied::Quarantined { .. } => self.quarantined += 1,
         }
     }

@@ -252,6 +252,7 @@ pub const PULL_RESULTS: &[&str] = &[
     "unlinked",
     "relinked",
     "ignored",
+    "stale",
     "failed",
 ];
 /// The objects outbox entries are pushed as.

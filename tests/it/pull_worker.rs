@@ -11,6 +11,7 @@ use sfsync::simulator::{Faults, SeedSpec, Simulator, SimulatorConfig};
 use sfsync::store::{DedupeSource, Delivery, Store};
 use sfsync::sync::orgs::PullContext;
 use sfsync::sync::pull::{self, Origin, Rules, Target};
+use sfsync::telemetry::Gauges;
 use sfsync::worker::Backoff;
 use sfsync::worker::inbox::{InboxSettings, InboxWorker, Outcome};
 use tempfile::TempDir;
@@ -393,4 +394,61 @@ async fn a_local_change_waiting_in_the_outbox_is_not_overwritten_by_a_pull() {
         rules.last().map(String::as_str),
         Some("match:salesforce_id;policy:local_change_pending")
     );
+}
+
+#[tokio::test]
+async fn a_record_read_before_sfsyncs_own_later_write_is_held_back_once_then_read_again() {
+    let rig = rig().await;
+    let id = rig
+        .sim
+        .create("Account", json!({"Name": "Before"}))
+        .expect("create");
+    rig.notify(ObjectType::Account, &id, "create", None);
+    let mut worker = rig.worker();
+    worked(worker.step().await.expect("step"));
+    rig.sim
+        .update(&id, json!({"Name": "After"}))
+        .expect("update");
+    rig.notify(ObjectType::Account, &id, "update", None);
+    // sfsync's own write to the record, stamped after anything a read can return now: as when
+    // its push lands between the pull's read and the apply.
+    let later = Utc::now().timestamp_millis() + 3_600_000;
+    rig.store
+        .atomically(|tx| tx.set_written_stamp(&rig.org, &id, later))
+        .expect("stamp");
+
+    let held = worked(worker.step().await.expect("step"));
+
+    assert_eq!((held.pulled, held.stale, held.applied), (1, 1, 0));
+    let name = |rig: &Rig| {
+        rig.store.companies(&rig.org).expect("companies")[0]
+            .name
+            .clone()
+    };
+    assert_eq!(name(&rig), "Before", "nothing of the early read is applied");
+    assert_eq!(
+        rig.store.pending_count(),
+        1,
+        "the record waits to be read again"
+    );
+    assert_eq!(rig.store.written_stamp(&rig.org, &id).expect("stamp"), None);
+    let metrics = rig.ctx.orgs.telemetry().metrics.render(&Gauges {
+        inbox_pending: 1,
+        orgs: Vec::new(),
+    });
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("sfsync_pull_applied_total{")
+                && l.contains(r#"object="Account""#)
+                && l.contains(r#"result="stale""#)
+                && l.ends_with(" 1")),
+        "{metrics}"
+    );
+
+    let again = worked(worker.step().await.expect("step"));
+
+    assert_eq!((again.pulled, again.stale, again.applied), (1, 0, 1));
+    assert_eq!(name(&rig), "After");
+    assert_eq!(rig.store.pending_count(), 0);
 }

@@ -1,13 +1,18 @@
 //! No echo storms: the Outbound Messages Salesforce sends back for sfsync's own writes cost no
 //! pull, recognised from the fields an admin actually selects (`Id`, `SystemModstamp`,
 //! `LastModifiedById`), while a person's change is pulled, even one made in the same second.
+//! And no lost write when a pull races sfsync's own push: a record read before sfsync wrote it
+//! is not applied over the values sfsync wrote, and is read again.
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
 use sfsync::domain::{ObjectType, PushAs, SalesforceId};
+use sfsync::salesforce::Record;
+use sfsync::store::PendingEntry;
 use sfsync::sync::orgs::PullContext;
-use sfsync::sync::pull::Rules;
+use sfsync::sync::pull::{self, Applied, Origin, Rules, Target};
 use sfsync::worker::inbox::{InboxSettings, InboxWorker, Outcome, StepReport};
 use sfsync::worker::outbox::OutboxWorker;
 
@@ -111,6 +116,7 @@ impl Echoes {
             match self.inbox.step().await.expect("step") {
                 Outcome::Worked(r) => {
                     total.pulled += r.pulled;
+                    total.stale += r.stale;
                     total.echoes += r.echoes;
                     total.api_calls += r.api_calls;
                 }
@@ -202,4 +208,177 @@ async fn the_connections_user_is_kept_across_a_restart() {
     // A new connection on the same store, before any call, as after a restart.
     let again = connecting_client(&e.env.sim, &store);
     assert_eq!(again.user_id(), Some(user));
+}
+
+/// A pull that read a record and is about to apply it: the record as read, when the read began,
+/// and the record's pending entry as the pull took it.
+struct Read {
+    contact: u64,
+    sf: SalesforceId,
+    record: Record,
+    started: DateTime<Utc>,
+    snapshot: PendingEntry,
+}
+
+impl Echoes {
+    /// A contact pushed and its echo skipped; then a person's edit in the org, pending, and a
+    /// pull's read of the record. Outbound Messages are held from the read on, so none reaches
+    /// the service until [`Echoes::release_messages`].
+    async fn read_after_a_persons_edit(&mut self) -> Read {
+        let contact = self.contact(0).await;
+        drain(&mut self.outbox).await;
+        let sf = self.env.sf_id("/contacts", contact, "salesforce_id").await;
+        self.all_delivered().await;
+        self.settle_inbox().await;
+        let person = person(&self.env);
+        self.env
+            .sim
+            .update_as(&person, &sf, json!({"Title": "Chief of Staff"}))
+            .expect("the person's edit");
+        self.all_delivered().await;
+        let store = self.env.app.store();
+        let snapshot = store
+            .pending_record(&self.env.org, ObjectType::Contact, &sf)
+            .expect("read")
+            .expect("the person's edit is pending");
+        self.env.sim.set_outbound_url(None);
+        let started = Utc::now();
+        let client = connecting_client(&self.env.sim, store);
+        let record = client
+            .retrieve_collection(
+                "Contact",
+                std::slice::from_ref(&sf),
+                pull::fields_for(ObjectType::Contact),
+            )
+            .await
+            .expect("retrieve")
+            .remove(0)
+            .expect("the record");
+        Read {
+            contact,
+            sf,
+            record,
+            started,
+            snapshot,
+        }
+    }
+
+    /// A local change to the contact, pushed: the org takes it and sfsync keeps the stamp it
+    /// read back.
+    async fn push_change(&mut self, contact: u64, change: Value) {
+        let (status, body) = self
+            .env
+            .patch(&format!("/contacts/{contact}"), change)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let reports = drain(&mut self.outbox).await;
+        assert_eq!(reports.iter().map(|r| r.delivered).sum::<usize>(), 1);
+    }
+
+    /// Applies what the pull read, as the inbox worker does.
+    fn commit(&self, read: &Read) -> Vec<Applied> {
+        let origin = Origin {
+            event: "notification".into(),
+            now: read.started,
+        };
+        pull::commit_records(
+            self.env.app.store(),
+            &self.env.org,
+            &Rules::default(),
+            ObjectType::Contact,
+            &[(&read.record, Some(&read.snapshot))],
+            &origin,
+            Target::Ladder,
+        )
+        .expect("commit")
+    }
+
+    /// Lets the held Outbound Messages go to the service.
+    fn release_messages(&self) {
+        self.env.sim.set_outbound_url(Some(format!(
+            "{}/webhooks/salesforce/outbound/{}",
+            self.env.app.base,
+            crate::support::env::ENV_KEY
+        )));
+    }
+
+    fn is_pending(&self, sf: &SalesforceId) -> bool {
+        self.env
+            .app
+            .store()
+            .pending_record(&self.env.org, ObjectType::Contact, sf)
+            .expect("read")
+            .is_some()
+    }
+}
+
+#[tokio::test]
+async fn a_record_read_before_sfsyncs_own_write_does_not_put_the_older_values_back() {
+    let mut e = echoes().await;
+    let read = e.read_after_a_persons_edit().await;
+    e.push_change(read.contact, json!({"last_name": "Pushed"}))
+        .await;
+    let store = e.env.app.store().clone();
+    let written = store.written_stamp(&e.env.org, &read.sf).expect("stamp");
+    assert!(written.is_some(), "the push kept the stamp it read back");
+
+    let applied = e.commit(&read);
+
+    assert_eq!(applied, vec![Applied::Stale]);
+    let local = e.env.listed("/contacts", read.contact).await;
+    assert_eq!(local["last_name"], "Pushed", "{local}");
+    assert!(e.is_pending(&read.sf), "the record waits to be read again");
+    assert_eq!(
+        store.written_stamp(&e.env.org, &read.sf).expect("stamp"),
+        None
+    );
+
+    // The echo of the push arrives, and the inbox settles.
+    e.release_messages();
+    e.all_delivered().await;
+    e.settle_inbox().await;
+
+    let local = e.env.listed("/contacts", read.contact).await;
+    assert_eq!(local["last_name"], "Pushed", "{local}");
+    assert_eq!(local["title"], "Chief of Staff", "{local}");
+    assert!(!e.is_pending(&read.sf));
+    assert_eq!(e.env.record(&read.sf)["LastName"], "Pushed");
+}
+
+#[tokio::test]
+async fn an_org_change_between_the_read_and_sfsyncs_own_write_is_read_again_without_a_message() {
+    let mut e = echoes().await;
+    let read = e.read_after_a_persons_edit().await;
+    let person = person(&e.env);
+    e.env
+        .sim
+        .update_as(&person, &read.sf, json!({"Phone": "+1 555 0100"}))
+        .expect("the person's second edit");
+    e.push_change(read.contact, json!({"last_name": "Pushed"}))
+        .await;
+
+    assert_eq!(e.commit(&read), vec![Applied::Stale]);
+    // No message has reached the service since the read: the record is read again because it
+    // stayed pending.
+    let again = e.settle_inbox().await;
+
+    assert_eq!(
+        (again.pulled, again.stale),
+        (1, 0),
+        "one more read, applied: {again:?}"
+    );
+    let local = e.env.listed("/contacts", read.contact).await;
+    assert_eq!(local["phone"], "+1 555 0100", "{local}");
+    assert_eq!(local["last_name"], "Pushed", "{local}");
+    assert_eq!(local["title"], "Chief of Staff", "{local}");
+    assert!(!e.is_pending(&read.sf));
+
+    // The held messages now name the record at the stamp of sfsync's write, as sfsync's own.
+    e.release_messages();
+    e.all_delivered().await;
+    e.settle_inbox().await;
+
+    let local = e.env.listed("/contacts", read.contact).await;
+    assert_eq!(local["phone"], "+1 555 0100", "{local}");
+    assert_eq!(local["last_name"], "Pushed", "{local}");
 }

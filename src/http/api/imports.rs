@@ -101,7 +101,8 @@ pub(crate) struct ImportView {
     created: u64,
     /// Local records matched and updated or linked.
     updated: u64,
-    /// Rows whose local copy already held these values.
+    /// Rows whose local copy already held these values, or newer ones: those of sfsync's own
+    /// write to the org after the row was read.
     unchanged: u64,
     /// Rows quarantined as conflicts.
     quarantined: u64,

@@ -116,7 +116,16 @@ pub type PulledRecord<'a> = (&'a Record, Option<&'a PendingEntry>);
 /// Applies pulled records of `object` in order, in ONE transaction, each clearing its pending
 /// entry as [`commit_record`] does. One transaction per batch, not per record: each sled
 /// transaction writes its own log buffers, and a batch of them costs a few writes instead of
-/// a few per record.
+/// a few per record. `origin.now` is when the records were read.
+///
+/// A record matched by the ladder that was read before sfsync's own latest write to it took
+/// effect ([`read_before_own_write`]) is not applied ([`Applied::Stale`]): its values may be
+/// older than those sfsync wrote, and the notification of that write would be taken for
+/// sfsync's own and skipped, leaving the older values here for good. Its pending entry, if
+/// any, stays and the written stamp is forgotten ([`skip_stale`]), so the next read of the
+/// record (the inbox's next step), which holds sfsync's write and any change made in the org
+/// meanwhile, is applied. Without a pending entry (an import) nothing reads it again at once:
+/// the local copy holds sfsync's newer write, and the record's next notification is pulled.
 pub fn commit_records(
     store: &Store,
     org: &OrgId,
@@ -127,9 +136,17 @@ pub fn commit_records(
     target: Target,
 ) -> Result<Vec<Applied>, StoreError> {
     let pulled_ms = origin.now.timestamp_millis();
-    store.atomically(|tx| {
+    let (applied, held) = store.atomically(|tx| {
         let mut out = Vec::with_capacity(records.len());
+        let mut held = Vec::new();
         for (record, clear) in records {
+            if target == Target::Ladder {
+                if let Some(written_ms) = skip_stale(tx, org, record, pulled_ms)? {
+                    held.push((*record, written_ms));
+                    out.push(Applied::Stale);
+                    continue;
+                }
+            }
             out.push(apply_record(
                 tx, org, rules, object, record, origin, target,
             )?);
@@ -141,8 +158,49 @@ pub fn commit_records(
                 clear_if_covered(tx, org, object, &id, snapshot, seen)?;
             }
         }
-        Ok(out)
+        Ok((out, held))
+    })?;
+    for (record, written_ms) in held {
+        let id = record.sf_id();
+        let id = id.as_ref().map_or("", SalesforceId::as_str);
+        let (stamp_ms, object) = (stamp_ms(record), object.api_name());
+        tracing::debug!(org = %org, object, record = id, ?stamp_ms, written_ms, pulled_ms, "record read before sfsync's own write to it; not applied, read again");
+    }
+    Ok(applied)
+}
+
+/// Whether a record read with `stamp_ms` by a read that began at `pulled_ms` (local clock) may
+/// predate sfsync's own write whose stamp read back was `written_ms`: the write is surely in
+/// the read only when the read's stamp is newer, or the same and the read began after that
+/// second was over ([`Seen::covers`]; stamps have whole seconds, so a write in the same second
+/// may have come after the read). A record without a stamp cannot be told and is not held back.
+pub fn read_before_own_write(stamp_ms: Option<i64>, pulled_ms: i64, written_ms: i64) -> bool {
+    stamp_ms.is_some_and(|stamp_ms| {
+        !Seen {
+            stamp_ms,
+            pulled_ms,
+        }
+        .covers(written_ms)
     })
+}
+
+/// Holds back a pulled record read before sfsync's own latest write to it
+/// ([`read_before_own_write`]): nothing of it is applied and its pending entry is left, and the
+/// written stamp is forgotten, so no notification of the record is skipped as sfsync's own
+/// until it is read again. The next read cannot be held back the same way unless sfsync writes
+/// the record again meanwhile. Returns the forgotten stamp when it was held back.
+fn skip_stale(tx: &Tx<'_>, org: &OrgId, record: &Record, pulled_ms: i64) -> TxResult<Option<i64>> {
+    let Some(id) = record.sf_id() else {
+        return Ok(None);
+    };
+    let Some(written_ms) = tx.written_stamp(org, &id)? else {
+        return Ok(None);
+    };
+    if !read_before_own_write(stamp_ms(record), pulled_ms, written_ms) {
+        return Ok(None);
+    }
+    tx.forget_written_stamp(org, &id)?;
+    Ok(Some(written_ms))
 }
 
 /// A record gone from Salesforce: its id, the survivor when it was merged, the local records
@@ -258,4 +316,36 @@ pub fn skip_covered(
 /// The stored [`Seen`] bookmark of a record.
 pub fn seen(store: &Store, org: &OrgId, id: &SalesforceId) -> Result<Option<Seen>, StoreError> {
     store.seen(org, id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SAME_SECOND_MARGIN_MS;
+
+    const WRITTEN: i64 = 10_000;
+
+    #[test]
+    fn a_read_stamped_before_sfsyncs_write_predates_it_and_a_later_one_does_not() {
+        assert!(read_before_own_write(Some(9_000), 20_000, WRITTEN));
+        assert!(!read_before_own_write(Some(11_000), 10_500, WRITTEN));
+    }
+
+    #[test]
+    fn a_read_in_the_second_of_sfsyncs_write_predates_it_until_that_second_is_over() {
+        assert!(
+            read_before_own_write(Some(WRITTEN), 10_400, WRITTEN),
+            "the write may have come later in the same second"
+        );
+        assert!(!read_before_own_write(
+            Some(WRITTEN),
+            WRITTEN + SAME_SECOND_MARGIN_MS,
+            WRITTEN
+        ));
+    }
+
+    #[test]
+    fn a_record_without_a_stamp_is_not_held_back() {
+        assert!(!read_before_own_write(None, 0, WRITTEN));
+    }
 }

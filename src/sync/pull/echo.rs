@@ -3,7 +3,9 @@
 //! connection's own user as `LastModifiedById`, at exactly that stamp, reports that write and
 //! nothing else, so it needs no pull. Anything else is pulled: another stamp, no stamp, another
 //! user (a person's change in the same second carries the same stamp but their id), or a
-//! notification that does not say who.
+//! notification that does not say who. The stamp is forgotten when a pull read before that
+//! write is held back (see [`super::commit_records`]), so the record's next notification is
+//! pulled whoever it names.
 
 use crate::domain::{ChangeType, ObjectType, OrgId, SalesforceId};
 use crate::store::{PendingEntry, Store, StoreError};

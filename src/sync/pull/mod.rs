@@ -20,7 +20,9 @@
 //! Conflict policy ([`ConflictPolicy`]): `salesforce_wins` overwrites the synced fields on every
 //! pull; `ours_wins` links the Salesforce id and only fills fields that are empty locally. A
 //! local record with a live outbox entry (a change Salesforce has not seen yet) is treated as
-//! `ours_wins` whatever the policy, so an unsent local change is never overwritten.
+//! `ours_wins` whatever the policy, so an unsent local change is never overwritten. A record
+//! read before sfsync's own latest write to it took effect is not applied at all: it stays
+//! pending and is read again ([`commit_records`]).
 //!
 //! Links: a Contact's Company comes from `AccountId` (a Contact without one keeps its local
 //! Company); a Lead's from a unique Company with its website's or email's domain, or its
@@ -42,7 +44,7 @@ mod policy;
 pub use crate::store::{SAME_SECOND_MARGIN_MS, Seen};
 pub use commit::{
     Covered, GoneRecord, PulledRecord, apply_record, clear_covered, clear_if_covered, commit_gone,
-    commit_gone_records, commit_record, commit_records, seen, skip_covered,
+    commit_gone_records, commit_record, commit_records, read_before_own_write, seen, skip_covered,
 };
 pub use conflicts::{Conflict, ConflictView, close_conflict};
 pub use echo::{is_own_write, skip_own_write};

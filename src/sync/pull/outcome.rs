@@ -97,6 +97,10 @@ pub enum Applied {
         /// Why.
         reason: String,
     },
+    /// Read before sfsync's own later write to the record took effect: its values may be older
+    /// than those sfsync wrote, so it was not applied; a pending entry for it stays, so the
+    /// record is read again.
+    Stale,
 }
 
 impl Applied {
@@ -110,6 +114,7 @@ impl Applied {
             Self::Unlinked { .. } => "unlinked",
             Self::Relinked { .. } => "relinked",
             Self::Ignored { .. } => "ignored",
+            Self::Stale => "stale",
         }
     }
 }

@@ -87,6 +87,9 @@ pub struct StepReport {
     pub echoes: u64,
     /// Records quarantined as conflicts.
     pub quarantined: u64,
+    /// Records read before sfsync's own later write to them took effect: not applied, left
+    /// pending to be read again in the next step.
+    pub stale: u64,
     /// Records gone from Salesforce (deleted or merged).
     pub gone: u64,
     /// Records left pending after a failed call (backing off).
@@ -104,6 +107,7 @@ impl StepReport {
             | Applied::Unlinked { .. } => self.applied += 1,
             Applied::Unchanged { .. } | Applied::Ignored { .. } => self.unchanged += 1,
             Applied::Quarantined { .. } => self.quarantined += 1,
+            Applied::Stale => self.stale += 1,
         }
     }
 
@@ -114,6 +118,7 @@ impl StepReport {
         self.skipped += r.skipped;
         self.echoes += r.echoes;
         self.quarantined += r.quarantined;
+        self.stale += r.stale;
         self.gone += r.gone;
         self.failed += r.failed;
         self.api_calls += r.api_calls;
@@ -268,10 +273,14 @@ impl InboxWorker {
         Some(allowed.saturating_sub(usage.used))
     }
 
-    /// Counts an applied record, and how long after its `SystemModstamp` it was written.
+    /// Counts an applied record, and how long after its `SystemModstamp` it was written (a
+    /// record held back as stale was not written).
     pub(super) fn observe(&self, object: ObjectType, applied: &Applied, stamp: Option<&str>) {
         let metrics = &self.ctx.orgs.telemetry().metrics;
         metrics.pull_applied(object.api_name(), applied.label());
+        if *applied == Applied::Stale {
+            return;
+        }
         if let Some(stamp) = stamp.and_then(crate::sync::pull::parse_datetime) {
             metrics.pull_freshness(chrono::Utc::now() - stamp);
         }
