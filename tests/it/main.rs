@@ -41,6 +41,7 @@ mod push_match;
 mod push_opportunities;
 mod push_rules;
 mod salesforce_client;
+mod salesforce_composite;
 mod setup_check;
 mod setup_pause;
 mod simulator;
