@@ -68,7 +68,7 @@ fn check_at_most(count: usize, max: usize) -> Result<(), SalesforceError> {
 }
 
 /// Records with `attributes.type` set, as collections require.
-fn typed(sobject: &str, records: &[Record]) -> Vec<Record> {
+pub(super) fn typed(sobject: &str, records: &[Record]) -> Vec<Record> {
     records
         .iter()
         .map(|r| {

@@ -2,8 +2,8 @@
 //!
 //! - [`oauth`]: the web server flow with PKCE, code exchange, refresh, signature check.
 //! - [`Client`]: one org's connection; single-flight refresh on 401, connection state, API
-//!   budget, and the REST operations ([`rest`]), queries as streams ([`query`]) and sObject
-//!   Collections ([`composite`]).
+//!   budget, and the REST operations ([`rest`]), queries as streams ([`query`]), sObject
+//!   Collections ([`composite`]) and several of those in one call ([`composite_call`]).
 //! - [`error`]: [`SalesforceError`] and the one classification ([`ErrorClass`]) every caller uses.
 //! - [`soql`]: every query's text, with the one quoting function for string literals.
 //! - [`limits`]: `Sforce-Limit-Info` parsing.
@@ -15,6 +15,7 @@
 
 mod client;
 pub mod composite;
+pub mod composite_call;
 pub mod describe;
 pub mod error;
 pub mod limits;
@@ -27,6 +28,7 @@ pub mod vault;
 
 pub use client::{CALL_OPTIONS, Client, ConnectionState};
 pub use composite::{MAX_COLLECTION, MAX_RETRIEVE, RecordResult};
+pub use composite_call::{MAX_COLLECTIONS_OR_QUERIES, MAX_SUBREQUESTS, SubResult, Subrequest};
 pub use describe::{ApiVersion, FieldDescribe, ObjectDescribe, UserInfo};
 pub use error::{ApiErrorItem, DuplicateResult, ErrorClass, SalesforceError, TransportKind};
 pub use limits::ApiUsage;

@@ -80,6 +80,19 @@ impl Client {
         })
     }
 
+    /// Every record of a query from its first `page` on, fetching the further pages (one call
+    /// each) its `nextRecordsUrl` leads to.
+    pub async fn rest_of(&self, page: QueryPage) -> Result<Vec<Record>, SalesforceError> {
+        let mut records = page.records;
+        let mut next = page.next_records_url.filter(|_| !page.done);
+        while let Some(url) = next {
+            let page = self.fetch_page(Cursor::Next(url)).await?;
+            records.extend(page.records);
+            next = page.next_records_url.filter(|_| !page.done);
+        }
+        Ok(records)
+    }
+
     async fn fetch_page(&self, cursor: Cursor) -> Result<QueryPage, SalesforceError> {
         let reply = match cursor {
             Cursor::First { soql, all } => {

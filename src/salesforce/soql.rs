@@ -199,6 +199,11 @@ impl Soql {
         self
     }
 
+    /// Whether this query's text, URL-encoded, is within [`MAX_QUERY_BYTES`].
+    pub fn fits_a_request(&self) -> bool {
+        encoded_len(&self.to_string()) <= MAX_QUERY_BYTES
+    }
+
     /// This query once for each group of `alternatives`, each with `(a OR b OR …)` of its group
     /// added: as few queries as keep each one's text within [`MAX_QUERY_BYTES`] URL-encoded
     /// (one, unless the alternatives are many and long). No alternatives: no query.

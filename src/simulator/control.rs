@@ -213,6 +213,7 @@ async fn api_calls(State(shared): Shr) -> Response {
     let limit = st.limit(&shared.config);
     Json(json!({
         "total": st.calls.total, "by_endpoint": st.calls.by_endpoint,
+        "by_subrequest": st.calls.by_subrequest,
         "token_requests": st.calls.token_requests, "used": st.used, "limit": limit,
     }))
     .into_response()

@@ -269,6 +269,15 @@ impl SimError {
         )
     }
 
+    /// 400 `PROCESSING_HALTED`: a composite subrequest whose reference `expr` names no value of
+    /// the earlier subrequest `reference` (missing, or that subrequest failed) is not run.
+    pub fn processing_halted(expr: &str, reference: &str) -> Self {
+        let message = format!(
+            "Invalid reference specified. No value for {expr} found in {reference}. Provided referenceId ('{reference}') must start with a letter or a number, and it can contain only letters, numbers and underscores ('_')."
+        );
+        Self::new(400, "PROCESSING_HALTED", message, None)
+    }
+
     /// The HTTP status code.
     pub fn status_code(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST)

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::composite::Wrote;
 use super::error::{MAX_URI_BYTES, SimError};
 use super::listener::ConnKill;
 use super::state::{Shared, Writer};
@@ -46,6 +47,17 @@ impl Caller {
 
 /// The endpoint name of a collections retrieve by `POST` (a read).
 const RETRIEVE_BY_POST: &str = "POST /composite/sobjects/{object}";
+
+/// The endpoint name of the Composite resource: a write when one of its subrequests writes.
+const COMPOSITE: &str = "POST /composite";
+
+/// Marks a subrequest of a composite call: it acts as the composite's caller and is neither
+/// metered nor slowed; a write among them may meet a row lock, as a write call may.
+#[derive(Debug, Clone)]
+pub(crate) struct Inner {
+    pub(crate) caller: Caller,
+    pub(crate) write: bool,
+}
 
 /// A write handler's writer: the [`Caller`] the guard authenticated, with the duplicate-rule
 /// header of the request. A request the guard did not pass has no caller: 401.
@@ -124,6 +136,36 @@ fn decide(shared: &Shared, token: Option<&str>, endpoint: String, is_write: bool
     }
 }
 
+/// Runs a composite call's subrequest as its caller, counted per endpoint as a subrequest.
+async fn subrequest(shared: &Shared, inner: Inner, mut request: Request, next: Next) -> Response {
+    let endpoint = endpoint_name(request.method(), request.extensions().get::<MatchedPath>());
+    let locked = {
+        let mut st = shared.lock();
+        *st.calls.by_subrequest.entry(endpoint).or_default() += 1;
+        let rate = st.faults.lock_row_rate;
+        inner.write && st.roll(rate)
+    };
+    if locked {
+        return SimError::unable_to_lock_row().into_response();
+    }
+    request.extensions_mut().insert(inner.caller);
+    next.run(request).await
+}
+
+/// Whether a write's connection is closed after its commit (for a composite call: one that
+/// wrote something).
+fn drops_after(shared: &Shared, decided: bool, composite: bool, response: &Response) -> bool {
+    if !response.status().is_success() {
+        return false;
+    }
+    if composite && response.extensions().get::<Wrote>().is_some() {
+        let mut st = shared.lock();
+        let rate = st.faults.drop_after_commit_rate;
+        return st.roll(rate);
+    }
+    decided
+}
+
 /// Authenticates, meters and counts every data call, injects faults and adds
 /// `Sforce-Limit-Info` to the answer.
 pub(crate) async fn guard(
@@ -131,6 +173,9 @@ pub(crate) async fn guard(
     mut request: Request,
     next: Next,
 ) -> Response {
+    if let Some(inner) = request.extensions_mut().remove::<Inner>() {
+        return subrequest(&shared, inner, request, next).await;
+    }
     let latency = shared.lock().faults.latency_ms;
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
@@ -148,8 +193,10 @@ pub(crate) async fn guard(
         return SimError::uri_too_long(uri_len).into_response();
     }
     let endpoint = endpoint_name(request.method(), request.extensions().get::<MatchedPath>());
-    // A collections retrieve is a read, whichever method carries its ids.
-    let is_write = request.method() != Method::GET && endpoint != RETRIEVE_BY_POST;
+    // A collections retrieve is a read, whichever method carries its ids; a composite call is
+    // judged by what its subrequests did.
+    let composite = endpoint == COMPOSITE;
+    let is_write = request.method() != Method::GET && endpoint != RETRIEVE_BY_POST && !composite;
     let token = bearer(request.headers());
     let mut response = match decide(&shared, token.as_deref(), endpoint, is_write) {
         Verdict::Refuse(e) => e.into_response(),
@@ -162,7 +209,7 @@ pub(crate) async fn guard(
         Verdict::Proceed { caller, drop_after } => {
             request.extensions_mut().insert(caller);
             let response = next.run(request).await;
-            if drop_after && response.status().is_success() {
+            if drops_after(&shared, drop_after, composite, &response) {
                 if let Some(k) = &kill {
                     k.kill();
                 }

@@ -33,7 +33,7 @@
 //!
 //! The simulator uses nothing of sfsync but `crate::domain`'s ids. Its files, by concern:
 //! `router` (routes), `guard` (authentication, metering, faults), `oauth` (login page, tokens,
-//! UserInfo), `records`, `query`, `collections`, `meta` (versions, describe, limits, list views);
+//! UserInfo), `records`, `query`, `collections`, `composite`, `meta` (versions, describe, limits, list views);
 //! the org itself in `state`, `org`, `save`, `merge`, `schema`, `standard`, `custom`, `stages`,
 //! `rules`, `users`, `auth`, `listviews`, `describe`, `soql`, `soql_eval`; Outbound Messages in
 //! `outbound_state` and `outbound`; the control surface in `control`, `control_setup`, `setup`
@@ -41,6 +41,7 @@
 
 mod auth;
 mod collections;
+mod composite;
 mod config;
 mod control;
 mod control_setup;

@@ -87,9 +87,16 @@ pub(crate) fn field_list(
     Ok(Some(out))
 }
 
-fn created(id: &SalesforceId) -> Response {
+/// 201 with the new record's id, and its address in `Location`.
+fn created(shared: &Shared, object: &str, id: &SalesforceId) -> Response {
     let body = json!({"id": id.as_str(), "success": true, "errors": []});
-    (StatusCode::CREATED, Json(body)).into_response()
+    let location = format!("{}/sobjects/{object}/{}", shared.data_path(), id.as_str());
+    (
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(body),
+    )
+        .into_response()
 }
 
 /// `POST /sobjects/{Type}`.
@@ -101,7 +108,7 @@ pub(crate) async fn create(
 ) -> Result<Response, SimError> {
     let body = json_object(&body)?;
     let id = shared.create(&object, &body, &who, shared.config.outbound_on_api_writes)?;
-    Ok(created(&id))
+    Ok(created(&shared, &object, &id))
 }
 
 /// `POST /sobjects/{Type}/Id`: a create through the `Id` "external id" (v37.0+).

@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 
 use super::guard::guard;
 use super::state::Shared;
-use super::{collections, control, control_setup, meta, oauth, query, records};
+use super::{collections, composite, control, control_setup, meta, oauth, query, records};
 
 /// The data API under `/services/data/{version}`, every route behind the guard.
 fn data(shared: &Arc<Shared>) -> Router<Arc<Shared>> {
@@ -54,6 +54,7 @@ fn data(shared: &Arc<Shared>) -> Router<Arc<Shared>> {
             "/sobjects/{object}/{field}/{value}",
             get(records::read_by_external_id).patch(records::upsert),
         )
+        .route("/composite", post(composite::composite))
         .route(
             "/composite/sobjects",
             post(collections::write)
@@ -69,6 +70,13 @@ fn data(shared: &Arc<Shared>) -> Router<Arc<Shared>> {
             axum::routing::patch(collections::upsert),
         )
         .route_layer(middleware::from_fn_with_state(shared.clone(), guard))
+}
+
+/// The data API alone, for the subrequests of a composite call.
+pub(crate) fn data_api(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .nest("/services/data/{version}", data(&shared))
+        .with_state(shared)
 }
 
 /// The router of the whole simulator.

@@ -55,6 +55,10 @@ pub struct ApiCalls {
     pub total: u64,
     /// Calls per endpoint, keyed like `GET /sobjects/{type}/{id}`.
     pub by_endpoint: BTreeMap<String, u64>,
+    /// Subrequests of composite calls per endpoint, keyed the same way (they are not calls:
+    /// the composite call is counted once, under `POST /composite`).
+    #[serde(default)]
+    pub by_subrequest: BTreeMap<String, u64>,
     /// Requests to `/services/oauth2/token` (not API calls: they count against no limit).
     #[serde(default)]
     pub token_requests: u64,

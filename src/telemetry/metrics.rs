@@ -568,7 +568,7 @@ pub fn call_kind(path: &str) -> &'static str {
     let path = path.split('?').next().unwrap_or_default();
     if path.contains("/query") {
         "query"
-    } else if path.contains("/composite/") {
+    } else if path.contains("/composite/") || path.ends_with("/composite") {
         "composite"
     } else if path.ends_with("/describe") || path.ends_with("/describe/") {
         "describe"
@@ -608,6 +608,7 @@ mod tests {
             call_kind("/services/data/v62.0/composite/sobjects/Contact"),
             "composite"
         );
+        assert_eq!(call_kind("/services/data/v62.0/composite"), "composite");
         assert_eq!(
             call_kind("/services/data/v62.0/sobjects/Contact/describe"),
             "describe"

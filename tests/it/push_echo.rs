@@ -4,13 +4,16 @@
 //! And no lost write when a pull races sfsync's own push: a record read before sfsync wrote it
 //! is not applied over the values sfsync wrote, and is read again.
 
+use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use sfsync::domain::{ObjectType, PushAs, SalesforceId};
+use sfsync::domain::{
+    Activity, ActivityKind, Company, Contact, ObjectType, PushAs, SalesforceId, SalesforceKind,
+};
 use sfsync::salesforce::Record;
-use sfsync::store::PendingEntry;
+use sfsync::store::{LocalRef, PendingEntry, RecordKind, TxAbort};
 use sfsync::sync::orgs::PullContext;
 use sfsync::sync::pull::{self, Applied, Origin, Rules, Target};
 use sfsync::worker::inbox::{InboxSettings, InboxWorker, Outcome, StepReport};
@@ -129,7 +132,7 @@ impl Echoes {
 }
 
 #[tokio::test]
-async fn five_contacts_pushed_cost_three_calls_and_their_outbound_messages_no_pull() {
+async fn five_contacts_pushed_cost_two_calls_and_their_outbound_messages_no_pull() {
     let mut e = echoes().await;
     for n in 0..5 {
         e.contact(n).await;
@@ -145,11 +148,115 @@ async fn five_contacts_pushed_cost_three_calls_and_their_outbound_messages_no_pu
     assert_eq!((inbox.echoes, inbox.pulled, inbox.api_calls), (5, 0, 0));
     assert_eq!(
         e.env.sim.api_calls().total - calls,
-        3,
-        "look-up, create and stamp read-back; no pull"
+        2,
+        "the look-up, then the create with its stamp read-back in one composite call; no pull"
     );
     let status = e.env.app.status().await;
     assert_eq!(status["inbox"]["echoes_total"], 5, "{status}");
+}
+
+/// Writes, as the local API would (each record with its outbox entry), `people` new contacts
+/// with their emails and `emails` emails sent to a contact the org already has.
+fn bulk_changes(e: &Echoes, people: usize, emails: usize) {
+    let org = e.env.org.clone();
+    let account = e
+        .env
+        .sim
+        .create("Account", json!({"Name": "Bulk"}))
+        .expect("account");
+    let known = e
+        .env
+        .sim
+        .create(
+            "Contact",
+            json!({"LastName": "Known", "AccountId": account}),
+        )
+        .expect("contact");
+    let now = Utc::now();
+    e.env
+        .app
+        .store()
+        .transact(|tx| -> Result<(), TxAbort<Infallible>> {
+            let company = tx.next_id()?;
+            tx.put_company(&Company {
+                salesforce_id: Some(account.clone()),
+                ..Company::named(company, org.clone(), "Bulk".into(), now)
+            })?;
+            let person = |id, n: usize, sf: Option<SalesforceId>| Contact {
+                id,
+                org_id: org.clone(),
+                company_id: Some(company),
+                first_name: None,
+                last_name: format!("Bulk {n}"),
+                email: sf.is_none().then(|| format!("bulk{n}@bulk.example")),
+                title: None,
+                phone: None,
+                salesforce_kind: sf.as_ref().map(|_| SalesforceKind::Contact),
+                salesforce_id: sf,
+                updated_at: now,
+            };
+            let known_id = tx.next_id()?;
+            tx.put_contact(&person(known_id, 0, Some(known.clone())))?;
+            for n in 1..=people {
+                let id = tx.next_id()?;
+                tx.put_contact(&person(id, n, None))?;
+                let target = LocalRef {
+                    kind: RecordKind::Contact,
+                    id,
+                };
+                tx.enqueue_push(&org, target, None, None, now)?;
+            }
+            for n in 0..emails {
+                let id = tx.next_id()?;
+                tx.put_activity(&Activity {
+                    id,
+                    org_id: org.clone(),
+                    kind: ActivityKind::EmailSent,
+                    contact_id: Some(known_id),
+                    company_id: Some(company),
+                    subject: format!("Email {n}"),
+                    description: None,
+                    occurred_at: now,
+                    starts_at: None,
+                    ends_at: None,
+                    salesforce_id: None,
+                })?;
+                let target = LocalRef {
+                    kind: RecordKind::Activity,
+                    id,
+                };
+                tx.enqueue_push(&org, target, None, None, now)?;
+            }
+            Ok(())
+        })
+        .expect("local changes");
+}
+
+#[tokio::test]
+async fn four_hundred_fifty_contacts_and_three_hundred_emails_are_pushed_in_three_calls() {
+    let mut e = echoes().await;
+    bulk_changes(&e, 450, 300);
+    // The org's message about the contact it already had is pulled before the count starts.
+    e.all_delivered().await;
+    e.settle_inbox().await;
+    let calls = e.env.sim.api_calls().total;
+
+    let reports = drain(&mut e.outbox).await;
+    e.all_delivered().await;
+    let inbox = e.settle_inbox().await;
+
+    assert_eq!(reports.iter().map(|r| r.delivered).sum::<usize>(), 750);
+    assert_eq!(
+        e.env.sim.api_calls().total - calls,
+        3,
+        "the look-up (two queries in one composite call), then five collections writes of \
+         up to 200 records and the stamp queries of the three Contact writes in two composite \
+         calls: {:?}",
+        e.env.sim.api_calls()
+    );
+    assert_eq!((inbox.echoes, inbox.pulled), (450, 0));
+    assert_eq!(e.env.live("Contact").len(), 451);
+    assert_eq!(e.env.live("Task").len(), 300);
 }
 
 #[tokio::test]

@@ -64,9 +64,10 @@ impl TokenStore for MemoryStore {
     }
 }
 
-struct Harness {
-    sim: Simulator,
-    client: Client,
+/// A simulated org and a connected client of it.
+pub(crate) struct Harness {
+    pub(crate) sim: Simulator,
+    pub(crate) client: Client,
     settings: OAuthSettings,
     vault: Arc<TokenVault>,
     store: Arc<MemoryStore>,
@@ -101,7 +102,7 @@ fn settings_for(sim: &Simulator) -> OAuthSettings {
 
 /// A simulator and a client holding the simulator's refresh token (sealed in the store) and a
 /// live access token.
-async fn harness() -> Harness {
+pub(crate) async fn harness() -> Harness {
     let sim = start_sim().await;
     let settings = settings_for(&sim);
     let vault = vault();
@@ -132,7 +133,7 @@ async fn harness() -> Harness {
     }
 }
 
-fn record(v: Value) -> Record {
+pub(crate) fn record(v: Value) -> Record {
     match v {
         Value::Object(m) => m,
         other => panic!("not an object: {other}"),

@@ -71,7 +71,10 @@ pub async fn run(args: &PushBenchArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let drained = settle(&sim, &service.store, &org, args.records).await?;
     let calls = sim.api_calls();
-    eprintln!("calls by endpoint: {:?}", calls.by_endpoint);
+    eprintln!(
+        "calls by endpoint: {:?}; their subrequests: {:?}",
+        calls.by_endpoint, calls.by_subrequest
+    );
     let calls = calls.total - calls_before;
     service.stop().await?;
     sim.shutdown();

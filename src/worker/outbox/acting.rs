@@ -3,7 +3,9 @@
 //! owner and last modifier; a write for anyone else, or for a user whose connection needs
 //! re-authorization, goes out with the org's integration connection. A call their connection
 //! could not authenticate wrote nothing, so sending it again with the org's connection cannot
-//! make a second record. Reads (look-ups, stamps, survivors) always use the org's connection.
+//! make a second record. The query of the stamps a write made goes out in the same call, so with
+//! the same connection; every other read (look-ups, survivors, a stamps read the call could not
+//! carry or that failed) uses the org's connection.
 
 use std::future::Future;
 

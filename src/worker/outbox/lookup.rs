@@ -1,11 +1,10 @@
-//! Look before create: the records a create may find already in the org, one query per batch
-//! (split only when the query would outgrow a request): the record an unanswered earlier attempt
+//! Look before create: the records the creates of one object may find already in the org, one
+//! query for all of a step's creates of that object (split only when the query would outgrow a
+//! request, and then up to five queries in one composite call): the record an unanswered earlier attempt
 //! made (by its marker), a person both sides have (by email, and for Contacts the Account), and
 //! for a company the Account it already is (by domain, then normalized name).
 
 use std::collections::{HashMap, HashSet};
-
-use futures::TryStreamExt as _;
 
 use super::OutboxWorker;
 use super::prepare::{Item, marker_kind};
@@ -27,25 +26,40 @@ pub(super) enum LookupError {
     Store(#[from] StoreError),
 }
 
+/// Values one `IN` list of a look-up holds, so that the alternatives of a large batch can be
+/// spread over several queries that each fit a request.
+const IN_PIECE: usize = 100;
+
+/// `field IN (…)` over `values`, as alternatives of at most [`IN_PIECE`] values each.
+fn in_pieces(field: &str, values: &[String]) -> Vec<Condition> {
+    values
+        .chunks(IN_PIECE)
+        .map(|piece| Condition::is_in(field, piece))
+        .collect()
+}
+
 impl OutboxWorker {
-    /// Runs `query` once per group of `alternatives` that fits a request and returns every row
-    /// once.
+    /// Runs `query` once per group of `alternatives` that fits a request (several queries go
+    /// out together in one composite call) and returns every row once.
     async fn rows(
         &self,
         query: Soql,
         alternatives: Vec<Condition>,
     ) -> Result<Vec<Record>, SalesforceError> {
-        let mut rows: Vec<Record> = Vec::new();
+        let queries: Vec<String> = query
+            .any_of(alternatives)
+            .iter()
+            .map(Soql::to_string)
+            .collect();
         let mut seen: HashSet<SalesforceId> = HashSet::new();
-        for soql in query.any_of(alternatives) {
-            let found: Vec<Record> = self.client.query(&soql.to_string()).try_collect().await?;
-            rows.extend(
-                found
-                    .into_iter()
-                    .filter(|r| r.sf_id().is_none_or(|id| seen.insert(id))),
-            );
-        }
-        Ok(rows)
+        Ok(self
+            .client
+            .query_each(&queries)
+            .await?
+            .into_iter()
+            .flatten()
+            .filter(|r| r.sf_id().is_none_or(|id| seen.insert(id)))
+            .collect())
     }
 
     /// The marker of an item's record, when its create may have gone out before.
@@ -59,25 +73,20 @@ impl OutboxWorker {
     pub(super) async fn find_existing(
         &self,
         sobject: &str,
-        chunk: &[Item],
+        items: &[Item],
         check: &[usize],
     ) -> Result<Vec<(usize, Verdict)>, LookupError> {
         let marker_field = self.marker_field(sobject);
         let markers: Vec<String> = check
             .iter()
-            .filter_map(|&i| Self::retried_marker(&chunk[i]))
+            .filter_map(|&i| Self::retried_marker(&items[i]))
             .collect();
         let emails: Vec<String> = check
             .iter()
-            .filter_map(|&i| chunk[i].payload.match_email.clone())
+            .filter_map(|&i| items[i].payload.match_email.clone())
             .collect();
-        let mut alternatives = Vec::new();
-        if !markers.is_empty() {
-            alternatives.push(Condition::is_in(marker_field, &markers));
-        }
-        if !emails.is_empty() {
-            alternatives.push(Condition::is_in("Email", &emails));
-        }
+        let mut alternatives = in_pieces(marker_field, &markers);
+        alternatives.extend(in_pieces("Email", &emails));
         let mut fields = vec!["Id", "SystemModstamp", marker_field];
         match sobject {
             "Contact" => fields.extend(["Email", "AccountId"]),
@@ -101,7 +110,7 @@ impl OutboxWorker {
         }
         let mut out = Vec::new();
         for &i in check {
-            let item = &chunk[i];
+            let item = &items[i];
             let hit = Self::retried_marker(item)
                 .and_then(|m| by_marker.get(m.as_str()).copied())
                 .map(|r| (r, "push:found-earlier-create"))
@@ -128,26 +137,24 @@ impl OutboxWorker {
         Ok(out)
     }
 
-    /// Looks for the Accounts a chunk of new companies may already be: an earlier attempt's (by
+    /// Looks for the Accounts a batch of new companies may already be: an earlier attempt's (by
     /// marker), else one with the company's domain, else one with its normalized name. An
     /// Account linked to another local record, carrying another record's marker, or matched by
-    /// an earlier company of the chunk is not a candidate. Several candidates on a rung hold the
+    /// an earlier company of the batch is not a candidate. Several candidates on a rung hold the
     /// company for a person ([`Verdict::Ambiguous`]).
     pub(super) async fn find_accounts(
         &self,
-        chunk: &[Item],
+        items: &[Item],
     ) -> Result<Vec<(usize, Verdict)>, LookupError> {
         let marker_field = self.marker_field("Account");
-        let markers: Vec<String> = chunk.iter().filter_map(Self::retried_marker).collect();
-        let keys: Vec<&matching::CompanyKeys> = chunk
+        let markers: Vec<String> = items.iter().filter_map(Self::retried_marker).collect();
+        let keys: Vec<&matching::CompanyKeys> = items
             .iter()
             .filter(|i| !i.create_new)
             .filter_map(|i| i.payload.match_company.as_ref())
             .collect();
-        let mut alternatives = matching::account_lookup(&keys);
-        if !markers.is_empty() {
-            alternatives.insert(0, Condition::is_in(marker_field, &markers));
-        }
+        let mut alternatives = in_pieces(marker_field, &markers);
+        alternatives.extend(matching::account_lookup(&keys));
         let mut fields: Vec<&str> = matching::account_fields().to_vec();
         fields.push(marker_field);
         let query = Soql::select(&fields, "Account").order_by(&["Id"]);
@@ -155,7 +162,7 @@ impl OutboxWorker {
         let linked = self.linked_elsewhere(&rows)?;
         let mut claimed: HashSet<SalesforceId> = HashSet::new();
         let mut out = Vec::new();
-        for (i, item) in chunk.iter().enumerate() {
+        for (i, item) in items.iter().enumerate() {
             let mine = push::marker(marker_kind(item.target.kind), item.target.id);
             if let Some(r) = rows
                 .iter()

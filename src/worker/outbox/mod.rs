@@ -2,13 +2,16 @@
 //!
 //! [`OutboxWorker::step`] takes the due entries of its org, reads each record's current state,
 //! builds its write ([`crate::sync::push`]), groups the writes by object and operation and sends
-//! them through sObject Collections (up to 200 a call, `allOrNone=false`). Each record's result is
-//! written back in one store transaction, as typed changes ([`OutboxChange`]): the Salesforce id
-//! on the local record, the entry removed (or kept when the record changed while in flight), the
-//! written `SystemModstamp` kept so the inbox can skip the echo of sfsync's own write.
+//! them as sObject Collections writes of up to 200 records (`allOrNone=false`), several of them
+//! in one Composite call, each followed in the same call by a query of the `SystemModstamp` it
+//! wrote (`call`). Each call's results are written back in one store transaction, as typed
+//! changes ([`OutboxChange`]): the Salesforce id on the local record, the entry removed (or kept
+//! when the record changed while in flight), the written `SystemModstamp` kept so the inbox can
+//! skip the echo of sfsync's own write.
 //!
-//! A step reads as: select the due entries, prepare each one's write (`prepare`), send them in
-//! chunks (`send`), write back what became of each.
+//! A step reads as: select the due entries, prepare each one's write (`prepare`), look up what
+//! the org already holds of the creates (`lookup`, `send`), send the rest in calls (`call`),
+//! write back what became of each (`settle`).
 //!
 //! Exactly once in effect: every create carries a marker (`sfsync:{kind}:{id}`) in the configured
 //! field. Before a create is sent, its entry is marked `maybe_sent` and made durable; a create
@@ -23,6 +26,7 @@
 //! converted record are re-pointed to the survivor and sent again.
 
 mod acting;
+mod call;
 mod lookup;
 mod prepare;
 mod send;
@@ -267,9 +271,10 @@ impl OutboxWorker {
         .await
     }
 
-    /// Skips what needs nothing sent, then sends the rest grouped by object and operation,
-    /// parents first, up to 200 a call, writing back each chunk's results before the next. A
-    /// chunk that meets the API budget or a refused connection pauses the org.
+    /// Skips what needs nothing sent, then groups the rest by object and operation (parents
+    /// first), looks up what each group of creates may find in the org, and sends the rest in
+    /// batches of up to 200, several batches to a call, writing back each call's results
+    /// before the next. A call that meets the API budget or a refused connection pauses the org.
     async fn send_all(
         &mut self,
         preps: Vec<Prep>,
@@ -301,36 +306,93 @@ impl OutboxWorker {
         if !skips.is_empty() {
             self.write_back(&skips, now, report)?;
         }
+        let mut batches = Vec::new();
         for ((_, create, _), items) in groups {
-            for chunk in items.chunks(MAX_COLLECTION) {
-                let verdicts = if let Some(v) = self.setup_pause(&chunk[0].payload.sobject) {
-                    chunk.iter().map(|i| (i.clone(), v.clone())).collect()
-                } else if create {
-                    self.create_chunk(chunk, now).await?
-                } else {
-                    self.update_chunk(chunk).await
-                };
-                let limited = verdicts
-                    .iter()
-                    .any(|(_, v)| matches!(v, Verdict::Retry { count: false, .. }));
-                self.report_retries(&verdicts);
-                let changes: Vec<_> = verdicts
-                    .into_iter()
-                    .map(|(item, v)| {
-                        self.observe(&item, &v);
-                        let what = self.settlement(&item, v, now);
-                        ((item.entry_id, item.version, item.target), what)
-                    })
-                    .collect();
-                self.write_back(&changes, now, report)?;
-                self.store.make_durable().await?;
-                if limited || self.client.state() == ConnectionState::NeedsReauth {
-                    self.pause(now.timestamp_millis());
-                    return Ok(());
-                }
+            let Some(batches_of_group) = self.prepare_group(items, create, now, report).await?
+            else {
+                return Ok(());
+            };
+            batches.extend(batches_of_group);
+        }
+        for call in call::pack(&batches) {
+            let verdicts = self.send_call(&call, now).await?;
+            if self.conclude(verdicts, now, report).await? {
+                return Ok(());
             }
         }
         Ok(())
+    }
+
+    /// The batches of one group (one object and operation): paused when the org's setup of
+    /// the object is broken, creates looked up first. `None` when a verdict paused the org.
+    async fn prepare_group(
+        &mut self,
+        items: Vec<Item>,
+        create: bool,
+        now: DateTime<Utc>,
+        report: &mut StepReport,
+    ) -> Result<Option<Vec<call::Batch>>, OutboxError> {
+        let Some(sobject) = items.first().map(|i| i.payload.sobject.to_string()) else {
+            return Ok(Some(Vec::new()));
+        };
+        if let Some(v) = self.setup_pause(&sobject) {
+            let verdicts = items.into_iter().map(|i| (i, v.clone())).collect();
+            let stop = self.conclude(verdicts, now, report).await?;
+            return Ok((!stop).then(Vec::new));
+        }
+        let items = if create {
+            let (found, send) = self.look_first(items).await?;
+            if self.conclude(found, now, report).await? {
+                return Ok(None);
+            }
+            send
+        } else {
+            items
+        };
+        let mut batches = Vec::new();
+        let mut refused = Vec::new();
+        for chunk in items.chunks(MAX_COLLECTION) {
+            match self.batch(chunk.to_vec(), create) {
+                Ok(b) => batches.push(b),
+                Err(verdicts) => refused.extend(verdicts),
+            }
+        }
+        if self.conclude(refused, now, report).await? {
+            return Ok(None);
+        }
+        Ok(Some(batches))
+    }
+
+    /// Counts, reports and writes back the verdicts of some entries, durably. Whether the org
+    /// had to pause (the API budget, or a refused connection).
+    async fn conclude(
+        &mut self,
+        verdicts: Vec<(Item, Verdict)>,
+        now: DateTime<Utc>,
+        report: &mut StepReport,
+    ) -> Result<bool, OutboxError> {
+        if verdicts.is_empty() {
+            return Ok(false);
+        }
+        let limited = verdicts
+            .iter()
+            .any(|(_, v)| matches!(v, Verdict::Retry { count: false, .. }));
+        self.report_retries(&verdicts);
+        let changes: Vec<_> = verdicts
+            .into_iter()
+            .map(|(item, v)| {
+                self.observe(&item, &v);
+                let what = self.settlement(&item, v, now);
+                ((item.entry_id, item.version, item.target), what)
+            })
+            .collect();
+        self.write_back(&changes, now, report)?;
+        self.store.make_durable().await?;
+        if limited || self.client.state() == ConnectionState::NeedsReauth {
+            self.pause(now.timestamp_millis());
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     /// Counts a sent entry by object and result; a refusal for good is listed among the recent

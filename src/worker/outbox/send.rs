@@ -1,27 +1,24 @@
-//! Send: one chunk of one object's writes through sObject Collections, and what became of each
-//! record ([`Verdict`](super::verdict::Verdict)). Creates first look for the record in the org (`lookup`): one an
-//! unanswered attempt made (by its marker), a person both sides already have (by email), the
-//! Account a company already is (by domain and name); the `SystemModstamp` of what was written
-//! is read back so the inbox can recognise its echo.
+//! Send: what the org already holds of a step's creates (`lookup`), and what became of each
+//! record of a collections write ([`Verdict`](super::verdict::Verdict)). Creates first look for
+//! the record in the org: one an unanswered attempt made (by its marker), a person both sides
+//! already have (by email), the Account a company already is (by domain and name). Updates
+//! aimed at records that merged or converted are re-pointed at the survivor.
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
 use futures::TryStreamExt as _;
-use serde_json::json;
 
 use super::lookup::LookupError;
-use super::prepare::{Item, marker_kind};
+use super::prepare::Item;
 use super::verdict::{Verdict, call_failure, stamp_ms};
 use super::{OutboxError, OutboxWorker};
 use crate::domain::SalesforceId;
 use crate::salesforce::{
     ApiErrorItem, ErrorClass, Record, RecordExt as _, RecordResult, SalesforceError, Soql,
 };
-use crate::sync::push;
 
 /// Objects whose changes come back as notifications (their stamps are recorded).
-const PULLED: &[&str] = &["Account", "Contact", "Lead", "Opportunity"];
+pub(super) const PULLED: &[&str] = &["Account", "Contact", "Lead", "Opportunity"];
 
 fn first_message(errors: &[ApiErrorItem]) -> String {
     errors.first().map_or_else(
@@ -31,116 +28,83 @@ fn first_message(errors: &[ApiErrorItem]) -> String {
 }
 
 impl OutboxWorker {
-    /// Creates one chunk of records of one object: look-up first where a record may already
-    /// exist, then the rest marked `maybe_sent` (durably) and sent.
-    pub(super) async fn create_chunk(
+    /// Looks up what the org already holds of a group of creates of one object: the verdicts
+    /// of the records found (or of all, when the look-up failed) and the items still to send.
+    pub(super) async fn look_first(
         &self,
-        chunk: &[Item],
-        now: DateTime<Utc>,
-    ) -> Result<Vec<(Item, Verdict)>, OutboxError> {
-        let sobject = &*chunk[0].payload.sobject;
-        let mut verdicts: Vec<Option<Verdict>> = vec![None; chunk.len()];
-        let found = match self.look_before_create(sobject, chunk).await {
+        items: Vec<Item>,
+    ) -> Result<(Vec<(Item, Verdict)>, Vec<Item>), OutboxError> {
+        let Some(first) = items.first() else {
+            return Ok((Vec::new(), Vec::new()));
+        };
+        let sobject = first.payload.sobject.to_string();
+        let found = match self.look_before_create(&sobject, &items).await {
             Ok(found) => found,
             Err(LookupError::Salesforce(e)) => {
                 let v = call_failure(&e);
-                return Ok(chunk.iter().map(|i| (i.clone(), v.clone())).collect());
+                return Ok((
+                    items.into_iter().map(|i| (i, v.clone())).collect(),
+                    Vec::new(),
+                ));
             }
             Err(LookupError::Store(e)) => return Err(e.into()),
         };
+        let mut verdicts: Vec<Option<Verdict>> = vec![None; items.len()];
         for (i, verdict) in found {
             verdicts[i] = Some(verdict);
         }
-        let send: Vec<&Item> = (0..chunk.len())
-            .filter(|&i| verdicts[i].is_none())
-            .map(|i| &chunk[i])
-            .collect();
-        let mut sent = self.send_creates(&send, now).await?.into_iter();
-        Ok(chunk
-            .iter()
-            .zip(verdicts)
-            .map(|(item, v)| {
-                let v = v.or_else(|| sent.next()).unwrap_or(Verdict::Retry {
-                    message: "no result".into(),
-                    count: true,
-                });
-                (item.clone(), v)
-            })
-            .collect())
+        let mut settled = Vec::new();
+        let mut send = Vec::new();
+        for (item, v) in items.into_iter().zip(verdicts) {
+            match v {
+                Some(v) => settled.push((item, v)),
+                None => send.push(item),
+            }
+        }
+        Ok((settled, send))
     }
 
-    /// What the org already holds of a chunk of creates: Accounts by marker, domain and name;
-    /// people by marker and email; anything else by marker when a create may have gone out.
+    /// What the org already holds of creates: Accounts by marker, domain and name; people by
+    /// marker and email; anything else by marker when a create may have gone out.
     async fn look_before_create(
         &self,
         sobject: &str,
-        chunk: &[Item],
+        items: &[Item],
     ) -> Result<Vec<(usize, Verdict)>, LookupError> {
         if sobject == "Account" {
-            return self.find_accounts(chunk).await;
+            return self.find_accounts(items).await;
         }
         let people = matches!(sobject, "Contact" | "Lead");
-        let check: Vec<usize> = (0..chunk.len())
-            .filter(|&i| people || (chunk[i].maybe_sent && !self.config.upsert_on_marker))
+        let check: Vec<usize> = (0..items.len())
+            .filter(|&i| people || (items[i].maybe_sent && !self.config.upsert_on_marker))
             .collect();
         if check.is_empty() {
             return Ok(Vec::new());
         }
-        self.find_existing(sobject, chunk, &check).await
+        self.find_existing(sobject, items, &check).await
     }
 
-    /// Sends creates (as upserts by the marker when it is an External ID), each carrying its
-    /// marker, once their entries are durably marked `maybe_sent`. One verdict per item.
-    async fn send_creates(
-        &self,
-        items: &[&Item],
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Verdict>, OutboxError> {
-        let Some(first) = items.first() else {
-            return Ok(Vec::new());
-        };
-        let sobject = &*first.payload.sobject;
-        let ids: Vec<u64> = items.iter().map(|i| i.entry_id).collect();
-        self.store.mark_outbox_maybe_sent(&self.org, &ids, now)?;
-        self.store.make_durable().await?;
-        let marker_field = self.marker_field(sobject);
-        let records: Vec<Record> = items
+    /// The verdicts of a collections create's results, one per item.
+    pub(super) fn create_outcome(
+        items: &[Item],
+        results: &[RecordResult],
+        stamps: &HashMap<SalesforceId, i64>,
+    ) -> Vec<(Item, Verdict)> {
+        items
             .iter()
-            .map(|item| {
-                let mut r = item.payload.fields.clone();
-                let marker = push::marker(marker_kind(item.target.kind), item.target.id);
-                r.insert(marker_field.to_string(), json!(marker));
-                r
-            })
-            .collect();
-        let records = &records;
-        let upsert = self.config.upsert_on_marker;
-        let result = self
-            .write_as(first.owner.as_ref(), |client| async move {
-                if upsert {
-                    client
-                        .upsert_collection(sobject, marker_field, records, false)
-                        .await
-                } else {
-                    client.create_collection(sobject, records, false).await
-                }
-            })
-            .await;
-        Ok(match result {
-            Ok(results) => {
-                let stamps = self.stamps(sobject, &results).await;
-                results
-                    .iter()
-                    .map(|r| record_outcome(r, "push:create", &stamps, true))
-                    .collect()
-            }
-            Err(e) => vec![call_failure(&e); items.len()],
-        })
+            .zip(results)
+            .map(|(item, r)| (item.clone(), record_outcome(r, "push:create", stamps, true)))
+            .collect()
     }
 
-    /// The `SystemModstamp` of written records of a pulled object, by id (one retrieve call).
-    /// A failed read only costs the echo's pull later, so it is logged, not raised.
-    async fn stamps(&self, sobject: &str, results: &[RecordResult]) -> HashMap<SalesforceId, i64> {
+    /// The `SystemModstamp` of written records of a pulled object, by id (one retrieve call),
+    /// for writes whose read-back did not go out with them. A failed read only costs the echo's
+    /// pull later, so it is logged, not raised.
+    pub(super) async fn stamps(
+        &self,
+        sobject: &str,
+        results: &[RecordResult],
+    ) -> HashMap<SalesforceId, i64> {
         if !PULLED.contains(&sobject) {
             return HashMap::new();
         }
@@ -169,38 +133,21 @@ impl OutboxWorker {
         }
     }
 
-    /// Updates one chunk of linked records of one object; records that merged or converted are
-    /// re-pointed at their survivor.
-    pub(super) async fn update_chunk(&self, chunk: &[Item]) -> Vec<(Item, Verdict)> {
-        let sobject = &*chunk[0].payload.sobject;
-        let records: Vec<Record> = chunk
-            .iter()
-            .map(|item| {
-                let mut r = item.payload.fields.clone();
-                if let Some(id) = &item.payload.existing {
-                    r.insert("Id".into(), json!(id));
-                }
-                r
-            })
-            .collect();
-        let records = &records;
-        let owner = chunk[0].owner.as_ref();
-        let results = match self
-            .write_as(owner, |client| async move {
-                client.update_collection(sobject, records, false).await
-            })
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                let o = call_failure(&e);
-                return chunk.iter().map(|i| (i.clone(), o.clone())).collect();
-            }
+    /// The verdicts of a collections update's results, one per item; records that merged or
+    /// converted are re-pointed at their survivor.
+    pub(super) async fn update_outcome(
+        &self,
+        items: &[Item],
+        results: &[RecordResult],
+        stamps: &HashMap<SalesforceId, i64>,
+    ) -> Vec<(Item, Verdict)> {
+        let Some(first) = items.first() else {
+            return Vec::new();
         };
-        let stamps = self.stamps(sobject, &results).await;
-        let mut out: Vec<(Item, Verdict)> = Vec::with_capacity(chunk.len());
+        let sobject = &*first.payload.sobject;
+        let mut out: Vec<(Item, Verdict)> = Vec::with_capacity(items.len());
         let mut gone = Vec::new();
-        for (n, (item, r)) in chunk.iter().zip(&results).enumerate() {
+        for (n, (item, r)) in items.iter().zip(results).enumerate() {
             let moved = !r.success
                 && (r.class() == Some(ErrorClass::Gone)
                     || r.errors
@@ -215,28 +162,28 @@ impl OutboxWorker {
                     rule: "push:update",
                     stamp_ms: stamps.get(id).copied(),
                 },
-                _ => record_outcome(r, "push:update", &stamps, false),
+                _ => record_outcome(r, "push:update", stamps, false),
             };
             out.push((item.clone(), outcome));
         }
         if !gone.is_empty() {
-            self.repoint(sobject, chunk, &gone, &mut out).await;
+            self.repoint(sobject, items, &gone, &mut out).await;
         }
         out
     }
 
     /// The verdicts of updates aimed at records that merged or converted (`gone`, indexes in
-    /// `chunk`): re-point at the survivor, or a dead letter when there is none.
+    /// `items`): re-point at the survivor, or a dead letter when there is none.
     async fn repoint(
         &self,
         sobject: &str,
-        chunk: &[Item],
+        items: &[Item],
         gone: &[usize],
         out: &mut [(Item, Verdict)],
     ) {
         let ids: Vec<SalesforceId> = gone
             .iter()
-            .filter_map(|&n| chunk[n].payload.existing.clone())
+            .filter_map(|&n| items[n].payload.existing.clone())
             .collect();
         let survivors = match self.survivors(sobject, &ids).await {
             Ok(s) => s,
@@ -249,7 +196,7 @@ impl OutboxWorker {
             }
         };
         for &n in gone {
-            let Some(old) = &chunk[n].payload.existing else {
+            let Some(old) = &items[n].payload.existing else {
                 continue;
             };
             out[n].1 = match survivors.get(old) {
