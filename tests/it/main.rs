@@ -44,6 +44,7 @@ mod salesforce_client;
 mod setup_check;
 mod setup_pause;
 mod simulator;
+mod simulator_outbound;
 mod status_api;
 mod store_records;
 mod support;
