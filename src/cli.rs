@@ -326,6 +326,9 @@ pub struct PullBenchArgs {
     /// Simulated Salesforce API latency in milliseconds.
     #[arg(long, default_value_t = 50)]
     pub latency_ms: u64,
+    /// Outbound Messages the simulated org has in flight at once.
+    #[arg(long, default_value_t = 1)]
+    pub outbound_concurrency: usize,
 }
 
 /// `sfsync bench push`.

@@ -30,8 +30,13 @@ pub struct SimulatorConfig {
     pub outbound_retry_base: Duration,
     /// The longest retry delay (Salesforce: two hours).
     pub outbound_retry_max: Duration,
-    /// How long the deliverer waits after a change so a burst travels in one message.
+    /// How long a notification waits for others to share its message (a message of 100 goes at
+    /// once), so a burst travels in one message.
     pub outbound_batch_window: Duration,
+    /// Outbound Messages in flight at once (at least 1). Salesforce sends from a queue with
+    /// retries independent of order but does not document how many messages it has in flight
+    /// to one endpoint; 1, the default, sends the next only once the previous is answered.
+    pub outbound_concurrency: usize,
     /// Whether writes through the REST API fire Outbound Messages (as when the integration user
     /// may send them); control-surface writes always do.
     pub outbound_on_api_writes: bool,
@@ -55,6 +60,7 @@ impl Default for SimulatorConfig {
             outbound_retry_base: Duration::from_secs(1),
             outbound_retry_max: Duration::from_secs(2 * 3600),
             outbound_batch_window: Duration::from_millis(20),
+            outbound_concurrency: 1,
             outbound_on_api_writes: true,
             redirect_uri: "http://localhost:8080/oauth/callback".into(),
             marker_field: Some(DEFAULT_MARKER_FIELD.into()),

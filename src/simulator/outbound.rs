@@ -1,23 +1,21 @@
-//! The Outbound Message deliverer: it renders queued notifications into SOAP 1.1
-//! `notifications` and POSTs them until a `200` with `<Ack>true</Ack>` comes back, with
-//! exponential back-off and switchable duplicate and out-of-order delivery. Rules, queue and
-//! counters are in `outbound_state.rs`.
+//! The Outbound Message deliverer: it takes one message's notifications off the queue at a
+//! time, renders them into a SOAP 1.1 `notifications` message right before sending it (so a
+//! record changed while its notification waited travels with its latest data), and POSTs it
+//! until a `200` with `<Ack>true</Ack>` comes back, with exponential back-off and switchable
+//! duplicate and out-of-order delivery. At most `SimulatorConfig::outbound_concurrency` messages
+//! are in flight at once. Rules, queue and counters are in `outbound_state.rs`.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use quick_xml::escape::escape;
-use rand::seq::SliceRandom;
 use serde_json::Value;
+use tokio::sync::Semaphore;
 
-use super::outbound_state::Pending;
+use super::outbound_state::{Next, Pending};
 use super::schema::{Kind, ObjectDef};
 use super::state::{Shared, State};
 use super::value::{Record, parse_datetime};
-
-/// At most this many notifications travel in one message.
-const MAX_PER_MESSAGE: usize = 100;
 
 /// One message ready to POST.
 struct Batch {
@@ -26,74 +24,77 @@ struct Batch {
     body: String,
 }
 
-/// Delivers queued notifications until the simulator shuts down.
+/// What the deliverer does next.
+enum Step {
+    /// POST this message to this URL.
+    Send(String, Batch),
+    /// Wait until this moment, or until woken (`None`: until woken).
+    Wait(Option<Instant>),
+}
+
+/// Delivers queued notifications until the simulator shuts down: each message goes out as soon
+/// as a delivery lane is free and the queue has one ready.
 pub(crate) async fn run(shared: Arc<Shared>) {
+    let lanes = Arc::new(Semaphore::new(shared.config.outbound_concurrency.max(1)));
     loop {
-        let (batches, url, next_due) = take_due(&shared);
-        if batches.is_empty() {
-            let wait = next_due.map_or(Duration::from_secs(3600), |d| {
-                d.saturating_duration_since(Instant::now())
-            });
-            tokio::select! {
-                () = shared.cancel.cancelled() => return,
-                () = shared.outbound_wake.notified() => {
-                    // Let a burst of changes gather into one message.
-                    tokio::time::sleep(shared.config.outbound_batch_window).await;
-                }
-                () = tokio::time::sleep(wait) => {}
-            }
-            continue;
-        }
-        let Some(url) = url else { continue };
-        for batch in batches {
-            deliver(&shared, &url, batch).await;
-        }
-        // Changes made while this round was in flight gather for a window too, as after a
-        // wake-up: no notification leaves the moment its record changed.
-        tokio::select! {
+        let lane = tokio::select! {
             () = shared.cancel.cancelled() => return,
-            () = tokio::time::sleep(shared.config.outbound_batch_window) => {}
+            lane = lanes.clone().acquire_owned() => match lane {
+                Ok(lane) => lane,
+                Err(_) => return,
+            },
+        };
+        match next_step(&shared) {
+            Step::Send(url, batch) => {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    deliver(&shared, &url, batch).await;
+                    drop(lane);
+                });
+            }
+            Step::Wait(until) => {
+                drop(lane);
+                let wait = until.map_or(Duration::from_secs(3600), |d| {
+                    d.saturating_duration_since(Instant::now())
+                });
+                tokio::select! {
+                    () = shared.cancel.cancelled() => return,
+                    () = shared.outbound_wake.notified() => {}
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
         }
     }
 }
 
-/// Takes the due notifications off the queue and renders them into messages.
-fn take_due(shared: &Shared) -> (Vec<Batch>, Option<String>, Option<Instant>) {
+/// Takes the next message off the queue and renders it; a message whose records are all gone
+/// is dropped and the next one taken.
+fn next_step(shared: &Shared) -> Step {
     let mut st = shared.lock();
     let st = &mut *st;
-    let now = Instant::now();
-    let next_due = st.outbound.queue.iter().map(|p| p.due).min();
     let Some(url) = st.outbound.url.clone() else {
-        return (Vec::new(), None, None);
+        return Step::Wait(None);
     };
-    let (due, rest): (Vec<Pending>, Vec<Pending>) =
-        st.outbound.queue.drain(..).partition(|p| p.due <= now);
-    st.outbound.queue = rest;
-    if due.is_empty() {
-        return (Vec::new(), Some(url), next_due);
-    }
-    let mut by_object: BTreeMap<String, Vec<Pending>> = BTreeMap::new();
-    for p in due {
-        by_object.entry(p.object.clone()).or_default().push(p);
-    }
-    let mut batches = Vec::new();
-    for (object, mut items) in by_object {
-        if st.outbound.mode.out_of_order {
-            items.shuffle(&mut st.rng);
+    loop {
+        let now = Instant::now();
+        let window = shared.config.outbound_batch_window;
+        match st.outbound.next_message(now, window, &mut st.rng) {
+            Next::Wait(until) => return Step::Wait(until),
+            Next::Message(items) => {
+                if let Some(batch) = render(shared, st, items) {
+                    return Step::Send(url, batch);
+                }
+            }
         }
-        batches.extend(render(shared, st, &object, &items));
     }
-    if st.outbound.mode.out_of_order {
-        batches.shuffle(&mut st.rng);
-    }
-    (batches, Some(url), next_due)
 }
 
-/// The messages of one object's due notifications, at most 100 notifications each; a
-/// notification whose record is gone is dropped.
-fn render(shared: &Shared, st: &mut State, object: &str, items: &[Pending]) -> Vec<Batch> {
-    let fields = st.outbound.rules.get(object).cloned().unwrap_or_default();
-    let action_id = st.outbound.action_id(object);
+/// The message of one object's notifications, with each record as it is now; a notification
+/// whose record is gone is dropped (`None` when none is left).
+fn render(shared: &Shared, st: &mut State, items: Vec<Pending>) -> Option<Batch> {
+    let object = items.first()?.object.clone();
+    let fields = st.outbound.rules.get(&object).cloned().unwrap_or_default();
+    let action_id = st.outbound.action_id(&object);
     let soap_url = |kind: char| {
         let (base, version) = (&shared.instance_url, &shared.config.api_version);
         format!(
@@ -109,31 +110,30 @@ fn render(shared: &Shared, st: &mut State, object: &str, items: &[Pending]) -> V
         enterprise_url: &enterprise_url,
         partner_url: &partner_url,
     };
-    let def = st.org.schema.object(object);
-    let mut batches = Vec::new();
-    for chunk in items.chunks(MAX_PER_MESSAGE) {
-        let notifications: Vec<(&Pending, Record)> = chunk
-            .iter()
-            .filter_map(|p| st.org.find(&p.record_id).map(|(_, r)| (p, r.clone())))
-            .collect();
-        if notifications.is_empty() {
-            continue;
-        }
-        let listed: Vec<(&str, &Record)> = notifications
-            .iter()
-            .map(|(p, r)| (p.id.as_str(), r))
-            .collect();
-        let body = soap_message(&envelope, object, &fields, &listed, |f| {
-            kind(def.as_deref(), f)
-        });
-        st.outbound.in_flight += notifications.len() as u64;
-        batches.push(Batch {
-            object: object.to_string(),
-            items: notifications.into_iter().map(|(p, _)| p.clone()).collect(),
-            body,
-        });
+    let def = st.org.schema.object(&object);
+    let notifications: Vec<(Pending, Record)> = items
+        .into_iter()
+        .filter_map(|p| {
+            let record = st.org.find(&p.record_id).map(|(_, r)| r.clone())?;
+            Some((p, record))
+        })
+        .collect();
+    if notifications.is_empty() {
+        return None;
     }
-    batches
+    let listed: Vec<(&str, &Record)> = notifications
+        .iter()
+        .map(|(p, r)| (p.id.as_str(), r))
+        .collect();
+    let body = soap_message(&envelope, &object, &fields, &listed, |f| {
+        kind(def.as_deref(), f)
+    });
+    st.outbound.in_flight += notifications.len() as u64;
+    Some(Batch {
+        object,
+        items: notifications.into_iter().map(|(p, _)| p).collect(),
+        body,
+    })
 }
 
 /// The value kind of a field of `obj` (text when unknown).
@@ -164,13 +164,16 @@ async fn deliver(shared: &Shared, url: &str, batch: Batch) {
                 let backoff = base
                     .saturating_mul(1u32 << p.attempts.saturating_sub(1).min(20))
                     .min(max);
-                p.due = Instant::now() + backoff;
-                st.outbound.queue.push(p);
+                st.outbound.retry_at(p, Instant::now() + backoff);
             }
             tracing::debug!(object = %batch.object, "outbound message not acknowledged, will retry");
         }
         acked && st.outbound.mode.duplicate
     };
+    if !acked {
+        // The deliverer may be waiting with nothing due: it has a retry to schedule now.
+        shared.outbound_wake.notify_one();
+    }
     if duplicate {
         let again = post(shared, url, &batch.body).await;
         let mut st = shared.lock();

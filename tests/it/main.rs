@@ -46,6 +46,7 @@ mod setup_check;
 mod setup_pause;
 mod simulator;
 mod simulator_composite;
+mod simulator_outbound;
 mod status_api;
 mod store_records;
 mod support;

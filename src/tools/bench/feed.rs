@@ -35,7 +35,7 @@ pub async fn run(args: &FeedBenchArgs) -> anyhow::Result<()> {
         secret,
         types: Vec::new(),
     };
-    let (sim, accounts) = org(n).await?;
+    let (sim, accounts) = org(n, 1).await?;
     let adjust = |c: &mut crate::config::Config| c.app_webhooks = vec![hook];
     let service = Service::start_adjusted(&sim, KEY, adjust, |_| Ok(())).await?;
     go_live(&sim, args.latency_ms);

@@ -19,9 +19,9 @@ use serde_json::json;
 use super::loopback::{self, Service};
 use super::measure::{self, percentile_ms};
 use crate::cli::PullBenchArgs;
-use crate::domain::{Company, OrgId, SalesforceId};
+use crate::domain::{OrgId, SalesforceId, TypeFilter};
 use crate::simulator::{DeliveryMode, Faults, SeedSpec, Simulator, SimulatorConfig};
-use crate::store::Store;
+use crate::store::{ChangesRead, Store};
 
 const KEY: &str = "bench-pull-webhook-key-01";
 
@@ -31,10 +31,14 @@ pub(super) fn final_marker(k: usize) -> i64 {
 }
 
 /// A simulated org with `n` Accounts, and their ids.
-pub(super) async fn org(n: usize) -> anyhow::Result<(Simulator, Vec<SalesforceId>)> {
+pub(super) async fn org(
+    n: usize,
+    outbound_concurrency: usize,
+) -> anyhow::Result<(Simulator, Vec<SalesforceId>)> {
     let sim = loopback::simulator(SimulatorConfig {
         seed: 5,
         daily_api_limit: 10_000_000,
+        outbound_concurrency,
         ..SimulatorConfig::default()
     })
     .await?;
@@ -62,7 +66,7 @@ pub async fn run(args: &PullBenchArgs) -> anyhow::Result<()> {
     let n = args.records.max(1);
     let k = args.k.max(1);
     let written_before = measure::write_bytes();
-    let (sim, accounts) = org(n).await?;
+    let (sim, accounts) = org(n, args.outbound_concurrency).await?;
     let service = Service::start(&sim, KEY, |_| Ok(())).await?;
     go_live(&sim, args.latency_ms);
     eprintln!(
@@ -114,10 +118,11 @@ pub async fn run(args: &PullBenchArgs) -> anyhow::Result<()> {
 pub(super) type Changed = std::sync::mpsc::Sender<(SalesforceId, Instant)>;
 
 /// The watcher, a thread of its own so that its reads do not hold up the service's runtime:
-/// polls the store for the records changed so far and returns, for each of `n` records, how
-/// long after its last change it became local (its `NumberOfEmployees` is `marker`). A poll
-/// reads only the records not yet local, and the next waits at least twice as long as the last
-/// took, so the watcher never takes more than a third of a core from the service.
+/// follows the store's change log (every transaction that changes a record logs the record as
+/// it left it, in the same transaction) and returns, for each of `n` records, how long after
+/// its last change a reader of the store could first see it local with its `NumberOfEmployees`
+/// at `marker`. It reads only the entries logged since its last look, every 5 ms, so what it
+/// costs grows with the changes applied, not with the records still waiting.
 fn watch(
     store: Store,
     org: OrgId,
@@ -127,29 +132,62 @@ fn watch(
 ) -> std::thread::JoinHandle<Vec<Duration>> {
     std::thread::spawn(move || {
         let mut latencies = Vec::with_capacity(n);
-        let mut waiting: HashMap<SalesforceId, Instant> = HashMap::new();
+        let mut changed: HashMap<SalesforceId, Instant> = HashMap::new();
+        let mut local: HashMap<SalesforceId, Instant> = HashMap::new();
+        let mut after = 0;
+        let companies = TypeFilter::parse(&["company.*"]).unwrap_or_else(|_| TypeFilter::all());
         let deadline = Instant::now() + Duration::from_secs(120 + n as u64 / 100);
-        let mut pause = Duration::from_millis(20);
         while latencies.len() < n && Instant::now() < deadline {
-            std::thread::sleep(pause);
-            waiting.extend(changes.try_iter());
+            std::thread::sleep(Duration::from_millis(5));
+            changed.extend(changes.try_iter());
             let now = Instant::now();
-            waiting.retain(|id, at| {
-                let local = store
-                    .local_by_salesforce_id(&org, id)
-                    .ok()
-                    .flatten()
-                    .and_then(|l| store.record::<Company>(&org, l.id).ok().flatten());
-                let done = local.is_some_and(|c| c.employees == Some(marker));
-                if done {
-                    latencies.push(now.duration_since(*at));
-                }
-                !done
+            after = read_marked(&store, &org, after, &companies, marker, |id| {
+                local.entry(id).or_insert(now);
             });
-            pause = Duration::from_millis(20).max(now.elapsed() * 2);
+            local.retain(|id, at| match changed.remove(id) {
+                Some(made) => {
+                    latencies.push(at.saturating_duration_since(made));
+                    false
+                }
+                None => true,
+            });
         }
         latencies
     })
+}
+
+/// Reads the change log after `after` up to the last committed entry and calls `found` with
+/// the Account id of every company of `org` logged with `employees` at `marker`; returns where
+/// the next read starts.
+fn read_marked(
+    store: &Store,
+    org: &OrgId,
+    mut after: u64,
+    filter: &TypeFilter,
+    marker: i64,
+    mut found: impl FnMut(SalesforceId),
+) -> u64 {
+    let upto = store.committed_changes();
+    while after < upto {
+        let Ok(ChangesRead::Page(page)) = store.read_changes(after, upto, 1_000, filter) else {
+            break;
+        };
+        for entry in &page.entries {
+            let data = &entry.data;
+            let id = data.get("salesforce_id").and_then(|v| v.as_str());
+            let employees = data.get("employees").and_then(serde_json::Value::as_i64);
+            if entry.org_id == *org && employees == Some(marker) {
+                if let Some(id) = id.and_then(|i| SalesforceId::parse(i).ok()) {
+                    found(id);
+                }
+            }
+        }
+        if page.next <= after {
+            break;
+        }
+        after = page.next;
+    }
+    after
 }
 
 /// The changes: a few records every 10 ms, each changed `k` times back to back, the last time
@@ -176,4 +214,45 @@ pub(super) async fn change(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ChangeWhat, Company};
+    use crate::store::{LocalRef, RecordKind, Subject};
+
+    fn write(store: &Store, org: &OrgId, id: u64, account: u64, employees: i64) {
+        let mut c = Company::named(id, org.clone(), format!("A{id}"), chrono::Utc::now());
+        c.employees = Some(employees);
+        c.salesforce_id = Some(SalesforceId::mint("001", "5g", account));
+        store
+            .atomically(|tx| {
+                tx.put_company(&c)?;
+                let me = LocalRef::new(RecordKind::Company, id);
+                tx.record_change(org, ChangeWhat::Updated, Subject::Record(me))?;
+                Ok(())
+            })
+            .expect("write");
+    }
+
+    #[test]
+    fn the_watcher_finds_the_companies_logged_with_the_marker_of_its_org_once_each() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(dir.path()).expect("store");
+        let org = OrgId::parse("00D7F00000107Xs").expect("org");
+        let other = OrgId::parse("00D7F00000107Xt").expect("org");
+        let filter = TypeFilter::parse(&["company.*"]).expect("filter");
+        write(&store, &org, 1, 1, 7);
+        write(&store, &org, 2, 2, 99);
+        write(&store, &other, 3, 3, 99);
+        let mut found = Vec::new();
+        let after = read_marked(&store, &org, 0, &filter, 99, |id| found.push(id));
+        assert_eq!(found, [SalesforceId::mint("001", "5g", 2)]);
+        assert_eq!(after, store.committed_changes());
+        write(&store, &org, 1, 1, 99);
+        let mut more = Vec::new();
+        read_marked(&store, &org, after, &filter, 99, |id| more.push(id));
+        assert_eq!(more, [SalesforceId::mint("001", "5g", 1)], "only what is new");
+    }
 }

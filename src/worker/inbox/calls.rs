@@ -17,6 +17,12 @@ use crate::salesforce::{
 use crate::store::{PendingRecord, StoreError};
 use crate::sync::pull::{self, Applied, GoneRecord, Origin, Target};
 
+/// Records applied per store transaction. A transaction holds the store's write lock from its
+/// first read to its commit, and every other read waits meanwhile (intake's dedupe lookups
+/// among them, which hold up every webhook), so a retrieved batch of up to [`MAX_RETRIEVE`] is
+/// applied in transactions of this many.
+pub(super) const APPLY_CHUNK: usize = 200;
+
 /// One retrieve call: up to [`MAX_RETRIEVE`] records of one object.
 struct Batch {
     object: ObjectType,
@@ -242,7 +248,8 @@ impl InboxWorker {
 }
 
 impl ToApply {
-    /// The parents, then the batch (clearing its pending entries), each in one transaction.
+    /// The parents in one transaction, then the batch (clearing its pending entries) in
+    /// transactions of [`APPLY_CHUNK`].
     fn commit(
         &self,
         store: &crate::store::Store,
@@ -277,15 +284,17 @@ impl ToApply {
             .map(|(e, r)| (r, Some(&e.entry)))
             .collect();
         let org = &self.org;
-        applied.extend(pull::commit_records(
-            store,
-            org,
-            rules,
-            self.object,
-            &records,
-            &origin,
-            Target::Ladder,
-        )?);
+        for chunk in records.chunks(APPLY_CHUNK) {
+            applied.extend(pull::commit_records(
+                store,
+                org,
+                rules,
+                self.object,
+                chunk,
+                &origin,
+                Target::Ladder,
+            )?);
+        }
         Ok(applied)
     }
 }
