@@ -253,6 +253,10 @@ mod tests {
         write(&store, &org, 1, 1, 99);
         let mut more = Vec::new();
         read_marked(&store, &org, after, &filter, 99, |id| more.push(id));
-        assert_eq!(more, [SalesforceId::mint("001", "5g", 1)], "only what is new");
+        assert_eq!(
+            more,
+            [SalesforceId::mint("001", "5g", 1)],
+            "only what is new"
+        );
     }
 }
