@@ -374,7 +374,10 @@ impl App {
             tracker,
             &self.state.store,
             &self.state.app_webhooks,
-            &crate::worker::app_webhooks::DeliverySettings::from_config(c),
+            &crate::worker::app_webhooks::DeliverySettings::from_config(
+                c,
+                self.limits.shutdown_grace,
+            ),
             Duration::from_secs(c.delivery_timeout_s),
             shutdown,
         );

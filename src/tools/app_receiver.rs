@@ -55,6 +55,8 @@ struct Log {
     posts: u64,
     /// POSTs whose signature did not verify.
     rejected: u64,
+    /// POSTs that arrived, counted before a slow answer's wait.
+    arrived: u64,
 }
 
 #[derive(Clone)]
@@ -129,6 +131,15 @@ impl AppReceiver {
             .unwrap_or_default()
     }
 
+    /// POSTs that have arrived so far, answered or still held by a slow answer.
+    pub fn arrived(&self) -> u64 {
+        self.shared
+            .log
+            .lock()
+            .map(|l| l.arrived)
+            .unwrap_or_default()
+    }
+
     /// Stops listening.
     pub fn stop(&self) {
         self.stop.cancel();
@@ -152,6 +163,9 @@ fn draw(faults: &Arc<Mutex<AppFaults>>) -> (bool, Option<Duration>) {
 
 async fn receive(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> StatusCode {
     let (fail, late) = draw(&s.faults);
+    if let Ok(mut log) = s.log.lock() {
+        log.arrived += 1;
+    }
     if let Some(late) = late {
         tokio::time::sleep(late).await;
     }

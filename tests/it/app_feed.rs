@@ -235,3 +235,30 @@ async fn after_a_restart_deliveries_resume_at_the_cursor_nothing_lost_nothing_ou
     assert_eq!(names, ["Five", "Four"]);
     assert_eq!(page["next"], 5);
 }
+
+#[tokio::test]
+async fn a_delivery_under_way_at_shutdown_finishes_and_is_not_sent_again_after_the_restart() {
+    let s = start_app_env(SimulatorConfig::default(), |_| {}).await;
+    // The app holds every answer, so the service is stopped while the POST is under way.
+    s.app.set_faults(AppFaults {
+        slow_rate: 1.0,
+        slow_ms: 1_500,
+        ..AppFaults::default()
+    });
+    s.env
+        .sim
+        .create("Account", json!({"Name": "Held"}))
+        .expect("account");
+    eventually("the delivery under way", WAIT, || async {
+        (s.app.arrived() >= 1).then_some(())
+    })
+    .await;
+    assert!(s.app.received().is_empty(), "still held by the app");
+    let s = s.restarted().await;
+    s.app.set_faults(AppFaults::default());
+    let hook = caught_up(&s.env, WAIT).await;
+    assert_eq!(hook["cursor"], 1, "{hook}");
+    assert_eq!(hook["delivered_total"], 0, "nothing sent again: {hook}");
+    let ids: Vec<String> = s.app.received().iter().map(|r| r.id.clone()).collect();
+    assert_eq!(ids, ["chg_1"], "taken once, before the stop ended");
+}

@@ -24,11 +24,14 @@ pub struct DeliverySettings {
     pub concurrency: usize,
     /// Entries read per step.
     pub batch: usize,
+    /// How long a step under way at shutdown may go on: its POSTs may have reached the app, and
+    /// only a finished step moves the cursor past them.
+    pub finish_within: Duration,
 }
 
 impl DeliverySettings {
-    /// The settings of `[changes]`.
-    pub fn from_config(c: &crate::config::ChangesConfig) -> Self {
+    /// The settings of `[changes]`, a step under way at shutdown finishing within `grace`.
+    pub fn from_config(c: &crate::config::ChangesConfig, grace: Duration) -> Self {
         Self {
             backoff: Backoff {
                 base: Duration::from_millis(c.retry_base_ms),
@@ -37,6 +40,7 @@ impl DeliverySettings {
             max_attempts: c.max_attempts,
             concurrency: c.delivery_concurrency,
             batch: 256,
+            finish_within: grace,
         }
     }
 }

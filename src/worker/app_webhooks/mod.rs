@@ -151,14 +151,39 @@ impl Deliverer {
         Ok(taken)
     }
 
+    /// At shutdown, lets the step under way finish within [`DeliverySettings::finish_within`]:
+    /// the app may already hold what it sent, and a step dropped before it moves the cursor
+    /// sends all of it again after the restart. Past that, the step is dropped and its entries
+    /// are sent again (the app tells them by their `webhook-id`).
+    async fn finish(
+        &self,
+        step: impl std::future::Future<Output = Result<Outcome<Report>, StoreError>>,
+    ) {
+        let url = &self.hook.url;
+        match tokio::time::timeout(self.settings.finish_within, step).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::error!(webhook = %url, error = %e, "app webhook step failed at shutdown")
+            }
+            Err(_) => {
+                tracing::warn!(webhook = %url, "app webhook step still under way at the end of the shutdown grace; its entries are sent again after the restart")
+            }
+        }
+    }
+
     /// Steps until `token` is cancelled, sleeping while there is nothing to send.
     pub async fn run(self, token: CancellationToken) {
         let mut committed = self.store.watch_changes();
         loop {
             committed.borrow_and_update();
+            let step = self.step();
+            tokio::pin!(step);
             let stepped = tokio::select! {
-                _ = token.cancelled() => break,
-                r = self.step() => r,
+                r = &mut step => r,
+                () = token.cancelled() => {
+                    self.finish(step).await;
+                    break;
+                }
             };
             let pause = match stepped {
                 Ok(o) if o.worked() => continue,
