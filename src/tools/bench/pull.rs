@@ -83,12 +83,24 @@ pub async fn run(args: &PullBenchArgs) -> anyhow::Result<()> {
     );
     let started = Instant::now();
     let calls_before = service.client.api_calls();
+    let stages = std::sync::Arc::new(std::sync::Mutex::new(Stages::default()));
+    let sampler = tokio::spawn(follow_stages(
+        sim.clone(),
+        service.store.clone(),
+        started,
+        stages.clone(),
+    ));
     change(&sim, &accounts, k, &changed).await?;
+    let made = started.elapsed();
     let mut latencies = tokio::task::spawn_blocking(move || watcher.join())
         .await
         .context("watcher")?
         .map_err(|_| anyhow::anyhow!("the watcher panicked"))?;
     let elapsed = started.elapsed();
+    sampler.abort();
+    let stages = stages.lock().map(|s| *s).unwrap_or_default();
+    let [log_sync, journal_copy, sled_flush] = service.store.commit_time_spent();
+    let checkpoints = service.store.checkpoints_completed();
     latencies.sort();
     let api_calls = service.client.api_calls() - calls_before;
     let notifications = sim.outbound_stats().notifications_queued;
@@ -101,6 +113,21 @@ pub async fn run(args: &PullBenchArgs) -> anyhow::Result<()> {
         "{applied}/{n} records reached the store in {:.1} s; {refreshes} token refreshes",
         elapsed.as_secs_f64()
     );
+    eprintln!(
+        "changes made in {:.1} s; the org's queue of Outbound Messages peaked at {} notifications \
+         and was last empty at {:.1} s; the inbox peaked at {} records waiting",
+        made.as_secs_f64(),
+        stages.org_queue_peak,
+        stages.org_queue_empty_at.as_secs_f64(),
+        stages.inbox_peak,
+    );
+    eprintln!(
+        "the committer spent {:.1} s syncing the inbox log, {:.1} s copying it into sled and \
+         {:.1} s flushing sled ({checkpoints} checkpoints)",
+        log_sync.as_secs_f64(),
+        journal_copy.as_secs_f64(),
+        sled_flush.as_secs_f64(),
+    );
     if applied < n {
         anyhow::bail!("only {applied} of {n} records reached the store");
     }
@@ -112,6 +139,39 @@ pub async fn run(args: &PullBenchArgs) -> anyhow::Result<()> {
         measure::per_record_text(written),
     );
     Ok(())
+}
+
+/// Where the backlog of a run sat: the org's queue of unacknowledged notifications and the
+/// inbox's records waiting for a pull, at their largest, and when the org's queue was last seen
+/// empty (from the start of the changes).
+#[derive(Debug, Default, Clone, Copy)]
+struct Stages {
+    org_queue_peak: u64,
+    org_queue_empty_at: Duration,
+    inbox_peak: u64,
+}
+
+/// Samples both queues into `stages` every 10 ms, until aborted.
+async fn follow_stages(
+    sim: Simulator,
+    store: Store,
+    started: Instant,
+    stages: std::sync::Arc<std::sync::Mutex<Stages>>,
+) {
+    loop {
+        let org_queue = sim.outbound_stats().pending;
+        let inbox = store.pending_count();
+        if let Ok(mut s) = stages.lock() {
+            s.org_queue_peak = s.org_queue_peak.max(org_queue);
+            s.inbox_peak = s.inbox_peak.max(inbox);
+            if org_queue > 0 {
+                s.org_queue_empty_at = Duration::ZERO;
+            } else if s.org_queue_peak > 0 && s.org_queue_empty_at.is_zero() {
+                s.org_queue_empty_at = started.elapsed();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Each record's last change, as it is made: the record and when.
