@@ -403,6 +403,50 @@ mod tests {
         }
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_acknowledgement_does_not_wait_for_a_checkpoint_and_a_sled_waiter_does() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        store.inner.commit.hold_checkpoints(true);
+        let waiter = {
+            let store = store.clone();
+            tokio::spawn(async move { store.make_durable().await })
+        };
+        let acks = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for n in 0..20 {
+                    let id = SalesforceId::mint("003", "C", n);
+                    let message = delivery(
+                        SalesforceId::mint("04l", "C", n).as_str(),
+                        vec![note(id.as_str(), Some(1))],
+                    );
+                    store
+                        .ingest_durably(&org(), vec![message], Utc::now())
+                        .await
+                        .expect("ingest");
+                }
+            })
+        };
+        let acked = tokio::time::timeout(std::time::Duration::from_secs(30), acks).await;
+        let waited = waiter.is_finished();
+        store.inner.commit.hold_checkpoints(false);
+        acked
+            .expect("every message acknowledged while the checkpoint is held")
+            .expect("join");
+        assert!(
+            !waited,
+            "a caller waiting for sled is answered only after the checkpoint"
+        );
+        waiter.await.expect("join").expect("durable");
+        store.make_durable().await.expect("durable");
+        assert_eq!(store.pending_count(), 20);
+        assert!(
+            store.checkpoints_completed() >= 1,
+            "the messages reached sled"
+        );
+    }
+
     #[tokio::test]
     async fn a_checkpoint_puts_the_logged_records_in_the_journal_and_deletes_old_segments() {
         let dir = tempfile::tempdir().expect("tempdir");

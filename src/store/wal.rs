@@ -269,18 +269,23 @@ impl Wal {
         }))
     }
 
-    /// Deletes the segments before `segment` (or up to and including it when `inclusive`):
-    /// called once sled holds every frame they contain durably.
-    pub(super) fn delete_through(&self, segment: u64, inclusive: bool) -> io::Result<()> {
-        for (number, path) in segments(&self.dir)? {
-            if number < segment || (inclusive && number == segment) {
-                std::fs::remove_file(&path)?;
-                #[cfg(test)]
-                super::tap::removed(&path);
-            }
-        }
-        Ok(())
+    /// The directory of the log's segments.
+    pub(super) fn dir(&self) -> &Path {
+        &self.dir
     }
+}
+
+/// Deletes the segments in `dir` before `segment` (or up to and including it when
+/// `inclusive`): called once sled holds every frame they contain durably.
+pub(super) fn delete_segments(dir: &Path, segment: u64, inclusive: bool) -> io::Result<()> {
+    for (number, path) in segments(dir)? {
+        if number < segment || (inclusive && number == segment) {
+            std::fs::remove_file(&path)?;
+            #[cfg(test)]
+            super::tap::removed(&path);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -341,9 +346,9 @@ mod tests {
         let keys: Vec<_> = found.iter().map(|(k, _)| k.clone()).collect();
         assert_eq!(keys, vec![key(1), key(2)]);
         assert_eq!(found[1].1, big);
-        wal.delete_through(second.segment, false).expect("delete");
+        delete_segments(wal.dir(), second.segment, false).expect("delete");
         assert_eq!(segments(dir.path()).expect("list").len(), 1);
-        wal.delete_through(second.segment, true).expect("delete");
+        delete_segments(wal.dir(), second.segment, true).expect("delete");
         assert!(segments(dir.path()).expect("list").is_empty());
     }
 
