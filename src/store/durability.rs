@@ -356,7 +356,7 @@ impl Committer {
         if let Err(e) = self.sync_log() {
             tracing::error!(error = %e, "store sync at close failed");
         }
-        self.maybe_checkpoint(true, Vec::new());
+        self.hand_over(Vec::new());
         self.jobs.take();
         if let Some(t) = self.checkpointer.take() {
             let _ = t.join();
@@ -390,9 +390,15 @@ impl Committer {
         let due = p.since.is_some_and(|since| {
             idle || p.uncopied.len() >= CHECKPOINT_BYTES || since.elapsed() >= CHECKPOINT_EVERY
         });
-        if !due && waiters.is_empty() {
-            return;
+        if due || !waiters.is_empty() {
+            self.hand_over(waiters);
         }
+    }
+
+    /// Hands the checkpointer everything synced since the last checkpoint, and `waiters` to
+    /// answer once sled is durable.
+    fn hand_over(&mut self, waiters: Vec<Reply>) {
+        let p = &mut self.pending;
         p.since = None;
         let job = Job {
             frames: std::mem::take(&mut p.uncopied),
