@@ -207,9 +207,8 @@ impl Store {
         self.inner.commit.checkpoints()
     }
 
-    /// Time the committer has spent so far: writing and `fdatasync`ing the inbox log, copying
-    /// records into the journal tree, and in sled's flush + `fsync` (checkpoints and full
-    /// flushes).
+    /// Time spent so far by the committer writing and `fdatasync`ing the inbox log, and by the
+    /// checkpointer copying records into the journal tree and in sled's flush + `fsync`.
     pub fn commit_time_spent(&self) -> [std::time::Duration; 3] {
         self.inner.commit.time_spent()
     }

@@ -122,8 +122,8 @@ pub async fn run(args: &PullBenchArgs) -> anyhow::Result<()> {
         stages.inbox_peak,
     );
     eprintln!(
-        "the committer spent {:.1} s syncing the inbox log, {:.1} s copying it into sled and \
-         {:.1} s flushing sled ({checkpoints} checkpoints)",
+        "the committer spent {:.1} s syncing the inbox log; the checkpointer {:.1} s copying it \
+         into sled and {:.1} s flushing sled ({checkpoints} checkpoints)",
         log_sync.as_secs_f64(),
         journal_copy.as_secs_f64(),
         sled_flush.as_secs_f64(),
