@@ -1,6 +1,9 @@
 //! The change log's write side: every transaction that changes a local record, a conflict or an
 //! outbox entry says so with [`Tx::record_change`], and the entries it logged are written at the
-//! end of that same transaction, each under the next sequence number.
+//! end of that same transaction, each under the next sequence number, all of them in ONE value
+//! (a JSON array) under the key of the first. One key per transaction, not per entry: every sled
+//! key costs memory for as long as it lives and a share of a leaf split when it is inserted, and
+//! a pull applies hundreds of records in one transaction.
 //!
 //! Sequence numbers: the tree keeps the last number given (`keys::change_counter`). Every
 //! transaction that logs reads and writes that one key, so sled serialises those transactions
@@ -138,27 +141,28 @@ impl Tx<'_> {
         Ok(out)
     }
 
-    /// Writes the entries this transaction logged under the next sequence numbers; returns the
-    /// last number given, when it logged any.
+    /// Writes the entries this transaction logged under the next sequence numbers, in one value
+    /// keyed by the first; returns the last number given, when it logged any.
     pub(super) fn write_changes(&self) -> TxResult<Option<u64>> {
         let entries = self.settle_book()?;
         if entries.is_empty() {
             return Ok(None);
         }
-        let mut seq = last_seq(self.changes.get(keys::change_counter())?.as_deref());
+        let last = last_seq(self.changes.get(keys::change_counter())?.as_deref());
         let timestamp = Utc::now();
-        for (org_id, kind, data) in entries {
-            seq += 1;
-            let entry = ChangeEntry {
+        let pack: Vec<ChangeEntry> = (last + 1..)
+            .zip(entries)
+            .map(|(seq, (org_id, kind, data))| ChangeEntry {
                 seq,
                 org_id,
                 kind,
                 timestamp,
                 data,
-            };
-            let bytes = serde_json::to_vec(&entry).map_err(|e| corrupt("changes", e))?;
-            self.changes.insert(keys::change(seq), bytes)?;
-        }
+            })
+            .collect();
+        let seq = pack.last().map_or(last, |e| e.seq);
+        let bytes = serde_json::to_vec(&pack).map_err(|e| corrupt("changes", e))?;
+        self.changes.insert(keys::change(last + 1), bytes)?;
         self.changes
             .insert(keys::change_counter(), &seq.to_be_bytes())?;
         Ok(Some(seq))

@@ -125,21 +125,24 @@ impl Store {
             entries: Vec::new(),
             next: after,
         };
-        let range = keys::change(after.saturating_add(1))..=keys::change(upto);
         if after < upto {
-            for (examined, kv) in self.inner.changes.range(range).enumerate() {
-                let (_, v) = kv?;
-                let entry: ChangeEntry =
-                    serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
-                        tree: "changes",
-                        reason: e.to_string(),
-                    })?;
-                page.next = entry.seq;
-                if filter.wants(entry.kind) {
-                    page.entries.push(entry);
-                }
-                if page.entries.len() >= limit || examined + 1 >= budget {
-                    break;
+            let mut examined = 0;
+            'packs: for pack in self.packs_from(after + 1, upto) {
+                for entry in pack? {
+                    if entry.seq <= after {
+                        continue;
+                    }
+                    if entry.seq > upto {
+                        break 'packs;
+                    }
+                    examined += 1;
+                    page.next = entry.seq;
+                    if filter.wants(entry.kind) {
+                        page.entries.push(entry);
+                    }
+                    if page.entries.len() >= limit || examined >= budget {
+                        break 'packs;
+                    }
                 }
             }
         }
@@ -154,62 +157,85 @@ impl Store {
 
     /// One entry, when it is still kept.
     pub fn change(&self, seq: u64) -> Result<Option<ChangeEntry>, StoreError> {
-        let Some(v) = self.inner.changes.get(keys::change(seq))? else {
-            return Ok(None);
-        };
-        Ok(Some(serde_json::from_slice(&v).map_err(|e| {
-            StoreError::Corrupt {
-                tree: "changes",
-                reason: e.to_string(),
-            }
-        })?))
+        match self.packs_from(seq, seq).next() {
+            Some(pack) => Ok(pack?.into_iter().find(|e| e.seq == seq)),
+            None => Ok(None),
+        }
     }
 
-    /// Removes the entries committed before `cutoff`, oldest first, in batches of at most
-    /// `batch`; returns how many were removed. Entries are in commit order, so it stops at the
-    /// first one that is recent enough.
+    /// The stored transactions' entries that may hold numbers `first..=upto`, in order: the one
+    /// holding `first` (the last that starts at or before it), then every later one that starts
+    /// by `upto`. The first may start before `first`.
+    fn packs_from(
+        &self,
+        first: u64,
+        upto: u64,
+    ) -> impl Iterator<Item = Result<Vec<ChangeEntry>, StoreError>> + '_ {
+        let tree = &self.inner.changes;
+        let start = match tree
+            .range(keys::change(0)..=keys::change(first))
+            .next_back()
+        {
+            Some(Ok((k, _))) => k.to_vec(),
+            _ => keys::change(first),
+        };
+        tree.range(start..=keys::change(upto))
+            .map(|kv| decode_pack(&kv?.1))
+    }
+
+    /// Removes the entries committed before `cutoff`, oldest first, a transaction's entries at a
+    /// time, at most `batch` transactions per atomic batch; returns how many entries were
+    /// removed. Entries are in commit order, so it stops at the first transaction recent enough.
     pub fn compact_changes(
         &self,
         cutoff: DateTime<Utc>,
         batch: usize,
     ) -> Result<usize, StoreError> {
         let tree = &self.inner.changes;
+        let batch = batch.max(1);
         let mut removed = 0;
         loop {
             let mut doomed = sled::Batch::default();
             let mut last = None;
-            let mut n = 0;
+            let mut packs = 0;
             for kv in tree
                 .range(keys::change(0)..=keys::change(u64::MAX))
                 .take(batch)
             {
                 let (k, v) = kv?;
-                let entry: ChangeEntry = match serde_json::from_slice(&v) {
-                    Ok(e) => e,
-                    Err(e) => {
-                        return Err(StoreError::Corrupt {
-                            tree: "changes",
-                            reason: e.to_string(),
-                        });
-                    }
-                };
-                if entry.timestamp >= cutoff {
+                let entries = decode_pack(&v)?;
+                if entries.iter().any(|e| e.timestamp >= cutoff) {
                     break;
                 }
                 doomed.remove(k);
-                last = Some(entry.seq);
-                n += 1;
+                last = entries.last().map(|e| e.seq).or(last);
+                removed += entries.len();
+                packs += 1;
             }
             let Some(last) = last else {
                 return Ok(removed);
             };
             doomed.insert(keys::change_compacted(), &last.to_be_bytes());
             tree.apply_batch(doomed)?;
-            removed += n;
-            if n < batch {
+            if packs < batch {
                 return Ok(removed);
             }
         }
+    }
+}
+
+/// The entries one stored value holds: a transaction's entries as a JSON array, or a single
+/// entry as an object (as stores kept them before entries were stored per transaction).
+fn decode_pack(raw: &[u8]) -> Result<Vec<ChangeEntry>, StoreError> {
+    let corrupt = |e: serde_json::Error| StoreError::Corrupt {
+        tree: "changes",
+        reason: e.to_string(),
+    };
+    match raw.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') => serde_json::from_slice(raw).map_err(corrupt),
+        _ => serde_json::from_slice::<ChangeEntry>(raw)
+            .map(|e| vec![e])
+            .map_err(corrupt),
     }
 }
 
@@ -406,5 +432,84 @@ mod tests {
         assert_eq!(page.entries.len(), 1);
         assert_eq!(page.entries[0].seq, 6);
         assert_eq!(store.compact_changes(cutoff, 2).expect("again"), 0);
+    }
+
+    #[test]
+    fn a_transaction_stores_its_entries_under_one_key_and_reads_start_anywhere_in_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        write(&store, 1, "alone", Some(ChangeWhat::Created));
+        store
+            .atomically(|tx| {
+                for id in 2..=6 {
+                    tx.put_company(&company(id, "batch"))?;
+                    let me = LocalRef::new(RecordKind::Company, id);
+                    tx.record_change(&org(), ChangeWhat::Created, Subject::Record(me))?;
+                }
+                Ok(())
+            })
+            .expect("write");
+        write(&store, 7, "after", Some(ChangeWhat::Created));
+        let entry_keys = store
+            .inner
+            .changes
+            .range(keys::change(0)..=keys::change(u64::MAX))
+            .count();
+        assert_eq!(entry_keys, 3, "one key per transaction");
+
+        let filter = TypeFilter::all();
+        let seqs = |after, upto, limit| match store
+            .read_changes(after, upto, limit, &filter)
+            .expect("read")
+        {
+            ChangesRead::Page(p) => (p.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), p.next),
+            ChangesRead::Gone { earliest } => panic!("gone up to {earliest}"),
+        };
+        assert_eq!(
+            seqs(3, 7, 2),
+            (vec![4, 5], 5),
+            "from the middle, a page ends mid-way"
+        );
+        assert_eq!(seqs(5, 7, 10), (vec![6, 7], 7));
+        assert_eq!(seqs(0, 4, 10), (vec![1, 2, 3, 4], 4), "never past upto");
+        assert_eq!(
+            store.change(5).expect("one").map(|e| e.subject_id()),
+            Some(5)
+        );
+        assert_eq!(store.change(8).expect("none"), None);
+
+        let cutoff = Utc::now() + chrono::Duration::seconds(1);
+        assert_eq!(store.compact_changes(cutoff, 1).expect("compact"), 7);
+        assert_eq!(store.compacted_through().expect("mark"), 7);
+    }
+
+    #[test]
+    fn an_entry_stored_alone_by_an_earlier_version_is_still_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        let old = ChangeEntry {
+            seq: 1,
+            org_id: org(),
+            kind: "company.created".parse().expect("type"),
+            timestamp: Utc::now(),
+            data: serde_json::json!({"id": 9, "name": "Old"}),
+        };
+        let changes = &store.inner.changes;
+        changes
+            .insert(keys::change(1), serde_json::to_vec(&old).expect("json"))
+            .expect("insert");
+        changes
+            .insert(keys::change_counter(), &1u64.to_be_bytes())
+            .expect("counter");
+        drop(store);
+        let store = Store::open(dir.path()).expect("reopen");
+        write(&store, 2, "New", Some(ChangeWhat::Created));
+
+        let names: Vec<(u64, String)> = all(&store)
+            .iter()
+            .map(|e| (e.seq, e.data["name"].to_string()))
+            .collect();
+        assert_eq!(names, vec![(1, "\"Old\"".into()), (2, "\"New\"".into())]);
+        assert_eq!(store.change(1).expect("read"), Some(old));
     }
 }

@@ -12,7 +12,7 @@
 //! | meta | `org ‖ 'M' ‖ name` (`seen/{id}`, `conflict/{id}`, `conflict/local/{kind}/{id}`, `stamp:{id}`, `sweep/{object}`) |
 //! | oauth_tokens | `org` (the sealed refresh token), `org ‖ "/user"` (the connection's user); per application user `org ‖ "/u/" ‖ user ‖ 0 ‖ 't'` (their sealed refresh token) and `… ‖ 0 ‖ 's'` (their Salesforce user) |
 //! | inbox trees | see [`dedupe`], [`pending`], [`journal`], [`resync`] |
-//! | changes | `'E' ‖ seq(8)` an entry, `'N'` the last number given, `'P'` the last compacted |
+//! | changes | `'E' ‖ seq(8)` the entries of one transaction, from that number on; `'N'` the last number given, `'P'` the last compacted |
 //! | deliveries | `'C' ‖ url` a webhook's cursor, `'D' ‖ url ‖ 0 ‖ seq(8)` its dead letters |
 //! | inbox_dedupe | not per org: `'S'` the filters' seed, `'W'` the journal sequence number the runs cover (see [`dedupe_covered`]) |
 //!
@@ -290,7 +290,7 @@ pub(crate) fn resync_object(key: &[u8]) -> Option<ObjectType> {
     key.get(18).copied().and_then(ObjectType::from_code)
 }
 
-/// `'E' ‖ seq(8, BE)`: one change-log entry.
+/// `'E' ‖ seq(8, BE)`: the change-log entries of one transaction, the first numbered `seq`.
 pub(crate) fn change(seq: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(9);
     k.push(b'E');
