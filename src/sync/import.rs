@@ -17,7 +17,7 @@ use crate::domain::{ObjectType, OrgId, SalesforceId};
 use crate::salesforce::{Client, Condition, SalesforceError, Soql, reselect};
 use crate::store::{Store, StoreError};
 
-use super::pull::{self, Applied, Origin, Rules, Target};
+use super::pull::{self, Applied, Origin, PulledRecord, Rules, Target};
 
 /// What to import.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -262,7 +262,8 @@ async fn list_view_query(
         .ok_or_else(|| ImportError::NotQueryable(view.clone()))
 }
 
-/// Runs each query page by page and applies every row as a pulled record.
+/// Runs each query page by page and applies every row as a pulled record, [`pull::APPLY_CHUNK`]
+/// rows to a store transaction.
 async fn apply_pages(
     store: &Store,
     client: &Client,
@@ -280,18 +281,20 @@ async fn apply_pages(
                 status.total += page.total_size;
                 first = false;
             }
-            for record in &page.records {
-                let applied = pull::commit_record(
+            for chunk in page.records.chunks(pull::APPLY_CHUNK) {
+                let records: Vec<PulledRecord<'_>> = chunk.iter().map(|r| (r, None)).collect();
+                let applied = pull::commit_records(
                     store,
                     &status.org,
                     rules,
                     object,
-                    record,
+                    &records,
                     &origin,
                     Target::Ladder,
-                    None,
                 )?;
-                status.count(&applied);
+                for a in &applied {
+                    status.count(a);
+                }
             }
             progress(status);
         }

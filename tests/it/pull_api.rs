@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
+use sfsync::domain::TypeFilter;
 use sfsync::simulator::SeedSpec;
+use sfsync::store::ChangesRead;
+use sfsync::sync::pull;
 
 use crate::support::env::{SyncEnv as PullEnv, start};
 use crate::support::eventually;
@@ -89,6 +92,48 @@ async fn an_import_of_accounts_by_filter_reports_progress_and_applies_every_row(
     let done = finished_import(&env, started["id"].as_u64().expect("id")).await;
     assert_eq!(done["created"], 1, "{done}");
     assert!(env.product_of(&seeded.opportunities[0]).is_some());
+}
+
+#[tokio::test]
+async fn an_import_applies_its_rows_in_transactions_of_many() {
+    let env = start().await;
+    env.sim.set_outbound_url(None);
+    env.sim
+        .seed_org(&SeedSpec {
+            accounts: 450,
+            ..SeedSpec::default()
+        })
+        .expect("seed");
+
+    let (status, started) = env
+        .api(Method::POST, "/imports", Some(json!({"kind": "accounts"})))
+        .await;
+    assert_eq!(status, 202, "{started}");
+    let done = finished_import(&env, started["id"].as_u64().expect("id")).await;
+    assert_eq!(done["created"], 450, "{done}");
+
+    let store = env.store();
+    let upto = store.committed_changes();
+    let ChangesRead::Page(page) = store
+        .read_changes(0, upto, 1000, &TypeFilter::all())
+        .expect("read")
+    else {
+        panic!("nothing compacted yet");
+    };
+    let created: Vec<_> = page
+        .entries
+        .iter()
+        .filter(|e| e.kind.to_string() == "company.created")
+        .collect();
+    assert_eq!(created.len(), 450);
+    // The entries of one transaction carry its commit time.
+    let transactions: std::collections::BTreeSet<_> =
+        created.iter().map(|e| e.timestamp).collect();
+    assert!(
+        transactions.len() <= 450_usize.div_ceil(pull::APPLY_CHUNK) + 1,
+        "{} transactions for 450 rows",
+        transactions.len()
+    );
 }
 
 #[tokio::test]

@@ -109,6 +109,12 @@ pub fn commit_record(
     }))
 }
 
+/// Records applied per store transaction. A transaction holds the store's write lock from its
+/// first read to its commit, and every other read waits meanwhile (intake's dedupe lookups
+/// among them, which hold up every webhook), so a retrieved batch or a query page is applied in
+/// transactions of this many.
+pub const APPLY_CHUNK: usize = 200;
+
 /// A pulled record and, when it was pulled for a pending entry, that entry as it was before the
 /// pull (see [`clear_if_covered`]).
 pub type PulledRecord<'a> = (&'a Record, Option<&'a PendingEntry>);

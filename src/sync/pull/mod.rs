@@ -43,8 +43,9 @@ mod policy;
 
 pub use crate::store::{SAME_SECOND_MARGIN_MS, Seen};
 pub use commit::{
-    Covered, GoneRecord, PulledRecord, apply_record, clear_covered, clear_if_covered, commit_gone,
-    commit_gone_records, commit_record, commit_records, read_before_own_write, seen, skip_covered,
+    APPLY_CHUNK, Covered, GoneRecord, PulledRecord, apply_record, clear_covered, clear_if_covered,
+    commit_gone, commit_gone_records, commit_record, commit_records, read_before_own_write, seen,
+    skip_covered,
 };
 pub use conflicts::{Conflict, ConflictView, close_conflict};
 pub use echo::{is_own_write, skip_own_write};

@@ -17,12 +17,6 @@ use crate::salesforce::{
 use crate::store::{PendingRecord, StoreError};
 use crate::sync::pull::{self, Applied, GoneRecord, Origin, Target};
 
-/// Records applied per store transaction. A transaction holds the store's write lock from its
-/// first read to its commit, and every other read waits meanwhile (intake's dedupe lookups
-/// among them, which hold up every webhook), so a retrieved batch of up to [`MAX_RETRIEVE`] is
-/// applied in transactions of this many.
-pub(super) const APPLY_CHUNK: usize = 200;
-
 /// One retrieve call: up to [`MAX_RETRIEVE`] records of one object.
 struct Batch {
     object: ObjectType,
@@ -249,7 +243,7 @@ impl InboxWorker {
 
 impl ToApply {
     /// The parents in one transaction, then the batch (clearing its pending entries) in
-    /// transactions of [`APPLY_CHUNK`].
+    /// transactions of [`pull::APPLY_CHUNK`].
     fn commit(
         &self,
         store: &crate::store::Store,
@@ -284,7 +278,7 @@ impl ToApply {
             .map(|(e, r)| (r, Some(&e.entry)))
             .collect();
         let org = &self.org;
-        for chunk in records.chunks(APPLY_CHUNK) {
+        for chunk in records.chunks(pull::APPLY_CHUNK) {
             applied.extend(pull::commit_records(
                 store,
                 org,
