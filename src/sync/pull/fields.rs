@@ -68,11 +68,31 @@ pub fn can_merge(object: ObjectType) -> bool {
 }
 
 /// Parses a Salesforce datetime (`2013-05-20T20:49:32.000+0000` or RFC 3339).
+///
+/// Every applied record's stamps go through here, so the REST form (an offset without a colon)
+/// is read by the fixed RFC 3339 reader with the colon put in, not by a format string parsed at
+/// every call; anything else falls back to that format string.
 pub fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z"))
+    let utc = |d: DateTime<chrono::FixedOffset>| d.with_timezone(&Utc);
+    if let Ok(d) = DateTime::parse_from_rfc3339(s) {
+        return Some(utc(d));
+    }
+    let colonless = s
+        .len()
+        .checked_sub(5)
+        .and_then(|at| s.split_at_checked(at))
+        .filter(|(_, offset)| {
+            offset.starts_with(['+', '-']) && offset[1..].bytes().all(|b| b.is_ascii_digit())
+        });
+    if let Some((head, offset)) = colonless {
+        let fixed = format!("{head}{}:{}", &offset[..3], &offset[3..]);
+        if let Ok(d) = DateTime::parse_from_rfc3339(&fixed) {
+            return Some(utc(d));
+        }
+    }
+    DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z")
         .ok()
-        .map(|d| d.with_timezone(&Utc))
+        .map(utc)
 }
 
 /// A record's `SystemModstamp` in milliseconds.
@@ -121,5 +141,16 @@ mod tests {
             parse_datetime("2013-05-20T20:49:32.000Z").map(|d| d.timestamp()),
             Some(1_369_082_972)
         );
+        assert_eq!(
+            parse_datetime("2013-05-20T22:49:32.250+0200").map(|d| d.timestamp_millis()),
+            Some(1_369_082_972_250)
+        );
+        assert_eq!(
+            parse_datetime("2013-05-20T20:49:32-0130").map(|d| d.timestamp()),
+            Some(1_369_082_972 + 5_400)
+        );
+        for bad in ["", "+0000", "2013-05-20T20:49:32.000+00x0", "2013-05-20T20:49:32.000é000"] {
+            assert_eq!(parse_datetime(bad), None, "{bad:?}");
+        }
     }
 }
