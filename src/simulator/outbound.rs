@@ -300,7 +300,8 @@ fn soap_value(kind: Kind, value: &Value) -> Option<String> {
             }
         },
         Value::String(s) if kind == Kind::DateTime => match parse_datetime(s) {
-            Some(d) => d.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+            // The fixed RFC 3339 writer, not a format string parsed at every value.
+            Some(d) => d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             None => s.clone(),
         },
         Value::String(s) => s.clone(),
