@@ -238,8 +238,10 @@ mod tests {
     }
 
     fn linked_company(id: u64, sfid: &SalesforceId) -> crate::domain::Company {
-        serde_json::from_value(serde_json::json!({"id": id, "org_id": org(), "name": "Acme",
-            "salesforce_id": sfid, "updated_at": Utc::now()}))
+        serde_json::from_value(
+            serde_json::json!({"id": id, "org_id": org(), "name": "Acme",
+            "salesforce_id": sfid, "updated_at": Utc::now()}),
+        )
         .expect("a company")
     }
 
@@ -265,7 +267,11 @@ mod tests {
                 tx.put_company(&linked_company(7, &linked))?;
                 tx.set_seen(&org(), &linked, &second)?;
                 tx.set_seen(&org(), &alone, &first)?;
-                assert_eq!(tx.seen(&org(), &linked)?, Some(second), "read in the transaction");
+                assert_eq!(
+                    tx.seen(&org(), &linked)?,
+                    Some(second),
+                    "read in the transaction"
+                );
                 Ok(())
             })
             .expect("write");

@@ -127,8 +127,7 @@ async fn an_import_applies_its_rows_in_transactions_of_many() {
         .collect();
     assert_eq!(created.len(), 450);
     // The entries of one transaction carry its commit time.
-    let transactions: std::collections::BTreeSet<_> =
-        created.iter().map(|e| e.timestamp).collect();
+    let transactions: std::collections::BTreeSet<_> = created.iter().map(|e| e.timestamp).collect();
     assert!(
         transactions.len() <= 450_usize.div_ceil(pull::APPLY_CHUNK) + 1,
         "{} transactions for 450 rows",
