@@ -127,7 +127,7 @@ impl Store {
         };
         if after < upto {
             let mut examined = 0;
-            'packs: for pack in self.packs_from(after + 1, upto) {
+            'packs: for pack in self.packs_from(after + 1, upto)? {
                 for entry in pack? {
                     if entry.seq <= after {
                         continue;
@@ -157,7 +157,7 @@ impl Store {
 
     /// One entry, when it is still kept.
     pub fn change(&self, seq: u64) -> Result<Option<ChangeEntry>, StoreError> {
-        match self.packs_from(seq, seq).next() {
+        match self.packs_from(seq, seq)?.next() {
             Some(pack) => Ok(pack?.into_iter().find(|e| e.seq == seq)),
             None => Ok(None),
         }
@@ -170,17 +170,20 @@ impl Store {
         &self,
         first: u64,
         upto: u64,
-    ) -> impl Iterator<Item = Result<Vec<ChangeEntry>, StoreError>> + '_ {
+    ) -> Result<impl Iterator<Item = Result<Vec<ChangeEntry>, StoreError>> + '_, StoreError> {
         let tree = &self.inner.changes;
         let start = match tree
             .range(keys::change(0)..=keys::change(first))
             .next_back()
+            .transpose()
         {
-            Some(Ok((k, _))) => k.to_vec(),
-            _ => keys::change(first),
+            Ok(Some((k, _))) => k.to_vec(),
+            Ok(None) => keys::change(first),
+            Err(e) => return Err(e.into()),
         };
-        tree.range(start..=keys::change(upto))
-            .map(|kv| decode_pack(&kv?.1))
+        Ok(tree
+            .range(start..=keys::change(upto))
+            .map(|kv| decode_pack(&kv?.1)))
     }
 
     /// Removes the entries committed before `cutoff`, oldest first, a transaction's entries at a
