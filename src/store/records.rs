@@ -2,9 +2,8 @@
 //! provenance and the conflict queue, written through the record transaction, [`Tx`].
 //!
 //! Index keys hold a JSON list of local ids, so lookups are plain `get`s that work inside a sled
-//! transaction; the Salesforce id index holds the one [`LocalRef`] linked to an id, what the last
-//! pull of that id saw ([`Seen`]) and the stamp read back after sfsync's last write to it, so a
-//! linked record costs no keys of their own for its stamps.
+//! transaction; the Salesforce id index holds the one [`LocalRef`] linked to an id and what the
+//! last pull of that id saw ([`Seen`]), so a linked record costs no key of its own for its stamp.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -20,43 +19,40 @@ use crate::domain::{
     Activity, Company, CompanyProduct, Contact, OrgId, SalesforceId, SalesforceKind, normalize,
 };
 
-/// The Salesforce id index's value: the linked record and, kept with it so that a linked record
-/// costs no keys of their own for them, what the last pull of the id saw and the
-/// `SystemModstamp` read back after sfsync's last write to it. A reader of the link alone
-/// decodes it as a [`LocalRef`] (unknown fields are ignored); a link written anew starts
-/// without either.
+/// The Salesforce id index's value: the linked record and, once a pull applied the id, what that
+/// pull saw. A reader of the link alone decodes it as a [`LocalRef`] (unknown fields are
+/// ignored); a link written without the stamp leaves `seen` empty.
 #[derive(serde::Serialize, serde::Deserialize)]
-pub(super) struct SfLink {
+struct SfLink {
     kind: RecordKind,
     id: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(super) seen: Option<Seen>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(super) written_ms: Option<i64>,
+    seen: Option<Seen>,
 }
 
 impl Tx<'_> {
-    /// The Salesforce id's link, when it has one.
-    pub(super) fn sf_link_of(&self, org: &OrgId, id: &SalesforceId) -> TxResult<Option<SfLink>> {
+    /// What the last pull of a linked Salesforce id saw, when the link holds it.
+    pub(super) fn linked_seen(&self, org: &OrgId, id: &SalesforceId) -> TxResult<Option<Seen>> {
         let key = keys::index(org, Index::SalesforceId, id.as_str());
-        self.get_json(self.index, "index", &key)
+        Ok(self
+            .get_json::<SfLink>(self.index, "index", &key)?
+            .and_then(|l| l.seen))
     }
 
-    /// Changes what the Salesforce id's link keeps beside the record (written only when `f`
-    /// changed it); `false` when the id is linked to no local record (nothing written).
-    pub(super) fn update_sf_link(
+    /// Keeps what a pull saw in the Salesforce id's link; `false` when the id is linked to no
+    /// local record (nothing written).
+    pub(super) fn set_linked_seen(
         &self,
         org: &OrgId,
         id: &SalesforceId,
-        f: impl FnOnce(&mut SfLink),
+        seen: &Seen,
     ) -> TxResult<bool> {
         let key = keys::index(org, Index::SalesforceId, id.as_str());
         let Some(mut link) = self.get_json::<SfLink>(self.index, "index", &key)? else {
             return Ok(false);
         };
-        let before = (link.seen, link.written_ms);
-        f(&mut link);
-        if (link.seen, link.written_ms) != before {
+        if link.seen.as_ref() != Some(seen) {
+            link.seen = Some(*seen);
             self.put_json(self.index, "index", key, &link)?;
         }
         Ok(true)
@@ -422,14 +418,15 @@ impl Store {
         read_json(&self.inner.conflicts, "conflicts", &keys::conflict(org, id))
     }
 
-    /// The Salesforce id's link, when it has one, read outside a transaction.
-    pub(super) fn sf_link_of(
+    /// What the last pull of a linked Salesforce id saw, when the link holds it, read outside a
+    /// transaction.
+    pub(super) fn linked_seen(
         &self,
         org: &OrgId,
         id: &SalesforceId,
-    ) -> Result<Option<SfLink>, StoreError> {
+    ) -> Result<Option<Seen>, StoreError> {
         let key = keys::index(org, Index::SalesforceId, id.as_str());
-        read_json(&self.inner.index, "index", &key)
+        Ok(read_json::<SfLink>(&self.inner.index, "index", &key)?.and_then(|l| l.seen))
     }
 
     /// The local record linked to a Salesforce id, read outside a transaction.
