@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
-use super::changes::{ChangeEntry, last_seq};
+use super::changes::{ChangeEntry, decode_pack, last_seq};
 use super::keys;
 use super::{Store, StoreError};
 use crate::domain::TypeFilter;
@@ -224,21 +224,6 @@ impl Store {
                 return Ok(removed);
             }
         }
-    }
-}
-
-/// The entries one stored value holds: a transaction's entries as a JSON array, or a single
-/// entry as an object (as stores kept them before entries were stored per transaction).
-fn decode_pack(raw: &[u8]) -> Result<Vec<ChangeEntry>, StoreError> {
-    let corrupt = |e: serde_json::Error| StoreError::Corrupt {
-        tree: "changes",
-        reason: e.to_string(),
-    };
-    match raw.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'[') => serde_json::from_slice(raw).map_err(corrupt),
-        _ => serde_json::from_slice::<ChangeEntry>(raw)
-            .map(|e| vec![e])
-            .map_err(corrupt),
     }
 }
 
@@ -487,32 +472,54 @@ mod tests {
     }
 
     #[test]
-    fn an_entry_stored_alone_by_an_earlier_version_is_still_read() {
+    fn entries_stored_alone_or_as_a_plain_array_by_earlier_versions_are_still_read() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("store");
-        let old = ChangeEntry {
-            seq: 1,
+        let entry = |seq: u64, name: &str| ChangeEntry {
+            seq,
             org_id: org(),
             kind: "company.created".parse().expect("type"),
             timestamp: Utc::now(),
-            data: serde_json::json!({"id": 9, "name": "Old"}),
+            data: serde_json::json!({"id": seq, "name": name}),
         };
+        let (alone, plain) = (
+            entry(1, "Alone"),
+            vec![entry(2, "Plain"), entry(3, "Array")],
+        );
         let changes = &store.inner.changes;
         changes
-            .insert(keys::change(1), serde_json::to_vec(&old).expect("json"))
+            .insert(keys::change(1), serde_json::to_vec(&alone).expect("json"))
             .expect("insert");
         changes
-            .insert(keys::change_counter(), &1u64.to_be_bytes())
+            .insert(keys::change(2), serde_json::to_vec(&plain).expect("json"))
+            .expect("insert");
+        changes
+            .insert(keys::change_counter(), &3u64.to_be_bytes())
             .expect("counter");
         drop(store);
         let store = Store::open(dir.path()).expect("reopen");
-        write(&store, 2, "New", Some(ChangeWhat::Created));
+        write(&store, 4, "New", Some(ChangeWhat::Created));
 
         let names: Vec<(u64, String)> = all(&store)
             .iter()
             .map(|e| (e.seq, e.data["name"].to_string()))
             .collect();
-        assert_eq!(names, vec![(1, "\"Old\"".into()), (2, "\"New\"".into())]);
-        assert_eq!(store.change(1).expect("read"), Some(old));
+        assert_eq!(
+            names,
+            vec![
+                (1, "\"Alone\"".into()),
+                (2, "\"Plain\"".into()),
+                (3, "\"Array\"".into()),
+                (4, "\"New\"".into())
+            ]
+        );
+        assert_eq!(store.change(1).expect("read"), Some(alone));
+        assert_eq!(store.change(3).expect("read"), Some(plain[1].clone()));
+        let newest = store.inner.changes.get(keys::change(4)).expect("get");
+        assert_eq!(
+            newest.as_deref().and_then(|v| v.first()),
+            Some(&0x01),
+            "this version stores its entries compressed"
+        );
     }
 }
