@@ -100,19 +100,58 @@ pub(super) fn journal_batch(frames: &[u8]) -> (sled::Batch, u64) {
         wal::push_frame(value, key, payload);
         *last = key;
         if value.len() >= JOURNAL_VALUE_BYTES {
-            batch.insert(key, std::mem::take(value));
+            batch.insert(key, compress_value(value));
+            value.clear();
         }
     }
     for (value, last) in by_org.into_values() {
         if !value.is_empty() {
-            batch.insert(last, value);
+            batch.insert(last, compress_value(&value));
         }
     }
     (batch, newest)
 }
 
-/// The journal records in one journal value: `(seq, record)` for each of its log frames.
+/// How a compressed journal value starts: a frame header saying "length 0", which never starts
+/// a value of frames (a frame is never empty), then this tag; an LZ4 block of the frames, its
+/// size prepended, follows.
+const LZ4_VALUE: [u8; 5] = [0, 0, 0, 0, 1];
+
+/// The most a compressed journal value may say its frames take; a larger claim is a corrupt
+/// value, never an allocation that size.
+const MAX_VALUE_FRAMES: usize = 64 << 20;
+
+/// A journal value as stored: its frames, LZ4-compressed. The records of one org repeat its id,
+/// the ids' prefixes and the received times, and sled copies each value with the leaf it sits
+/// in and rewrites that leaf whole, so smaller values are fewer bytes written and copied.
+fn compress_value(frames: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(LZ4_VALUE.len() + 4 + frames.len() / 2);
+    out.extend_from_slice(&LZ4_VALUE);
+    out.extend_from_slice(&lz4_flex::block::compress_prepend_size(frames));
+    out
+}
+
+/// The journal records in one journal value: `(seq, record)` for each of its log frames. The
+/// value is compressed (see [`compress_value`]) or, as earlier versions stored it, the frames
+/// themselves.
 pub(super) fn journal_value(value: &[u8]) -> Result<Vec<(u64, JournalRecord)>, StoreError> {
+    let frames;
+    let value = match value.strip_prefix(&LZ4_VALUE[..]) {
+        Some(body) => {
+            let (size, _) = lz4_flex::block::uncompressed_size(body)
+                .map_err(|e| corrupt("inbox_journal", e))?;
+            if size > MAX_VALUE_FRAMES {
+                return Err(corrupt(
+                    "inbox_journal",
+                    format!("a compressed value claims {size} bytes"),
+                ));
+            }
+            frames = lz4_flex::block::decompress_size_prepended(body)
+                .map_err(|e| corrupt("inbox_journal", e))?;
+            &frames[..]
+        }
+        None => value,
+    };
     let mut out = Vec::new();
     let mut used = 0;
     for (key, payload) in wal::frames(value) {
@@ -235,4 +274,97 @@ pub(super) fn replay(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Log frames of `n` journal records of one org, as the inbox log holds them.
+    fn frames(n: u64) -> Vec<u8> {
+        let org = OrgId::parse("00D7F00000107Xs").expect("org");
+        let mut buf = Vec::new();
+        for seq in 1..=n {
+            let dedupe = format!("04l7F000000{seq:07}");
+            let id = format!("0017F00000{seq:05}AAA");
+            let rec = JournalRecordRef {
+                org: org.as_str(),
+                received_ms: 1_764_000_000_000 + seq as i64,
+                dedupe: vec![dedupe.as_bytes()],
+                notes: vec![(
+                    1,
+                    id.as_str(),
+                    ChangeType::Update,
+                    Some(1_764_000_000_000),
+                    None,
+                )],
+                digests: vec![],
+            };
+            wal::push_frame_with(&mut buf, &keys::journal(&org, seq), |b| rec.encode_into(b))
+                .expect("encode");
+        }
+        buf
+    }
+
+    fn decoded(value: &[u8]) -> Vec<(u64, String, i64)> {
+        journal_value(value)
+            .expect("decode")
+            .into_iter()
+            .map(|(seq, r)| (seq, r.notes[0].1.clone(), r.received_ms))
+            .collect()
+    }
+
+    #[test]
+    fn journal_values_are_stored_compressed_and_plain_ones_still_read() {
+        let raw = frames(500);
+        let (batch, newest) = journal_batch(&raw);
+        assert_eq!(newest, 500);
+        let tree = sled::Config::new()
+            .temporary(true)
+            .open()
+            .expect("sled")
+            .open_tree("j")
+            .expect("tree");
+        tree.apply_batch(batch).expect("apply");
+        let stored: Vec<sled::IVec> = tree.iter().values().map(|v| v.expect("value")).collect();
+        let stored_bytes: usize = stored.iter().map(|v| v.len()).sum();
+        assert!(stored.iter().all(|v| v.starts_with(&LZ4_VALUE)));
+        assert!(
+            stored_bytes * 2 < raw.len(),
+            "{stored_bytes} bytes stored for {} bytes of frames",
+            raw.len()
+        );
+        let all: Vec<_> = stored.iter().flat_map(|v| decoded(v)).collect();
+        assert_eq!(
+            all,
+            decoded(&raw),
+            "the plain frames, as earlier versions stored them"
+        );
+        assert_eq!(all.len(), 500);
+    }
+
+    #[test]
+    fn a_damaged_compressed_journal_value_is_reported_as_corrupt() {
+        let good = compress_value(&frames(20));
+        let mut huge_claim = LZ4_VALUE.to_vec();
+        huge_claim.extend_from_slice(&u32::MAX.to_le_bytes());
+        huge_claim.extend_from_slice(&good[LZ4_VALUE.len() + 4..]);
+        let mut flipped = good.clone();
+        for b in flipped.iter_mut().skip(LZ4_VALUE.len() + 4).step_by(5) {
+            *b ^= 0x5a;
+        }
+        for (what, raw) in [
+            ("truncated", &good[..good.len() / 2]),
+            ("claims 4 GiB", &huge_claim[..]),
+            ("bytes flipped", &flipped[..]),
+            ("tag alone", &LZ4_VALUE[..]),
+        ] {
+            match journal_value(raw) {
+                Err(StoreError::Corrupt { tree, .. }) => {
+                    assert_eq!(tree, "inbox_journal", "{what}")
+                }
+                other => panic!("{what}: {other:?}"),
+            }
+        }
+    }
 }
