@@ -255,6 +255,12 @@ pub enum OutboxChange {
         /// The record it landed as.
         link: Link,
     },
+    /// An earlier attempt's create, unanswered, landed as `link`: linked, and due again now, as
+    /// an update carrying the record as it is (that create carried it as it was then).
+    DeliveredEarlier {
+        /// The record it landed as.
+        link: Link,
+    },
     /// Nothing needed sending: done, like a delivery.
     Skipped,
     /// Failed for now: due again at `at_ms`. An attempt that `counts` is added to the entry's,
@@ -345,6 +351,11 @@ impl Tx<'_> {
                 self.link_entry(&entry, link)?;
                 self.record_change(org, ChangeWhat::Pushed, Subject::Record(entry.target))?;
                 self.finish(entry, sent_version, now)
+            }
+            OutboxChange::DeliveredEarlier { link } => {
+                self.link_entry(&entry, link)?;
+                self.record_change(org, ChangeWhat::Pushed, Subject::Record(entry.target))?;
+                self.send_again(entry, now)
             }
             OutboxChange::Skipped => self.finish(entry, sent_version, now),
             OutboxChange::Retry {
@@ -448,7 +459,7 @@ impl Tx<'_> {
     /// A sent entry is done: removed, or due again now when its record changed in flight.
     fn finish(
         &self,
-        mut entry: OutboxEntry,
+        entry: OutboxEntry,
         sent_version: u64,
         now: DateTime<Utc>,
     ) -> TxResult<Settled> {
@@ -456,6 +467,11 @@ impl Tx<'_> {
             self.remove_outbox_entry(&entry)?;
             return Ok(Settled::Done);
         }
+        self.send_again(entry, now)
+    }
+
+    /// Due again now, as a fresh send: no attempts counted, nothing maybe sent.
+    fn send_again(&self, mut entry: OutboxEntry, now: DateTime<Utc>) -> TxResult<Settled> {
         entry.maybe_sent = false;
         entry.attempts = 0;
         entry.last_error = None;

@@ -290,3 +290,59 @@ async fn with_an_external_id_marker_a_retried_create_is_an_idempotent_upsert() {
     assert!(upserts > 0, "{:?}", env.sim.api_calls());
     assert_landed_once(&env, companies).await;
 }
+
+/// A create that reached Salesforce unanswered, then a local change before the retry: the retry
+/// finds the earlier create by its marker, and the org must still end with the newer values,
+/// which that create never carried.
+#[tokio::test]
+async fn a_change_made_after_an_unanswered_create_still_reaches_the_org() {
+    let mut env = push_env().await;
+    let company = env.company("Before").await;
+    let contact = env
+        .create(
+            "/contacts",
+            json!({"company_id": company, "last_name": "Early", "email": "early@before.example"}),
+        )
+        .await;
+    env.sim.set_faults(Faults {
+        drop_after_commit_rate: 1.0,
+        ..Faults::default()
+    });
+    let first = env.worker.step().await.expect("step").into_report();
+    assert!(first.retrying > 0, "{first:?}");
+    assert_eq!(env.live("Account").len(), 1, "the create reached the org");
+    let (status, _) = env
+        .patch(&format!("/companies/{company}"), json!({"name": "After"}))
+        .await;
+    assert_eq!(status, 200);
+    // Still unanswered: the Account is found by its marker, and the Contact's create goes out.
+    for _ in 0..20 {
+        if !env.live("Contact").is_empty() {
+            break;
+        }
+        env.worker.step().await.expect("step");
+    }
+    assert_eq!(
+        env.live("Contact").len(),
+        1,
+        "the contact's create reached the org"
+    );
+    let (status, _) = env
+        .patch(
+            &format!("/contacts/{contact}"),
+            json!({"last_name": "Later"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    env.sim.set_faults(Faults::default());
+    drain(&mut env.worker).await;
+
+    let accounts = env.live("Account");
+    assert_eq!(accounts.len(), 1, "{accounts:?}");
+    assert_eq!(accounts[0]["Name"], json!("After"), "{accounts:?}");
+    let contacts = env.live("Contact");
+    assert_eq!(contacts.len(), 1, "{contacts:?}");
+    assert_eq!(contacts[0]["LastName"], json!("Later"), "{contacts:?}");
+    let (_, outbox) = env.get("/outbox").await;
+    assert_eq!(outbox["items"], json!([]));
+}

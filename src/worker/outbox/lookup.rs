@@ -111,27 +111,37 @@ impl OutboxWorker {
         let mut out = Vec::new();
         for &i in check {
             let item = &items[i];
-            let hit = Self::retried_marker(item)
+            if let Some(earlier) = Self::retried_marker(item)
                 .and_then(|m| by_marker.get(m.as_str()).copied())
-                .map(|r| (r, "push:found-earlier-create"))
-                .or_else(|| {
-                    let email = item.payload.match_email.as_ref()?;
-                    by_email.get(email)?.iter().find_map(|r| {
-                        let same_account = sobject == "Lead"
-                            || r.str_field("AccountId")
-                                .and_then(|a| SalesforceId::parse(a).ok())
-                                == item.payload.match_account;
-                        same_account.then_some((*r, "push:link-existing"))
-                    })
-                });
-            if let Some((r, rule)) = hit {
-                if let Some(id) = r.sf_id() {
-                    // Only sfsync's own write may be skipped by the inbox: a record found by
-                    // email carries someone else's change, which must still be pulled.
-                    let ours = rule == "push:found-earlier-create";
-                    let stamp_ms = stamp_ms(r).filter(|_| ours);
-                    out.push((i, Verdict::Linked { id, rule, stamp_ms }));
-                }
+                .and_then(found_earlier)
+            {
+                out.push((i, earlier));
+                continue;
+            }
+            let same_person = |r: &&Record| {
+                sobject == "Lead"
+                    || r.str_field("AccountId")
+                        .and_then(|a| SalesforceId::parse(a).ok())
+                        == item.payload.match_account
+            };
+            let hit = item
+                .payload
+                .match_email
+                .as_ref()
+                .and_then(|email| by_email.get(email))
+                .and_then(|found| found.iter().copied().find(same_person));
+            // A record found by email carries someone else's change, which the inbox must still
+            // pull: no written stamp, so its echo is not skipped as sfsync's own.
+            if let Some(id) = hit.and_then(|r| r.sf_id()) {
+                let rule = "push:link-existing";
+                out.push((
+                    i,
+                    Verdict::Linked {
+                        id,
+                        rule,
+                        stamp_ms: None,
+                    },
+                ));
             }
         }
         Ok(out)
@@ -168,17 +178,9 @@ impl OutboxWorker {
                 .iter()
                 .find(|r| r.str_field(marker_field) == Some(&mine))
             {
-                if let Some(id) = r.sf_id() {
-                    claimed.insert(id.clone());
-                    let rule = "push:found-earlier-create";
-                    out.push((
-                        i,
-                        Verdict::Linked {
-                            id,
-                            rule,
-                            stamp_ms: stamp_ms(r),
-                        },
-                    ));
+                if let Some(earlier) = found_earlier(r) {
+                    claimed.extend(r.sf_id());
+                    out.push((i, earlier));
                     continue;
                 }
             }
@@ -226,4 +228,13 @@ impl OutboxWorker {
         }
         Ok(out)
     }
+}
+
+/// The verdict on a record an earlier attempt of this entry created (found by its marker): that
+/// attempt wrote it, so its `SystemModstamp` is sfsync's own write.
+fn found_earlier(r: &Record) -> Option<Verdict> {
+    Some(Verdict::FoundEarlier {
+        id: r.sf_id()?,
+        stamp_ms: stamp_ms(r),
+    })
 }

@@ -403,7 +403,7 @@ impl OutboxWorker {
         };
         let object = &*item.payload.sobject;
         let result = match verdict {
-            Verdict::Linked { .. } => "ok",
+            Verdict::Linked { .. } | Verdict::FoundEarlier { .. } => "ok",
             Verdict::Retry { .. } => "retry",
             Verdict::Dead { .. } => "dead",
             Verdict::Repoint { .. } => "repointed",

@@ -56,6 +56,13 @@ impl OutboxWorker {
                     written_stamp_ms: stamp_ms,
                 },
             },
+            Verdict::FoundEarlier { id, stamp_ms } => OutboxChange::DeliveredEarlier {
+                link: Link {
+                    id,
+                    provenance: provenance("local", "push:found-earlier-create"),
+                    written_stamp_ms: stamp_ms,
+                },
+            },
             Verdict::Adopt { record, rule } => {
                 let Some(id) = record.sf_id() else {
                     return WriteBack::Change(OutboxChange::Dead {

@@ -15,6 +15,12 @@ pub(super) enum Verdict {
         rule: &'static str,
         stamp_ms: Option<i64>,
     },
+    /// An earlier attempt's create, unanswered, is in Salesforce as `id` (found by the record's
+    /// marker). It carried the record as it was then, perhaps older than what this attempt sent.
+    FoundEarlier {
+        id: SalesforceId,
+        stamp_ms: Option<i64>,
+    },
     /// Try again later; `count` says whether it counts as an attempt.
     Retry { message: String, count: bool },
     /// Refused for good.
