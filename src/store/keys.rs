@@ -6,10 +6,10 @@
 //! |---|---|
 //! | records | `org ‖ kind ‖ id(8)` |
 //! | provenance | `org ‖ kind ‖ id(8) ‖ seq(8)` |
-//! | records_index | `org ‖ index ‖ value` |
+//! | records_index | `org ‖ index ‖ value` (the Salesforce id's entry: the linked record and its last pull's stamp) |
 //! | conflicts | `org ‖ id(8)` |
 //! | outbox | `org ‖ 'E' ‖ entry id(8)`, `org ‖ 'R' ‖ kind ‖ local id(8)` |
-//! | meta | `org ‖ 'M' ‖ name` (`seen/{id}`, `conflict/{id}`, `conflict/local/{kind}/{id}`, `stamp:{id}`, `sweep/{object}`) |
+//! | meta | `org ‖ 'M' ‖ name` (`seen/{id}` of a record linked to no local record, `conflict/{id}`, `conflict/local/{kind}/{id}`, `stamp:{id}`, `sweep/{object}`) |
 //! | oauth_tokens | `org` (the sealed refresh token), `org ‖ "/user"` (the connection's user); per application user `org ‖ "/u/" ‖ user ‖ 0 ‖ 't'` (their sealed refresh token) and `… ‖ 0 ‖ 's'` (their Salesforce user) |
 //! | inbox trees | see [`dedupe`], [`pending`], [`journal`], [`resync`] |
 //! | changes | `'E' ‖ seq(8)` the entries of one transaction, from that number on; `'N'` the last number given, `'P'` the last compacted |
@@ -133,7 +133,7 @@ fn meta(org: &OrgId, name: &str) -> Vec<u8> {
     tagged(org, b'M', name.as_bytes())
 }
 
-/// What was last pulled of a Salesforce record.
+/// What was last pulled of a Salesforce record linked to no local record.
 pub(crate) fn seen(org: &OrgId, id: &SalesforceId) -> Vec<u8> {
     meta(org, &format!("seen/{id}"))
 }

@@ -45,13 +45,23 @@ pub struct SweepCursor {
 }
 
 impl Tx<'_> {
-    /// What was last pulled of a Salesforce record.
+    /// What was last pulled of a Salesforce record: kept in its link to a local record when it
+    /// has one, else under a key of its own.
     pub fn seen(&self, org: &OrgId, id: &SalesforceId) -> TxResult<Option<Seen>> {
-        self.get_json(self.meta, "meta", &keys::seen(org, id))
+        match self.linked_seen(org, id)? {
+            Some(seen) => Ok(Some(seen)),
+            None => self.get_json(self.meta, "meta", &keys::seen(org, id)),
+        }
     }
 
-    /// Records what was just pulled of a Salesforce record.
+    /// Records what was just pulled of a Salesforce record: in its link to a local record when
+    /// it has one (no key of its own), else under a key of its own. A key of its own left from
+    /// before the record was linked is older than the link's and read only if the link goes;
+    /// an older [`Seen`] only ever makes a change look not yet applied, so it is pulled again.
     pub fn set_seen(&self, org: &OrgId, id: &SalesforceId, seen: &Seen) -> TxResult<()> {
+        if self.set_linked_seen(org, id, seen)? {
+            return Ok(());
+        }
         self.put_json(self.meta, "meta", keys::seen(org, id), seen)
     }
 
@@ -131,7 +141,10 @@ impl Tx<'_> {
 impl Store {
     /// What was last pulled of a Salesforce record, read outside a transaction.
     pub fn seen(&self, org: &OrgId, id: &SalesforceId) -> Result<Option<Seen>, StoreError> {
-        read_json(&self.inner.meta, "meta", &keys::seen(org, id))
+        match self.linked_seen(org, id)? {
+            Some(seen) => Ok(Some(seen)),
+            None => read_json(&self.inner.meta, "meta", &keys::seen(org, id)),
+        }
     }
 
     /// The open conflict of a quarantined Salesforce record, read outside a transaction.
@@ -218,5 +231,74 @@ mod tests {
             pulled_ms: 12_000,
         };
         assert!(later.covers(10_000));
+    }
+
+    fn org() -> OrgId {
+        OrgId::parse("00D7F00000107Xs").expect("org")
+    }
+
+    fn linked_company(id: u64, sfid: &SalesforceId) -> crate::domain::Company {
+        serde_json::from_value(
+            serde_json::json!({"id": id, "org_id": org(), "name": "Acme",
+            "salesforce_id": sfid, "updated_at": Utc::now()}),
+        )
+        .expect("a company")
+    }
+
+    #[test]
+    fn a_linked_records_stamp_lives_in_its_link_and_an_unlinked_ones_under_its_own_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        let linked = SalesforceId::parse("001000000000001AAA").expect("id");
+        let alone = SalesforceId::parse("001000000000002AAA").expect("id");
+        let (first, second) = (
+            Seen {
+                stamp_ms: 1_000,
+                pulled_ms: 1_500,
+            },
+            Seen {
+                stamp_ms: 2_000,
+                pulled_ms: 2_500,
+            },
+        );
+        store
+            .atomically(|tx| {
+                tx.set_seen(&org(), &linked, &first)?;
+                tx.put_company(&linked_company(7, &linked))?;
+                tx.set_seen(&org(), &linked, &second)?;
+                tx.set_seen(&org(), &alone, &first)?;
+                assert_eq!(
+                    tx.seen(&org(), &linked)?,
+                    Some(second),
+                    "read in the transaction"
+                );
+                Ok(())
+            })
+            .expect("write");
+
+        assert_eq!(store.seen(&org(), &linked).expect("read"), Some(second));
+        assert_eq!(store.seen(&org(), &alone).expect("read"), Some(first));
+        let meta = &store.inner.meta;
+        assert!(meta.get(keys::seen(&org(), &alone)).expect("get").is_some());
+        assert_eq!(
+            read_json::<Seen>(meta, "meta", &keys::seen(&org(), &linked)).expect("get"),
+            Some(first),
+            "the key of its own keeps what was seen before the link, and is not written again"
+        );
+        assert_eq!(
+            store.local_by_salesforce_id(&org(), &linked).expect("link"),
+            Some(LocalRef::new(super::super::RecordKind::Company, 7)),
+            "the link still reads as the local record"
+        );
+
+        let moved = SalesforceId::parse("001000000000003AAA").expect("id");
+        store
+            .atomically(|tx| tx.put_company(&linked_company(7, &moved)))
+            .expect("relink");
+        assert_eq!(
+            store.seen(&org(), &linked).expect("read"),
+            Some(first),
+            "once the link goes, the older stamp is read: the next change is pulled again"
+        );
     }
 }

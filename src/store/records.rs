@@ -2,12 +2,14 @@
 //! provenance and the conflict queue, written through the record transaction, [`Tx`].
 //!
 //! Index keys hold a JSON list of local ids, so lookups are plain `get`s that work inside a sled
-//! transaction; the Salesforce id index holds the one [`LocalRef`] linked to an id.
+//! transaction; the Salesforce id index holds the one [`LocalRef`] linked to an id and what the
+//! last pull of that id saw ([`Seen`]), so a linked record costs no key of its own for its stamp.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::keys::{self, Index};
+use super::meta::Seen;
 use super::refs::{LocalRef, Provenance, RecordKind};
 use super::tx::{Tx, TxResult, read_json};
 use super::{Store, StoreError};
@@ -17,7 +19,45 @@ use crate::domain::{
     Activity, Company, CompanyProduct, Contact, OrgId, SalesforceId, SalesforceKind, normalize,
 };
 
+/// The Salesforce id index's value: the linked record and, once a pull applied the id, what that
+/// pull saw. A reader of the link alone decodes it as a [`LocalRef`] (unknown fields are
+/// ignored); a link written without the stamp leaves `seen` empty.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SfLink {
+    kind: RecordKind,
+    id: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    seen: Option<Seen>,
+}
+
 impl Tx<'_> {
+    /// What the last pull of a linked Salesforce id saw, when the link holds it.
+    pub(super) fn linked_seen(&self, org: &OrgId, id: &SalesforceId) -> TxResult<Option<Seen>> {
+        let key = keys::index(org, Index::SalesforceId, id.as_str());
+        Ok(self
+            .get_json::<SfLink>(self.index, "index", &key)?
+            .and_then(|l| l.seen))
+    }
+
+    /// Keeps what a pull saw in the Salesforce id's link; `false` when the id is linked to no
+    /// local record (nothing written).
+    pub(super) fn set_linked_seen(
+        &self,
+        org: &OrgId,
+        id: &SalesforceId,
+        seen: &Seen,
+    ) -> TxResult<bool> {
+        let key = keys::index(org, Index::SalesforceId, id.as_str());
+        let Some(mut link) = self.get_json::<SfLink>(self.index, "index", &key)? else {
+            return Ok(false);
+        };
+        if link.seen.as_ref() != Some(seen) {
+            link.seen = Some(*seen);
+            self.put_json(self.index, "index", key, &link)?;
+        }
+        Ok(true)
+    }
+
     /// A fresh local id (unique across the store, never reused).
     pub fn next_id(&self) -> TxResult<u64> {
         Ok(self.records.generate_id()? + 1)
@@ -376,6 +416,17 @@ impl Store {
         id: u64,
     ) -> Result<Option<T>, StoreError> {
         read_json(&self.inner.conflicts, "conflicts", &keys::conflict(org, id))
+    }
+
+    /// What the last pull of a linked Salesforce id saw, when the link holds it, read outside a
+    /// transaction.
+    pub(super) fn linked_seen(
+        &self,
+        org: &OrgId,
+        id: &SalesforceId,
+    ) -> Result<Option<Seen>, StoreError> {
+        let key = keys::index(org, Index::SalesforceId, id.as_str());
+        Ok(read_json::<SfLink>(&self.inner.index, "index", &key)?.and_then(|l| l.seen))
     }
 
     /// The local record linked to a Salesforce id, read outside a transaction.
