@@ -34,6 +34,7 @@ mod records;
 mod refs;
 mod runs;
 mod runs_legacy;
+mod settle;
 #[cfg(test)]
 mod tap;
 mod tx;
@@ -49,12 +50,11 @@ pub use deliveries::AppDeadLetter;
 pub use feed::{ChangesPage, ChangesRead};
 pub use inbox::{DedupeSource, Delivery, IngestOutcome};
 pub use meta::{SAME_SECOND_MARGIN_MS, Seen, SweepCursor};
-pub use outbox::{
-    Link, OutboxChange, OutboxCounts, OutboxEntry, OutboxEntryView, OutboxState, Settled,
-};
+pub use outbox::{OutboxCounts, OutboxEntry, OutboxEntryView, OutboxState};
 pub use pages::{Page, PageRequest, RecordFilter, SCAN_BUDGET, StoredRecord};
 pub use pending::{PendingEntry, PendingRecord};
 pub use refs::{LocalRef, Provenance, RecordKind};
+pub use settle::{Link, OutboxChange, Settled};
 pub use tx::{Tx, TxAbort, TxError, TxResult};
 
 use durability::GroupCommit;

@@ -97,7 +97,7 @@ pub struct Tx<'a> {
     pub(super) applied: &'a TransactionalTree,
     /// The inbox's pending queue (in memory; see `store::inbox`).
     pub(super) inbox: &'a std::sync::Mutex<InboxMemory>,
-    /// The outbox tree, for `store::outbox`.
+    /// The outbox tree, for `store::outbox` and `store::settle`.
     pub(super) outbox: &'a TransactionalTree,
     /// Small typed values: bookmarks, cursors, stamps (see `store::meta`).
     pub(super) meta: &'a TransactionalTree,
