@@ -200,18 +200,7 @@ pub(super) fn decode_pack(raw: &[u8]) -> Result<Vec<ChangeEntry>, StoreError> {
         reason,
     };
     let json: std::borrow::Cow<'_, [u8]> = match raw.split_first() {
-        Some((&LZ4_PACK, body)) => {
-            let (size, _) = lz4_flex::block::uncompressed_size(body)
-                .map_err(|e| corrupt(format!("compressed change entries: {e}")))?;
-            if size > MAX_PACK_JSON {
-                return Err(corrupt(format!(
-                    "compressed change entries claim {size} bytes, more than {MAX_PACK_JSON}"
-                )));
-            }
-            lz4_flex::block::decompress_size_prepended(body)
-                .map_err(|e| corrupt(format!("compressed change entries: {e}")))?
-                .into()
-        }
+        Some((&LZ4_PACK, body)) => super::lz4_decompress("changes", body, MAX_PACK_JSON)?.into(),
         _ => raw.into(),
     };
     let json_err = |e: serde_json::Error| corrupt(e.to_string());

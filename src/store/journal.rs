@@ -138,16 +138,7 @@ pub(super) fn journal_value(value: &[u8]) -> Result<Vec<(u64, JournalRecord)>, S
     let frames;
     let value = match value.strip_prefix(&LZ4_VALUE[..]) {
         Some(body) => {
-            let (size, _) = lz4_flex::block::uncompressed_size(body)
-                .map_err(|e| corrupt("inbox_journal", e))?;
-            if size > MAX_VALUE_FRAMES {
-                return Err(corrupt(
-                    "inbox_journal",
-                    format!("a compressed value claims {size} bytes"),
-                ));
-            }
-            frames = lz4_flex::block::decompress_size_prepended(body)
-                .map_err(|e| corrupt("inbox_journal", e))?;
+            frames = super::lz4_decompress("inbox_journal", body, MAX_VALUE_FRAMES)?;
             &frames[..]
         }
         None => value,

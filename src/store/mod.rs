@@ -97,6 +97,20 @@ fn corrupt(tree: &'static str, e: impl std::fmt::Display) -> StoreError {
     }
 }
 
+/// Decompresses a stored LZ4 block whose size is prepended. A size past `max`, a truncated or a
+/// damaged block is a corrupt value of `tree`: the claimed size is never allocated first.
+fn lz4_decompress(tree: &'static str, body: &[u8], max: usize) -> Result<Vec<u8>, StoreError> {
+    let (size, _) =
+        lz4_flex::block::uncompressed_size(body).map_err(|e| corrupt(tree, format!("LZ4: {e}")))?;
+    if size > max {
+        return Err(corrupt(
+            tree,
+            format!("a compressed value claims {size} bytes, more than {max}"),
+        ));
+    }
+    lz4_flex::block::decompress_size_prepended(body).map_err(|e| corrupt(tree, format!("LZ4: {e}")))
+}
+
 /// A handle on the store; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
