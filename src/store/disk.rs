@@ -118,14 +118,15 @@ mod tests {
         let before = evicted::of(dir.path()).len();
         store.save_sealed_token(&org, b"sealed").expect("token");
         let ranges = evicted::of(dir.path());
-        assert_eq!(ranges.len(), before + 1, "the token's flush: {ranges:?}");
+        assert!(ranges.len() > before, "the token's flush: {ranges:?}");
         let len = std::fs::metadata(dir.path().join("db")).expect("db").len();
         let &(from, dropped) = ranges.last().expect("a range");
         assert_eq!(from, 0, "a store smaller than the tail is dropped whole");
         assert!(dropped > 0 && dropped <= len, "{dropped} of {len}");
+        let after_token = ranges.len();
         store.make_durable().await.expect("durable");
         assert!(
-            evicted::of(dir.path()).len() > before + 1,
+            evicted::of(dir.path()).len() > after_token,
             "the group commit's fsync drops it too"
         );
     }
