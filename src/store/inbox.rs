@@ -120,9 +120,14 @@ impl Inbox {
         let journal = db.open_tree("inbox_journal")?;
         let applied = db.open_tree("inbox_applied")?;
         let snapshots = db.open_tree("inbox_pending")?;
+        let index = db.open_tree("records_index")?;
+        let marks = journal::Marks {
+            applied: &applied,
+            index: &index,
+        };
         let (dedupe, covered) = Dedupe::open(db, &dir.join("dedupe-runs"))?;
         let (mut replay, journaled, mut last_seq) =
-            journal::rebuild(&journal, &snapshots, &applied, covered)?;
+            journal::rebuild(&journal, &snapshots, &marks, covered)?;
         // The journal records the runs cover were copied into the journal before they were
         // cut, and the compactor may have removed them since.
         let journaled = journaled.max(covered);
@@ -133,7 +138,7 @@ impl Inbox {
         for (key, payload) in &recovered {
             let seq = journal::frame_seq(key)?;
             if seq > journaled {
-                journal::replay(&mut replay, &applied, seq, JournalRecord::decode(payload)?)?;
+                journal::replay(&mut replay, &marks, seq, JournalRecord::decode(payload)?)?;
                 wal::push_frame(&mut missing, key, payload);
                 last_seq = last_seq.max(seq);
             }
@@ -389,8 +394,21 @@ impl Tx<'_> {
         };
         // Durable with the transaction: replaying the journal skips what this covers. The
         // in-memory entry goes once the transaction commits, and only if no newer journal record
-        // named the record meanwhile.
-        self.applied.insert(key.clone(), &seq.to_be_bytes())?;
+        // named the record meanwhile. A linked record keeps its mark in its Salesforce id link,
+        // which its pull has just written anyway; only a record linked to no local record costs
+        // a key of its own. The highest mark is kept too, so that no sequence number at or
+        // below it is handed out again after a restart.
+        if self.set_linked_applied(org, id, seq)? {
+            if self.applied.get(&key)?.is_some() {
+                self.applied.remove(key.clone())?;
+            }
+        } else {
+            self.applied.insert(key.clone(), &seq.to_be_bytes())?;
+        }
+        let high = keys::applied_high();
+        if journal::applied_seq(self.applied.get(&high)?) < seq {
+            self.applied.insert(high, &seq.to_be_bytes())?;
+        }
         self.cleared.borrow_mut().push((key, seq));
         Ok(true)
     }

@@ -82,6 +82,30 @@ pub(super) fn applied_seq(v: Option<sled::IVec>) -> u64 {
         .unwrap_or(0)
 }
 
+/// Where the inbox's applied marks are kept (see `Tx::clear_pending`): a linked record's in its
+/// Salesforce id link in the index tree, any other's under its pending key in the applied tree.
+/// A record's mark is the higher of the two (a store written before links held marks has them in
+/// the applied tree only).
+pub(super) struct Marks<'a> {
+    pub(super) applied: &'a sled::Tree,
+    pub(super) index: &'a sled::Tree,
+}
+
+impl Marks<'_> {
+    /// The newest journal record applied for a pending key (0: none).
+    fn seq(&self, pkey: &[u8]) -> Result<u64, StoreError> {
+        let own = applied_seq(self.applied.get(pkey)?);
+        let linked = match keys::link_of_pending(pkey) {
+            Some(link) => self
+                .index
+                .get(link)?
+                .and_then(|v| super::records::link_applied(&v)),
+            None => None,
+        };
+        Ok(own.max(linked.unwrap_or(0)))
+    }
+}
+
 /// Bytes of log frames per journal value: a few big values instead of one per message, because
 /// each sled insert costs microseconds whatever its size.
 const JOURNAL_VALUE_BYTES: usize = 64 << 10;
@@ -178,7 +202,7 @@ pub(super) struct Replay {
 pub(super) fn rebuild(
     journal: &sled::Tree,
     snapshots: &sled::Tree,
-    applied: &sled::Tree,
+    marks: &Marks<'_>,
     covered: u64,
 ) -> Result<(Replay, u64, u64), StoreError> {
     let mut mem = Replay {
@@ -187,8 +211,10 @@ pub(super) fn rebuild(
         covered,
         floors: HashMap::new(),
     };
+    // Every mark in the applied tree, its highest among them, counts as in use; a mark kept in a
+    // link is at most that highest one.
     let mut in_use = covered;
-    for kv in applied.iter() {
+    for kv in marks.applied.iter() {
         let (_, v) = kv?;
         in_use = in_use.max(applied_seq(Some(v)));
     }
@@ -197,7 +223,7 @@ pub(super) fn rebuild(
         let (entry, last_seq) = compact::decode(&v)?;
         in_use = in_use.max(last_seq);
         // A snapshot its record's pull has since covered is stale.
-        if applied_seq(applied.get(&key)?) < last_seq {
+        if marks.seq(&key)? < last_seq {
             mem.floors.insert(key.to_vec(), last_seq);
             mem.mem
                 .pending
@@ -209,7 +235,7 @@ pub(super) fn rebuild(
         let (_, v) = kv?;
         for (seq, rec) in journal_value(&v)? {
             journaled = journaled.max(seq);
-            replay(&mut mem, applied, seq, rec)?;
+            replay(&mut mem, marks, seq, rec)?;
         }
     }
     Ok((mem, journaled, in_use.max(journaled)))
@@ -219,7 +245,7 @@ pub(super) fn rebuild(
 /// records it names unless already applied.
 pub(super) fn replay(
     replay: &mut Replay,
-    applied: &sled::Tree,
+    marks: &Marks<'_>,
     seq: u64,
     rec: JournalRecord,
 ) -> Result<(), StoreError> {
@@ -239,9 +265,7 @@ pub(super) fn replay(
             ObjectType::from_code(code).ok_or_else(|| corrupt("inbox_journal", "bad object"))?;
         let id = SalesforceId::parse(&id).map_err(|e| corrupt("inbox_journal", e))?;
         let pkey = keys::pending(&org, object, &id);
-        if applied_seq(applied.get(&pkey)?) >= seq
-            || replay.floors.get(&pkey).is_some_and(|&floor| floor >= seq)
-        {
+        if marks.seq(&pkey)? >= seq || replay.floors.get(&pkey).is_some_and(|&floor| floor >= seq) {
             continue;
         }
         let note = Notification {
@@ -271,19 +295,24 @@ pub(super) fn replay(
 mod tests {
     use super::*;
 
+    /// The Account the journal record numbered `seq` names.
+    fn account(seq: u64) -> SalesforceId {
+        SalesforceId::parse(&format!("0017F00000{seq:05}")).expect("id")
+    }
+
     /// Log frames of `n` journal records of one org, as the inbox log holds them.
     fn frames(n: u64) -> Vec<u8> {
         let org = OrgId::parse("00D7F00000107Xs").expect("org");
         let mut buf = Vec::new();
         for seq in 1..=n {
             let dedupe = format!("04l7F000000{seq:07}");
-            let id = format!("0017F00000{seq:05}AAA");
+            let id = account(seq).as_str().to_owned();
             let rec = JournalRecordRef {
                 org: org.as_str(),
                 received_ms: 1_764_000_000_000 + seq as i64,
                 dedupe: vec![dedupe.as_bytes()],
                 notes: vec![(
-                    1,
+                    ObjectType::Account.code(),
                     id.as_str(),
                     ChangeType::Update,
                     Some(1_764_000_000_000),
@@ -332,6 +361,39 @@ mod tests {
             "the plain frames, as earlier versions stored them"
         );
         assert_eq!(all.len(), 500);
+    }
+
+    #[test]
+    fn replay_skips_what_a_link_or_the_applied_tree_marks_applied_and_counts_the_highest_mark() {
+        let db = sled::Config::new().temporary(true).open().expect("sled");
+        let tree = |name: &str| db.open_tree(name).expect("tree");
+        let (journal, snapshots, applied, index) = (tree("j"), tree("s"), tree("a"), tree("i"));
+        journal
+            .apply_batch(journal_batch(&frames(3)).0)
+            .expect("journal");
+        let org = OrgId::parse("00D7F00000107Xs").expect("org");
+        let pkey = |seq: u64| keys::pending(&org, ObjectType::Account, &account(seq));
+        // Record 1 marked the way earlier versions did, record 2 in its link, and a highest
+        // mark past every journal record.
+        applied.insert(pkey(1), &1u64.to_be_bytes()).expect("mark");
+        let link = keys::link_of_pending(&pkey(2)).expect("link key");
+        index
+            .insert(link, &br#"{"kind":"company","id":7,"applied":2}"#[..])
+            .expect("link");
+        applied
+            .insert(keys::applied_high(), &9u64.to_be_bytes())
+            .expect("high");
+        let marks = Marks {
+            applied: &applied,
+            index: &index,
+        };
+
+        let (replay, journaled, in_use) =
+            rebuild(&journal, &snapshots, &marks, 0).expect("rebuild");
+
+        let pending: Vec<&Vec<u8>> = replay.mem.pending.keys().collect();
+        assert_eq!(pending, [&pkey(3)]);
+        assert_eq!((journaled, in_use), (3, 9));
     }
 
     #[test]

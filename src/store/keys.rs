@@ -11,7 +11,7 @@
 //! | outbox | `org ‖ 'E' ‖ entry id(8)`, `org ‖ 'R' ‖ kind ‖ local id(8)` |
 //! | meta | `org ‖ 'M' ‖ name` (`seen/{id}` of a record linked to no local record, `conflict/{id}`, `conflict/local/{kind}/{id}`, `stamp:{id}`, `sweep/{object}`) |
 //! | oauth_tokens | `org` (the sealed refresh token), `org ‖ "/user"` (the connection's user); per application user `org ‖ "/u/" ‖ user ‖ 0 ‖ 't'` (their sealed refresh token) and `… ‖ 0 ‖ 's'` (their Salesforce user) |
-//! | inbox trees | see [`dedupe`], [`pending`], [`journal`], [`resync`] |
+//! | inbox trees | see [`dedupe`], [`pending`], [`journal`], [`resync`]; the applied tree: [`pending`] keys of records linked to no local record, and [`applied_high`] |
 //! | changes | `'E' ‖ seq(8)` the entries of one transaction, from that number on; `'N'` the last number given, `'P'` the last compacted |
 //! | deliveries | `'C' ‖ url` a webhook's cursor, `'D' ‖ url ‖ 0 ‖ seq(8)` its dead letters |
 //! | inbox_dedupe | not per org: `'S'` the filters' seed, `'W'` the journal sequence number the runs cover (see [`dedupe_covered`]) |
@@ -254,6 +254,23 @@ pub(crate) fn dedupe_covered() -> Vec<u8> {
 /// `org(18) ‖ object code(1) ‖ record id(18)`.
 pub(crate) fn pending(org: &OrgId, object: ObjectType, id: &SalesforceId) -> Vec<u8> {
     tagged(org, object.code(), id.as_str().as_bytes())
+}
+
+/// The Salesforce id index key of the record a pending key names: `org(18) ‖ 'S' ‖ record
+/// id(18)`, the same bytes with the object code replaced.
+pub(crate) fn link_of_pending(key: &[u8]) -> Option<Vec<u8>> {
+    if key.len() != 37 {
+        return None;
+    }
+    let mut k = key.to_vec();
+    k[18] = Index::SalesforceId.code();
+    Some(k)
+}
+
+/// `0xFF`: in the inbox's applied tree, the highest applied mark ever written, wherever it was
+/// kept. No pending key starts with it (they start with an org id).
+pub(crate) fn applied_high() -> Vec<u8> {
+    vec![0xFF]
 }
 
 /// Decodes a pending key.

@@ -20,14 +20,23 @@ use crate::domain::{
 };
 
 /// The Salesforce id index's value: the linked record and, once a pull applied the id, what that
-/// pull saw. A reader of the link alone decodes it as a [`LocalRef`] (unknown fields are
-/// ignored); a link written without the stamp leaves `seen` empty.
+/// pull saw and the inbox's applied mark (the newest inbox journal record the pull covered). A
+/// reader of the link alone decodes it as a [`LocalRef`] (unknown fields are ignored); a link
+/// written without them leaves them empty, which only ever makes a change look not yet applied.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct SfLink {
     kind: RecordKind,
     id: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     seen: Option<Seen>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    applied: Option<u64>,
+}
+
+/// The inbox's applied mark a Salesforce id index value holds, if any (`None` too for a value
+/// that is not a link).
+pub(super) fn link_applied(value: &[u8]) -> Option<u64> {
+    serde_json::from_slice::<SfLink>(value).ok()?.applied
 }
 
 impl Tx<'_> {
@@ -53,6 +62,26 @@ impl Tx<'_> {
         };
         if link.seen.as_ref() != Some(seen) {
             link.seen = Some(*seen);
+            self.put_json(self.index, "index", key, &link)?;
+        }
+        Ok(true)
+    }
+
+    /// Keeps the inbox's applied mark of a linked Salesforce id in its link, so that a pull
+    /// writes no key of its own for it; `false` when the id is linked to no local record
+    /// (nothing written).
+    pub(super) fn set_linked_applied(
+        &self,
+        org: &OrgId,
+        id: &SalesforceId,
+        seq: u64,
+    ) -> TxResult<bool> {
+        let key = keys::index(org, Index::SalesforceId, id.as_str());
+        let Some(mut link) = self.get_json::<SfLink>(self.index, "index", &key)? else {
+            return Ok(false);
+        };
+        if link.applied < Some(seq) {
+            link.applied = Some(seq);
             self.put_json(self.index, "index", key, &link)?;
         }
         Ok(true)
