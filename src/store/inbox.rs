@@ -398,7 +398,7 @@ impl Tx<'_> {
         // which its pull has just written anyway; only a record linked to no local record costs
         // a key of its own. The highest mark is kept too, so that no sequence number at or
         // below it is handed out again after a restart.
-        if self.set_linked_applied(org, id, seq)? {
+        if self.update_link(org, id, |l| l.applied = l.applied.max(Some(seq)))? {
             if self.applied.get(&key)?.is_some() {
                 self.applied.remove(key.clone())?;
             }

@@ -6,10 +6,10 @@
 //! |---|---|
 //! | records | `org ‖ kind ‖ id(8)` |
 //! | provenance | `org ‖ kind ‖ id(8) ‖ seq(8)` |
-//! | records_index | `org ‖ index ‖ value` (the Salesforce id's entry: the linked record and its last pull's stamp) |
+//! | records_index | `org ‖ index ‖ value` (the Salesforce id's entry: the linked record, its last pull's stamp, the inbox's applied mark and the stamp read back after sfsync's last write) |
 //! | conflicts | `org ‖ id(8)` |
 //! | outbox | `org ‖ 'E' ‖ entry id(8)`, `org ‖ 'R' ‖ kind ‖ local id(8)` |
-//! | meta | `org ‖ 'M' ‖ name` (`seen/{id}` of a record linked to no local record, `conflict/{id}`, `conflict/local/{kind}/{id}`, `stamp:{id}`, `sweep/{object}`) |
+//! | meta | `org ‖ 'M' ‖ name` (`seen/{id}` and `stamp:{id}` of a record linked to no local record, `conflict/{id}`, `conflict/local/{kind}/{id}`, `sweep/{object}`) |
 //! | oauth_tokens | `org` (the sealed refresh token), `org ‖ "/user"` (the connection's user); per application user `org ‖ "/u/" ‖ user ‖ 0 ‖ 't'` (their sealed refresh token) and `… ‖ 0 ‖ 's'` (their Salesforce user) |
 //! | inbox trees | see [`dedupe`], [`pending`], [`journal`], [`resync`]; the applied tree: [`pending`] keys of records linked to no local record, and [`applied_high`] |
 //! | changes | `'E' ‖ seq(8)` the entries of one transaction, from that number on; `'N'` the last number given, `'P'` the last compacted |

@@ -48,7 +48,7 @@ impl Tx<'_> {
     /// What was last pulled of a Salesforce record: kept in its link to a local record when it
     /// has one, else under a key of its own.
     pub fn seen(&self, org: &OrgId, id: &SalesforceId) -> TxResult<Option<Seen>> {
-        match self.linked_seen(org, id)? {
+        match self.link(org, id)?.and_then(|l| l.seen) {
             Some(seen) => Ok(Some(seen)),
             None => self.get_json(self.meta, "meta", &keys::seen(org, id)),
         }
@@ -59,7 +59,7 @@ impl Tx<'_> {
     /// before the record was linked is older than the link's and read only if the link goes;
     /// an older [`Seen`] only ever makes a change look not yet applied, so it is pulled again.
     pub fn set_seen(&self, org: &OrgId, id: &SalesforceId, seen: &Seen) -> TxResult<()> {
-        if self.set_linked_seen(org, id, seen)? {
+        if self.update_link(org, id, |l| l.seen = Some(*seen))? {
             return Ok(());
         }
         self.put_json(self.meta, "meta", keys::seen(org, id), seen)
@@ -105,19 +105,34 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// The `SystemModstamp` (ms) the outbox read back after its last write to a record.
+    /// The `SystemModstamp` (ms) the outbox read back after its last write to a record: kept in
+    /// its link to a local record when it has one, else under a key of its own.
     pub fn written_stamp(&self, org: &OrgId, id: &SalesforceId) -> TxResult<Option<i64>> {
-        self.get_json(self.meta, "meta", &keys::written_stamp(org, id))
+        match self.link(org, id)?.and_then(|l| l.written_ms) {
+            Some(ms) => Ok(Some(ms)),
+            None => self.get_json(self.meta, "meta", &keys::written_stamp(org, id)),
+        }
     }
 
-    /// Records the `SystemModstamp` (ms) read back after sfsync wrote a record.
+    /// Records the `SystemModstamp` (ms) read back after sfsync wrote a record: in its link to a
+    /// local record when it has one (a key of its own from before is removed), else under a key
+    /// of its own.
     pub fn set_written_stamp(&self, org: &OrgId, id: &SalesforceId, stamp_ms: i64) -> TxResult<()> {
-        self.put_json(self.meta, "meta", keys::written_stamp(org, id), &stamp_ms)
+        let key = keys::written_stamp(org, id);
+        if self.update_link(org, id, |l| l.written_ms = Some(stamp_ms))? {
+            if self.meta.get(&key)?.is_some() {
+                self.meta.remove(key)?;
+            }
+            return Ok(());
+        }
+        self.put_json(self.meta, "meta", key, &stamp_ms)
     }
 
-    /// Forgets the `SystemModstamp` read back after sfsync's last write to a record: no
-    /// notification of it is taken for sfsync's own write any more, so the next one is pulled.
+    /// Forgets the `SystemModstamp` read back after sfsync's last write to a record, wherever it
+    /// is kept: no notification of it is taken for sfsync's own write any more, so the next one
+    /// is pulled.
     pub fn forget_written_stamp(&self, org: &OrgId, id: &SalesforceId) -> TxResult<()> {
+        self.update_link(org, id, |l| l.written_ms = None)?;
         self.meta.remove(keys::written_stamp(org, id))?;
         Ok(())
     }
@@ -141,7 +156,7 @@ impl Tx<'_> {
 impl Store {
     /// What was last pulled of a Salesforce record, read outside a transaction.
     pub fn seen(&self, org: &OrgId, id: &SalesforceId) -> Result<Option<Seen>, StoreError> {
-        match self.linked_seen(org, id)? {
+        match self.link(org, id)?.and_then(|l| l.seen) {
             Some(seen) => Ok(Some(seen)),
             None => read_json(&self.inner.meta, "meta", &keys::seen(org, id)),
         }
@@ -152,9 +167,13 @@ impl Store {
         read_json(&self.inner.meta, "meta", &keys::conflict_of(org, id))
     }
 
-    /// The `SystemModstamp` (ms) the outbox read back after its last write to a record.
+    /// The `SystemModstamp` (ms) the outbox read back after its last write to a record, read
+    /// outside a transaction.
     pub fn written_stamp(&self, org: &OrgId, id: &SalesforceId) -> Result<Option<i64>, StoreError> {
-        read_json(&self.inner.meta, "meta", &keys::written_stamp(org, id))
+        match self.link(org, id)?.and_then(|l| l.written_ms) {
+            Some(ms) => Ok(Some(ms)),
+            None => read_json(&self.inner.meta, "meta", &keys::written_stamp(org, id)),
+        }
     }
 
     /// Where an object's catch-up sweep resumes, once it has run.
@@ -299,6 +318,54 @@ mod tests {
             store.seen(&org(), &linked).expect("read"),
             Some(first),
             "once the link goes, the older stamp is read: the next change is pulled again"
+        );
+    }
+
+    #[test]
+    fn a_linked_records_written_stamp_lives_in_its_link_and_is_forgotten_wherever_it_is() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        let linked = SalesforceId::parse("001000000000001AAA").expect("id");
+        let alone = SalesforceId::parse("001000000000002AAA").expect("id");
+        let own_key = |id| keys::written_stamp(&org(), id);
+        store
+            .atomically(|tx| {
+                // Kept under its own key before the record was linked, as earlier versions did.
+                tx.set_written_stamp(&org(), &linked, 1_000)?;
+                tx.put_company(&linked_company(7, &linked))?;
+                assert_eq!(tx.written_stamp(&org(), &linked)?, Some(1_000));
+                tx.set_written_stamp(&org(), &linked, 2_000)?;
+                tx.set_written_stamp(&org(), &alone, 3_000)?;
+                Ok(())
+            })
+            .expect("write");
+
+        let meta = &store.inner.meta;
+        assert_eq!(
+            store.written_stamp(&org(), &linked).expect("read"),
+            Some(2_000)
+        );
+        assert!(
+            meta.get(own_key(&linked)).expect("get").is_none(),
+            "the key of its own went once the link held the stamp"
+        );
+        assert_eq!(
+            store.written_stamp(&org(), &alone).expect("read"),
+            Some(3_000)
+        );
+        assert!(meta.get(own_key(&alone)).expect("get").is_some());
+
+        store
+            .atomically(|tx| {
+                tx.forget_written_stamp(&org(), &linked)?;
+                tx.forget_written_stamp(&org(), &alone)
+            })
+            .expect("forget");
+        assert_eq!(store.written_stamp(&org(), &linked).expect("read"), None);
+        assert_eq!(store.written_stamp(&org(), &alone).expect("read"), None);
+        assert_eq!(
+            store.local_by_salesforce_id(&org(), &linked).expect("link"),
+            Some(LocalRef::new(super::super::RecordKind::Company, 7)),
         );
     }
 }

@@ -19,18 +19,23 @@ use crate::domain::{
     Activity, Company, CompanyProduct, Contact, OrgId, SalesforceId, SalesforceKind, normalize,
 };
 
-/// The Salesforce id index's value: the linked record and, once a pull applied the id, what that
-/// pull saw and the inbox's applied mark (the newest inbox journal record the pull covered). A
-/// reader of the link alone decodes it as a [`LocalRef`] (unknown fields are ignored); a link
-/// written without them leaves them empty, which only ever makes a change look not yet applied.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct SfLink {
+/// The Salesforce id index's value: the linked record and what sfsync keeps about the id beside
+/// it, so that a linked record costs no key of its own for them: what the last pull saw, the
+/// inbox's applied mark (the newest inbox journal record a pull covered) and the
+/// `SystemModstamp` the outbox read back after its last write. A reader of the link alone
+/// decodes it as a [`LocalRef`] (unknown fields are ignored). A link written without them (a new
+/// link) leaves them empty, which only ever makes a change look not yet applied or not sfsync's
+/// own, so that it is pulled.
+#[derive(Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(super) struct SfLink {
     kind: RecordKind,
     id: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    seen: Option<Seen>,
+    pub(super) seen: Option<Seen>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    applied: Option<u64>,
+    pub(super) applied: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) written_ms: Option<i64>,
 }
 
 /// The inbox's applied mark a Salesforce id index value holds, if any (`None` too for a value
@@ -40,49 +45,28 @@ pub(super) fn link_applied(value: &[u8]) -> Option<u64> {
 }
 
 impl Tx<'_> {
-    /// What the last pull of a linked Salesforce id saw, when the link holds it.
-    pub(super) fn linked_seen(&self, org: &OrgId, id: &SalesforceId) -> TxResult<Option<Seen>> {
+    /// The link of a Salesforce id to a local record, with what is kept beside it.
+    pub(super) fn link(&self, org: &OrgId, id: &SalesforceId) -> TxResult<Option<SfLink>> {
         let key = keys::index(org, Index::SalesforceId, id.as_str());
-        Ok(self
-            .get_json::<SfLink>(self.index, "index", &key)?
-            .and_then(|l| l.seen))
+        self.get_json(self.index, "index", &key)
     }
 
-    /// Keeps what a pull saw in the Salesforce id's link; `false` when the id is linked to no
-    /// local record (nothing written).
-    pub(super) fn set_linked_seen(
+    /// Changes what is kept beside a Salesforce id's link (written only when `change` changed
+    /// it); `false` when the id is linked to no local record (nothing written).
+    pub(super) fn update_link(
         &self,
         org: &OrgId,
         id: &SalesforceId,
-        seen: &Seen,
+        change: impl FnOnce(&mut SfLink),
     ) -> TxResult<bool> {
         let key = keys::index(org, Index::SalesforceId, id.as_str());
-        let Some(mut link) = self.get_json::<SfLink>(self.index, "index", &key)? else {
+        let Some(link) = self.get_json::<SfLink>(self.index, "index", &key)? else {
             return Ok(false);
         };
-        if link.seen.as_ref() != Some(seen) {
-            link.seen = Some(*seen);
-            self.put_json(self.index, "index", key, &link)?;
-        }
-        Ok(true)
-    }
-
-    /// Keeps the inbox's applied mark of a linked Salesforce id in its link, so that a pull
-    /// writes no key of its own for it; `false` when the id is linked to no local record
-    /// (nothing written).
-    pub(super) fn set_linked_applied(
-        &self,
-        org: &OrgId,
-        id: &SalesforceId,
-        seq: u64,
-    ) -> TxResult<bool> {
-        let key = keys::index(org, Index::SalesforceId, id.as_str());
-        let Some(mut link) = self.get_json::<SfLink>(self.index, "index", &key)? else {
-            return Ok(false);
-        };
-        if link.applied < Some(seq) {
-            link.applied = Some(seq);
-            self.put_json(self.index, "index", key, &link)?;
+        let mut changed = link.clone();
+        change(&mut changed);
+        if changed != link {
+            self.put_json(self.index, "index", key, &changed)?;
         }
         Ok(true)
     }
@@ -447,15 +431,15 @@ impl Store {
         read_json(&self.inner.conflicts, "conflicts", &keys::conflict(org, id))
     }
 
-    /// What the last pull of a linked Salesforce id saw, when the link holds it, read outside a
-    /// transaction.
-    pub(super) fn linked_seen(
+    /// The link of a Salesforce id to a local record, with what is kept beside it, read outside
+    /// a transaction.
+    pub(super) fn link(
         &self,
         org: &OrgId,
         id: &SalesforceId,
-    ) -> Result<Option<Seen>, StoreError> {
+    ) -> Result<Option<SfLink>, StoreError> {
         let key = keys::index(org, Index::SalesforceId, id.as_str());
-        Ok(read_json::<SfLink>(&self.inner.index, "index", &key)?.and_then(|l| l.seen))
+        read_json(&self.inner.index, "index", &key)
     }
 
     /// The local record linked to a Salesforce id, read outside a transaction.
