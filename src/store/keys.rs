@@ -4,8 +4,8 @@
 //!
 //! | tree | key |
 //! |---|---|
-//! | records | `org ‖ kind ‖ id(8)` |
-//! | provenance | `org ‖ kind ‖ id(8) ‖ seq(8)` |
+//! | records | `org ‖ kind ‖ id(8)` (the record's JSON, then its newest provenance entries, see [`super::provenance`]) |
+//! | provenance | `org ‖ kind ‖ id(8) ‖ seq(8)`: a chunk of a record's older entries, from `seq` on, or one entry |
 //! | records_index | `org ‖ index ‖ value` (the Salesforce id's entry: the linked record, its last pull's stamp, the inbox's applied mark and the stamp read back after sfsync's last write) |
 //! | conflicts | `org ‖ id(8)` |
 //! | outbox | `org ‖ 'E' ‖ entry id(8)`, `org ‖ 'R' ‖ kind ‖ local id(8)` |

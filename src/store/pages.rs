@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 
 use super::keys;
-use super::{LocalRef, OutboxEntry, OutboxState, Provenance, RecordKind, Store, StoreError};
+use super::{OutboxEntry, OutboxState, RecordKind, Store, StoreError};
 use crate::domain::{Activity, Company, CompanyProduct, Contact, OrgId, SalesforceId};
 
 /// How many entries a page may examine per item asked for, when a filter matches few.
@@ -88,8 +88,9 @@ impl RecordFilter {
     }
 }
 
+/// A JSON value of `tree`; a record's JSON ends where its provenance entries start.
 fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+    serde_json::from_slice(super::provenance::json_part(bytes)).map_err(|e| StoreError::Corrupt {
         tree,
         reason: e.to_string(),
     })
@@ -213,18 +214,6 @@ impl Store {
         };
         let key = |id| keys::outbox_entry(org, id);
         scan(&self.inner.outbox, "outbox", key, page, keep).map(without_ids)
-    }
-
-    /// One page of a record's provenance, oldest first: each change applied to it, from which
-    /// side, which event, which rule.
-    pub fn provenance_page(
-        &self,
-        org: &OrgId,
-        target: LocalRef,
-        page: PageRequest,
-    ) -> Result<Page<Provenance>, StoreError> {
-        let key = |seq: u64| keys::provenance(org, target.kind.code(), target.id, seq);
-        scan(&self.inner.provenance, "provenance", key, page, |_| true).map(without_ids)
     }
 
     /// One page of an org's open conflicts as `(id, document)`, oldest first, keeping those

@@ -10,8 +10,10 @@ use serde::de::DeserializeOwned;
 
 use super::keys::{self, Index};
 use super::meta::Seen;
-use super::refs::{LocalRef, Provenance, RecordKind};
-use super::tx::{Tx, TxResult, read_json};
+use super::outbox::abort;
+use super::provenance::{json_part, keep_inline};
+use super::refs::{LocalRef, RecordKind};
+use super::tx::{Tx, TxResult, corrupt as tx_corrupt, read_json};
 use super::{Store, StoreError};
 use chrono::{DateTime, Utc};
 
@@ -147,12 +149,21 @@ impl Tx<'_> {
     }
 
     fn record<T: DeserializeOwned>(&self, org: &OrgId, target: LocalRef) -> TxResult<Option<T>> {
-        self.get_json(self.records, "records", &target.key(org))
+        match self.records.get(target.key(org))? {
+            Some(v) => Ok(Some(decode("records", json_part(&v)).map_err(abort)?)),
+            None => Ok(None),
+        }
     }
 
+    /// Writes a record, keeping the provenance entries its stored value holds.
     fn put_record<T: Serialize>(&self, org: &OrgId, target: LocalRef, value: &T) -> TxResult<()> {
         self.touch(org, target);
-        self.put_json(self.records, "records", target.key(org), value)
+        let key = target.key(org);
+        let json = serde_json::to_vec(value).map_err(|e| tx_corrupt("records", e))?;
+        let old = self.records.get(&key)?;
+        self.records
+            .insert(key, keep_inline(json, old.as_deref()))?;
+        Ok(())
     }
 
     /// Writes a record whose Salesforce link moves from `old` to `new`.
@@ -252,6 +263,7 @@ impl Tx<'_> {
         if let Some(e) = old.email.as_deref().and_then(normalize::email) {
             self.index_remove(keys::index(org, Index::Email, &e), id)?;
         }
+        self.keep_history(org, me)?;
         self.records.remove(me.key(org))?;
         self.touch(org, me);
         Ok(())
@@ -333,13 +345,6 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Appends a provenance entry for a record.
-    pub fn add_provenance(&self, org: &OrgId, target: LocalRef, p: &Provenance) -> TxResult<()> {
-        let seq = self.provenance.generate_id()?;
-        let key = keys::provenance(org, target.kind.code(), target.id, seq);
-        self.put_json(self.provenance, "provenance", key, p)
-    }
-
     /// Stores a conflict document under a fresh id and returns the id.
     pub fn add_conflict<T: Serialize>(&self, org: &OrgId, conflict: &T) -> TxResult<u64> {
         let id = self.conflicts.generate_id()? + 1;
@@ -380,7 +385,7 @@ impl Store {
         self.inner
             .records
             .scan_prefix(keys::records_of(org, kind.code()))
-            .map(|kv| decode("records", &kv?.1))
+            .map(|kv| decode("records", json_part(&kv?.1)))
             .collect()
     }
 
@@ -399,15 +404,6 @@ impl Store {
     /// Every activity of an org, by id.
     pub fn activities(&self, org: &OrgId) -> Result<Vec<Activity>, StoreError> {
         self.scan_kind(org, RecordKind::Activity)
-    }
-
-    /// A record's provenance, oldest first.
-    pub fn provenance(&self, org: &OrgId, target: LocalRef) -> Result<Vec<Provenance>, StoreError> {
-        self.inner
-            .provenance
-            .scan_prefix(target.key(org))
-            .map(|kv| decode("provenance", &kv?.1))
-            .collect()
     }
 
     /// Every open conflict of an org as `(id, document)`.

@@ -1,0 +1,406 @@
+//! Provenance: every change applied to a record, from which side, which event, which rule, when.
+//!
+//! A record's newest entries live in its own value in the records tree, after its JSON and one
+//! [`SEPARATOR`] byte (serde_json never writes that byte raw, it escapes control characters), so
+//! an applied change costs no key of its own: the change rewrites the record anyway. When a record
+//! holds more than [`INLINE_MAX`] entries, they move together, as one chunk, to the provenance
+//! tree under `record key ‖ first entry's seq`. A record that is removed moves its entries there
+//! first, so its history stays. Entries of a record not stored at all go to the tree at once.
+//!
+//! The provenance tree also holds entries written one per key as JSON (`record key ‖ seq`), as
+//! earlier versions did; a chunk starts with [`CHUNK`], which no JSON value starts with. Every
+//! `seq` comes from one counter, so a record's entries, chunks before inline ones, are in order.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use super::keys;
+use super::outbox::abort;
+use super::pages::{Page, PageRequest};
+use super::refs::{LocalRef, Provenance, RecordKind};
+use super::tx::{Tx, TxResult};
+use super::{Store, StoreError};
+use crate::domain::OrgId;
+
+/// Ends a record's JSON when provenance entries follow it in the same value.
+const SEPARATOR: u8 = 0x1E;
+
+/// Starts a provenance tree value that holds several entries (postcard).
+const CHUNK: u8 = 0x01;
+
+/// The most entries a record's value holds before they move to the tree as one chunk.
+pub(super) const INLINE_MAX: usize = 4;
+
+/// One entry and its sequence number.
+type Entry = (u64, Provenance);
+
+fn corrupt(tree: &'static str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        tree,
+        reason: e.to_string(),
+    }
+}
+
+/// The record's JSON in a records tree value.
+pub(super) fn json_part(value: &[u8]) -> &[u8] {
+    match value.iter().position(|&b| b == SEPARATOR) {
+        Some(at) => &value[..at],
+        None => value,
+    }
+}
+
+/// The provenance entries a records tree value holds after the record's JSON.
+fn inline_part(value: &[u8]) -> Result<Vec<Entry>, StoreError> {
+    match value.iter().position(|&b| b == SEPARATOR) {
+        Some(at) => postcard::from_bytes(&value[at + 1..]).map_err(|e| corrupt("records", e)),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// A records tree value: the record's JSON, then its inline entries when there are any.
+fn with_inline(mut json: Vec<u8>, inline: &[Entry]) -> Result<Vec<u8>, StoreError> {
+    if !inline.is_empty() {
+        json.push(SEPARATOR);
+        postcard::to_io(inline, &mut json).map_err(|e| corrupt("records", e))?;
+    }
+    Ok(json)
+}
+
+/// A record's new JSON with the inline entries its stored value (`old`) holds.
+pub(super) fn keep_inline(json: Vec<u8>, old: Option<&[u8]>) -> Vec<u8> {
+    match old.and_then(|v| v.iter().position(|&b| b == SEPARATOR).map(|at| &v[at..])) {
+        Some(tail) => [json.as_slice(), tail].concat(),
+        None => json,
+    }
+}
+
+/// The entries of one provenance tree value: a chunk, or one JSON entry numbered by its key.
+fn tree_entries(key: &[u8], value: &[u8]) -> Result<Vec<Entry>, StoreError> {
+    if let Some(chunk) = value.strip_prefix(&[CHUNK]) {
+        return postcard::from_bytes(chunk).map_err(|e| corrupt("provenance", e));
+    }
+    let seq = key
+        .len()
+        .checked_sub(8)
+        .and_then(|at| key[at..].try_into().ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| corrupt("provenance", "a key shorter than its seq"))?;
+    let p = serde_json::from_slice(value).map_err(|e| corrupt("provenance", e))?;
+    Ok(vec![(seq, p)])
+}
+
+/// `kind(1) ‖ id(8)` after the 18-character org id of a records or provenance key.
+fn target_of(key: &[u8]) -> Option<LocalRef> {
+    let kind = RecordKind::from_code(*key.get(18)?)?;
+    let id = u64::from_be_bytes(key.get(19..27)?.try_into().ok()?);
+    Some(LocalRef { kind, id })
+}
+
+impl Tx<'_> {
+    /// Appends a provenance entry for a record: into the record's value when it is stored.
+    pub fn add_provenance(&self, org: &OrgId, target: LocalRef, p: &Provenance) -> TxResult<()> {
+        let seq = self.provenance.generate_id()?;
+        let key = target.key(org);
+        let Some(value) = self.records.get(&key)? else {
+            return self.put_chunk(org, target, &[(seq, p.clone())]);
+        };
+        let mut inline = inline_part(&value).map_err(abort)?;
+        inline.push((seq, p.clone()));
+        if inline.len() > INLINE_MAX {
+            self.put_chunk(org, target, &inline)?;
+            inline.clear();
+        }
+        self.records.insert(
+            key,
+            with_inline(json_part(&value).to_vec(), &inline).map_err(abort)?,
+        )?;
+        Ok(())
+    }
+
+    /// Moves the inline entries of a record about to be removed to the provenance tree.
+    pub(super) fn keep_history(&self, org: &OrgId, target: LocalRef) -> TxResult<()> {
+        if let Some(value) = self.records.get(target.key(org))? {
+            let inline = inline_part(&value).map_err(abort)?;
+            if !inline.is_empty() {
+                self.put_chunk(org, target, &inline)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn put_chunk(&self, org: &OrgId, target: LocalRef, entries: &[Entry]) -> TxResult<()> {
+        let Some((first, _)) = entries.first() else {
+            return Ok(());
+        };
+        let key = keys::provenance(org, target.kind.code(), target.id, *first);
+        let mut value = vec![CHUNK];
+        postcard::to_io(entries, &mut value).map_err(|e| abort(corrupt("provenance", e)))?;
+        self.provenance.insert(key, value)?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// A record's entries with their sequence numbers, oldest first.
+    fn history(&self, org: &OrgId, target: LocalRef) -> Result<Vec<Entry>, StoreError> {
+        let key = target.key(org);
+        let mut out = Vec::new();
+        for kv in self.inner.provenance.scan_prefix(&key) {
+            let (k, v) = kv?;
+            out.extend(tree_entries(&k, &v)?);
+        }
+        if let Some(v) = self.inner.records.get(&key)? {
+            out.extend(inline_part(&v)?);
+        }
+        Ok(out)
+    }
+
+    /// A record's provenance, oldest first.
+    pub fn provenance(&self, org: &OrgId, target: LocalRef) -> Result<Vec<Provenance>, StoreError> {
+        Ok(self
+            .history(org, target)?
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect())
+    }
+
+    /// One page of a record's provenance, oldest first: each change applied to it, from which
+    /// side, which event, which rule. A page reads the record's whole history, which is one
+    /// record's changes.
+    pub fn provenance_page(
+        &self,
+        org: &OrgId,
+        target: LocalRef,
+        page: PageRequest,
+    ) -> Result<Page<Provenance>, StoreError> {
+        let limit = page.limit.max(1);
+        let mut rest = self
+            .history(org, target)?
+            .into_iter()
+            .filter(|(seq, _)| page.after.is_none_or(|after| *seq > after));
+        let items: Vec<Entry> = rest.by_ref().take(limit).collect();
+        let more = rest.next().is_some();
+        Ok(Page {
+            next: items.last().map(|(seq, _)| *seq).filter(|_| more),
+            items: items.into_iter().map(|(_, p)| p).collect(),
+        })
+    }
+
+    /// The org's `limit` latest provenance entries, newest first, with the record each
+    /// concerns. It reads every entry of the org, in the provenance tree and in its records:
+    /// meant for a person's page, not for a hot path.
+    pub fn latest_provenance(
+        &self,
+        org: &OrgId,
+        limit: usize,
+    ) -> Result<Vec<(LocalRef, Provenance)>, StoreError> {
+        let mut newest = BinaryHeap::with_capacity(limit + 1);
+        let mut keep = |target: LocalRef, entries: Vec<Entry>| {
+            for (seq, p) in entries {
+                newest.push(Reverse(Newest(seq, target, p)));
+                if newest.len() > limit {
+                    newest.pop();
+                }
+            }
+        };
+        for kv in self.inner.provenance.scan_prefix(keys::org(org)) {
+            let (k, v) = kv?;
+            if let Some(target) = target_of(&k) {
+                keep(target, tree_entries(&k, &v)?);
+            }
+        }
+        for kv in self.inner.records.scan_prefix(keys::org(org)) {
+            let (k, v) = kv?;
+            if let Some(target) = target_of(&k).filter(|_| v.contains(&SEPARATOR)) {
+                keep(target, inline_part(&v)?);
+            }
+        }
+        Ok(newest
+            .into_sorted_vec()
+            .into_iter()
+            .map(|Reverse(Newest(_, target, p))| (target, p))
+            .collect())
+    }
+}
+
+/// An entry ordered by its sequence number alone (unique across the store).
+struct Newest(u64, LocalRef, Provenance);
+
+impl PartialEq for Newest {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for Newest {}
+
+impl PartialOrd for Newest {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Newest {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.cmp(&other.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Company, Contact};
+    use chrono::Utc;
+
+    fn org() -> OrgId {
+        OrgId::parse("00D7F00000107Xs").expect("org")
+    }
+
+    fn entry(n: usize) -> Provenance {
+        Provenance {
+            side: "salesforce".into(),
+            event: format!("04l7F00000{n:08}"),
+            rule: "match:salesforce_id".into(),
+            at: "2026-12-01T10:00:00+00:00".into(),
+        }
+    }
+
+    fn events(entries: &[Provenance]) -> Vec<String> {
+        entries.iter().map(|p| p.event.clone()).collect()
+    }
+
+    fn company(store: &Store, id: u64, name: &str) {
+        let c = Company::named(id, org(), name.into(), Utc::now());
+        store.atomically(|tx| tx.put_company(&c)).expect("company");
+    }
+
+    fn add(store: &Store, target: LocalRef, from: usize, to: usize) {
+        for n in from..to {
+            store
+                .atomically(|tx| tx.add_provenance(&org(), target, &entry(n)))
+                .expect("add");
+        }
+    }
+
+    fn tree_keys(store: &Store) -> usize {
+        store.inner.provenance.len()
+    }
+
+    #[test]
+    fn a_records_newest_entries_live_in_its_value_and_move_to_the_tree_as_one_chunk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        let me = LocalRef::new(RecordKind::Company, 1);
+        company(&store, 1, "Acme");
+
+        add(&store, me, 0, 1);
+        assert_eq!(tree_keys(&store), 0, "the change cost no key of its own");
+        assert_eq!(
+            events(&store.provenance(&org(), me).expect("read")),
+            events(&[entry(0)])
+        );
+
+        add(&store, me, 1, INLINE_MAX + 2);
+        assert_eq!(
+            tree_keys(&store),
+            1,
+            "the first {} moved as one chunk",
+            INLINE_MAX + 1
+        );
+        // Rewriting the record keeps its entries; every reader of the record sees only it.
+        company(&store, 1, "Acme Renamed");
+        let all: Vec<Provenance> = (0..INLINE_MAX + 2).map(entry).collect();
+        assert_eq!(
+            events(&store.provenance(&org(), me).expect("read")),
+            events(&all)
+        );
+        let read: Company = store.record(&org(), 1).expect("read").expect("there");
+        assert_eq!(read.name, "Acme Renamed");
+        assert_eq!(
+            store.companies(&org()).expect("all")[0].name,
+            "Acme Renamed"
+        );
+
+        let mut paged = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store
+                .provenance_page(&org(), me, PageRequest { after, limit: 2 })
+                .expect("page");
+            paged.extend(page.items);
+            match page.next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        assert_eq!(
+            events(&paged),
+            events(&all),
+            "pages walk every entry once, in order"
+        );
+    }
+
+    #[test]
+    fn entries_kept_one_per_key_chunks_and_inline_ones_read_together_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        let (one, two) = (
+            LocalRef::new(RecordKind::Company, 1),
+            LocalRef::new(RecordKind::Company, 2),
+        );
+        // As earlier versions wrote it: one JSON entry under `record key ‖ seq`.
+        let seq = store.inner.db.generate_id().expect("seq");
+        store
+            .inner
+            .provenance
+            .insert(
+                keys::provenance(&org(), one.kind.code(), one.id, seq),
+                serde_json::to_vec(&entry(0)).expect("json"),
+            )
+            .expect("legacy");
+        company(&store, 1, "One");
+        company(&store, 2, "Two");
+        add(&store, one, 1, INLINE_MAX + 3);
+        add(&store, two, 100, 101);
+
+        let all: Vec<Provenance> = (0..INLINE_MAX + 3).map(entry).collect();
+        assert_eq!(
+            events(&store.provenance(&org(), one).expect("read")),
+            events(&all)
+        );
+        let latest = store.latest_provenance(&org(), 3).expect("latest");
+        let got: Vec<(LocalRef, String)> = latest.into_iter().map(|(t, p)| (t, p.event)).collect();
+        assert_eq!(
+            got,
+            [
+                (two, entry(100).event),
+                (one, entry(INLINE_MAX + 2).event),
+                (one, entry(INLINE_MAX + 1).event),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_removed_record_keeps_its_history() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        let me = LocalRef::new(RecordKind::Contact, 5);
+        let contact: Contact = serde_json::from_value(serde_json::json!({
+            "id": 5, "org_id": org(), "last_name": "Doe", "updated_at": Utc::now()
+        }))
+        .expect("contact");
+        store
+            .atomically(|tx| tx.put_contact(&contact))
+            .expect("contact");
+        add(&store, me, 0, 2);
+        store
+            .atomically(|tx| tx.delete_contact(&org(), 5))
+            .expect("delete");
+
+        assert!(store.record::<Contact>(&org(), 5).expect("read").is_none());
+        assert_eq!(
+            events(&store.provenance(&org(), me).expect("read")),
+            events(&[entry(0), entry(1)])
+        );
+    }
+}
