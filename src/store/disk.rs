@@ -55,14 +55,14 @@ fn tail(len: u64) -> (u64, u64) {
 
 /// Advises the kernel to drop the clean cached pages of `len` bytes of `file` from `from`. Only
 /// advice: what is on disk is unchanged, and a failure (or another OS) changes nothing else.
-/// Test builds record each range the kernel accepted, by store directory.
+/// Test builds report each range the kernel accepted to the crash-state test's tap.
 fn drop_cached(file: &File, _dir: &Path, from: u64, len: u64) {
     #[cfg(target_os = "linux")]
     if let Some(n) = std::num::NonZeroU64::new(len) {
         match rustix::fs::fadvise(file, from, Some(n), rustix::fs::Advice::DontNeed) {
             Ok(()) => {
                 #[cfg(test)]
-                evicted::record(_dir, from, len);
+                super::tap::evicted(_dir, from, len);
             }
             Err(e) => {
                 tracing::debug!(error = %e, "dropping the data file's tail from the page cache");
@@ -71,34 +71,6 @@ fn drop_cached(file: &File, _dir: &Path, from: u64, len: u64) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (file, from, len);
-}
-
-/// Test builds only: the ranges dropped from the page cache, per store directory.
-#[cfg(test)]
-pub(super) mod evicted {
-    use std::path::{Path, PathBuf};
-    use std::sync::Mutex;
-
-    static RANGES: Mutex<Vec<(PathBuf, u64, u64)>> = Mutex::new(Vec::new());
-
-    pub(in crate::store) fn record(dir: &Path, from: u64, len: u64) {
-        if let Ok(mut r) = RANGES.lock() {
-            r.push((dir.to_path_buf(), from, len));
-        }
-    }
-
-    /// The ranges dropped for the store in `dir`, in order.
-    pub(in crate::store) fn of(dir: &Path) -> Vec<(u64, u64)> {
-        RANGES.lock().map_or_else(
-            |_| Vec::new(),
-            |r| {
-                r.iter()
-                    .filter(|(d, _, _)| d == dir)
-                    .map(|&(_, f, l)| (f, l))
-                    .collect()
-            },
-        )
-    }
 }
 
 #[cfg(test)]
@@ -115,21 +87,30 @@ mod tests {
 
     #[tokio::test]
     async fn every_durability_point_drops_the_data_files_tail_from_the_page_cache() {
+        use crate::store::tap::{Event, Tap};
+        let evicted = |events: Vec<Event>| -> Vec<(u64, u64)> {
+            events
+                .into_iter()
+                .filter_map(|e| match e {
+                    Event::Evicted { from, len } => Some((from, len)),
+                    _ => None,
+                })
+                .collect()
+        };
         let dir = tempfile::tempdir().expect("dir");
+        let tap = Tap::register(dir.path());
         let store = crate::store::Store::open(dir.path()).expect("store");
         let org = crate::domain::OrgId::parse("00D7F00000107Xs").expect("org");
-        let before = evicted::of(dir.path()).len();
+        tap.take();
         store.save_sealed_token(&org, b"sealed").expect("token");
-        let ranges = evicted::of(dir.path());
-        assert!(ranges.len() > before, "the token's flush: {ranges:?}");
+        let ranges = evicted(tap.take());
         let len = std::fs::metadata(dir.path().join("db")).expect("db").len();
-        let &(from, dropped) = ranges.last().expect("a range");
+        let &(from, dropped) = ranges.last().expect("the token's flush drops a range");
         assert_eq!(from, 0, "a store smaller than the tail is dropped whole");
         assert!(dropped > 0 && dropped <= len, "{dropped} of {len}");
-        let after_token = ranges.len();
         store.make_durable().await.expect("durable");
         assert!(
-            evicted::of(dir.path()).len() > after_token,
+            !evicted(tap.take()).is_empty(),
             "the group commit's fsync drops it too"
         );
     }

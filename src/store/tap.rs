@@ -3,7 +3,8 @@
 //!
 //! The inbox log reports each segment it creates (zero-filled, synced, directory synced), each
 //! write, each `fdatasync` and each unlink; the durability points (sled's flush followed by the
-//! `fsync` of its data file) report sled's files as they stand right after that `fsync`. sled
+//! `fsync` of its data file) report sled's files as they stand right after that `fsync`, and the
+//! page-cache advice that follows it reports the range it dropped. sled
 //! does its own file I/O, so its writes between those points are not seen one by one. Only a
 //! store whose directory a test registered is recorded; every other store pays one lookup.
 
@@ -31,6 +32,9 @@ pub(super) enum Event {
     Removed { segment: u64 },
     /// sled's files right after sled's flush and the `fsync` of its data file.
     Sled(Arc<Files>),
+    /// The kernel accepted the advice to drop `len` bytes of sled's data file from `from` out
+    /// of the page cache.
+    Evicted { from: u64, len: u64 },
     /// Notifications the test saw acknowledged (by number).
     Acked(Vec<u64>),
     /// Records whose pending entry the test saw cleared and made durable (by number).
@@ -122,6 +126,11 @@ pub(super) fn sled_durable(dir: &Path) {
         read_sled_files(dir, Path::new(""), &mut files);
         Event::Sled(Arc::new(files))
     });
+}
+
+/// `len` bytes of sled's data file in `dir`, from `from`, were dropped from the page cache.
+pub(super) fn evicted(dir: &Path, from: u64, len: u64) {
+    record(dir, || Event::Evicted { from, len });
 }
 
 /// Every file under `dir` except the inbox log; a file that vanishes while being read (sled
