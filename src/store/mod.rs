@@ -30,6 +30,7 @@ mod pages;
 mod pending;
 mod provenance;
 mod queue;
+mod record_value;
 mod records;
 mod refs;
 mod runs;

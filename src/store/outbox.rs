@@ -7,12 +7,15 @@
 //! flight bumps the entry's `version`, so the worker keeps the entry (and sends again) when the
 //! version it sent is no longer the latest. That keeps per-record order by construction.
 //!
-//! Entries are JSON under their id, with a per-record index to the live entry (see `keys`).
+//! Entries are JSON under their id. A stored record's value points at its live entry (see
+//! `record_value`), which the local write rewrites anyway; a record not stored has a key of its
+//! own to it (see `keys`).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::keys;
+use super::record_value::Parts;
 use super::refs::LocalRef;
 use super::tx::{Tx, TxResult};
 use super::{Store, StoreError};
@@ -180,10 +183,25 @@ impl Tx<'_> {
             created_at: now,
             updated_at: now,
         };
-        self.outbox
-            .insert(record_key(org, target), &id.to_be_bytes())?;
+        if !self.set_live_outbox(org, target, id)? {
+            self.outbox
+                .insert(record_key(org, target), &id.to_be_bytes())?;
+        }
         self.put_outbox_entry(&entry)?;
         Ok(id)
+    }
+
+    /// Points a stored record's value at its new live entry; `false` when the record is not
+    /// stored (nothing written): its entry is then found by a key of its own.
+    fn set_live_outbox(&self, org: &OrgId, target: LocalRef, id: u64) -> TxResult<bool> {
+        let key = target.key(org);
+        let Some(value) = self.records.get(&key)? else {
+            return Ok(false);
+        };
+        let mut parts = Parts::of(&value).map_err(abort)?;
+        parts.outbox = Some(id);
+        self.records.insert(key, parts.to_value())?;
+        Ok(true)
     }
 
     /// An entry by id.
@@ -196,8 +214,17 @@ impl Tx<'_> {
         }
     }
 
-    /// The live entry of a record, if any.
+    /// The live entry of a record, if any: the one its stored value points at, else the one a
+    /// key of its own points at (a record not stored, or an entry written by earlier versions).
+    /// A pointer to an entry since removed is no live entry.
     pub fn outbox_entry_for(&self, org: &OrgId, target: LocalRef) -> TxResult<Option<OutboxEntry>> {
+        let pointed = match self.records.get(target.key(org))? {
+            Some(value) => Parts::of(&value).map_err(abort)?.outbox,
+            None => None,
+        };
+        if let Some(id) = pointed {
+            return self.outbox_entry(org, id);
+        }
         let Some(raw) = self.outbox.get(record_key(org, target))? else {
             return Ok(None);
         };
@@ -216,7 +243,8 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Removes an entry and its per-record index (delivered, or discarded by a person).
+    /// Removes an entry and its per-record key, if it has one (delivered, or discarded by a
+    /// person). A record's value that points at it is left as it is: ids are never reused.
     pub fn remove_outbox_entry(&self, entry: &OutboxEntry) -> TxResult<()> {
         self.outbox.remove(entry_key(&entry.org_id, entry.id))?;
         let rk = record_key(&entry.org_id, entry.target);
@@ -454,5 +482,97 @@ mod tests {
             })
             .expect("enqueue");
         assert_ne!(fresh, a, "a delivered record's next change is a new entry");
+    }
+
+    #[test]
+    fn a_stored_records_value_points_at_its_live_entry_and_a_key_of_its_own_still_counts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        let now = Utc::now();
+        let company =
+            |id: u64, name: &str| crate::domain::Company::named(id, org(), name.into(), now);
+        let stored = LocalRef {
+            kind: RecordKind::Company,
+            id: 1,
+        };
+        let enqueue = |target: LocalRef| {
+            store
+                .atomically(|tx| tx.enqueue_push(&org(), target, None, None, now))
+                .expect("enqueue")
+        };
+        let own_key = |target: LocalRef| {
+            store
+                .inner
+                .outbox
+                .get(record_key(&org(), target))
+                .expect("get")
+        };
+        store
+            .atomically(|tx| tx.put_company(&company(1, "Acme")))
+            .expect("company");
+
+        let first = enqueue(stored);
+        assert!(own_key(stored).is_none(), "no key of its own");
+        store
+            .atomically(|tx| tx.put_company(&company(1, "Acme Renamed")))
+            .expect("rewrite");
+        assert_eq!(
+            enqueue(stored),
+            first,
+            "a rewrite keeps the pointer: one live entry"
+        );
+        let entry = store
+            .atomically(|tx| tx.outbox_entry(&org(), first))
+            .expect("entry")
+            .expect("live");
+        assert_eq!(entry.version, 2);
+        store
+            .atomically(|tx| tx.remove_outbox_entry(&entry))
+            .expect("remove");
+        assert_eq!(
+            store
+                .atomically(|tx| tx.outbox_entry_for(&org(), stored))
+                .expect("read"),
+            None,
+            "a pointer to a removed entry is no live entry"
+        );
+        assert_ne!(enqueue(stored), first);
+
+        // A record stored with an entry written by earlier versions: a key of its own.
+        store
+            .atomically(|tx| tx.put_company(&company(2, "Older")))
+            .expect("company");
+        let older = LocalRef {
+            kind: RecordKind::Company,
+            id: 2,
+        };
+        let legacy = store
+            .atomically(|tx| {
+                let id = tx.next_id()? + 1_000;
+                tx.outbox
+                    .insert(record_key(&org(), older), &id.to_be_bytes())?;
+                let entry = OutboxEntry {
+                    id,
+                    org_id: org(),
+                    target: older,
+                    state: OutboxState::Pending,
+                    version: 1,
+                    attempts: 0,
+                    maybe_sent: false,
+                    next_attempt_ms: now.timestamp_millis(),
+                    last_error: None,
+                    push_as: None,
+                    user: None,
+                    create_new: false,
+                    held_by_conflict: None,
+                    paused_on: None,
+                    created_at: now,
+                    updated_at: now,
+                };
+                tx.put_outbox_entry(&entry)?;
+                Ok(id)
+            })
+            .expect("legacy entry");
+        assert_eq!(enqueue(older), legacy, "found by its key of its own");
     }
 }

@@ -1,11 +1,11 @@
 //! Provenance: every change applied to a record, from which side, which event, which rule, when.
 //!
-//! A record's newest entries live in its own value in the records tree, after its JSON and one
-//! [`SEPARATOR`] byte (serde_json never writes that byte raw, it escapes control characters), so
-//! an applied change costs no key of its own: the change rewrites the record anyway. When a record
-//! holds more than [`INLINE_MAX`] entries, they move together, as one chunk, to the provenance
-//! tree under `record key ‖ first entry's seq`. A record that is removed moves its entries there
-//! first, so its history stays. Entries of a record not stored at all go to the tree at once.
+//! A record's newest entries live in its own value in the records tree (its provenance part, see
+//! `record_value`), so an applied change costs no key of its own: the change rewrites the record
+//! anyway. When a record holds more than [`INLINE_MAX`] entries, they move together, as one
+//! chunk, to the provenance tree under `record key ‖ first entry's seq`. A record that is removed
+//! moves its entries there first, so its history stays. Entries of a record not stored at all go
+//! to the tree at once.
 //!
 //! The provenance tree also holds entries written one per key as JSON (`record key ‖ seq`), as
 //! earlier versions did; a chunk starts with [`CHUNK`], which no JSON value starts with. Every
@@ -17,13 +17,11 @@ use std::collections::BinaryHeap;
 use super::keys;
 use super::outbox::abort;
 use super::pages::{Page, PageRequest};
+use super::record_value::Parts;
 use super::refs::{LocalRef, Provenance, RecordKind};
 use super::tx::{Tx, TxResult};
 use super::{Store, StoreError};
 use crate::domain::OrgId;
-
-/// Ends a record's JSON when provenance entries follow it in the same value.
-const SEPARATOR: u8 = 0x1E;
 
 /// Starts a provenance tree value that holds several entries (postcard).
 const CHUNK: u8 = 0x01;
@@ -41,37 +39,13 @@ fn corrupt(tree: &'static str, e: impl std::fmt::Display) -> StoreError {
     }
 }
 
-/// The record's JSON in a records tree value.
-pub(super) fn json_part(value: &[u8]) -> &[u8] {
-    match value.iter().position(|&b| b == SEPARATOR) {
-        Some(at) => &value[..at],
-        None => value,
-    }
-}
-
 /// The provenance entries a records tree value holds after the record's JSON.
 fn inline_part(value: &[u8]) -> Result<Vec<Entry>, StoreError> {
-    match value.iter().position(|&b| b == SEPARATOR) {
-        Some(at) => postcard::from_bytes(&value[at + 1..]).map_err(|e| corrupt("records", e)),
-        None => Ok(Vec::new()),
+    let bytes = Parts::of(value)?.provenance;
+    if bytes.is_empty() {
+        return Ok(Vec::new());
     }
-}
-
-/// A records tree value: the record's JSON, then its inline entries when there are any.
-fn with_inline(mut json: Vec<u8>, inline: &[Entry]) -> Result<Vec<u8>, StoreError> {
-    if !inline.is_empty() {
-        json.push(SEPARATOR);
-        postcard::to_io(inline, &mut json).map_err(|e| corrupt("records", e))?;
-    }
-    Ok(json)
-}
-
-/// A record's new JSON with the inline entries its stored value (`old`) holds.
-pub(super) fn keep_inline(json: Vec<u8>, old: Option<&[u8]>) -> Vec<u8> {
-    match old.and_then(|v| v.iter().position(|&b| b == SEPARATOR).map(|at| &v[at..])) {
-        Some(tail) => [json.as_slice(), tail].concat(),
-        None => json,
-    }
+    postcard::from_bytes(bytes).map_err(|e| corrupt("records", e))
 }
 
 /// The entries of one provenance tree value: a chunk, or one JSON entry numbered by its key.
@@ -110,10 +84,14 @@ impl Tx<'_> {
             self.put_chunk(org, target, &inline)?;
             inline.clear();
         }
-        self.records.insert(
-            key,
-            with_inline(json_part(&value).to_vec(), &inline).map_err(abort)?,
-        )?;
+        let encoded = if inline.is_empty() {
+            Vec::new()
+        } else {
+            postcard::to_stdvec(&inline).map_err(|e| abort(corrupt("records", e)))?
+        };
+        let mut parts = Parts::of(&value).map_err(abort)?;
+        parts.provenance = &encoded;
+        self.records.insert(key, parts.to_value())?;
         Ok(())
     }
 
@@ -211,7 +189,7 @@ impl Store {
         }
         for kv in self.inner.records.scan_prefix(keys::org(org)) {
             let (k, v) = kv?;
-            if let Some(target) = target_of(&k).filter(|_| v.contains(&SEPARATOR)) {
+            if let Some(target) = target_of(&k) {
                 keep(target, inline_part(&v)?);
             }
         }

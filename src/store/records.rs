@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use super::keys::{self, Index};
 use super::meta::Seen;
 use super::outbox::abort;
-use super::provenance::{json_part, keep_inline};
+use super::record_value::{json_part, with_parts_of};
 use super::refs::{LocalRef, RecordKind};
 use super::tx::{Tx, TxResult, corrupt as tx_corrupt, read_json};
 use super::{Store, StoreError};
@@ -155,14 +155,14 @@ impl Tx<'_> {
         }
     }
 
-    /// Writes a record, keeping the provenance entries its stored value holds.
+    /// Writes a record, keeping what its stored value holds beside its JSON.
     fn put_record<T: Serialize>(&self, org: &OrgId, target: LocalRef, value: &T) -> TxResult<()> {
         self.touch(org, target);
         let key = target.key(org);
         let json = serde_json::to_vec(value).map_err(|e| tx_corrupt("records", e))?;
         let old = self.records.get(&key)?;
         self.records
-            .insert(key, keep_inline(json, old.as_deref()))?;
+            .insert(key, with_parts_of(json, old.as_deref()))?;
         Ok(())
     }
 
