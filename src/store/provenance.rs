@@ -119,17 +119,23 @@ impl Tx<'_> {
 }
 
 impl Store {
-    /// A record's entries with their sequence numbers, oldest first.
+    /// A record's entries with their sequence numbers, oldest first. The record's value is read
+    /// before the tree: entries a transaction moves to the tree in between are then read twice,
+    /// and kept once, rather than missed.
     fn history(&self, org: &OrgId, target: LocalRef) -> Result<Vec<Entry>, StoreError> {
         let key = target.key(org);
+        let inline = match self.inner.records.get(&key)? {
+            Some(v) => inline_part(&v)?,
+            None => Vec::new(),
+        };
         let mut out = Vec::new();
         for kv in self.inner.provenance.scan_prefix(&key) {
             let (k, v) = kv?;
             out.extend(tree_entries(&k, &v)?);
         }
-        if let Some(v) = self.inner.records.get(&key)? {
-            out.extend(inline_part(&v)?);
-        }
+        out.extend(inline);
+        out.sort_by_key(|(seq, _)| *seq);
+        out.dedup_by_key(|(seq, _)| *seq);
         Ok(out)
     }
 
@@ -165,8 +171,9 @@ impl Store {
     }
 
     /// The org's `limit` latest provenance entries, newest first, with the record each
-    /// concerns. It reads every entry of the org, in the provenance tree and in its records:
-    /// meant for a person's page, not for a hot path.
+    /// concerns. It reads every entry of the org, in its records and then in the provenance tree
+    /// (entries moved to the tree in between are read twice and kept once): meant for a person's
+    /// page, not for a hot path.
     pub fn latest_provenance(
         &self,
         org: &OrgId,
@@ -175,22 +182,29 @@ impl Store {
         let mut newest = BinaryHeap::with_capacity(limit + 1);
         let mut keep = |target: LocalRef, entries: Vec<Entry>| {
             for (seq, p) in entries {
+                let older = newest.len() >= limit
+                    && newest
+                        .peek()
+                        .is_some_and(|Reverse(o): &Reverse<Newest>| seq <= o.0);
+                if older || newest.iter().any(|Reverse(n)| n.0 == seq) {
+                    continue;
+                }
                 newest.push(Reverse(Newest(seq, target, p)));
                 if newest.len() > limit {
                     newest.pop();
                 }
             }
         };
-        for kv in self.inner.provenance.scan_prefix(keys::org(org)) {
-            let (k, v) = kv?;
-            if let Some(target) = target_of(&k) {
-                keep(target, tree_entries(&k, &v)?);
-            }
-        }
         for kv in self.inner.records.scan_prefix(keys::org(org)) {
             let (k, v) = kv?;
             if let Some(target) = target_of(&k) {
                 keep(target, inline_part(&v)?);
+            }
+        }
+        for kv in self.inner.provenance.scan_prefix(keys::org(org)) {
+            let (k, v) = kv?;
+            if let Some(target) = target_of(&k) {
+                keep(target, tree_entries(&k, &v)?);
             }
         }
         Ok(newest
@@ -356,6 +370,35 @@ mod tests {
                 (one, entry(INLINE_MAX + 1).event),
             ]
         );
+    }
+
+    #[test]
+    fn entries_read_both_in_a_records_value_and_in_the_tree_are_kept_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        let me = LocalRef::new(RecordKind::Company, 1);
+        company(&store, 1, "Acme");
+        add(&store, me, 0, 2);
+        // As a read would see it if a transaction moved the entries to the tree while it ran.
+        let value = store
+            .inner
+            .records
+            .get(me.key(&org()))
+            .expect("get")
+            .expect("value");
+        let inline = inline_part(&value).expect("inline");
+        store
+            .atomically(|tx| tx.put_chunk(&org(), me, &inline))
+            .expect("chunk");
+
+        let both = [entry(0), entry(1)];
+        assert_eq!(
+            events(&store.provenance(&org(), me).expect("read")),
+            events(&both)
+        );
+        let latest = store.latest_provenance(&org(), 5).expect("latest");
+        let got: Vec<String> = latest.into_iter().map(|(_, p)| p.event).collect();
+        assert_eq!(got, [entry(1).event, entry(0).event]);
     }
 
     #[test]
