@@ -430,3 +430,61 @@ impl Tx<'_> {
             .map(|slot| slot.entry.clone()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ChangeType, Company};
+    use crate::store::Store;
+    use crate::store::queue::tests::{delivery, org};
+
+    #[test]
+    fn a_linked_record_keeps_its_applied_mark_in_its_link_and_stays_applied_after_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let account = SalesforceId::parse("0011I000001abcD").expect("id");
+        let unlinked = SalesforceId::parse("0011I000001abcE").expect("id");
+        let note = |id: &SalesforceId| Notification {
+            object: ObjectType::Account,
+            record_id: id.clone(),
+            change: ChangeType::Update,
+            system_modstamp: None,
+            modified_by: None,
+        };
+        let applied_key = |id| keys::pending(&org(), ObjectType::Account, id);
+        {
+            let store = Store::open(dir.path()).expect("open");
+            let msg = delivery("04l1I000000fztEQAQ", vec![note(&account), note(&unlinked)]);
+            store.ingest(&org(), &[msg], Utc::now()).expect("ingest");
+            let mut company = Company::named(7, org(), "Acme".into(), Utc::now());
+            company.salesforce_id = Some(account.clone());
+            let cleared = store
+                .transact::<_, ()>(|tx| {
+                    tx.put_company(&company)?;
+                    Ok([
+                        tx.clear_pending(&org(), ObjectType::Account, &account)?,
+                        tx.clear_pending(&org(), ObjectType::Account, &unlinked)?,
+                    ])
+                })
+                .expect("clear");
+            assert_eq!(cleared, [true, true]);
+            let tree = &store.inner.inbox.applied;
+            assert!(
+                tree.get(applied_key(&account)).expect("get").is_none(),
+                "the linked record costs no key of its own"
+            );
+            assert!(tree.get(applied_key(&unlinked)).expect("get").is_some());
+            assert!(tree.get(keys::applied_high()).expect("get").is_some());
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(
+            store.pending_count(),
+            0,
+            "{:?}",
+            store.pending_records(&org())
+        );
+        // A new notification after the restart is a new change, not one already applied.
+        let later = delivery("04l1I000000fzuAQAQ", vec![note(&account)]);
+        store.ingest(&org(), &[later], Utc::now()).expect("ingest");
+        assert_eq!(store.pending_count(), 1);
+    }
+}
