@@ -116,7 +116,11 @@ pub(super) struct Inbox {
 impl Inbox {
     /// Opens the inbox trees, copies into the journal what the log holds from before (a crash
     /// or a kill), and replays the journal. Returns the log, for the committer.
-    pub(super) fn open(db: &sled::Db, dir: &Path) -> Result<(Self, Wal), StoreError> {
+    pub(super) fn open(
+        db: &sled::Db,
+        dir: &Path,
+        org_keys: &super::org_keys::OrgKeys,
+    ) -> Result<(Self, Wal), StoreError> {
         let journal = db.open_tree("inbox_journal")?;
         let applied = db.open_tree("inbox_applied")?;
         let snapshots = db.open_tree("inbox_pending")?;
@@ -124,6 +128,7 @@ impl Inbox {
         let marks = journal::Marks {
             applied: &applied,
             index: &index,
+            org_keys,
         };
         let (dedupe, covered) = Dedupe::open(db, &dir.join("dedupe-runs"))?;
         let (mut replay, journaled, mut last_seq) =

@@ -89,13 +89,15 @@ pub(super) fn applied_seq(v: Option<sled::IVec>) -> u64 {
 pub(super) struct Marks<'a> {
     pub(super) applied: &'a sled::Tree,
     pub(super) index: &'a sled::Tree,
+    pub(super) org_keys: &'a super::org_keys::OrgKeys,
 }
 
 impl Marks<'_> {
     /// The newest journal record applied for a pending key (0: none).
     fn seq(&self, pkey: &[u8]) -> Result<u64, StoreError> {
         let own = applied_seq(self.applied.get(pkey)?);
-        let linked = match keys::link_of_pending(pkey) {
+        let org = keys::parse_pending(pkey).and_then(|(org, _, _)| self.org_keys.get(&org));
+        let linked = match org.and_then(|org| keys::link_of_pending(pkey, org)) {
             Some(link) => self
                 .index
                 .get(link)?
@@ -294,6 +296,7 @@ pub(super) fn replay(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::org_keys::OrgKeys;
 
     /// The Account the journal record numbered `seq` names.
     fn account(seq: u64) -> SalesforceId {
@@ -365,7 +368,9 @@ mod tests {
 
     #[test]
     fn replay_skips_what_a_link_or_the_applied_tree_marks_applied_and_counts_the_highest_mark() {
-        let db = sled::Config::new().temporary(true).open().expect("sled");
+        let dir = tempfile::tempdir().expect("dir");
+        let db = sled::Config::new().path(dir.path()).open().expect("sled");
+        let org_keys = OrgKeys::open(&db, dir.path(), &[]).expect("org keys");
         let tree = |name: &str| db.open_tree(name).expect("tree");
         let (journal, snapshots, applied, index) = (tree("j"), tree("s"), tree("a"), tree("i"));
         journal
@@ -376,7 +381,8 @@ mod tests {
         // Record 1 marked the way earlier versions did, record 2 in its link, and a highest
         // mark past every journal record.
         applied.insert(pkey(1), &1u64.to_be_bytes()).expect("mark");
-        let link = keys::link_of_pending(&pkey(2)).expect("link key");
+        let short = org_keys.get_or_give(&org).expect("org key");
+        let link = keys::link_of_pending(&pkey(2), short).expect("link key");
         index
             .insert(link, &br#"{"kind":"company","id":7,"applied":2}"#[..])
             .expect("link");
@@ -386,6 +392,7 @@ mod tests {
         let marks = Marks {
             applied: &applied,
             index: &index,
+            org_keys: &org_keys,
         };
 
         let (replay, journaled, in_use) =

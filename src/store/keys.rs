@@ -1,14 +1,17 @@
-//! Key encoding for every tree, in one place. Every key starts with the 18-character org id, so
-//! nothing crosses orgs; numbers are big-endian so keys sort in numeric order. Nothing outside
-//! `store` builds a key: callers use the typed methods, which use these.
+//! Key encoding for every tree, in one place. Every key of an org starts with the org: in the
+//! trees every record write touches (records, provenance, records_index, outbox) with its
+//! 3-byte [`OrgKey`], elsewhere with its 18-character id; so nothing crosses orgs. Numbers are
+//! big-endian so keys sort in numeric order. Nothing outside `store` builds a key: callers use
+//! the typed methods, which use these.
 //!
 //! | tree | key |
 //! |---|---|
-//! | records | `org ‖ kind ‖ id(8)` (the record's JSON, then its newest provenance entries, see [`super::provenance`]) |
-//! | provenance | `org ‖ kind ‖ id(8) ‖ seq(8)`: a chunk of a record's older entries, from `seq` on, or one entry |
-//! | records_index | `org ‖ index ‖ value` (the Salesforce id's entry: the linked record, its last pull's stamp, the inbox's applied mark and the stamp read back after sfsync's last write) |
+//! | records | `org key(3) ‖ kind ‖ id(8)` (the record's JSON, then its newest provenance entries, see [`super::provenance`]) |
+//! | provenance | `org key(3) ‖ kind ‖ id(8) ‖ seq(8)`: a chunk of a record's older entries, from `seq` on, or one entry |
+//! | records_index | `org key(3) ‖ index ‖ value` (the Salesforce id's entry: the linked record, its last pull's stamp, the inbox's applied mark and the stamp read back after sfsync's last write) |
 //! | conflicts | `org ‖ id(8)` |
-//! | outbox | `org ‖ 'E' ‖ entry id(8)`, `org ‖ 'R' ‖ kind ‖ local id(8)` |
+//! | outbox | `org key(3) ‖ 'E' ‖ entry id(8)`, `org key(3) ‖ 'R' ‖ kind ‖ local id(8)` |
+//! | org_keys | `org` (its [`OrgKey`]) |
 //! | meta | `org ‖ 'M' ‖ name` (`seen/{id}` and `stamp:{id}` of a record linked to no local record, `conflict/{id}`, `conflict/local/{kind}/{id}`, `sweep/{object}`) |
 //! | oauth_tokens | `org` (the sealed refresh token), `org ‖ "/user"` (the connection's user); per application user `org ‖ "/u/" ‖ user ‖ 0 ‖ 't'` (their sealed refresh token) and `… ‖ 0 ‖ 's'` (their Salesforce user) |
 //! | inbox trees | see [`dedupe`], [`pending`], [`journal`], [`resync`]; the applied tree: [`pending`] keys of records linked to no local record, and [`applied_high`] |
@@ -63,6 +66,77 @@ impl Index {
     }
 }
 
+/// The short key an org's keys start with in the trees every record write touches: a number
+/// given to the org the first time the store writes for it (see `org_keys`), 3 bytes,
+/// big-endian, below [`OrgKey::LIMIT`]. Its first byte is below b'0', so no key that starts with
+/// one starts like an org id (keys written by earlier versions, which the store's open moves).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct OrgKey([u8; 3]);
+
+impl OrgKey {
+    /// The first number not given: `0x30_0000`, whose first byte is b'0'.
+    pub(crate) const LIMIT: u32 = 0x30_0000;
+
+    /// The key of number `n`, if below [`OrgKey::LIMIT`] and not 0.
+    pub(crate) fn from_number(n: u32) -> Option<Self> {
+        (n != 0 && n < Self::LIMIT).then(|| {
+            let [_, a, b, c] = n.to_be_bytes();
+            Self([a, b, c])
+        })
+    }
+
+    /// The key stored in a value of the org_keys tree.
+    pub(crate) fn from_stored(v: &[u8]) -> Option<Self> {
+        let [a, b, c]: [u8; 3] = v.try_into().ok()?;
+        Self::from_number(u32::from_be_bytes([0, a, b, c]))
+    }
+
+    /// Its number.
+    pub(crate) fn number(self) -> u32 {
+        let [a, b, c] = self.0;
+        u32::from_be_bytes([0, a, b, c])
+    }
+
+    /// Its bytes, as keys start with them and as the org_keys tree stores them.
+    pub(crate) fn bytes(self) -> [u8; 3] {
+        self.0
+    }
+}
+
+/// `org key(3) ‖ tag ‖ rest`.
+fn short(org: OrgKey, tag: u8, rest: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(4 + rest.len());
+    k.extend_from_slice(&org.0);
+    k.push(tag);
+    k.extend_from_slice(rest);
+    k
+}
+
+/// `org key(3)`: the start of every key of an org in the records, provenance, records_index and
+/// outbox trees.
+pub(crate) fn org_short(org: OrgKey) -> Vec<u8> {
+    org.0.to_vec()
+}
+
+/// The kind code and local id of a records or provenance key.
+pub(crate) fn record_of_key(key: &[u8]) -> Option<(u8, u64)> {
+    let kind = *key.get(3)?;
+    let id = u64::from_be_bytes(key.get(4..12)?.try_into().ok()?);
+    Some((kind, id))
+}
+
+/// The org id a key written by an earlier version starts with (18 characters), if it does.
+pub(crate) fn legacy_org(key: &[u8]) -> Option<OrgId> {
+    OrgId::parse(std::str::from_utf8(key.get(..18)?).ok()?).ok()
+}
+
+/// The same key with its leading 18-character org id replaced by `org`.
+pub(crate) fn shortened(key: &[u8], org: OrgKey) -> Vec<u8> {
+    let mut k = org.0.to_vec();
+    k.extend_from_slice(&key[18..]);
+    k
+}
+
 /// `org(18) ‖ tag ‖ rest`.
 fn tagged(org: &OrgId, tag: u8, rest: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(19 + rest.len());
@@ -77,27 +151,27 @@ pub(crate) fn org(org: &OrgId) -> Vec<u8> {
     org.as_str().as_bytes().to_vec()
 }
 
-/// `org(18) ‖ kind(1) ‖ id(8, BE)`: a local record (`kind` is its record kind's code).
-pub(crate) fn record(org: &OrgId, kind: u8, id: u64) -> Vec<u8> {
-    tagged(org, kind, &id.to_be_bytes())
+/// `org key(3) ‖ kind(1) ‖ id(8, BE)`: a local record (`kind` is its record kind's code).
+pub(crate) fn record(org: OrgKey, kind: u8, id: u64) -> Vec<u8> {
+    short(org, kind, &id.to_be_bytes())
 }
 
-/// `org(18) ‖ kind(1)`: every local record of a kind.
-pub(crate) fn records_of(org: &OrgId, kind: u8) -> Vec<u8> {
-    tagged(org, kind, &[])
+/// `org key(3) ‖ kind(1)`: every local record of a kind.
+pub(crate) fn records_of(org: OrgKey, kind: u8) -> Vec<u8> {
+    short(org, kind, &[])
 }
 
-/// `org(18) ‖ kind(1) ‖ id(8) ‖ seq(8)`: one provenance entry of a record; the record's key is
-/// the prefix of all of them.
-pub(crate) fn provenance(org: &OrgId, kind: u8, id: u64, seq: u64) -> Vec<u8> {
+/// `org key(3) ‖ kind(1) ‖ id(8) ‖ seq(8)`: one provenance entry of a record; the record's key
+/// is the prefix of all of them.
+pub(crate) fn provenance(org: OrgKey, kind: u8, id: u64, seq: u64) -> Vec<u8> {
     let mut k = record(org, kind, id);
     k.extend_from_slice(&seq.to_be_bytes());
     k
 }
 
-/// `org(18) ‖ index(1) ‖ value`.
-pub(crate) fn index(org: &OrgId, index: Index, value: &str) -> Vec<u8> {
-    tagged(org, index.code(), value.as_bytes())
+/// `org key(3) ‖ index(1) ‖ value`.
+pub(crate) fn index(org: OrgKey, index: Index, value: &str) -> Vec<u8> {
+    short(org, index.code(), value.as_bytes())
 }
 
 /// `org(18) ‖ id(8, BE)`: a quarantined record.
@@ -112,19 +186,19 @@ pub(crate) fn conflict_id(key: &[u8]) -> Option<u64> {
     key.get(18..26)?.try_into().ok().map(u64::from_be_bytes)
 }
 
-/// `org(18) ‖ 'E' ‖ entry id(8, BE)`: an outbox entry.
-pub(crate) fn outbox_entry(org: &OrgId, id: u64) -> Vec<u8> {
-    tagged(org, b'E', &id.to_be_bytes())
+/// `org key(3) ‖ 'E' ‖ entry id(8, BE)`: an outbox entry.
+pub(crate) fn outbox_entry(org: OrgKey, id: u64) -> Vec<u8> {
+    short(org, b'E', &id.to_be_bytes())
 }
 
-/// `org(18) ‖ 'E'`: every outbox entry of an org, in enqueue order.
-pub(crate) fn outbox_entries(org: &OrgId) -> Vec<u8> {
-    tagged(org, b'E', &[])
+/// `org key(3) ‖ 'E'`: every outbox entry of an org, in enqueue order.
+pub(crate) fn outbox_entries(org: OrgKey) -> Vec<u8> {
+    short(org, b'E', &[])
 }
 
-/// `org(18) ‖ 'R' ‖ kind(1) ‖ local id(8, BE)`: the live outbox entry of a local record.
-pub(crate) fn outbox_record(org: &OrgId, kind: u8, id: u64) -> Vec<u8> {
-    let mut k = tagged(org, b'R', &[kind]);
+/// `org key(3) ‖ 'R' ‖ kind(1) ‖ local id(8, BE)`: the live outbox entry of a local record.
+pub(crate) fn outbox_record(org: OrgKey, kind: u8, id: u64) -> Vec<u8> {
+    let mut k = short(org, b'R', &[kind]);
     k.extend_from_slice(&id.to_be_bytes());
     k
 }
@@ -256,15 +330,13 @@ pub(crate) fn pending(org: &OrgId, object: ObjectType, id: &SalesforceId) -> Vec
     tagged(org, object.code(), id.as_str().as_bytes())
 }
 
-/// The Salesforce id index key of the record a pending key names: `org(18) ‖ 'S' ‖ record
-/// id(18)`, the same bytes with the object code replaced.
-pub(crate) fn link_of_pending(key: &[u8]) -> Option<Vec<u8>> {
+/// The Salesforce id index key of the record a pending key names, given the key of the org
+/// it names: `org key(3) ‖ 'S' ‖ record id(18)`.
+pub(crate) fn link_of_pending(key: &[u8], org: OrgKey) -> Option<Vec<u8>> {
     if key.len() != 37 {
         return None;
     }
-    let mut k = key.to_vec();
-    k[18] = Index::SalesforceId.code();
-    Some(k)
+    Some(short(org, Index::SalesforceId.code(), &key[19..]))
 }
 
 /// `0xFF`: in the inbox's applied tree, the highest applied mark ever written, wherever it was
@@ -378,7 +450,8 @@ mod tests {
 
     #[test]
     fn numbers_sort_in_numeric_order_and_ids_come_back() {
-        assert!(outbox_entry(&org(), 255) < outbox_entry(&org(), 256));
+        let short = OrgKey::from_number(7).expect("key");
+        assert!(outbox_entry(short, 255) < outbox_entry(short, 256));
         assert!(journal(&org(), 9) < journal(&org(), 10));
         assert!(change(255) < change(256));
         assert!(change(u64::MAX) < change_counter().to_vec());

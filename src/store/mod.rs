@@ -25,6 +25,7 @@ mod inbox;
 mod journal;
 mod keys;
 mod meta;
+mod org_keys;
 mod outbox;
 mod pages;
 mod pending;
@@ -136,6 +137,8 @@ struct Inner {
     deliveries: sled::Tree,
     /// How far change-log readers may read.
     marks: feed::Marks,
+    /// Each org's short key in the record trees.
+    org_keys: org_keys::OrgKeys,
     commit: GroupCommit,
 }
 
@@ -171,7 +174,21 @@ impl Store {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(path)?;
         let db = open_db(path)?;
-        let (inbox, wal) = inbox::Inbox::open(&db, path)?;
+        let records = db.open_tree("records")?;
+        let index = db.open_tree("records_index")?;
+        let provenance = db.open_tree("provenance")?;
+        let outbox = db.open_tree("outbox")?;
+        let org_keys = org_keys::OrgKeys::open(
+            &db,
+            path,
+            &[
+                ("records", &records),
+                ("records_index", &index),
+                ("provenance", &provenance),
+                ("outbox", &outbox),
+            ],
+        )?;
+        let (inbox, wal) = inbox::Inbox::open(&db, path, &org_keys)?;
         let inbox = Arc::new(inbox);
         let commit = GroupCommit::start(db.clone(), inbox.clone(), wal, path)?;
         let changes = db.open_tree("changes")?;
@@ -180,11 +197,12 @@ impl Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 tokens: db.open_tree("oauth_tokens")?,
-                records: db.open_tree("records")?,
-                index: db.open_tree("records_index")?,
-                provenance: db.open_tree("provenance")?,
+                records,
+                index,
+                provenance,
                 conflicts: db.open_tree("conflicts")?,
-                outbox: db.open_tree("outbox")?,
+                outbox,
+                org_keys,
                 meta: db.open_tree("meta")?,
                 changes,
                 deliveries: db.open_tree("deliveries")?,

@@ -14,7 +14,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::keys;
+use super::keys::{self, OrgKey};
 use super::record_value::Parts;
 use super::refs::LocalRef;
 use super::tx::{Tx, TxResult};
@@ -122,11 +122,11 @@ impl From<OutboxEntry> for OutboxEntryView {
     }
 }
 
-fn entry_key(org: &OrgId, id: u64) -> Vec<u8> {
+fn entry_key(org: OrgKey, id: u64) -> Vec<u8> {
     keys::outbox_entry(org, id)
 }
 
-fn record_key(org: &OrgId, target: LocalRef) -> Vec<u8> {
+fn record_key(org: OrgKey, target: LocalRef) -> Vec<u8> {
     keys::outbox_record(org, target.kind.code(), target.id)
 }
 
@@ -185,7 +185,7 @@ impl Tx<'_> {
         };
         if !self.set_live_outbox(org, target, id)? {
             self.outbox
-                .insert(record_key(org, target), &id.to_be_bytes())?;
+                .insert(record_key(self.org_key(org)?, target), &id.to_be_bytes())?;
         }
         self.put_outbox_entry(&entry)?;
         Ok(id)
@@ -194,7 +194,7 @@ impl Tx<'_> {
     /// Points a stored record's value at its new live entry; `false` when the record is not
     /// stored (nothing written): its entry is then found by a key of its own.
     fn set_live_outbox(&self, org: &OrgId, target: LocalRef, id: u64) -> TxResult<bool> {
-        let key = target.key(org);
+        let key = target.key(self.org_key(org)?);
         let Some(value) = self.records.get(&key)? else {
             return Ok(false);
         };
@@ -206,7 +206,7 @@ impl Tx<'_> {
 
     /// An entry by id.
     pub fn outbox_entry(&self, org: &OrgId, id: u64) -> TxResult<Option<OutboxEntry>> {
-        match self.outbox.get(entry_key(org, id))? {
+        match self.outbox.get(entry_key(self.org_key(org)?, id))? {
             Some(v) => Ok(Some(
                 serde_json::from_slice(&v).map_err(|e| abort(corrupt(e)))?,
             )),
@@ -218,14 +218,14 @@ impl Tx<'_> {
     /// key of its own points at (a record not stored, or an entry written by earlier versions).
     /// A pointer to an entry since removed is no live entry.
     pub fn outbox_entry_for(&self, org: &OrgId, target: LocalRef) -> TxResult<Option<OutboxEntry>> {
-        let pointed = match self.records.get(target.key(org))? {
+        let pointed = match self.records.get(target.key(self.org_key(org)?))? {
             Some(value) => Parts::of(&value).map_err(abort)?.outbox,
             None => None,
         };
         if let Some(id) = pointed {
             return self.outbox_entry(org, id);
         }
-        let Some(raw) = self.outbox.get(record_key(org, target))? else {
+        let Some(raw) = self.outbox.get(record_key(self.org_key(org)?, target))? else {
             return Ok(None);
         };
         let bytes: [u8; 8] = raw
@@ -239,15 +239,16 @@ impl Tx<'_> {
     pub fn put_outbox_entry(&self, entry: &OutboxEntry) -> TxResult<()> {
         let bytes = serde_json::to_vec(entry).map_err(|e| abort(corrupt(e)))?;
         self.outbox
-            .insert(entry_key(&entry.org_id, entry.id), bytes)?;
+            .insert(entry_key(self.org_key(&entry.org_id)?, entry.id), bytes)?;
         Ok(())
     }
 
     /// Removes an entry and its per-record key, if it has one (delivered, or discarded by a
     /// person). A record's value that points at it is left as it is: ids are never reused.
     pub fn remove_outbox_entry(&self, entry: &OutboxEntry) -> TxResult<()> {
-        self.outbox.remove(entry_key(&entry.org_id, entry.id))?;
-        let rk = record_key(&entry.org_id, entry.target);
+        self.outbox
+            .remove(entry_key(self.org_key(&entry.org_id)?, entry.id))?;
+        let rk = record_key(self.org_key(&entry.org_id)?, entry.target);
         if self
             .outbox
             .get(&rk)?
@@ -350,9 +351,10 @@ impl Store {
         &self,
         org: &OrgId,
     ) -> impl Iterator<Item = Result<OutboxEntry, StoreError>> + use<> {
-        self.inner
-            .outbox
-            .scan_prefix(keys::outbox_entries(org))
+        let tree = self.inner.outbox.clone();
+        self.known_org_key(org)
+            .into_iter()
+            .flat_map(move |org| tree.scan_prefix(keys::outbox_entries(org)))
             .map(|kv| {
                 let (_, v) = kv?;
                 serde_json::from_slice(&v).map_err(corrupt)
@@ -504,7 +506,10 @@ mod tests {
             store
                 .inner
                 .outbox
-                .get(record_key(&org(), target))
+                .get(record_key(
+                    store.known_org_key(&org()).expect("org key"),
+                    target,
+                ))
                 .expect("get")
         };
         store

@@ -36,6 +36,16 @@ pub struct Page<T> {
     pub next: Option<u64>,
 }
 
+impl<T> Page<T> {
+    /// No items, and no next page.
+    pub(super) fn empty() -> Self {
+        Self {
+            items: Vec::new(),
+            next: None,
+        }
+    }
+}
+
 /// A kind of local record as lists read it: its kind and the values list filters compare.
 pub trait StoredRecord: DeserializeOwned {
     /// Its kind.
@@ -157,6 +167,9 @@ fn without_ids<T>(page: Page<(u64, T)>) -> Page<T> {
 impl Store {
     /// One record of an org by local id.
     pub fn record<T: StoredRecord>(&self, org: &OrgId, id: u64) -> Result<Option<T>, StoreError> {
+        let Some(org) = self.known_org_key(org) else {
+            return Ok(None);
+        };
         match self
             .inner
             .records
@@ -187,6 +200,9 @@ impl Store {
                 next: None,
             });
         }
+        let Some(org) = self.known_org_key(org) else {
+            return Ok(Page::empty());
+        };
         let key = |id| keys::record(org, T::KIND.code(), id);
         let keep = |r: &T| filter.keeps(r);
         scan(&self.inner.records, "records", key, page, keep).map(without_ids)
@@ -194,6 +210,9 @@ impl Store {
 
     /// One outbox entry of an org by id.
     pub fn outbox_entry(&self, org: &OrgId, id: u64) -> Result<Option<OutboxEntry>, StoreError> {
+        let Some(org) = self.known_org_key(org) else {
+            return Ok(None);
+        };
         match self.inner.outbox.get(keys::outbox_entry(org, id))? {
             Some(v) => Ok(Some(decode("outbox", &v)?)),
             None => Ok(None),
@@ -211,6 +230,9 @@ impl Store {
     ) -> Result<Page<OutboxEntry>, StoreError> {
         let keep = |e: &OutboxEntry| {
             state.is_none_or(|s| s == e.state) && updated_after.is_none_or(|t| e.updated_at > t)
+        };
+        let Some(org) = self.known_org_key(org) else {
+            return Ok(Page::empty());
         };
         let key = |id| keys::outbox_entry(org, id);
         scan(&self.inner.outbox, "outbox", key, page, keep).map(without_ids)

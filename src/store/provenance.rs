@@ -63,18 +63,20 @@ fn tree_entries(key: &[u8], value: &[u8]) -> Result<Vec<Entry>, StoreError> {
     Ok(vec![(seq, p)])
 }
 
-/// `kind(1) ‖ id(8)` after the 18-character org id of a records or provenance key.
+/// `kind(1) ‖ id(8)` after the org key of a records or provenance key.
 fn target_of(key: &[u8]) -> Option<LocalRef> {
-    let kind = RecordKind::from_code(*key.get(18)?)?;
-    let id = u64::from_be_bytes(key.get(19..27)?.try_into().ok()?);
-    Some(LocalRef { kind, id })
+    let (kind, id) = keys::record_of_key(key)?;
+    Some(LocalRef {
+        kind: RecordKind::from_code(kind)?,
+        id,
+    })
 }
 
 impl Tx<'_> {
     /// Appends a provenance entry for a record: into the record's value when it is stored.
     pub fn add_provenance(&self, org: &OrgId, target: LocalRef, p: &Provenance) -> TxResult<()> {
         let seq = self.provenance.generate_id()?;
-        let key = target.key(org);
+        let key = target.key(self.org_key(org)?);
         let Some(value) = self.records.get(&key)? else {
             return self.put_chunk(org, target, &[(seq, p.clone())]);
         };
@@ -97,7 +99,7 @@ impl Tx<'_> {
 
     /// Moves the inline entries of a record about to be removed to the provenance tree.
     pub(super) fn keep_history(&self, org: &OrgId, target: LocalRef) -> TxResult<()> {
-        if let Some(value) = self.records.get(target.key(org))? {
+        if let Some(value) = self.records.get(target.key(self.org_key(org)?))? {
             let inline = inline_part(&value).map_err(abort)?;
             if !inline.is_empty() {
                 self.put_chunk(org, target, &inline)?;
@@ -110,7 +112,7 @@ impl Tx<'_> {
         let Some((first, _)) = entries.first() else {
             return Ok(());
         };
-        let key = keys::provenance(org, target.kind.code(), target.id, *first);
+        let key = keys::provenance(self.org_key(org)?, target.kind.code(), target.id, *first);
         let mut value = vec![CHUNK];
         postcard::to_io(entries, &mut value).map_err(|e| abort(corrupt("provenance", e)))?;
         self.provenance.insert(key, value)?;
@@ -123,6 +125,9 @@ impl Store {
     /// before the tree: entries a transaction moves to the tree in between are then read twice,
     /// and kept once, rather than missed.
     fn history(&self, org: &OrgId, target: LocalRef) -> Result<Vec<Entry>, StoreError> {
+        let Some(org) = self.known_org_key(org) else {
+            return Ok(Vec::new());
+        };
         let key = target.key(org);
         let inline = match self.inner.records.get(&key)? {
             Some(v) => inline_part(&v)?,
@@ -195,13 +200,16 @@ impl Store {
                 }
             }
         };
-        for kv in self.inner.records.scan_prefix(keys::org(org)) {
+        let Some(org) = self.known_org_key(org) else {
+            return Ok(Vec::new());
+        };
+        for kv in self.inner.records.scan_prefix(keys::org_short(org)) {
             let (k, v) = kv?;
             if let Some(target) = target_of(&k) {
                 keep(target, inline_part(&v)?);
             }
         }
-        for kv in self.inner.provenance.scan_prefix(keys::org(org)) {
+        for kv in self.inner.provenance.scan_prefix(keys::org_short(org)) {
             let (k, v) = kv?;
             if let Some(target) = target_of(&k) {
                 keep(target, tree_entries(&k, &v)?);
@@ -246,6 +254,11 @@ mod tests {
 
     fn org() -> OrgId {
         OrgId::parse("00D7F00000107Xs").expect("org")
+    }
+
+    /// The org's short key, given now if the store has not written for it yet.
+    fn short(store: &Store) -> keys::OrgKey {
+        store.inner.org_keys.get_or_give(&org()).expect("org key")
     }
 
     fn entry(n: usize) -> Provenance {
@@ -346,7 +359,7 @@ mod tests {
             .inner
             .provenance
             .insert(
-                keys::provenance(&org(), one.kind.code(), one.id, seq),
+                keys::provenance(short(&store), one.kind.code(), one.id, seq),
                 serde_json::to_vec(&entry(0)).expect("json"),
             )
             .expect("legacy");
@@ -383,7 +396,7 @@ mod tests {
         let value = store
             .inner
             .records
-            .get(me.key(&org()))
+            .get(me.key(short(&store)))
             .expect("get")
             .expect("value");
         let inline = inline_part(&value).expect("inline");

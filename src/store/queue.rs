@@ -214,6 +214,7 @@ pub(super) mod tests {
     use super::*;
     use crate::domain::{ChangeType, Notification};
     use crate::store::inbox::Inbox;
+    use crate::store::org_keys::OrgKeys;
     use crate::store::wal;
     use chrono::TimeZone as _;
 
@@ -312,7 +313,8 @@ pub(super) mod tests {
             // The store's parts by hand, stopped where a kill would stop them: after the log
             // sync, before any checkpoint.
             let db = sled::Config::new().path(dir.path()).open().expect("db");
-            let (inbox, mut wal) = Inbox::open(&db, dir.path()).expect("inbox");
+            let org_keys = OrgKeys::open(&db, dir.path(), &[]).expect("org keys");
+            let (inbox, mut wal) = Inbox::open(&db, dir.path(), &org_keys).expect("inbox");
             let now = Utc::now();
             let staged = |o: &OrgId, d: Vec<Delivery>| inbox.stage(o, &d, now).expect("stage");
             assert_eq!(staged(&org(), vec![a.clone(), b]).outcome, outcome(2, 0, 2));

@@ -49,7 +49,7 @@ pub(super) fn link_applied(value: &[u8]) -> Option<u64> {
 impl Tx<'_> {
     /// The link of a Salesforce id to a local record, with what is kept beside it.
     pub(super) fn link(&self, org: &OrgId, id: &SalesforceId) -> TxResult<Option<SfLink>> {
-        let key = keys::index(org, Index::SalesforceId, id.as_str());
+        let key = keys::index(self.org_key(org)?, Index::SalesforceId, id.as_str());
         self.get_json(self.index, "index", &key)
     }
 
@@ -61,7 +61,7 @@ impl Tx<'_> {
         id: &SalesforceId,
         change: impl FnOnce(&mut SfLink),
     ) -> TxResult<bool> {
-        let key = keys::index(org, Index::SalesforceId, id.as_str());
+        let key = keys::index(self.org_key(org)?, Index::SalesforceId, id.as_str());
         let Some(link) = self.get_json::<SfLink>(self.index, "index", &key)? else {
             return Ok(false);
         };
@@ -116,11 +116,11 @@ impl Tx<'_> {
     ) -> TxResult<()> {
         if old != new {
             if let Some(o) = old {
-                self.index_remove(keys::index(org, index, &o), id)?;
+                self.index_remove(keys::index(self.org_key(org)?, index, &o), id)?;
             }
         }
         if let Some(n) = new {
-            self.index_add(keys::index(org, index, &n), id)?;
+            self.index_add(keys::index(self.org_key(org)?, index, &n), id)?;
         }
         Ok(())
     }
@@ -136,20 +136,20 @@ impl Tx<'_> {
             return Ok(());
         }
         if let Some(old) = old {
-            let key = keys::index(org, Index::SalesforceId, old.as_str());
+            let key = keys::index(self.org_key(org)?, Index::SalesforceId, old.as_str());
             if self.get_json::<LocalRef>(self.index, "index", &key)? == Some(target) {
                 self.index.remove(key)?;
             }
         }
         if let Some(new) = new {
-            let key = keys::index(org, Index::SalesforceId, new.as_str());
+            let key = keys::index(self.org_key(org)?, Index::SalesforceId, new.as_str());
             self.put_json(self.index, "index", key, &target)?;
         }
         Ok(())
     }
 
     fn record<T: DeserializeOwned>(&self, org: &OrgId, target: LocalRef) -> TxResult<Option<T>> {
-        match self.records.get(target.key(org))? {
+        match self.records.get(target.key(self.org_key(org)?))? {
             Some(v) => Ok(Some(decode("records", json_part(&v)).map_err(abort)?)),
             None => Ok(None),
         }
@@ -158,7 +158,7 @@ impl Tx<'_> {
     /// Writes a record, keeping what its stored value holds beside its JSON.
     fn put_record<T: Serialize>(&self, org: &OrgId, target: LocalRef, value: &T) -> TxResult<()> {
         self.touch(org, target);
-        let key = target.key(org);
+        let key = target.key(self.org_key(org)?);
         let json = serde_json::to_vec(value).map_err(|e| tx_corrupt("records", e))?;
         let old = self.records.get(&key)?;
         self.records
@@ -180,14 +180,14 @@ impl Tx<'_> {
 
     /// The local record linked to a Salesforce id, if any.
     pub fn by_salesforce_id(&self, org: &OrgId, id: &SalesforceId) -> TxResult<Option<LocalRef>> {
-        let key = keys::index(org, Index::SalesforceId, id.as_str());
+        let key = keys::index(self.org_key(org)?, Index::SalesforceId, id.as_str());
         self.get_json(self.index, "index", &key)
     }
 
     /// Contacts whose normalized email is `email`.
     pub fn contacts_by_email(&self, org: &OrgId, email: &str) -> TxResult<Vec<u64>> {
         match normalize::email(email) {
-            Some(e) => self.index_ids(&keys::index(org, Index::Email, &e)),
+            Some(e) => self.index_ids(&keys::index(self.org_key(org)?, Index::Email, &e)),
             None => Ok(vec![]),
         }
     }
@@ -195,7 +195,7 @@ impl Tx<'_> {
     /// Companies whose domain is `domain` (already normalized or a website).
     pub fn companies_by_domain(&self, org: &OrgId, domain: &str) -> TxResult<Vec<u64>> {
         match normalize::domain(domain) {
-            Some(d) => self.index_ids(&keys::index(org, Index::Domain, &d)),
+            Some(d) => self.index_ids(&keys::index(self.org_key(org)?, Index::Domain, &d)),
             None => Ok(vec![]),
         }
     }
@@ -203,7 +203,7 @@ impl Tx<'_> {
     /// Companies whose normalized name equals that of `name`.
     pub fn companies_by_name(&self, org: &OrgId, name: &str) -> TxResult<Vec<u64>> {
         match normalize::company_name(name) {
-            Some(n) => self.index_ids(&keys::index(org, Index::Name, &n)),
+            Some(n) => self.index_ids(&keys::index(self.org_key(org)?, Index::Name, &n)),
             None => Ok(vec![]),
         }
     }
@@ -261,10 +261,10 @@ impl Tx<'_> {
         let me = LocalRef::new(RecordKind::Contact, id);
         self.sf_link(org, old.salesforce_id.as_ref(), None, me)?;
         if let Some(e) = old.email.as_deref().and_then(normalize::email) {
-            self.index_remove(keys::index(org, Index::Email, &e), id)?;
+            self.index_remove(keys::index(self.org_key(org)?, Index::Email, &e), id)?;
         }
         self.keep_history(org, me)?;
-        self.records.remove(me.key(org))?;
+        self.records.remove(me.key(self.org_key(org)?))?;
         self.touch(org, me);
         Ok(())
     }
@@ -382,6 +382,9 @@ impl Store {
         org: &OrgId,
         kind: RecordKind,
     ) -> Result<Vec<T>, StoreError> {
+        let Some(org) = self.known_org_key(org) else {
+            return Ok(Vec::new());
+        };
         self.inner
             .records
             .scan_prefix(keys::records_of(org, kind.code()))
@@ -434,6 +437,9 @@ impl Store {
         org: &OrgId,
         id: &SalesforceId,
     ) -> Result<Option<SfLink>, StoreError> {
+        let Some(org) = self.known_org_key(org) else {
+            return Ok(None);
+        };
         let key = keys::index(org, Index::SalesforceId, id.as_str());
         read_json(&self.inner.index, "index", &key)
     }
@@ -444,6 +450,9 @@ impl Store {
         org: &OrgId,
         id: &SalesforceId,
     ) -> Result<Option<LocalRef>, StoreError> {
+        let Some(org) = self.known_org_key(org) else {
+            return Ok(None);
+        };
         let key = keys::index(org, Index::SalesforceId, id.as_str());
         read_json(&self.inner.index, "index", &key)
     }

@@ -2,8 +2,7 @@
 //! and where a record's values came from ([`Provenance`]). Plain values, below the transaction
 //! and the trees that store them.
 
-use super::keys;
-use crate::domain::OrgId;
+use super::keys::{self, OrgKey};
 
 /// Which kind of local record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -59,7 +58,7 @@ impl LocalRef {
     }
 
     /// Its key in the records tree.
-    pub(super) fn key(self, org: &OrgId) -> Vec<u8> {
+    pub(super) fn key(self, org: OrgKey) -> Vec<u8> {
         keys::record(org, self.kind.code(), self.id)
     }
 }

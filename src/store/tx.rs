@@ -10,8 +10,11 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
 use super::change_book::ChangeBook;
+use super::keys::OrgKey;
+use super::org_keys::OrgKeys;
 use super::pending::InboxMemory;
 use super::{Store, StoreError};
+use crate::domain::OrgId;
 
 /// Errors inside a transaction closure: a store error, or the caller's own reason to abort.
 #[derive(Debug, thiserror::Error)]
@@ -107,9 +110,28 @@ pub struct Tx<'a> {
     pub(super) changes: &'a TransactionalTree,
     /// What this run of the closure logged and wrote, for the change log.
     pub(super) book: RefCell<ChangeBook>,
+    /// The orgs' short keys.
+    org_keys: &'a OrgKeys,
+    /// An org this run needed the key of and that has none yet: the transaction gives it one
+    /// outside sled's transaction and runs the closure again.
+    keyless: &'a RefCell<Option<OrgId>>,
 }
 
 impl Tx<'_> {
+    /// The short key of `org` in the record trees. An org without one aborts this run of the
+    /// closure; the transaction gives it one and runs the closure again.
+    pub(super) fn org_key(&self, org: &OrgId) -> TxResult<OrgKey> {
+        match self.org_keys.get(org) {
+            Some(key) => Ok(key),
+            None => {
+                *self.keyless.borrow_mut() = Some(org.clone());
+                Err(ConflictableTransactionError::Abort(StoreError::Write(
+                    "an org without a short key".into(),
+                )))
+            }
+        }
+    }
+
     pub(super) fn get_json<T: DeserializeOwned>(
         &self,
         tree: &TransactionalTree,
@@ -160,37 +182,51 @@ impl Store {
         let user_error: RefCell<Option<E>> = RefCell::new(None);
         let cleared: RefCell<Vec<(Vec<u8>, u64)>> = RefCell::default();
         let logged: RefCell<Option<u64>> = RefCell::default();
-        let result = trees.transaction(
-            |(records, index, provenance, conflicts, applied, outbox, meta, changes)| {
-                let tx = Tx {
-                    records,
-                    index,
-                    provenance,
-                    conflicts,
-                    applied,
-                    inbox: &i.inbox.memory,
-                    outbox,
-                    meta,
-                    cleared: RefCell::default(),
-                    changes,
-                    book: RefCell::default(),
-                };
-                match f(&tx) {
-                    Ok(r) => {
-                        *logged.borrow_mut() = tx.write_changes()?;
-                        *cleared.borrow_mut() = tx.cleared.take();
-                        Ok(r)
+        let keyless: RefCell<Option<OrgId>> = RefCell::default();
+        let result = loop {
+            let result = trees.transaction(
+                |(records, index, provenance, conflicts, applied, outbox, meta, changes)| {
+                    let tx = Tx {
+                        records,
+                        index,
+                        provenance,
+                        conflicts,
+                        applied,
+                        inbox: &i.inbox.memory,
+                        outbox,
+                        meta,
+                        cleared: RefCell::default(),
+                        changes,
+                        book: RefCell::default(),
+                        org_keys: &i.org_keys,
+                        keyless: &keyless,
+                    };
+                    match f(&tx) {
+                        Ok(r) => {
+                            *logged.borrow_mut() = tx.write_changes()?;
+                            *cleared.borrow_mut() = tx.cleared.take();
+                            Ok(r)
+                        }
+                        Err(TxAbort::Store(e)) => Err(e),
+                        Err(TxAbort::User(e)) => {
+                            *user_error.borrow_mut() = Some(e);
+                            Err(ConflictableTransactionError::Abort(StoreError::Flush(
+                                "aborted by caller".into(),
+                            )))
+                        }
                     }
-                    Err(TxAbort::Store(e)) => Err(e),
-                    Err(TxAbort::User(e)) => {
-                        *user_error.borrow_mut() = Some(e);
-                        Err(ConflictableTransactionError::Abort(StoreError::Flush(
-                            "aborted by caller".into(),
-                        )))
-                    }
+                },
+            );
+            // An org's first write: its key is given (and made durable) outside sled's
+            // transaction, and the closure runs again; nothing of the aborted run was written.
+            match (&result, keyless.take()) {
+                (Err(_), Some(org)) => {
+                    i.org_keys.get_or_give(&org).map_err(TxError::Store)?;
+                    user_error.take();
                 }
-            },
-        );
+                _ => break result,
+            }
+        };
         match result {
             Ok(r) => {
                 if let Some(seq) = logged.into_inner() {
