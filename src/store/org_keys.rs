@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 
 use super::keys::{self, OrgKey};
 use super::{Store, StoreError, corrupt, disk};
@@ -34,6 +34,8 @@ pub(super) struct OrgKeys {
     dir: PathBuf,
     tree: sled::Tree,
     given: RwLock<HashMap<OrgId, OrgKey>>,
+    /// Held while a key is given, so that no two orgs get the same number.
+    giving: Mutex<()>,
 }
 
 impl OrgKeys {
@@ -64,6 +66,7 @@ impl OrgKeys {
             dir: dir.to_path_buf(),
             tree,
             given: RwLock::new(given),
+            giving: Mutex::new(()),
         };
         for (name, tree) in trees {
             keys.move_legacy(name, tree)?;
@@ -81,15 +84,27 @@ impl OrgKeys {
     }
 
     /// The key of `org`, given now if it has none; durable before it is returned.
+    ///
+    /// Never called inside a sled transaction. The map's lock is held only to read or insert,
+    /// never across sled's insert and flush: a transaction that holds sled's lock may be waiting
+    /// to read the map.
     pub(super) fn get_or_give(&self, org: &OrgId) -> Result<OrgKey, StoreError> {
         if let Some(key) = self.get(org) {
             return Ok(key);
         }
-        let mut given = self.given.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(key) = given.get(org) {
-            return Ok(*key);
+        let _giving = self.giving.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(key) = self.get(org) {
+            return Ok(key);
         }
-        let next = given.values().map(|k| k.number()).max().unwrap_or(0) + 1;
+        let next = self
+            .given
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|k| k.number())
+            .max()
+            .unwrap_or(0)
+            + 1;
         let key = OrgKey::from_number(next).ok_or_else(|| {
             StoreError::Write(format!(
                 "this store holds the most orgs it can ({})",
@@ -100,7 +115,10 @@ impl OrgKeys {
             .insert(org.as_str().as_bytes(), &key.bytes()[..])?;
         self.db.flush()?;
         disk::fsync_data_file(&self.dir)?;
-        given.insert(org.clone(), key);
+        self.given
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(org.clone(), key);
         Ok(key)
     }
 
@@ -284,6 +302,38 @@ mod tests {
         let top = OrgKey::from_number(OrgKey::LIMIT - 1).expect("the last");
         assert_eq!(OrgKey::from_stored(&top.bytes()), Some(top));
         assert!(top.bytes()[0] < b'0');
+    }
+
+    #[test]
+    fn giving_a_key_while_a_transaction_holds_sleds_lock_and_reads_the_keys_does_not_deadlock() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(dir.path()).expect("store");
+        let sfid = SalesforceId::parse("001000000000001AAA").expect("id");
+        fill(&store, &org(1), &sfid);
+        let (inside, entered) = std::sync::mpsc::channel();
+        let (finished, done) = std::sync::mpsc::channel();
+        let writer = store.clone();
+        std::thread::spawn(move || {
+            let first = std::cell::Cell::new(true);
+            writer
+                .atomically(|tx| {
+                    if first.replace(false) {
+                        inside.send(()).expect("send");
+                        // The other thread is now giving a key: it waits for this transaction.
+                        std::thread::sleep(std::time::Duration::from_millis(300));
+                    }
+                    tx.companies_by_domain(&org(1), "acme.com")
+                })
+                .expect("transaction");
+            finished.send(()).expect("send");
+        });
+        entered.recv().expect("inside");
+        let giver = store.clone();
+        std::thread::spawn(move || {
+            giver.inner.org_keys.get_or_give(&org(2)).expect("give");
+        });
+        done.recv_timeout(std::time::Duration::from_secs(20))
+            .expect("the transaction ends while a key is being given");
     }
 
     #[test]
