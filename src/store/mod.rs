@@ -27,6 +27,7 @@ mod keys;
 mod meta;
 mod org_keys;
 mod outbox;
+mod packed;
 mod pages;
 mod pending;
 mod provenance;

@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::keys::{self, OrgKey};
+use super::packed;
 use super::record_value::Parts;
 use super::refs::LocalRef;
 use super::tx::{Tx, TxResult};
@@ -208,7 +209,8 @@ impl Tx<'_> {
     pub fn outbox_entry(&self, org: &OrgId, id: u64) -> TxResult<Option<OutboxEntry>> {
         match self.outbox.get(entry_key(self.org_key(org)?, id))? {
             Some(v) => Ok(Some(
-                serde_json::from_slice(&v).map_err(|e| abort(corrupt(e)))?,
+                serde_json::from_slice(&packed::unpack("outbox", &v).map_err(abort)?)
+                    .map_err(|e| abort(corrupt(e)))?,
             )),
             None => Ok(None),
         }
@@ -237,7 +239,7 @@ impl Tx<'_> {
 
     /// Writes an entry back (state, attempts, schedule, error).
     pub fn put_outbox_entry(&self, entry: &OutboxEntry) -> TxResult<()> {
-        let bytes = serde_json::to_vec(entry).map_err(|e| abort(corrupt(e)))?;
+        let bytes = packed::pack(&serde_json::to_vec(entry).map_err(|e| abort(corrupt(e)))?);
         self.outbox
             .insert(entry_key(self.org_key(&entry.org_id)?, entry.id), bytes)?;
         Ok(())
@@ -357,7 +359,7 @@ impl Store {
             .flat_map(move |org| tree.scan_prefix(keys::outbox_entries(org)))
             .map(|kv| {
                 let (_, v) = kv?;
-                serde_json::from_slice(&v).map_err(corrupt)
+                serde_json::from_slice(&packed::unpack("outbox", &v)?).map_err(corrupt)
             })
     }
 

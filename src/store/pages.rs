@@ -100,9 +100,11 @@ impl RecordFilter {
 
 /// A JSON value of `tree`; a record's JSON ends where what is kept beside it starts.
 fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(super::record_value::json_part(bytes)).map_err(|e| StoreError::Corrupt {
-        tree,
-        reason: e.to_string(),
+    serde_json::from_slice(&super::record_value::json_part(bytes)?).map_err(|e| {
+        StoreError::Corrupt {
+            tree,
+            reason: e.to_string(),
+        }
     })
 }
 

@@ -2,16 +2,20 @@
 //! that the transactions that rewrite the record anyway write no key of their own for it.
 //!
 //! `json ‖ [OUTBOX ‖ entry id(8, BE)] ‖ [PROVENANCE ‖ entries (postcard)]`, each part after the
-//! JSON optional, in that order. serde_json never writes either marker byte raw (it escapes
-//! control characters), so the JSON ends at the first of them. A value of JSON alone is what
-//! earlier versions wrote.
+//! JSON optional, in that order. The JSON is packed (see `packed`), and a packed value says how
+//! long it is. Earlier versions wrote it plain: serde_json never writes either marker byte raw
+//! (it escapes control characters), so plain JSON ends at the first of them. A value of plain
+//! JSON alone is what the earliest versions wrote.
 //!
 //! - The outbox part: the id of the record's live outbox entry, written when the entry is
 //!   created. It may name an entry since removed: entry ids are never reused, so that reads as
 //!   no live entry.
 //! - The provenance part: the record's newest provenance entries (see `provenance`).
 
+use std::borrow::Cow;
+
 use super::StoreError;
+use super::packed;
 
 /// Starts the outbox part.
 const OUTBOX: u8 = 0x1F;
@@ -33,6 +37,7 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
 /// A records tree value taken apart.
 #[derive(Debug, Default, PartialEq)]
 pub(super) struct Parts<'a> {
+    /// The record's JSON as stored (packed, or plain).
     pub(super) json: &'a [u8],
     pub(super) outbox: Option<u64>,
     /// The provenance part's bytes, after its marker (empty: none).
@@ -41,8 +46,7 @@ pub(super) struct Parts<'a> {
 
 impl<'a> Parts<'a> {
     pub(super) fn of(value: &'a [u8]) -> Result<Self, StoreError> {
-        let end = value.iter().position(is_marker).unwrap_or(value.len());
-        let (json, mut rest) = value.split_at(end);
+        let (json, mut rest) = packed::split_off("records", value, is_marker)?;
         let mut outbox = None;
         if let Some(after) = rest.strip_prefix(&[OUTBOX]) {
             let (id, tail) = after
@@ -79,18 +83,18 @@ impl<'a> Parts<'a> {
     }
 }
 
-/// The record's JSON in a records tree value.
-pub(super) fn json_part(value: &[u8]) -> &[u8] {
-    let end = value.iter().position(is_marker).unwrap_or(value.len());
-    &value[..end]
+/// The record's JSON in a records tree value (or the whole of another tree's JSON value).
+pub(super) fn json_part(value: &[u8]) -> Result<Cow<'_, [u8]>, StoreError> {
+    packed::unpack("records", packed::split_off("records", value, is_marker)?.0)
 }
 
-/// A record's new JSON with every other part its stored value (`old`) holds.
-pub(super) fn with_parts_of(json: Vec<u8>, old: Option<&[u8]>) -> Vec<u8> {
-    match old.and_then(|v| v.iter().position(is_marker).map(|at| &v[at..])) {
-        Some(tail) => [json.as_slice(), tail].concat(),
-        None => json,
+/// A record's new JSON, packed, with every other part its stored value (`old`) holds.
+pub(super) fn with_parts_of(json: &[u8], old: Option<&[u8]>) -> Result<Vec<u8>, StoreError> {
+    let mut value = packed::pack(json);
+    if let Some(old) = old {
+        value.extend_from_slice(packed::split_off("records", old, is_marker)?.1);
     }
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -115,10 +119,17 @@ mod tests {
                 };
                 let value = parts.to_value();
                 assert_eq!(Parts::of(&value).expect("parts"), parts);
-                assert_eq!(json_part(&value), json);
-                let renamed = with_parts_of(b"{}".to_vec(), Some(&value));
+                assert_eq!(json_part(&value).expect("json").as_ref(), json);
+                let renamed = with_parts_of(b"{}", Some(&value)).expect("renamed");
                 let kept = Parts::of(&renamed).expect("parts");
                 assert_eq!((kept.outbox, kept.provenance), (outbox, provenance));
+                assert_eq!(json_part(&renamed).expect("json").as_ref(), b"{}");
+                // A packed JSON may hold the marker bytes: its length says where it ends.
+                let marked = with_parts_of(json, Some(&value)).expect("packed");
+                let again = Parts::of(&marked).expect("parts");
+                assert_eq!((again.outbox, again.provenance), (outbox, provenance));
+                assert_eq!(json_part(&marked).expect("json").as_ref(), json);
+                assert_eq!(Parts::of(&again.to_value()).expect("parts"), again);
             }
         }
         assert!(Parts::of(b"{}\x1f\x00").is_err(), "a cut outbox part");

@@ -43,7 +43,8 @@ pub(super) struct SfLink {
 /// The inbox's applied mark a Salesforce id index value holds, if any (`None` too for a value
 /// that is not a link).
 pub(super) fn link_applied(value: &[u8]) -> Option<u64> {
-    serde_json::from_slice::<SfLink>(value).ok()?.applied
+    let json = super::packed::unpack("records_index", value).ok()?;
+    serde_json::from_slice::<SfLink>(&json).ok()?.applied
 }
 
 impl Tx<'_> {
@@ -68,7 +69,7 @@ impl Tx<'_> {
         let mut changed = link.clone();
         change(&mut changed);
         if changed != link {
-            self.put_json(self.index, "index", key, &changed)?;
+            self.put_packed(self.index, "index", key, &changed)?;
         }
         Ok(true)
     }
@@ -87,7 +88,7 @@ impl Tx<'_> {
         if !ids.contains(&id) {
             ids.push(id);
             ids.sort_unstable();
-            self.put_json(self.index, "index", key, &ids)?;
+            self.put_packed(self.index, "index", key, &ids)?;
         }
         Ok(())
     }
@@ -99,7 +100,7 @@ impl Tx<'_> {
             if ids.is_empty() {
                 self.index.remove(key)?;
             } else {
-                self.put_json(self.index, "index", key, &ids)?;
+                self.put_packed(self.index, "index", key, &ids)?;
             }
         }
         Ok(())
@@ -143,14 +144,17 @@ impl Tx<'_> {
         }
         if let Some(new) = new {
             let key = keys::index(self.org_key(org)?, Index::SalesforceId, new.as_str());
-            self.put_json(self.index, "index", key, &target)?;
+            self.put_packed(self.index, "index", key, &target)?;
         }
         Ok(())
     }
 
     fn record<T: DeserializeOwned>(&self, org: &OrgId, target: LocalRef) -> TxResult<Option<T>> {
         match self.records.get(target.key(self.org_key(org)?))? {
-            Some(v) => Ok(Some(decode("records", json_part(&v)).map_err(abort)?)),
+            Some(v) => {
+                let json = json_part(&v).map_err(abort)?;
+                Ok(Some(decode("records", &json).map_err(abort)?))
+            }
             None => Ok(None),
         }
     }
@@ -161,8 +165,8 @@ impl Tx<'_> {
         let key = target.key(self.org_key(org)?);
         let json = serde_json::to_vec(value).map_err(|e| tx_corrupt("records", e))?;
         let old = self.records.get(&key)?;
-        self.records
-            .insert(key, with_parts_of(json, old.as_deref()))?;
+        let value = with_parts_of(&json, old.as_deref()).map_err(abort)?;
+        self.records.insert(key, value)?;
         Ok(())
     }
 
@@ -388,7 +392,7 @@ impl Store {
         self.inner
             .records
             .scan_prefix(keys::records_of(org, kind.code()))
-            .map(|kv| decode("records", json_part(&kv?.1)))
+            .map(|kv| decode("records", &json_part(&kv?.1)?))
             .collect()
     }
 

@@ -12,6 +12,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use super::change_book::ChangeBook;
 use super::keys::OrgKey;
 use super::org_keys::OrgKeys;
+use super::packed;
 use super::pending::InboxMemory;
 use super::{Store, StoreError};
 use crate::domain::OrgId;
@@ -80,12 +81,14 @@ pub(super) fn read_json<T: DeserializeOwned>(
     key: &[u8],
 ) -> Result<Option<T>, StoreError> {
     match tree.get(key)? {
-        Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(|e| {
-            StoreError::Corrupt {
-                tree: name,
-                reason: e.to_string(),
-            }
-        })?)),
+        Some(v) => Ok(Some(
+            serde_json::from_slice(&packed::unpack(name, &v)?).map_err(|e| {
+                StoreError::Corrupt {
+                    tree: name,
+                    reason: e.to_string(),
+                }
+            })?,
+        )),
         None => Ok(None),
     }
 }
@@ -140,7 +143,10 @@ impl Tx<'_> {
     ) -> TxResult<Option<T>> {
         match tree.get(key)? {
             Some(v) => Ok(Some(
-                serde_json::from_slice(&v).map_err(|e| corrupt(name, e))?,
+                serde_json::from_slice(
+                    &packed::unpack(name, &v).map_err(ConflictableTransactionError::Abort)?,
+                )
+                .map_err(|e| corrupt(name, e))?,
             )),
             None => Ok(None),
         }
@@ -155,6 +161,19 @@ impl Tx<'_> {
     ) -> TxResult<()> {
         let bytes = serde_json::to_vec(value).map_err(|e| corrupt(name, e))?;
         tree.insert(key, bytes)?;
+        Ok(())
+    }
+
+    /// [`Tx::put_json`], packed (see `packed`): for the trees every record write touches.
+    pub(super) fn put_packed<T: Serialize>(
+        &self,
+        tree: &TransactionalTree,
+        name: &'static str,
+        key: Vec<u8>,
+        value: &T,
+    ) -> TxResult<()> {
+        let bytes = serde_json::to_vec(value).map_err(|e| corrupt(name, e))?;
+        tree.insert(key, packed::pack(&bytes))?;
         Ok(())
     }
 }
