@@ -69,7 +69,7 @@ impl Tx<'_> {
         let mut changed = link.clone();
         change(&mut changed);
         if changed != link {
-            self.put_packed(self.index, "index", key, &changed)?;
+            self.put_index(key, &changed)?;
         }
         Ok(true)
     }
@@ -88,7 +88,7 @@ impl Tx<'_> {
         if !ids.contains(&id) {
             ids.push(id);
             ids.sort_unstable();
-            self.put_packed(self.index, "index", key, &ids)?;
+            self.put_index(key, &ids)?;
         }
         Ok(())
     }
@@ -100,7 +100,7 @@ impl Tx<'_> {
             if ids.is_empty() {
                 self.index.remove(key)?;
             } else {
-                self.put_packed(self.index, "index", key, &ids)?;
+                self.put_index(key, &ids)?;
             }
         }
         Ok(())
@@ -144,7 +144,7 @@ impl Tx<'_> {
         }
         if let Some(new) = new {
             let key = keys::index(self.org_key(org)?, Index::SalesforceId, new.as_str());
-            self.put_packed(self.index, "index", key, &target)?;
+            self.put_index(key, &target)?;
         }
         Ok(())
     }

@@ -164,16 +164,10 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// [`Tx::put_json`], packed (see `packed`): for the trees every record write touches.
-    pub(super) fn put_packed<T: Serialize>(
-        &self,
-        tree: &TransactionalTree,
-        name: &'static str,
-        key: Vec<u8>,
-        value: &T,
-    ) -> TxResult<()> {
-        let bytes = serde_json::to_vec(value).map_err(|e| corrupt(name, e))?;
-        tree.insert(key, packed::pack(&bytes))?;
+    /// A JSON value of the index tree, packed (see `packed`): every record write touches it.
+    pub(super) fn put_index<T: Serialize>(&self, key: Vec<u8>, value: &T) -> TxResult<()> {
+        let json = serde_json::to_vec(value).map_err(|e| corrupt("index", e))?;
+        self.index.insert(key, packed::pack(&json))?;
         Ok(())
     }
 }
