@@ -52,7 +52,8 @@ fn corrupt(tree: &'static str, e: impl std::fmt::Display) -> StoreError {
     }
 }
 
-/// The packed value of `json`.
+/// What to store for `json`: its packed value, or the JSON itself where packing would not make
+/// it shorter (an index entry's few ids), which reads the same way.
 pub(super) fn pack(json: &[u8]) -> Vec<u8> {
     let block = lz4_flex::block::compress_with_dict(json, DICTIONARY);
     let mut v = Vec::with_capacity(block.len() + 7);
@@ -61,6 +62,9 @@ pub(super) fn pack(json: &[u8]) -> Vec<u8> {
     let lengths = (block.len() as u32, json.len() as u32);
     v.extend_from_slice(&postcard::to_stdvec(&lengths).unwrap_or_default());
     v.extend_from_slice(&block);
+    if v.len() >= json.len() {
+        return json.to_vec();
+    }
     v
 }
 
@@ -128,18 +132,30 @@ mod tests {
     fn packed_json_reads_back_plain_json_still_reads_and_damage_is_an_error() {
         let outbox = br#"{"id":9912,"org_id":"00D7F00000107XsEAI","target":{"kind":"contact","id":48214},"state":"pending","version":1,"attempts":0,"maybe_sent":false,"next_attempt_ms":1764641000123,"last_error":null,"push_as":null,"created_at":"2026-12-02T02:03:11.255146Z","updated_at":"2026-12-02T02:03:11.255146Z"}"#;
         let link = br#"{"kind":"company","id":48213,"seen":{"stamp_ms":1764641000000,"pulled_ms":1764641000123},"applied":123456}"#;
-        for json in [&outbox[..], &link[..], b"[1,2,3]", b"\"\"", b""] {
+        let samples: [(&[u8], bool); 5] = [
+            (outbox, true),
+            (link, true),
+            (b"[12345]", false),
+            (b"\"\"", false),
+            (b"", false),
+        ];
+        for (json, packs) in samples {
             let packed = pack(json);
-            assert_eq!(packed[0], PACKED);
+            assert_eq!(packed.first() == Some(&PACKED), packs, "{packed:?}");
+            assert!(packed.len() <= json.len(), "never longer than the JSON");
             assert_eq!(unpack("t", &packed).expect("unpack").as_ref(), json);
             let mut with_tail = packed.clone();
             with_tail.extend_from_slice(b"\x1ftail");
-            let (stored, rest) = split_off("t", &with_tail, |_| true).expect("split");
+            let (stored, rest) = split_off("t", &with_tail, |b| *b == 0x1f).expect("split");
             assert_eq!((stored, rest), (&packed[..], &b"\x1ftail"[..]));
-            assert!(
-                unpack("t", &packed[..packed.len() - 1]).is_err(),
-                "a cut block"
-            );
+            if packs {
+                assert!(
+                    unpack("t", &packed[..packed.len() - 1]).is_err(),
+                    "a cut block"
+                );
+            } else {
+                assert_eq!(packed, json, "not shorter packed: kept plain");
+            }
             // Plain JSON, as earlier versions wrote it.
             assert_eq!(unpack("t", json).expect("plain").as_ref(), json);
         }
