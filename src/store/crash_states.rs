@@ -4,20 +4,23 @@
 //!
 //! SIGKILL keeps the page cache, so only a model of what reaches the disk tests the fsync
 //! discipline. The rules of the model:
-//! - the inbox log: a segment exists once created (zero-filled, synced, its directory synced);
-//!   bytes written to it are durable once its `fdatasync` returned. At a crash, the unsynced
-//!   bytes may have landed not at all, cut after any whole frame, cut inside any frame (after its
-//!   length, after its header, halfway), whole, whole but for the first frame (a later sector
-//!   landed before an earlier one), whole with the first length garbled, or whole with a garbled
-//!   tail; a segment being created may be an empty file; an unlink is undone unless the
-//!   directory was synced after it (the next segment creation syncs it).
+//! - the inbox log: a segment exists once created (zero-filled, synced, its directory synced) or
+//!   made of a spare (renamed, its directory synced: it holds the spare's old bytes, which the
+//!   new writes overlay); bytes written to it are durable once its `fdatasync` returned. At a
+//!   crash, the unsynced bytes (a chunk of frames) may have landed not at all, cut after the
+//!   chunk's length, cut after any whole frame, cut inside any frame (after its length, after
+//!   its header, halfway), whole, whole but for the first frame (a later sector landed before an
+//!   earlier one), whole with the chunk's length garbled, or whole with a garbled tail; a segment
+//!   being created may be an empty file; retiring a segment (a rename to a spare or an unlink) is
+//!   undone unless the directory was synced after it (the next segment creation or reuse syncs
+//!   it).
 //! - sled: its files are those copied right after the last durability point (sled's flush and
 //!   the `fsync` of its data file) before the crash, or none before the first one. sled's own
 //!   writes between those points are not seen, so the model does not try the partial states they
 //!   could leave (nor sled's files as of the crash, which the SIGKILL test covers); it tries the
 //!   state a committed entry depends on: sled as of its `fsync`, with the log as of the crash.
 //!
-//! Crash points are every recorded event: each log write, sync, creation and unlink, and each
+//! Crash points are every recorded event: each log write, sync, creation, reuse and retirement, and each
 //! sled durability point. A state whose next event only records an acknowledgement is skipped:
 //! the same files are checked right after, against more.
 
@@ -34,11 +37,13 @@ use super::tap::{Event, Files, Tap};
 use super::{DedupeSource, Delivery, LocalRef, RecordKind, Store, wal};
 use crate::domain::{ChangeType, Notification, ObjectType, OrgId, SalesforceId};
 
-/// One segment file of a crash state: `bytes` from offset 0, zeroes after, `size` long.
+/// One segment file of a crash state: `bytes` from offset 0 over `base` (a reused spare's old
+/// bytes), zeroes after, `size` long.
 #[derive(Clone)]
 struct SegmentFile {
     segment: u64,
     size: u64,
+    base: Arc<Vec<u8>>,
     bytes: Vec<u8>,
 }
 
@@ -63,20 +68,36 @@ struct Seen {
     committed: Vec<u64>,
 }
 
-/// A log segment as the disk holds it: the durable bytes, the bytes written after them and not
-/// yet synced, and whether it was unlinked since the directory was last synced.
+/// A log segment as the disk holds it: the old bytes of the spare it was made of, the durable
+/// bytes over them, the bytes written after those and not yet synced, and whether it was retired
+/// since the directory was last synced.
 #[derive(Clone, Default)]
 struct Seg {
     size: u64,
+    base: Arc<Vec<u8>>,
     durable: Vec<u8>,
     pending: Vec<u8>,
     unlinked: bool,
+}
+
+impl Seg {
+    /// The file's durable bytes from offset 0.
+    fn content(&self) -> Vec<u8> {
+        let mut out = self.base.to_vec();
+        if out.len() < self.durable.len() {
+            out.resize(self.durable.len(), 0);
+        }
+        out[..self.durable.len()].copy_from_slice(&self.durable);
+        out
+    }
 }
 
 /// The disk as the recorded events left it.
 #[derive(Default)]
 struct Disk {
     segs: BTreeMap<u64, Seg>,
+    /// Retired segments whose retirement is durable, by number: a spare's size and bytes.
+    retired: BTreeMap<u64, (u64, Arc<Vec<u8>>)>,
     sled: Option<Arc<Files>>,
     /// Notifications acknowledged since sled's last durability point.
     acked_since_sled: usize,
@@ -93,18 +114,45 @@ impl Event {
 }
 
 impl Disk {
+    /// The directory was synced: every retirement is durable.
+    fn dir_synced(&mut self) {
+        let gone: Vec<u64> = self
+            .segs
+            .iter()
+            .filter(|(_, s)| s.unlinked)
+            .map(|(n, _)| *n)
+            .collect();
+        for n in gone {
+            if let Some(seg) = self.segs.remove(&n) {
+                self.retired.insert(n, (seg.size, Arc::new(seg.content())));
+            }
+        }
+    }
+
     /// Applies one event; returns the segment it created, if it did.
     fn apply(&mut self, event: &Event, seen: &mut Seen) -> Option<u64> {
         match event {
             Event::Created { segment, size } => {
-                // The creation synced the directory: earlier unlinks are durable now.
-                self.segs.retain(|_, s| !s.unlinked);
+                self.dir_synced();
                 let seg = Seg {
                     size: *size,
                     ..Seg::default()
                 };
                 self.segs.insert(*segment, seg);
                 return Some(*segment);
+            }
+            Event::Reused { from, segment } => {
+                self.dir_synced();
+                let (size, base) = self
+                    .retired
+                    .remove(from)
+                    .expect("a spare is a retired segment");
+                let seg = Seg {
+                    size,
+                    base,
+                    ..Seg::default()
+                };
+                self.segs.insert(*segment, seg);
             }
             Event::Wrote {
                 segment,
@@ -122,7 +170,7 @@ impl Disk {
                     seg.durable.extend_from_slice(&pending);
                 }
             }
-            Event::Removed { segment } => {
+            Event::Retired { segment } => {
                 if let Some(seg) = self.segs.get_mut(segment) {
                     seg.unlinked = true;
                 }
@@ -151,6 +199,7 @@ impl Disk {
             .map(|(n, s)| SegmentFile {
                 segment: *n,
                 size: s.size,
+                base: s.base.clone(),
                 bytes: s.durable.clone(),
             })
             .collect()
@@ -187,7 +236,7 @@ impl Disk {
             }
         }
         if self.segs.values().any(|s| s.unlinked) {
-            push("unlinks undone".into(), self.segment_files(true));
+            push("retirements undone".into(), self.segment_files(true));
         }
         if let Some(n) = created {
             let mut files = self.segment_files(false);
@@ -201,17 +250,28 @@ impl Disk {
 
 /// What of an unsynced write may have reached the disk (see the module's rules).
 fn pieces(pending: &[u8]) -> Vec<(String, Vec<u8>)> {
-    let mut ends = Vec::new();
-    let mut end = 0;
-    for (_, payload) in wal::frames(pending) {
-        end += wal::frame_len(payload);
-        ends.push(end);
+    // Each frame's start and end in `pending`, which holds whole chunks of whole frames.
+    let mut spans = Vec::new();
+    let mut at = 0;
+    while at < pending.len() {
+        let len = u32::from_le_bytes(pending[at..at + 4].try_into().expect("a chunk length"));
+        let body = at + wal::CHUNK_HEADER;
+        let end = body + len as usize;
+        let mut start = body;
+        for (_, payload) in wal::frames(&pending[body..end]) {
+            spans.push((start, start + wal::frame_len(payload)));
+            start += wal::frame_len(payload);
+        }
+        assert_eq!(start, end, "a chunk is whole frames");
+        at = end;
     }
-    assert_eq!(end, pending.len(), "an unsynced write is whole frames");
-    let mut out = vec![("lost".to_string(), Vec::new())];
-    let mut start = 0;
+    assert_eq!(at, pending.len(), "an unsynced write is whole chunks");
+    let mut out = vec![
+        ("lost".to_string(), Vec::new()),
+        ("torn after its length".to_string(), pending[..4].to_vec()),
+    ];
     let header = wal::frame_len(&[]);
-    for (i, &end) in ends.iter().enumerate() {
+    for (i, &(start, end)) in spans.iter().enumerate() {
         let torn = [
             ("its length", start + 4),
             ("its header", start + header),
@@ -224,16 +284,15 @@ fn pieces(pending: &[u8]) -> Vec<(String, Vec<u8>)> {
             ));
         }
         out.push((format!("cut after frame {i}"), pending[..end].to_vec()));
-        start = end;
     }
-    if ends.len() > 1 {
+    if let [(start, end), _, ..] = spans[..] {
         let mut hole = pending.to_vec();
-        hole[..ends[0]].fill(0);
+        hole[start..end].fill(0);
         out.push(("landed but its first frame".into(), hole));
     }
     let mut huge = pending.to_vec();
     huge[..4].copy_from_slice(&u32::MAX.to_le_bytes());
-    out.push(("landed with its first length garbled".into(), huge));
+    out.push(("landed with its length garbled".into(), huge));
     let mut garbled = pending.to_vec();
     let tail = garbled.len().saturating_sub(16);
     garbled[tail..].iter_mut().for_each(|b| *b ^= 0xa5);
@@ -303,8 +362,11 @@ fn materialize(state: &CrashState, dir: &Path) -> std::io::Result<()> {
     let log = dir.join("inbox-log");
     std::fs::create_dir_all(&log)?;
     for seg in &state.segments {
-        let file = std::fs::File::create(log.join(format!("{:020}.log", seg.segment)))?;
+        let file = std::fs::File::create(log.join(format!("{:020}.wal", seg.segment)))?;
         file.set_len(seg.size.max(seg.bytes.len() as u64))?;
+        if seg.size > 0 {
+            file.write_all_at(&seg.base, 0)?;
+        }
         file.write_all_at(&seg.bytes, 0)?;
     }
     Ok(())
@@ -388,7 +450,8 @@ fn check_all(
 }
 
 /// Rounds of the workload, and how often the store is closed and reopened (each open starts a
-/// new log segment; each close checkpoints and unlinks the old ones).
+/// new log segment, of a spare from the second open on; each close checkpoints and retires the
+/// old ones).
 const ROUNDS: u64 = 24;
 const REOPEN_EVERY: u64 = 8;
 
@@ -480,9 +543,15 @@ fn every_acknowledged_notification_and_committed_entry_survives_a_power_loss_at_
         .filter(|s| s.what.contains("unsynced"))
         .count();
     let log_ahead = states.iter().filter(|s| s.log_ahead).count();
+    // States with a segment made of a spare, whose old chunks follow the new ones.
+    let reused = states
+        .iter()
+        .filter(|s| s.segments.iter().any(|f| f.base.len() > f.bytes.len()))
+        .count();
     println!(
         "crash states tried: {} ({torn} with a torn or lost unsynced write, {log_ahead} with acks \
-         only in the log) from {} events; {} acknowledged, {} committed; checked in {:.1} s",
+         only in the log, {reused} with a reused segment) from {} events; {} acknowledged, {} \
+         committed; checked in {:.1} s",
         states.len(),
         events.len(),
         seen.acked.len(),
@@ -490,9 +559,11 @@ fn every_acknowledged_notification_and_committed_entry_survives_a_power_loss_at_
         started.elapsed().as_secs_f64()
     );
     // The model must have produced the states that matter, or the test proves nothing.
-    let undone = states.iter().filter(|s| s.what.contains("unlinks undone"));
+    let undone = states
+        .iter()
+        .filter(|s| s.what.contains("retirements undone"));
     assert!(
-        torn > 100 && log_ahead > 20 && undone.count() > 0,
+        torn > 100 && log_ahead > 20 && reused > 20 && undone.count() > 0,
         "too few crash states of each kind"
     );
     assert!(!seen.committed.is_empty() && !seen.applied.is_empty());

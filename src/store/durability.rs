@@ -16,7 +16,7 @@
 //! [`CHECKPOINT_EVERY`] or [`CHECKPOINT_BYTES`] of log, and whenever a caller waits for sled
 //! ([`GroupCommit::wait`], or a message that also wrote a re-read request): the checkpointer
 //! copies the synced log frames into sled's journal tree, flushes sled, `fsync`s, answers those
-//! callers, and deletes the log segments before the newest one it covered. Checkpoints run in
+//! callers, and retires the log segments before the newest one it covered. Checkpoints run in
 //! the order they were handed over, so a segment goes only when every frame in it is in sled.
 
 use std::fs::File;
@@ -35,7 +35,7 @@ use super::wal::{self, Wal};
 
 /// How long the committer waits for more messages before a sync when the last one had several.
 pub(super) const LINGER: Duration = Duration::from_micros(200);
-/// How often the journal tree is made durable in sled and old log segments are deleted.
+/// How often the journal tree is made durable in sled and old log segments are retired.
 pub(super) const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 /// How much log makes a checkpoint due sooner.
 pub(super) const CHECKPOINT_BYTES: usize = 1 << 20;
@@ -419,7 +419,7 @@ impl Committer {
 
 impl Checkpointer {
     /// Runs the checkpoints handed over, in order, several queued ones as one; at the end (the
-    /// committer closed) deletes every log segment if all of them succeeded.
+    /// committer closed) retires every log segment if all of them succeeded.
     fn run(&mut self, jobs: &mpsc::Receiver<Job>) {
         while let Ok(first) = jobs.recv() {
             let mut job = first;
@@ -438,8 +438,8 @@ impl Checkpointer {
             }
         }
         if let Some(segment) = self.checkpointed.filter(|_| !self.failed) {
-            if let Err(e) = wal::delete_segments(&self.log_dir, segment, true) {
-                tracing::warn!(error = %e, "inbox log segments not deleted at close");
+            if let Err(e) = wal::retire_segments(&self.log_dir, segment, true) {
+                tracing::warn!(error = %e, "inbox log segments not retired at close");
             }
         }
     }
@@ -483,8 +483,8 @@ impl Checkpointer {
             self.checkpointed = segment;
         }
         if let Some(segment) = segment.filter(|_| !self.failed) {
-            if let Err(e) = wal::delete_segments(&self.log_dir, segment, false) {
-                tracing::warn!(error = %e, dir = %self.dir.display(), "old inbox log segments not deleted");
+            if let Err(e) = wal::retire_segments(&self.log_dir, segment, false) {
+                tracing::warn!(error = %e, dir = %self.dir.display(), "old inbox log segments not retired");
             }
         }
         Ok(())

@@ -1,8 +1,9 @@
 //! Test builds only: a tap on the store's file writes and syncs, for the crash-state test
 //! (`crash_states`).
 //!
-//! The inbox log reports each segment it creates (zero-filled, synced, directory synced), each
-//! write, each `fdatasync` and each unlink; the durability points (sled's flush followed by the
+//! The inbox log reports each segment it creates (zero-filled, synced, directory synced) or
+//! makes of a spare (renamed, directory synced), each write, each `fdatasync` and each segment
+//! it retires (renamed to a spare or unlinked); the durability points (sled's flush followed by the
 //! `fsync` of its data file) report sled's files as they stand right after that `fsync`, and the
 //! page-cache advice that follows it reports the range it dropped. sled
 //! does its own file I/O, so its writes between those points are not seen one by one. Only a
@@ -28,8 +29,12 @@ pub(super) enum Event {
     },
     /// `fdatasync` of a segment returned: everything written to it is durable.
     Synced { segment: u64 },
-    /// A segment was unlinked; the directory was not synced, so a power loss may undo it.
-    Removed { segment: u64 },
+    /// The spare that was segment `from` became segment `segment`, its old bytes in place, its
+    /// new name and the directory synced.
+    Reused { from: u64, segment: u64 },
+    /// A segment was retired: renamed to a spare or unlinked. The directory was not synced, so
+    /// a power loss may undo it.
+    Retired { segment: u64 },
     /// sled's files right after sled's flush and the `fsync` of its data file.
     Sled(Arc<Files>),
     /// The kernel accepted the advice to drop `len` bytes of sled's data file from `from` out
@@ -108,15 +113,12 @@ pub(super) fn synced(dir: &Path, segment: u64) {
     record(dir, || Event::Synced { segment });
 }
 
-/// A segment file was unlinked (its number is its name).
-pub(super) fn removed(path: &Path) {
-    let segment = path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .and_then(|s| s.parse().ok());
-    if let Some(segment) = segment {
-        record(path, || Event::Removed { segment });
-    }
+pub(super) fn reused(dir: &Path, from: u64, segment: u64) {
+    record(dir, || Event::Reused { from, segment });
+}
+
+pub(super) fn retired(dir: &Path, segment: u64) {
+    record(dir, || Event::Retired { segment });
 }
 
 /// sled's files in `dir` were just made durable.

@@ -4,23 +4,37 @@
 //! before our `fsync`, and measured as the largest part of a durable ack. So
 //! the inbox's journal records are first appended here, and a round is durable once its bytes
 //! are written and `fdatasync`ed; the committer then copies them into sled's journal tree in the
-//! background and deletes the segments sled holds durably (a checkpoint).
+//! background and retires the segments sled holds durably (a checkpoint).
 //!
-//! Segments are files `NNNNNNNNNNNNNNNNNNNN.log` in `inbox-log/`, zero-filled when created so that
-//! `fdatasync` never has file metadata to write. A frame is
-//! `len u32 ‖ crc32 u32 ‖ key [26] ‖ payload [len]` (little-endian numbers), the key being the
-//! journal key `org ‖ seq`; a frame with length 0 or a bad checksum ends the segment (the zeroes
-//! after the last write, or a write torn by a crash, which was never acknowledged).
+//! Segments are files `NNNNNNNNNNNNNNNNNNNN.wal` in `inbox-log/`, every block of them written
+//! before use, so that `fdatasync` never has file metadata to write: a new one is zero-filled,
+//! and a retired one is kept as a spare (`NNNNNNNNNNNNNNNNNNNN.spare`, up to [`SPARES`]) and
+//! renamed to the next segment's name when one is needed, its old bytes left in place. Each sync
+//! writes one chunk, `len u32 ‖ crc32 u32 ‖ frames [len]`, whose checksum covers the segment's
+//! number before the frames: a spare's old chunks were written under another number and fail it,
+//! so reading a segment stops at the first chunk that is empty, cut short or fails its checksum
+//! (the zeroes or old bytes after the last write, or a write torn by a crash, which was never
+//! acknowledged). A frame is `len u32 ‖ crc32 u32 ‖ key [26] ‖ payload [len]` (little-endian
+//! numbers), the key being the journal key `org ‖ seq`; frames are also the format the
+//! checkpoint copies into sled. Earlier versions wrote bare frames to `NNNNNNNNNNNNNNNNNNNN.log`
+//! segments, which are still read, and deleted when retired.
 
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-/// Bytes per segment (a bigger one is made for a round that does not fit).
-pub(super) const SEGMENT_BYTES: u64 = 4 << 20;
+/// Bytes per segment (a bigger one is made for a round that does not fit, and deleted when
+/// retired). Small, since a segment is written once whole before its first use; spares make
+/// that once per spare, not once per segment.
+pub(super) const SEGMENT_BYTES: u64 = 512 << 10;
+/// Retired segments kept for reuse at most: enough for the segments a burst fills between two
+/// checkpoints.
+const SPARES: usize = 8;
 const KEY: usize = 26;
 const HEADER: usize = 4 + 4 + KEY;
+/// A chunk's length and checksum.
+pub(super) const CHUNK_HEADER: usize = 8;
 
 /// Appends one frame to `buf`.
 pub(super) fn push_frame(buf: &mut Vec<u8>, key: &[u8], payload: &[u8]) {
@@ -91,26 +105,113 @@ impl<'a> Iterator for Frames<'a> {
     }
 }
 
-fn segment_path(dir: &Path, number: u64) -> PathBuf {
-    dir.join(format!("{number:020}.log"))
+fn chunk_crc(segment: u64, frames: &[u8]) -> u32 {
+    let mut check = crc32fast::Hasher::new();
+    check.update(&segment.to_le_bytes());
+    check.update(frames);
+    check.finalize()
 }
 
-/// The segments in `dir`, oldest first.
-pub(super) fn segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+/// The chunk that writes `frames` to segment `segment`.
+fn chunk(segment: u64, frames: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(CHUNK_HEADER + frames.len());
+    out.extend_from_slice(
+        &u32::try_from(frames.len())
+            .unwrap_or(u32::MAX)
+            .to_le_bytes(),
+    );
+    out.extend_from_slice(&chunk_crc(segment, frames).to_le_bytes());
+    out.extend_from_slice(frames);
+    out
+}
+
+/// The frames of the chunks of segment `segment` in `bytes`, in order, up to the first chunk
+/// that is empty, cut short or fails its checksum.
+pub(super) fn chunk_frames(segment: u64, bytes: &[u8]) -> Vec<(&[u8], &[u8])> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while let Some(header) = rest.get(..CHUNK_HEADER) {
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        let Some(frames_bytes) = rest.get(CHUNK_HEADER..CHUNK_HEADER + len) else {
+            break;
+        };
+        if len == 0 || chunk_crc(segment, frames_bytes) != crc {
+            break;
+        }
+        out.extend(frames(frames_bytes));
+        rest = &rest[CHUNK_HEADER + len..];
+    }
+    out
+}
+
+/// A segment file's kind, by its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    /// Bare frames, as earlier versions wrote them.
+    Frames,
+    /// Chunks under the segment's number.
+    Chunks,
+    /// A retired segment kept for reuse: not part of the log.
+    Spare,
+}
+
+fn segment_path(dir: &Path, number: u64) -> PathBuf {
+    dir.join(format!("{number:020}.wal"))
+}
+
+fn spare_path(dir: &Path, number: u64) -> PathBuf {
+    dir.join(format!("{number:020}.spare"))
+}
+
+/// The files of `dir` with a numbered name, by kind, ordered by number.
+fn numbered(dir: &Path) -> io::Result<Vec<(u64, Kind, PathBuf)>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
+        let kind = match path.extension().and_then(|e| e.to_str()) {
+            Some("log") => Kind::Frames,
+            Some("wal") => Kind::Chunks,
+            Some("spare") => Kind::Spare,
+            _ => continue,
+        };
         let number = path
-            .file_name()
+            .file_stem()
             .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".log"))
             .and_then(|n| n.parse::<u64>().ok());
         if let Some(number) = number {
-            out.push((number, path));
+            out.push((number, kind, path));
         }
     }
     out.sort();
     Ok(out)
+}
+
+/// The segments in `dir`, oldest first (spares are not segments).
+#[cfg(test)]
+pub(super) fn segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+    Ok(numbered(dir)?
+        .into_iter()
+        .filter(|(_, kind, _)| *kind != Kind::Spare)
+        .map(|(n, _, p)| (n, p))
+        .collect())
+}
+
+/// The `(key, payload)` frames the segment at `path` holds, as a reopen reads them.
+pub(super) fn read_segment(path: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let bytes = std::fs::read(path)?;
+    let number = path
+        .file_stem()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.parse::<u64>().ok());
+    let owned = |(k, v): (&[u8], &[u8])| (k.to_vec(), v.to_vec());
+    Ok(match (path.extension().and_then(|e| e.to_str()), number) {
+        (Some("wal"), Some(number)) => chunk_frames(number, &bytes)
+            .into_iter()
+            .map(owned)
+            .collect(),
+        _ => frames(&bytes).map(owned).collect(),
+    })
 }
 
 /// How much of a segment one zero-filling write covers: one page. The page cache keeps a file
@@ -138,6 +239,31 @@ fn create_segment(dir: &Path, number: u64, size: u64) -> io::Result<File> {
     #[cfg(test)]
     super::tap::created(dir, number, size);
     Ok(file)
+}
+
+/// Makes a spare of [`SEGMENT_BYTES`] segment `number`, its new name durable; `None` when there
+/// is no spare. A spare of another size (it cannot be, but a file is what it is) is deleted.
+fn reuse_spare(dir: &Path, number: u64) -> io::Result<Option<File>> {
+    for (_old, kind, path) in numbered(dir)? {
+        if kind != Kind::Spare {
+            continue;
+        }
+        if std::fs::metadata(&path)?.len() != SEGMENT_BYTES {
+            std::fs::remove_file(&path)?;
+            continue;
+        }
+        let to = segment_path(dir, number);
+        std::fs::rename(&path, &to)?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&to)?;
+        File::open(dir)?.sync_all()?;
+        #[cfg(test)]
+        super::tap::reused(dir, _old, number);
+        return Ok(Some(file));
+    }
+    Ok(None)
 }
 
 /// `fdatasync` of a segment: from its return on, what was written to it is on disk (test
@@ -173,7 +299,7 @@ pub(super) struct Wal {
 /// from before (oldest first), and those segments' paths.
 pub(super) type Opened = (Wal, Vec<(Vec<u8>, Vec<u8>)>, Vec<PathBuf>);
 
-/// What a successful sync wrote: the segment and the bytes, for the checkpoint.
+/// What a successful sync wrote: the segment and the frames, for the checkpoint.
 pub(super) struct Synced {
     pub(super) segment: u64,
     pub(super) bytes: Vec<u8>,
@@ -181,16 +307,19 @@ pub(super) struct Synced {
 
 impl Wal {
     /// Opens the log in `dir` and reads what its segments hold (see [`Opened`]); the caller
-    /// deletes those segments once sled holds their frames durably.
+    /// retires those segments once sled holds their frames durably.
     pub(super) fn open(dir: &Path) -> io::Result<Opened> {
         std::fs::create_dir_all(dir)?;
-        let found = segments(dir)?;
+        let found = numbered(dir)?;
         let mut recovered = Vec::new();
-        for (_, path) in &found {
-            let bytes = std::fs::read(path)?;
-            recovered.extend(frames(&bytes).map(|(k, v)| (k.to_vec(), v.to_vec())));
+        let mut old = Vec::new();
+        for (_, kind, path) in &found {
+            if *kind != Kind::Spare {
+                recovered.extend(read_segment(path)?);
+                old.push(path.clone());
+            }
         }
-        let next_number = found.last().map_or(1, |(n, _)| n + 1);
+        let next_number = found.iter().map(|(n, _, _)| n + 1).max().unwrap_or(1);
         let wal = Wal {
             dir: dir.to_path_buf(),
             current: None,
@@ -198,10 +327,10 @@ impl Wal {
             unsynced: Vec::new(),
             broken: false,
         };
-        Ok((wal, recovered, found.into_iter().map(|(_, p)| p).collect()))
+        Ok((wal, recovered, old))
     }
 
-    /// Creates the first segment now, so that the first sync does not wait for its zero-fill.
+    /// Makes the first segment now, so that the first sync does not wait for it.
     pub(super) fn prepare(&mut self) -> io::Result<()> {
         if self.current.is_none() {
             self.start_segment(SEGMENT_BYTES)?;
@@ -210,10 +339,18 @@ impl Wal {
     }
 
     fn start_segment(&mut self, size: u64) -> io::Result<()> {
-        // A number is never tried twice: a failed creation may have left a (zeroed) file.
+        // A number is never tried twice: a failed creation may have left a file of that name.
         let number = self.next_number;
         self.next_number += 1;
-        let file = create_segment(&self.dir, number, size)?;
+        let spare = if size <= SEGMENT_BYTES {
+            reuse_spare(&self.dir, number)?
+        } else {
+            None
+        };
+        let (file, size) = match spare {
+            Some(file) => (file, SEGMENT_BYTES),
+            None => (create_segment(&self.dir, number, size)?, size),
+        };
         self.current = Some(Segment {
             file,
             number,
@@ -233,13 +370,13 @@ impl Wal {
         }
     }
 
-    /// Writes every unsynced byte and `fdatasync`s it. On failure the bytes are kept for the next
-    /// attempt, which starts a new segment.
+    /// Writes every unsynced byte, as one chunk, and `fdatasync`s it. On failure the bytes are
+    /// kept for the next attempt, which starts a new segment.
     pub(super) fn sync(&mut self) -> io::Result<Option<Synced>> {
         if self.unsynced.is_empty() {
             return Ok(None);
         }
-        let len = self.unsynced.len() as u64;
+        let len = (CHUNK_HEADER + self.unsynced.len()) as u64;
         let fits = self
             .current
             .as_ref()
@@ -250,14 +387,12 @@ impl Wal {
         let Some(seg) = self.current.as_mut() else {
             return Ok(None);
         };
-        let written = seg
-            .file
-            .write_all_at(&self.unsynced, seg.offset)
-            .and_then(|()| {
-                #[cfg(test)]
-                super::tap::wrote(&self.dir, seg.number, seg.offset, &self.unsynced);
-                sync_data(&seg.file, &self.dir, seg.number)
-            });
+        let chunk = chunk(seg.number, &self.unsynced);
+        let written = seg.file.write_all_at(&chunk, seg.offset).and_then(|()| {
+            #[cfg(test)]
+            super::tap::wrote(&self.dir, seg.number, seg.offset, &chunk);
+            sync_data(&seg.file, &self.dir, seg.number)
+        });
         if let Err(e) = written {
             self.broken = true;
             return Err(e);
@@ -275,15 +410,30 @@ impl Wal {
     }
 }
 
-/// Deletes the segments in `dir` before `segment` (or up to and including it when
-/// `inclusive`): called once sled holds every frame they contain durably.
-pub(super) fn delete_segments(dir: &Path, segment: u64, inclusive: bool) -> io::Result<()> {
-    for (number, path) in segments(dir)? {
-        if number < segment || (inclusive && number == segment) {
-            std::fs::remove_file(&path)?;
-            #[cfg(test)]
-            super::tap::removed(&path);
+/// Retires the segments in `dir` before `segment` (or up to and including it when
+/// `inclusive`): called once sled holds every frame they contain durably. Each becomes a spare
+/// while fewer than [`SPARES`] are kept and it is of [`SEGMENT_BYTES`] and chunks; the rest are
+/// deleted. Neither is made durable here: a crash may bring a retired segment back, and its
+/// frames are then read again, which replay tolerates.
+pub(super) fn retire_segments(dir: &Path, segment: u64, inclusive: bool) -> io::Result<()> {
+    let found = numbered(dir)?;
+    let mut spares = found.iter().filter(|(_, k, _)| *k == Kind::Spare).count();
+    for (number, kind, path) in found {
+        let due = number < segment || (inclusive && number == segment);
+        if !due || kind == Kind::Spare {
+            continue;
         }
+        if kind == Kind::Chunks
+            && spares < SPARES
+            && std::fs::metadata(&path)?.len() == SEGMENT_BYTES
+        {
+            std::fs::rename(&path, spare_path(dir, number))?;
+            spares += 1;
+        } else {
+            std::fs::remove_file(&path)?;
+        }
+        #[cfg(test)]
+        super::tap::retired(dir, number);
     }
     Ok(())
 }
@@ -346,10 +496,91 @@ mod tests {
         let keys: Vec<_> = found.iter().map(|(k, _)| k.clone()).collect();
         assert_eq!(keys, vec![key(1), key(2)]);
         assert_eq!(found[1].1, big);
-        delete_segments(wal.dir(), second.segment, false).expect("delete");
+        retire_segments(wal.dir(), second.segment, false).expect("retire");
         assert_eq!(segments(dir.path()).expect("list").len(), 1);
-        delete_segments(wal.dir(), second.segment, true).expect("delete");
+        retire_segments(wal.dir(), second.segment, true).expect("retire");
         assert!(segments(dir.path()).expect("list").is_empty());
+        // The segment of the usual size is kept as a spare, the oversized one deleted.
+        let kinds: Vec<_> = numbered(dir.path())
+            .expect("list")
+            .into_iter()
+            .map(|(n, k, _)| (n, k))
+            .collect();
+        assert_eq!(kinds, vec![(first.segment, Kind::Spare)]);
+    }
+
+    /// Writes `frames` as one sync and returns its segment.
+    fn write(wal: &mut Wal, frames: &[u8]) -> u64 {
+        wal.append(frames.to_vec());
+        wal.sync().expect("sync").expect("synced").segment
+    }
+
+    #[test]
+    fn a_spare_is_reused_without_being_written_whole_and_its_old_chunks_are_never_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut wal, _, _) = Wal::open(dir.path()).expect("open");
+        let frame = |seq: u64| {
+            let mut buf = Vec::new();
+            push_frame(&mut buf, &key(seq), b"same size");
+            buf
+        };
+        let first = write(&mut wal, &frame(1));
+        write(&mut wal, &frame(2));
+        write(&mut wal, &frame(3));
+        drop(wal);
+        // Sled holds them: the segment becomes a spare.
+        retire_segments(dir.path(), first, true).expect("retire");
+        assert!(segments(dir.path()).expect("list").is_empty());
+        let (mut wal, found, _) = Wal::open(dir.path()).expect("reopen");
+        assert!(found.is_empty(), "a spare is not part of the log");
+        wal.prepare().expect("prepare");
+        let reused = segment_path(dir.path(), first + 1);
+        assert!(
+            !spare_path(dir.path(), first).exists(),
+            "the spare was taken"
+        );
+        let old = std::fs::read(&reused).expect("read");
+        assert_eq!(old.len() as u64, SEGMENT_BYTES);
+        assert_eq!(
+            chunk_frames(first, &old).len(),
+            3,
+            "its old chunks are still there"
+        );
+        // A chunk of the same length as the first old one: the second old chunk starts right
+        // after it, and is not read, being of another segment number.
+        assert_eq!(write(&mut wal, &frame(4)), first + 1);
+        drop(wal);
+        let (_, found, old) = Wal::open(dir.path()).expect("reopen");
+        assert_eq!(old, vec![reused]);
+        let keys: Vec<_> = found.into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, vec![key(4)]);
+    }
+
+    #[test]
+    fn segments_of_earlier_versions_read_as_bare_frames_and_are_deleted_when_retired() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut bare = Vec::new();
+        push_frame(&mut bare, &key(1), b"one");
+        push_frame(&mut bare, &key(2), b"two");
+        bare.resize(SEGMENT_BYTES as usize, 0);
+        std::fs::write(dir.path().join(format!("{:020}.log", 7)), &bare).expect("write");
+        let (mut wal, found, old) = Wal::open(dir.path()).expect("open");
+        assert_eq!(found.len(), 2);
+        assert_eq!(old.len(), 1);
+        let mut buf = Vec::new();
+        push_frame(&mut buf, &key(3), b"three");
+        assert_eq!(
+            write(&mut wal, &buf),
+            8,
+            "numbers go on after the old segments'"
+        );
+        retire_segments(dir.path(), 8, false).expect("retire");
+        let left: Vec<_> = numbered(dir.path())
+            .expect("list")
+            .into_iter()
+            .map(|(n, k, _)| (n, k))
+            .collect();
+        assert_eq!(left, vec![(8, Kind::Chunks)]);
     }
 
     #[test]
