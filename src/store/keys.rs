@@ -12,7 +12,7 @@
 //! | conflicts | `org ‖ id(8)` |
 //! | outbox | `org key(3) ‖ 'E' ‖ entry id(8)`, `org key(3) ‖ 'R' ‖ kind ‖ local id(8)` |
 //! | org_keys | `org` (its [`OrgKey`]) |
-//! | meta | `org ‖ 'M' ‖ name` (`seen/{id}` and `stamp:{id}` of a record linked to no local record, `conflict/{id}`, `conflict/local/{kind}/{id}`, `sweep/{object}`) |
+//! | meta | `org ‖ 'M' ‖ name` (`seen/{id}` and `stamp:{id}` of a record linked to no local record, `conflict/{id}`, `conflict/local/{kind}/{id}`, `sweep/{object}`); `0x01 ‖ mark(8)` the outbox entries of a call whose creates may be in flight (see [`outbox_sending`]) |
 //! | oauth_tokens | `org` (the sealed refresh token), `org ‖ "/user"` (the connection's user); per application user `org ‖ "/u/" ‖ user ‖ 0 ‖ 't'` (their sealed refresh token) and `… ‖ 0 ‖ 's'` (their Salesforce user) |
 //! | inbox trees | see [`dedupe`], [`pending`], [`journal`], [`resync`]; the applied tree: [`pending`] keys of records linked to no local record, and [`applied_high`] |
 //! | changes | `'E' ‖ seq(8)` the entries of one transaction, from that number on; `'N'` the last number given, `'P'` the last compacted |
@@ -205,6 +205,19 @@ pub(crate) fn outbox_record(org: OrgKey, kind: u8, id: u64) -> Vec<u8> {
 
 fn meta(org: &OrgId, name: &str) -> Vec<u8> {
     tagged(org, b'M', name.as_bytes())
+}
+
+/// `0x01 ‖ mark(8, BE)`: the outbox entries whose creates one call may have sent (its org and
+/// entry ids); no org id starts with that byte.
+pub(crate) fn outbox_sending(mark: u64) -> Vec<u8> {
+    let mut k = outbox_sending_all();
+    k.extend_from_slice(&mark.to_be_bytes());
+    k
+}
+
+/// The prefix of every [`outbox_sending`] key.
+pub(crate) fn outbox_sending_all() -> Vec<u8> {
+    vec![0x01]
 }
 
 /// What was last pulled of a Salesforce record linked to no local record.

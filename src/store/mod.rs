@@ -140,6 +140,8 @@ struct Inner {
     marks: feed::Marks,
     /// Each org's short key in the record trees.
     org_keys: org_keys::OrgKeys,
+    /// The outbox's live sending marks.
+    sending: Arc<outbox::SendingMarks>,
     commit: GroupCommit,
 }
 
@@ -194,7 +196,7 @@ impl Store {
         let commit = GroupCommit::start(db.clone(), inbox.clone(), wal, path)?;
         let changes = db.open_tree("changes")?;
         let last = changes::last_seq(changes.get(keys::change_counter())?.as_deref());
-        Ok(Self {
+        let store = Self {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 tokens: db.open_tree("oauth_tokens")?,
@@ -208,11 +210,20 @@ impl Store {
                 changes,
                 deliveries: db.open_tree("deliveries")?,
                 marks: feed::Marks::new(last),
+                sending: Arc::default(),
                 inbox,
                 commit,
                 db,
             }),
-        })
+        };
+        let ended = store.end_left_sending_marks()?;
+        if ended > 0 {
+            tracing::info!(
+                marks = ended,
+                "outbox creates a stop left in flight marked maybe sent"
+            );
+        }
+        Ok(store)
     }
 
     /// The directory the store lives in.

@@ -3,6 +3,7 @@
 //! and metadata). The typed methods live with their trees (`records`, `outbox`, `meta`, `inbox`).
 
 use std::cell::RefCell;
+use std::collections::BTreeSet;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -12,6 +13,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use super::change_book::ChangeBook;
 use super::keys::OrgKey;
 use super::org_keys::OrgKeys;
+use super::outbox::SendingMarks;
 use super::packed;
 use super::pending::InboxMemory;
 use super::{Store, StoreError};
@@ -115,6 +117,10 @@ pub struct Tx<'a> {
     pub(super) book: RefCell<ChangeBook>,
     /// The orgs' short keys.
     org_keys: &'a OrgKeys,
+    /// The live sending marks of the outbox (see `store::outbox`).
+    pub(super) sending: &'a SendingMarks,
+    /// Outbox entries this run of the closure wrote or removed.
+    pub(super) outbox_written: RefCell<BTreeSet<u64>>,
     /// An org this run needed the key of and that has none yet: the transaction gives it one
     /// outside sled's transaction and runs the closure again.
     keyless: &'a RefCell<Option<OrgId>>,
@@ -213,6 +219,8 @@ impl Store {
                         book: RefCell::default(),
                         org_keys: &i.org_keys,
                         keyless: &keyless,
+                        sending: &i.sending,
+                        outbox_written: RefCell::default(),
                     };
                     match f(&tx) {
                         Ok(r) => {

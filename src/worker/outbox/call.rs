@@ -12,7 +12,6 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::prepare::{Item, marker_kind};
@@ -151,22 +150,24 @@ impl OutboxWorker {
     }
 
     /// Sends the batches of one call, creates marked `maybe_sent` (durably) first, with their
-    /// owner's connection; the verdict of every item.
+    /// owner's connection; the verdict of every item, and the sending mark of the creates, for
+    /// the write-back to end.
     pub(super) async fn send_call(
         &self,
         call: &[&Batch],
-        now: DateTime<Utc>,
-    ) -> Result<Vec<(Item, Verdict)>, OutboxError> {
+    ) -> Result<(Vec<(Item, Verdict)>, Option<u64>), OutboxError> {
         let creating: Vec<u64> = call
             .iter()
             .filter(|b| b.create)
             .flat_map(|b| b.items.iter().map(|i| i.entry_id))
             .collect();
-        if !creating.is_empty() {
-            self.store
-                .mark_outbox_maybe_sent(&self.org, &creating, now)?;
+        let mark = if creating.is_empty() {
+            None
+        } else {
+            let mark = self.store.mark_outbox_maybe_sent(&self.org, &creating)?;
             self.store.make_durable().await?;
-        }
+            Some(mark)
+        };
         let subs: Vec<Subrequest> = call
             .iter()
             .flat_map(|b| std::iter::once(b.write.clone()).chain(b.stamps.clone()))
@@ -181,7 +182,7 @@ impl OutboxWorker {
             Err(e) => {
                 let v = call_failure(&e);
                 let items = call.iter().flat_map(|b| b.items.iter().cloned());
-                return Ok(items.map(|i| (i, v.clone())).collect());
+                return Ok((items.map(|i| (i, v.clone())).collect(), mark));
             }
         };
         let mut out = Vec::new();
@@ -190,7 +191,7 @@ impl OutboxWorker {
             let stamps = b.stamps.as_ref().and_then(|_| results.next());
             out.extend(self.batch_outcome(b, written, stamps).await);
         }
-        Ok(out)
+        Ok((out, mark))
     }
 
     /// The verdict of each item of a sent batch, from its write's answer and its stamps'.

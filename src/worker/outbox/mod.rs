@@ -304,7 +304,7 @@ impl OutboxWorker {
             }
         }
         if !skips.is_empty() {
-            self.write_back(&skips, now, report)?;
+            self.write_back(&skips, None, now, report)?;
         }
         let mut batches = Vec::new();
         for ((_, create, _), items) in groups {
@@ -315,8 +315,8 @@ impl OutboxWorker {
             batches.extend(batches_of_group);
         }
         for call in call::pack(&batches) {
-            let verdicts = self.send_call(&call, now).await?;
-            if self.conclude(verdicts, now, report).await? {
+            let (verdicts, mark) = self.send_call(&call).await?;
+            if self.conclude_sent(verdicts, mark, now, report).await? {
                 return Ok(());
             }
         }
@@ -371,7 +371,19 @@ impl OutboxWorker {
         now: DateTime<Utc>,
         report: &mut StepReport,
     ) -> Result<bool, OutboxError> {
-        if verdicts.is_empty() {
+        self.conclude_sent(verdicts, None, now, report).await
+    }
+
+    /// [`Self::conclude`] for the items of a sent call, ending its sending mark in the same
+    /// transaction.
+    async fn conclude_sent(
+        &mut self,
+        verdicts: Vec<(Item, Verdict)>,
+        mark: Option<u64>,
+        now: DateTime<Utc>,
+        report: &mut StepReport,
+    ) -> Result<bool, OutboxError> {
+        if verdicts.is_empty() && mark.is_none() {
             return Ok(false);
         }
         let limited = verdicts
@@ -386,7 +398,7 @@ impl OutboxWorker {
                 ((item.entry_id, item.version, item.target), what)
             })
             .collect();
-        self.write_back(&changes, now, report)?;
+        self.write_back(&changes, mark, now, report)?;
         self.store.make_durable().await?;
         if limited || self.client.state() == ConnectionState::NeedsReauth {
             self.pause(now.timestamp_millis());

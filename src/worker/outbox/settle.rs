@@ -118,19 +118,28 @@ impl OutboxWorker {
         }
     }
 
-    /// Writes what became of each entry back, in one transaction, and counts it.
+    /// Writes what became of each entry back, in one transaction, and counts it; ends the
+    /// sending mark of the call they were sent in, if any, in the same transaction.
     pub(super) fn write_back(
         &self,
         changes: &[(Sent, WriteBack)],
+        mark: Option<u64>,
         now: DateTime<Utc>,
         report: &mut StepReport,
     ) -> Result<(), OutboxError> {
         let settled = self.store.atomically(|tx| {
-            changes
+            let settled = changes
                 .iter()
                 .map(|(sent, what)| self.settle_one(tx, *sent, what, now))
-                .collect::<TxResult<Vec<Settled>>>()
+                .collect::<TxResult<Vec<Settled>>>()?;
+            if let Some(mark) = mark {
+                tx.end_sending(mark)?;
+            }
+            Ok(settled)
         })?;
+        if let Some(mark) = mark {
+            self.store.forget_sending(mark);
+        }
         for ((_, what), s) in changes.iter().zip(settled) {
             report.count(what, s);
         }
