@@ -686,6 +686,12 @@ mod tests {
         Some(e.maybe_sent)
     }
 
+    /// `maybe_sent` of every entry of org(), as a read sees it.
+    fn read_flags(store: &Store) -> Vec<bool> {
+        let entries = store.outbox_entries(&org(), None).expect("entries");
+        entries.iter().map(|e| e.maybe_sent).collect()
+    }
+
     fn marks_stored(store: &Store) -> usize {
         store
             .inner
@@ -704,9 +710,7 @@ mod tests {
             .mark_outbox_maybe_sent(&org(), &ids[..3])
             .expect("mark");
         // Every read says maybe sent; nothing of the entries was written.
-        let read = store.outbox_entries(&org(), None).expect("entries");
-        let flags: Vec<bool> = read.iter().map(|e| e.maybe_sent).collect();
-        assert_eq!(flags, vec![true, true, true, false]);
+        assert_eq!(read_flags(&store), vec![true, true, true, false]);
         let in_tx = store
             .atomically(|tx| tx.outbox_entry(&org(), ids[0]))
             .expect("read")
@@ -735,13 +739,7 @@ mod tests {
             "kept by the end of the mark"
         );
         assert_eq!(stored_flag(&store, ids[3]), Some(false), "never marked");
-        let flags: Vec<bool> = store
-            .outbox_entries(&org(), None)
-            .expect("entries")
-            .iter()
-            .map(|e| e.maybe_sent)
-            .collect();
-        assert_eq!(flags, vec![false, true, false]);
+        assert_eq!(read_flags(&store), vec![false, true, false]);
     }
 
     #[test]
@@ -760,12 +758,6 @@ mod tests {
         assert_eq!(marks_stored(&store), 0);
         let stored: Vec<_> = ids.iter().map(|id| stored_flag(&store, *id)).collect();
         assert_eq!(stored, vec![Some(false), Some(true), Some(true)]);
-        let flags: Vec<bool> = store
-            .outbox_entries(&org(), None)
-            .expect("entries")
-            .iter()
-            .map(|e| e.maybe_sent)
-            .collect();
-        assert_eq!(flags, vec![false, true, true]);
+        assert_eq!(read_flags(&store), vec![false, true, true]);
     }
 }
