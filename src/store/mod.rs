@@ -37,6 +37,7 @@ mod records;
 mod refs;
 mod runs;
 mod runs_legacy;
+mod sending;
 mod settle;
 #[cfg(test)]
 mod tap;
@@ -141,7 +142,7 @@ struct Inner {
     /// Each org's short key in the record trees.
     org_keys: org_keys::OrgKeys,
     /// The outbox's live sending marks.
-    sending: Arc<outbox::SendingMarks>,
+    sending: Arc<sending::SendingMarks>,
     commit: GroupCommit,
 }
 

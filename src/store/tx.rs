@@ -13,9 +13,9 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use super::change_book::ChangeBook;
 use super::keys::OrgKey;
 use super::org_keys::OrgKeys;
-use super::outbox::SendingMarks;
 use super::packed;
 use super::pending::InboxMemory;
+use super::sending::SendingMarks;
 use super::{Store, StoreError};
 use crate::domain::OrgId;
 
