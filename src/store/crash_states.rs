@@ -20,9 +20,9 @@
 //!   could leave (nor sled's files as of the crash, which the SIGKILL test covers); it tries the
 //!   state a committed entry depends on: sled as of its `fsync`, with the log as of the crash.
 //!
-//! Crash points are every recorded event: each log write, sync, creation, reuse and retirement, and each
-//! sled durability point. A state whose next event only records an acknowledgement is skipped:
-//! the same files are checked right after, against more.
+//! Crash points are every recorded event: each log write, sync, creation, reuse and retirement,
+//! and each sled durability point. A state whose next event only records an acknowledgement is
+//! skipped: the same files are checked right after, against more.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::FileExt;
