@@ -164,22 +164,24 @@ fn spare_path(dir: &Path, number: u64) -> PathBuf {
     dir.join(format!("{number:020}.spare"))
 }
 
+/// The number and kind a log file's name gives it; `None` for any other file.
+fn name_of(path: &Path) -> Option<(u64, Kind)> {
+    let kind = match path.extension()?.to_str()? {
+        "log" => Kind::Frames,
+        "wal" => Kind::Chunks,
+        "spare" => Kind::Spare,
+        _ => return None,
+    };
+    let number = path.file_stem()?.to_str()?.parse::<u64>().ok()?;
+    Some((number, kind))
+}
+
 /// The files of `dir` with a numbered name, by kind, ordered by number.
 fn numbered(dir: &Path) -> io::Result<Vec<(u64, Kind, PathBuf)>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        let kind = match path.extension().and_then(|e| e.to_str()) {
-            Some("log") => Kind::Frames,
-            Some("wal") => Kind::Chunks,
-            Some("spare") => Kind::Spare,
-            _ => continue,
-        };
-        let number = path
-            .file_stem()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.parse::<u64>().ok());
-        if let Some(number) = number {
+        if let Some((number, kind)) = name_of(&path) {
             out.push((number, kind, path));
         }
     }
@@ -200,13 +202,9 @@ pub(super) fn segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
 /// The `(key, payload)` frames the segment at `path` holds, as a reopen reads them.
 pub(super) fn read_segment(path: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let bytes = std::fs::read(path)?;
-    let number = path
-        .file_stem()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.parse::<u64>().ok());
     let owned = |(k, v): (&[u8], &[u8])| (k.to_vec(), v.to_vec());
-    Ok(match (path.extension().and_then(|e| e.to_str()), number) {
-        (Some("wal"), Some(number)) => chunk_frames(number, &bytes)
+    Ok(match name_of(path) {
+        Some((number, Kind::Chunks)) => chunk_frames(number, &bytes)
             .into_iter()
             .map(owned)
             .collect(),
@@ -241,8 +239,8 @@ fn create_segment(dir: &Path, number: u64, size: u64) -> io::Result<File> {
     Ok(file)
 }
 
-/// Makes a spare of [`SEGMENT_BYTES`] segment `number`, its new name durable; `None` when there
-/// is no spare. A spare of another size (it cannot be, but a file is what it is) is deleted.
+/// Renames a spare to segment `number` and makes the new name durable; `None` when there is no
+/// spare. A spare not [`SEGMENT_BYTES`] long (it cannot be, but a file is what it is) is deleted.
 fn reuse_spare(dir: &Path, number: u64) -> io::Result<Option<File>> {
     for (_old, kind, path) in numbered(dir)? {
         if kind != Kind::Spare {
