@@ -110,28 +110,29 @@ fn render(shared: &Shared, st: &mut State, items: Vec<Pending>) -> Option<Batch>
         enterprise_url: &enterprise_url,
         partner_url: &partner_url,
     };
-    let def = st.org.schema.object(&object);
-    let notifications: Vec<(Pending, Record)> = items
+    // The records are read in place (the org's lock is held): rendering is on the path of every
+    // message, and a copy of each record cost more than writing it out.
+    let org = &st.org;
+    let def = org.schema.object(&object);
+    let found: Vec<(Pending, &Record)> = items
         .into_iter()
         .filter_map(|p| {
-            let record = st.org.find(&p.record_id).map(|(_, r)| r.clone())?;
+            let record = org.find(&p.record_id).map(|(_, r)| r)?;
             Some((p, record))
         })
         .collect();
-    if notifications.is_empty() {
+    if found.is_empty() {
         return None;
     }
-    let listed: Vec<(&str, &Record)> = notifications
-        .iter()
-        .map(|(p, r)| (p.id.as_str(), r))
-        .collect();
+    let listed: Vec<(&str, &Record)> = found.iter().map(|(p, r)| (p.id.as_str(), *r)).collect();
     let body = soap_message(&envelope, &object, &fields, &listed, |f| {
         kind(def.as_deref(), f)
     });
-    st.outbound.in_flight += notifications.len() as u64;
+    let items: Vec<Pending> = found.into_iter().map(|(p, _)| p).collect();
+    st.outbound.in_flight += items.len() as u64;
     Some(Batch {
         object,
-        items: notifications.into_iter().map(|(p, _)| p).collect(),
+        items,
         body,
     })
 }
@@ -264,7 +265,7 @@ pub(crate) fn soap_message(
                 .get(field.as_str())
                 .and_then(|v| soap_value(kind(field), v))
             {
-                element(&mut out, &format!("sf:{field}"), &text);
+                prefixed_element(&mut out, "sf:", field, &text);
             }
         }
         out.push_str("</sObject></Notification>");
@@ -274,13 +275,23 @@ pub(crate) fn soap_message(
 }
 
 fn element(out: &mut String, name: &str, text: &str) {
-    out.push('<');
-    out.push_str(name);
-    out.push('>');
-    out.push_str(&escape(text));
-    out.push_str("</");
-    out.push_str(name);
-    out.push('>');
+    prefixed_element(out, "", name, text);
+}
+
+fn prefixed_element(out: &mut String, prefix: &str, name: &str, text: &str) {
+    for part in [
+        "<",
+        prefix,
+        name,
+        ">",
+        &escape(text),
+        "</",
+        prefix,
+        name,
+        ">",
+    ] {
+        out.push_str(part);
+    }
 }
 
 /// A field value as Outbound Message XML text: `true`/`false`, `120000.0`, `…000Z`.

@@ -106,7 +106,10 @@ fn run_query(
         total,
         batch: batch_size(headers),
     };
-    Ok(Json(page(shared, &mut st, cursor)).into_response())
+    let body = page(shared, &mut st, cursor);
+    // Serialized after the org's lock is let go (a page is up to 2,000 records).
+    drop(st);
+    Ok(Json(body).into_response())
 }
 
 /// The next batch of a cursor; a new locator is kept when rows remain.
@@ -152,5 +155,7 @@ pub(crate) async fn query_more(
         .cursors
         .remove(&locator)
         .ok_or_else(SimError::invalid_locator)?;
-    Ok(Json(page(&shared, &mut st, cursor)).into_response())
+    let body = page(&shared, &mut st, cursor);
+    drop(st);
+    Ok(Json(body).into_response())
 }

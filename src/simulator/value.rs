@@ -11,12 +11,10 @@ pub(crate) fn rest_datetime(dt: DateTime<Utc>) -> String {
     dt.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string()
 }
 
-/// Parses any datetime spelling Salesforce accepts or emits.
+/// Parses any datetime spelling Salesforce accepts or emits: the same reader the service uses,
+/// which reads the REST form without parsing a format string at every value.
 pub(crate) fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z"))
-        .ok()
-        .map(|d| d.with_timezone(&Utc))
+    crate::sync::pull::parse_datetime(s)
 }
 
 /// Parses a `YYYY-MM-DD` date (a datetime's date part is accepted too).

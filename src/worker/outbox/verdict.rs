@@ -1,8 +1,6 @@
 //! What became of one outbox entry in a step ([`Verdict`]), from a send, a look-up or a failed
 //! call; and the `SystemModstamp` read back with a written record.
 
-use chrono::DateTime;
-
 use crate::domain::SalesforceId;
 use crate::salesforce::{ErrorClass, Record, RecordExt as _, SalesforceError};
 
@@ -63,8 +61,5 @@ pub(super) fn call_failure(err: &SalesforceError) -> Verdict {
 /// The `SystemModstamp` of a record read back, in ms.
 pub(super) fn stamp_ms(record: &Record) -> Option<i64> {
     let s = record.str_field("SystemModstamp")?;
-    DateTime::parse_from_rfc3339(s)
-        .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z"))
-        .ok()
-        .map(|d| d.timestamp_millis())
+    crate::sync::pull::parse_datetime(s).map(|d| d.timestamp_millis())
 }
