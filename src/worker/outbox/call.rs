@@ -16,13 +16,14 @@ use serde_json::json;
 
 use super::prepare::{Item, marker_kind};
 use super::send::PULLED;
-use super::verdict::{Verdict, call_failure, stamp_ms};
+use super::verdict::{Verdict, call_failure};
 use super::{OutboxError, OutboxWorker};
 use crate::domain::{AppUser, SalesforceId};
 use crate::salesforce::{
     MAX_COLLECTIONS_OR_QUERIES, Record, RecordExt as _, RecordResult, SalesforceError, Soql,
     SubResult, Subrequest,
 };
+use crate::sync::pull::stamp_ms;
 use crate::sync::push;
 
 /// One collections write of up to 200 items of one object and one operation.

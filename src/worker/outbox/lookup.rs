@@ -8,10 +8,11 @@ use std::collections::{HashMap, HashSet};
 
 use super::OutboxWorker;
 use super::prepare::{Item, marker_kind};
-use super::verdict::{Verdict, stamp_ms};
+use super::verdict::Verdict;
 use crate::domain::{SalesforceId, normalize};
 use crate::salesforce::{Condition, Record, RecordExt as _, SalesforceError, Soql};
 use crate::store::{LocalRef, RecordKind, StoreError};
+use crate::sync::pull::stamp_ms;
 use crate::sync::push::{self, matching};
 
 /// Why a look-up failed: a Salesforce call (the entries wait as the call's error says) or the

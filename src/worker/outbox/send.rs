@@ -10,12 +10,13 @@ use futures::TryStreamExt as _;
 
 use super::lookup::LookupError;
 use super::prepare::Item;
-use super::verdict::{Verdict, call_failure, stamp_ms};
+use super::verdict::{Verdict, call_failure};
 use super::{OutboxError, OutboxWorker};
 use crate::domain::SalesforceId;
 use crate::salesforce::{
     ApiErrorItem, ErrorClass, Record, RecordExt as _, RecordResult, SalesforceError, Soql,
 };
+use crate::sync::pull::stamp_ms;
 
 /// Objects whose changes come back as notifications (their stamps are recorded).
 pub(super) const PULLED: &[&str] = &["Account", "Contact", "Lead", "Opportunity"];

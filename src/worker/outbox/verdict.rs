@@ -1,8 +1,8 @@
 //! What became of one outbox entry in a step ([`Verdict`]), from a send, a look-up or a failed
-//! call; and the `SystemModstamp` read back with a written record.
+//! call.
 
 use crate::domain::SalesforceId;
-use crate::salesforce::{ErrorClass, Record, RecordExt as _, SalesforceError};
+use crate::salesforce::{ErrorClass, Record, SalesforceError};
 
 /// What happened to one entry.
 #[derive(Debug, Clone)]
@@ -56,10 +56,4 @@ pub(super) fn call_failure(err: &SalesforceError) -> Verdict {
             message: err.to_string(),
         },
     }
-}
-
-/// The `SystemModstamp` of a record read back, in ms.
-pub(super) fn stamp_ms(record: &Record) -> Option<i64> {
-    let s = record.str_field("SystemModstamp")?;
-    crate::sync::pull::parse_datetime(s).map(|d| d.timestamp_millis())
 }
