@@ -116,6 +116,36 @@ async fn one_step_pulls_two_thousand_four_hundred_records_in_two_calls_and_clear
 }
 
 #[tokio::test]
+async fn a_step_takes_the_next_due_records_while_its_last_batches_apply_never_twice() {
+    let rig = rig().await;
+    let seeded = rig
+        .sim
+        .seed_org(&SeedSpec {
+            accounts: 3_500,
+            ..SeedSpec::default()
+        })
+        .expect("seed");
+    for (i, id) in seeded.accounts.iter().enumerate() {
+        rig.notify(ObjectType::Account, id, &format!("r{i}"), None);
+    }
+    let mut worker = InboxWorker::new(
+        rig.store.clone(),
+        rig.ctx.clone(),
+        InboxSettings {
+            max_per_step: 1_000,
+            ..settings()
+        },
+    );
+    let calls = rig.calls();
+    let report = worked(worker.step().await.expect("step"));
+    // 1,000 taken, then three more takes of up to 1,000 while those apply: none taken twice.
+    assert_eq!((report.pulled, report.applied), (3_500, 3_500));
+    assert_eq!(rig.calls() - calls, 4, "one retrieve per take");
+    assert_eq!(rig.store.pending_count(), 0);
+    assert_eq!(worker.step().await.expect("step"), Outcome::Idle);
+}
+
+#[tokio::test]
 async fn a_notification_already_applied_is_cleared_without_a_call() {
     let rig = rig().await;
     let id = rig

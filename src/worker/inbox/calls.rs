@@ -3,11 +3,11 @@
 //! it needs) while the others are still on their way; and telling merges from deletes among
 //! records gone.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
-use futures::StreamExt as _;
 use futures::TryStreamExt as _;
+use tokio::task::JoinHandle;
 
 use super::{InboxWorker, ORDER, StepReport, key};
 use crate::domain::{ObjectType, OrgId, SalesforceId};
@@ -16,6 +16,10 @@ use crate::salesforce::{
 };
 use crate::store::{PendingRecord, StoreError};
 use crate::sync::pull::{self, Applied, GoneRecord, Origin, Target};
+
+/// How many times one step takes the org's next due records while its last batches apply.
+/// Bounded, so one busy org's step ends and the other orgs get their turn.
+const REFILLS: usize = 3;
 
 /// One retrieve call: up to [`MAX_RETRIEVE`] records of one object.
 struct Batch {
@@ -56,10 +60,12 @@ fn batches(mut pull: BTreeMap<ObjectType, Vec<PendingRecord>>) -> Vec<Batch> {
 
 impl InboxWorker {
     /// Reads the records, up to [`MAX_RETRIEVE`] a call and up to
-    /// [`super::InboxSettings::concurrency`] calls in flight (no more calls in the step than the
-    /// budget share has left), and applies each batch in order as it arrives while the later
-    /// calls go on. Records that come back empty join `gone`; a failed call leaves its records
-    /// pending, backing off.
+    /// [`super::InboxSettings::concurrency`] calls in flight (never more calls than the budget
+    /// share has left), and applies each batch in order as it arrives while the later calls go
+    /// on. Once every batch has its call, the step takes the org's next due records (up to
+    /// [`REFILLS`] times), so their calls are on their way while the last batches apply instead
+    /// of after them. Records that come back empty join `gone`; a failed call leaves its
+    /// records pending, backing off.
     pub(super) async fn pull_and_apply(
         &mut self,
         client: &Client,
@@ -67,18 +73,33 @@ impl InboxWorker {
         gone: &mut BTreeMap<ObjectType, Vec<PendingRecord>>,
         report: &mut StepReport,
     ) -> Result<(), StoreError> {
-        let mut batches = batches(pull);
-        if let Some(left) = self.budget_left(client) {
-            batches.truncate(usize::try_from(left).unwrap_or(usize::MAX));
-        }
         let width = self.settings.concurrency.max(1);
-        let calls = batches.into_iter().map(|batch| {
-            let client = client.clone();
-            tokio::spawn(fetch(client, batch))
-        });
-        let mut fetched = futures::stream::iter(calls).buffered(width);
-        while let Some(joined) = fetched.next().await {
-            let Ok(f) = joined else {
+        let mut queued = self.affordable(client, batches(pull), 0);
+        let mut flying: VecDeque<JoinHandle<Fetched>> = VecDeque::new();
+        let mut refills = 0;
+        loop {
+            while flying.len() < width {
+                let Some(batch) = queued.pop_front() else {
+                    break;
+                };
+                flying.push_back(tokio::spawn(fetch(client.clone(), batch)));
+            }
+            if queued.is_empty() && flying.len() < width && refills < REFILLS {
+                if let Some(more) = self.select(client, report)? {
+                    refills += 1;
+                    for (object, entries) in more.gone {
+                        gone.entry(object).or_default().extend(entries);
+                    }
+                    queued = self.affordable(client, batches(more.pull), flying.len());
+                    if !queued.is_empty() {
+                        continue;
+                    }
+                }
+            }
+            let Some(call) = flying.pop_front() else {
+                break;
+            };
+            let Ok(f) = call.await else {
                 // The call's task ended without an answer: its records stay pending.
                 tracing::error!(org = %client.org_id(), "a retrieve task failed");
                 continue;
@@ -103,6 +124,20 @@ impl InboxWorker {
                 .await?;
         }
         Ok(())
+    }
+
+    /// The batches the org's budget share still allows, `in_flight` calls being on their way.
+    fn affordable(
+        &self,
+        client: &Client,
+        mut batches: Vec<Batch>,
+        in_flight: usize,
+    ) -> VecDeque<Batch> {
+        if let Some(left) = self.budget_left(client) {
+            let left = usize::try_from(left).unwrap_or(usize::MAX);
+            batches.truncate(left.saturating_sub(in_flight));
+        }
+        batches.into()
     }
 
     /// Applies one retrieved batch: first the Accounts its records point at that are not local

@@ -5,7 +5,10 @@
 //! and the ones that only report sfsync's own write ([`pull::is_own_write`]), groups the rest
 //! by object and reads them with sObject Collections retrieve, up to 2,000 ids a call, several
 //! calls in flight at once (`calls`): at most [`InboxSettings::concurrency`], and never more
-//! calls in a step than the org's budget share has left. Each batch is applied as soon as it
+//! calls in a step than the org's budget share has left. Once every batch of the step has its
+//! call, the step takes the org's next due records (a few times at most, never a record it
+//! already holds), so their calls are on their way while the last batches apply. Each batch is
+//! applied as soon as it
 //! arrives, in one store transaction that also clears its records' pending entries (unless a
 //! newer notification arrived during the pull), while the other calls are in flight; batches
 //! are applied in object order, Accounts first. Accounts that a batch's Contacts, Leads or
@@ -21,7 +24,7 @@ mod calls;
 mod select;
 mod waiting;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -141,6 +144,9 @@ pub struct InboxWorker {
     ctx: PullContext,
     settings: InboxSettings,
     waiting: Waiting,
+    /// Records the running step has taken (retrieving, applying or gone): a refill of the
+    /// step does not take them again.
+    taken: HashSet<Key>,
     paused: HashMap<OrgId, Instant>,
 }
 
@@ -168,6 +174,7 @@ impl InboxWorker {
             ctx,
             settings,
             waiting: Waiting::default(),
+            taken: HashSet::new(),
             paused: HashMap::new(),
         }
     }
@@ -253,6 +260,7 @@ impl InboxWorker {
     async fn step_org(&mut self, client: &Client) -> Result<Option<StepReport>, StoreError> {
         let calls_before = client.api_calls();
         let mut report = StepReport::default();
+        self.taken.clear();
         let Some(mut due) = self.select(client, &mut report)? else {
             return Ok((report.skipped + report.echoes > 0).then_some(report));
         };

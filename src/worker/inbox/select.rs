@@ -28,7 +28,8 @@ impl InboxWorker {
         let candidates =
             self.store
                 .pending_records_where(org, self.settings.max_per_step, |r| {
-                    !self.waiting.holds(&key(r), now)
+                    let k = key(r);
+                    !self.waiting.holds(&k, now) && !self.taken.contains(&k)
                 })?;
         if candidates.is_empty() || self.gathering(&candidates) {
             return Ok(None);
@@ -48,6 +49,8 @@ impl InboxWorker {
             }
         }
         self.clear_covered(org, &covered, report)?;
+        let taken = due.pull.values().chain(due.gone.values()).flatten();
+        self.taken.extend(taken.map(key));
         Ok((!due.gone.is_empty() || !due.pull.is_empty()).then_some(due))
     }
 
