@@ -329,6 +329,20 @@ pub struct PullBenchArgs {
     /// Outbound Messages the simulated org has in flight at once.
     #[arg(long, default_value_t = 1)]
     pub outbound_concurrency: usize,
+    /// The fields each Account notification carries: `setup`, the four the Salesforce setup
+    /// guide (deploy/salesforce/README.md) asks for, or `all`, the simulated org's default
+    /// action (15 fields).
+    #[arg(long, value_enum, default_value_t = MessageFields::Setup)]
+    pub message_fields: MessageFields,
+}
+
+/// Which fields a benchmark's Outbound Messages carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MessageFields {
+    /// `Id`, `SystemModstamp`, `LastModifiedById` and `LastModifiedDate`.
+    Setup,
+    /// Every field of the simulated org's default Account action.
+    All,
 }
 
 /// `sfsync bench push`.

@@ -19,6 +19,7 @@ use super::loopback::Service;
 use super::measure::percentile_ms;
 use super::pull::{change, final_marker, go_live, org};
 use crate::cli::FeedBenchArgs;
+use crate::cli::MessageFields;
 use crate::config::AppWebhook;
 use crate::domain::WebhookSecret;
 use crate::tools::app_receiver::AppReceiver;
@@ -35,7 +36,7 @@ pub async fn run(args: &FeedBenchArgs) -> anyhow::Result<()> {
         secret,
         types: Vec::new(),
     };
-    let (sim, accounts) = org(n, 1).await?;
+    let (sim, accounts) = org(n, 1, MessageFields::All).await?;
     let adjust = |c: &mut crate::config::Config| c.app_webhooks = vec![hook];
     let service = Service::start_adjusted(&sim, KEY, adjust, |_| Ok(())).await?;
     go_live(&sim, args.latency_ms);

@@ -18,7 +18,7 @@ use serde_json::json;
 
 use super::loopback::{self, Service};
 use super::measure::{self, percentile_ms};
-use crate::cli::PullBenchArgs;
+use crate::cli::{MessageFields, PullBenchArgs};
 use crate::domain::{OrgId, SalesforceId, TypeFilter};
 use crate::simulator::{DeliveryMode, Faults, SeedSpec, Simulator, SimulatorConfig};
 use crate::store::{ChangesRead, Store};
@@ -30,10 +30,19 @@ pub(super) fn final_marker(k: usize) -> i64 {
     1_000_000 + k as i64
 }
 
-/// A simulated org with `n` Accounts, and their ids.
+/// The fields the Account Outbound Message of the setup guide sends (deploy/salesforce).
+pub(super) const SETUP_FIELDS: [&str; 4] = [
+    "Id",
+    "SystemModstamp",
+    "LastModifiedById",
+    "LastModifiedDate",
+];
+
+/// A simulated org with `n` Accounts, and their ids; its Account notifications carry `fields`.
 pub(super) async fn org(
     n: usize,
     outbound_concurrency: usize,
+    fields: MessageFields,
 ) -> anyhow::Result<(Simulator, Vec<SalesforceId>)> {
     let sim = loopback::simulator(SimulatorConfig {
         seed: 5,
@@ -42,6 +51,9 @@ pub(super) async fn org(
         ..SimulatorConfig::default()
     })
     .await?;
+    if fields == MessageFields::Setup {
+        sim.set_outbound_rule("Account", &SETUP_FIELDS)?;
+    }
     let seeded = sim.seed_org(&SeedSpec {
         accounts: n,
         ..SeedSpec::default()
@@ -66,12 +78,12 @@ pub async fn run(args: &PullBenchArgs) -> anyhow::Result<()> {
     let n = args.records.max(1);
     let k = args.k.max(1);
     let written_before = measure::write_bytes();
-    let (sim, accounts) = org(n, args.outbound_concurrency).await?;
+    let (sim, accounts) = org(n, args.outbound_concurrency, args.message_fields).await?;
     let service = Service::start(&sim, KEY, |_| Ok(())).await?;
     go_live(&sim, args.latency_ms);
     eprintln!(
-        "bench pull: {n} records, {k} notifications each, {} ms api latency",
-        args.latency_ms
+        "bench pull: {n} records, {k} notifications each, {} ms api latency, {:?} message fields",
+        args.latency_ms, args.message_fields
     );
     let (changed, changes) = std::sync::mpsc::channel();
     let watcher = watch(
@@ -294,6 +306,44 @@ mod tests {
                 Ok(())
             })
             .expect("write");
+    }
+
+    /// The fields the org's Account Outbound Message sends, as its control endpoint tells.
+    async fn account_rule(sim: &Simulator) -> serde_json::Value {
+        let url = format!("{}/__sim/outbound", sim.instance_url());
+        let state: serde_json::Value = reqwest::get(url)
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        state["rules"]["Account"].clone()
+    }
+
+    #[tokio::test]
+    async fn the_org_sends_the_setup_guides_fields_unless_asked_for_all_of_them() {
+        let (sim, _) = org(1, 1, MessageFields::Setup).await.expect("org");
+        let mut sent: Vec<String> =
+            serde_json::from_value(account_rule(&sim).await).expect("fields");
+        sent.sort();
+        let mut want = SETUP_FIELDS.map(String::from).to_vec();
+        want.sort();
+        assert_eq!(sent, want);
+        sim.shutdown();
+        let (sim, _) = org(1, 1, MessageFields::All).await.expect("org");
+        let all = account_rule(&sim).await;
+        assert_eq!(all.as_array().map(Vec::len), Some(15), "{all}");
+        sim.shutdown();
+        let guide = include_str!("../../../deploy/salesforce/README.md");
+        let from = guide
+            .find("**Fields to send**")
+            .expect("the guide names the fields");
+        let item = &guide[from..];
+        let item = &item[..item.find("\n- ").unwrap_or(item.len())];
+        for field in SETUP_FIELDS {
+            let named = format!("`{field}`");
+            assert!(item.contains(&named), "{field} is not in the setup guide");
+        }
     }
 
     #[test]
