@@ -24,7 +24,7 @@ use super::pending::{InboxMemory, PendingEntry};
 use crate::domain::{ObjectType, OrgId, SalesforceId};
 
 /// Cuts of dedupe runs between compactions (each cut covers at least 16 Ki ids).
-const CUTS_PER_COMPACTION: u32 = 4;
+const CUTS_PER_COMPACTION: u32 = 8;
 
 /// A pending record's snapshot: its entry and the newest journal record folded into it.
 pub(super) type Snapshot = (PendingEntry, u64);
