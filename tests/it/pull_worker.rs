@@ -79,6 +79,15 @@ impl Rig {
             .expect("ingest");
     }
 
+    /// `n` Accounts made in the org, their ids.
+    fn accounts(&self, n: usize) -> Vec<SalesforceId> {
+        let spec = SeedSpec {
+            accounts: n,
+            ..SeedSpec::default()
+        };
+        self.sim.seed_org(&spec).expect("seed").accounts
+    }
+
     fn calls(&self) -> u64 {
         self.ctx.orgs.get(&self.org).expect("client").api_calls()
     }
@@ -94,14 +103,8 @@ fn worked(outcome: Outcome) -> sfsync::worker::inbox::StepReport {
 #[tokio::test]
 async fn one_step_pulls_two_thousand_four_hundred_records_in_two_calls_and_clears_them() {
     let rig = rig().await;
-    let seeded = rig
-        .sim
-        .seed_org(&SeedSpec {
-            accounts: 2_400,
-            ..SeedSpec::default()
-        })
-        .expect("seed");
-    for (i, id) in seeded.accounts.iter().enumerate() {
+    let accounts = rig.accounts(2_400);
+    for (i, id) in accounts.iter().enumerate() {
         rig.notify(ObjectType::Account, id, &format!("a{i}"), None);
         rig.notify(ObjectType::Account, id, &format!("b{i}"), None);
     }
@@ -118,14 +121,8 @@ async fn one_step_pulls_two_thousand_four_hundred_records_in_two_calls_and_clear
 #[tokio::test]
 async fn a_step_takes_the_next_due_records_while_its_last_batches_apply_never_twice() {
     let rig = rig().await;
-    let seeded = rig
-        .sim
-        .seed_org(&SeedSpec {
-            accounts: 3_500,
-            ..SeedSpec::default()
-        })
-        .expect("seed");
-    for (i, id) in seeded.accounts.iter().enumerate() {
+    let accounts = rig.accounts(3_500);
+    for (i, id) in accounts.iter().enumerate() {
         rig.notify(ObjectType::Account, id, &format!("r{i}"), None);
     }
     let mut worker = InboxWorker::new(
@@ -261,14 +258,8 @@ async fn pulls_pause_once_the_configured_share_of_the_budget_is_used() {
 #[tokio::test]
 async fn a_step_makes_no_more_retrieves_than_the_budget_share_has_left() {
     let rig = rig().await;
-    let seeded = rig
-        .sim
-        .seed_org(&SeedSpec {
-            accounts: 4_501,
-            ..SeedSpec::default()
-        })
-        .expect("seed");
-    let (first, rest) = seeded.accounts.split_first().expect("accounts");
+    let accounts = rig.accounts(4_501);
+    let (first, rest) = accounts.split_first().expect("accounts");
     // After the next call, the share (half the day's calls) has two calls left.
     let used = rig.sim.api_usage() + 1;
     rig.sim.set_faults(Faults {
