@@ -29,7 +29,7 @@ pub(super) struct Logged {
     pub(super) org: OrgId,
     pub(super) what: ChangeWhat,
     pub(super) subject: Subject,
-    /// A record's view when the change was logged, for a record gone by the end.
+    /// A record's view just before it was removed in this transaction (it is gone by the end).
     pub(super) snapshot: Option<Value>,
 }
 

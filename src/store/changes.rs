@@ -81,16 +81,29 @@ impl Tx<'_> {
     /// Logs a change in this transaction: the entry is written, with the next sequence number,
     /// when the transaction ends, and commits with everything else it wrote.
     pub fn record_change(&self, org: &OrgId, what: ChangeWhat, subject: Subject) -> TxResult<()> {
-        let snapshot = match &subject {
-            Subject::Record(r) => self.record_view(org, *r)?,
-            Subject::Shown { .. } => None,
-        };
         self.book.borrow_mut().logged.push(Logged {
             org: org.clone(),
             what,
             subject,
-            snapshot,
+            snapshot: None,
         });
+        Ok(())
+    }
+
+    /// Before a record is removed: the changes logged about it keep its view as it is now, for
+    /// the record is gone when the transaction ends and their entries are rendered. A record
+    /// that stays is rendered once, at the end, never here.
+    pub(super) fn keep_view_before_removal(&self, org: &OrgId, r: LocalRef) -> TxResult<()> {
+        let about = |l: &Logged| l.org == *org && l.subject == Subject::Record(r);
+        if !self.book.borrow().logged.iter().any(about) {
+            return Ok(());
+        }
+        let view = self.record_view(org, r)?;
+        for l in self.book.borrow_mut().logged.iter_mut() {
+            if about(l) && l.snapshot.is_none() {
+                l.snapshot.clone_from(&view);
+            }
+        }
         Ok(())
     }
 

@@ -268,6 +268,7 @@ impl Tx<'_> {
             self.index_remove(keys::index(self.org_key(org)?, Index::Email, &e), id)?;
         }
         self.keep_history(org, me)?;
+        self.keep_view_before_removal(org, me)?;
         self.records.remove(me.key(self.org_key(org)?))?;
         self.touch(org, me);
         Ok(())
