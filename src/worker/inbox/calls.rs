@@ -17,7 +17,8 @@ use crate::salesforce::{
 use crate::store::{PendingRecord, StoreError};
 use crate::sync::pull::{self, Applied, GoneRecord, Origin, Target};
 
-/// How many times one step takes the org's next due records while its last batches apply.
+/// How many times one step tries to take the org's next due records while its last batches
+/// apply.
 /// Bounded, so one busy org's step ends and the other orgs get their turn.
 const REFILLS: usize = 3;
 
@@ -85,8 +86,9 @@ impl InboxWorker {
                 flying.push_back(tokio::spawn(fetch(client.clone(), batch)));
             }
             if queued.is_empty() && flying.len() < width && refills < REFILLS {
+                // Every try counts, found or not: a select reads the whole pending queue.
+                refills += 1;
                 if let Some(more) = self.select(client, report)? {
-                    refills += 1;
                     for (object, entries) in more.gone {
                         gone.entry(object).or_default().extend(entries);
                     }

@@ -8,11 +8,11 @@
 //! calls in a step than the org's budget share has left. Once every batch of the step has its
 //! call, the step takes the org's next due records (a few times at most, never a record it
 //! already holds), so their calls are on their way while the last batches apply. Each batch is
-//! applied as soon as it
-//! arrives, in one store transaction that also clears its records' pending entries (unless a
-//! newer notification arrived during the pull), while the other calls are in flight; batches
-//! are applied in object order, Accounts first. Accounts that a batch's Contacts, Leads or
-//! Opportunities point at but that are not local yet are pulled first, so links resolve.
+//! applied as soon as it arrives, in one store transaction that also clears its records'
+//! pending entries (unless a newer notification arrived during the pull), while the other calls
+//! are in flight; batches are applied in object order, Accounts first. Accounts that a batch's
+//! Contacts, Leads or Opportunities point at but that are not local yet are pulled first, so
+//! links resolve.
 //! Records that come back empty are gone: one `queryAll` per 200 of them tells merges
 //! (`MasterRecordId`) from deletes.
 //!
