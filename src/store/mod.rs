@@ -63,10 +63,15 @@ pub use tx::{Tx, TxAbort, TxError, TxResult};
 
 use durability::GroupCommit;
 
-/// sled's page cache. Most of what the store holds is written once and seldom read again (the
-/// inbox journal, the dedupe runs), and sled's default (1 GiB) would keep it in memory as it
-/// grows; the dedupe filters and the records read on the pull side are what memory is for.
-const SLED_CACHE_BYTES: u64 = 16 << 20;
+/// sled's page cache, counted in the pages' bytes on disk. Most of what the store holds is
+/// written once and seldom read again (the inbox journal, the dedupe runs), and sled's default
+/// (1 GiB) would keep it in memory as it grows; the dedupe filters and the records read on the
+/// pull side are what memory is for. A page in memory takes about twice its bytes on disk, and
+/// sled keeps a table entry for every page of the store besides, so the cache is kept small: on
+/// a store of a million records, 4 MiB held the service about 20 MiB lower after a round of reads
+/// and pulls than 16 MiB did, with the same pull latency (an evicted page is read back from the
+/// file, mostly from the OS's page cache).
+const SLED_CACHE_BYTES: u64 = 4 << 20;
 
 /// What went wrong in the store. Callers answer 503: the cause is logged, never sent.
 #[derive(Debug, thiserror::Error)]
