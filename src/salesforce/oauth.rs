@@ -155,6 +155,14 @@ pub struct OAuthClient {
 
 /// The connect timeout of every Salesforce call.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection to Salesforce is kept open unused for the next call. An idle connection
+/// keeps the read buffer its largest response grew to (up to about 1 MiB after a query page or a
+/// 2,000-record retrieve), one per org host and per concurrent call, so a long wait multiplies
+/// that by every org that was busy within it: at 90 s (reqwest's default) a 100-org import held
+/// about 50 MiB in idle buffers. An org whose calls come in a burst still reuses its connection;
+/// one whose calls come more than this apart pays a new handshake (tens of milliseconds), as it
+/// mostly would anyway, servers often closing idle connections after 5 to 60 s themselves.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The overall timeout of a token call.
 const TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -162,6 +170,7 @@ pub(crate) fn http_client() -> Result<reqwest::Client, SalesforceError> {
     reqwest::Client::builder()
         .user_agent(concat!("sfsync/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(CONNECT_TIMEOUT)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .build()
         .map_err(SalesforceError::transport)
 }
@@ -423,5 +432,75 @@ mod tests {
         assert!(!debug.contains("secretaccess") && !debug.contains("secretrefresh"));
         let org = token.org_id().expect("org id in the identity url");
         assert_eq!(org.as_str(), "00Dxx0000001gPFEAY");
+    }
+
+    /// Serves every request on a connection with an empty 200, keep-alive; counts the accepted
+    /// connections and sends the time each was closed by the client.
+    async fn keep_alive_server() -> (
+        std::net::SocketAddr,
+        Arc<AtomicU64>,
+        tokio::sync::mpsc::UnboundedReceiver<std::time::Instant>,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (closed_tx, closed_rx) = tokio::sync::mpsc::unbounded_channel();
+        let accepted = Arc::new(AtomicU64::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let closed = closed_tx.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let mut seen = Vec::new();
+                    loop {
+                        match socket.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => seen.extend_from_slice(&buf[..n]),
+                        }
+                        while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                            seen.drain(..end + 4);
+                            let reply = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+                            if socket.write_all(reply.as_bytes()).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    let _ = closed.send(std::time::Instant::now());
+                });
+            }
+        });
+        (addr, accepted, closed_rx)
+    }
+
+    #[tokio::test]
+    async fn calls_in_a_burst_share_a_connection_and_an_idle_one_is_closed_soon_after() {
+        let (addr, accepted, mut closed) = keep_alive_server().await;
+        let http = http_client().expect("client");
+        let url = format!("http://{addr}/services/data");
+        for _ in 0..3 {
+            let reply = http.get(&url).send().await.expect("call");
+            assert_eq!(reply.status(), 200);
+            reply.bytes().await.expect("body");
+        }
+        let idle_since = std::time::Instant::now();
+        // The pool checks its idle connections about once per timeout, so one is closed between
+        // one and two timeouts after its last call; reqwest's own default keeps it 90 s.
+        let closed_at = tokio::time::timeout(POOL_IDLE_TIMEOUT * 3, closed.recv())
+            .await
+            .expect("the idle connection is closed within three idle timeouts")
+            .expect("a close");
+        assert!(
+            closed_at.duration_since(idle_since) >= POOL_IDLE_TIMEOUT - Duration::from_millis(100),
+            "not closed before the idle timeout"
+        );
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "the three calls used one connection"
+        );
     }
 }
