@@ -161,7 +161,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// that by every org that was busy within it: at 90 s (reqwest's default) a 100-org import held
 /// about 50 MiB in idle buffers. An org whose calls come in a burst still reuses its connection;
 /// one whose calls come more than this apart pays a new handshake (tens of milliseconds), as it
-/// mostly would anyway, servers often closing idle connections after 5 to 60 s themselves.
+/// mostly would anyway, servers often closing idle connections after 5 to 75 s themselves.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The overall timeout of a token call.
 const TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
