@@ -18,8 +18,7 @@ use crate::store::{PendingRecord, StoreError};
 use crate::sync::pull::{self, Applied, GoneRecord, Origin, Target};
 
 /// How many times one step tries to take the org's next due records while its last batches
-/// apply.
-/// Bounded, so one busy org's step ends and the other orgs get their turn.
+/// apply. Bounded, so one busy org's step ends and the other orgs get their turn.
 const REFILLS: usize = 3;
 
 /// One retrieve call: up to [`MAX_RETRIEVE`] records of one object.
