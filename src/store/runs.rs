@@ -9,7 +9,11 @@
 //! (postcard: level, rank, count, time range, the journal sequence number it covers, the runs it
 //! replaces, the filter's bits and each chunk's first key and place), then the footer's length,
 //! its CRC-32 and [`MAGIC`]. An entry is `len u32 ‖ key ‖ received_ms i64 ‖ has_digest u8 ‖
-//! [digest u64]` (little-endian numbers).
+//! [digest u64]` (little-endian numbers). A chunk is stored as an LZ4 block with its size
+//! prepended: sorted keys share the org and most of the id, and neighbours' arrival times share
+//! their high bytes, so a chunk takes about a third of its bytes, and every merge writes that much
+//! less. Files ending in [`MAGIC_PLAIN`], written by earlier versions, hold plain chunks and are
+//! still read.
 //!
 //! A run appears whole or not at all: it is written to `<id>.run.tmp`, synced, renamed to
 //! `<id>.run` and the directory synced. At open, leftover `.tmp` files are deleted, and so is
@@ -34,8 +38,13 @@ const FALSE_POSITIVE: f64 = 0.001;
 /// Bytes of entries per chunk: a lookup reads and scans one chunk; memory holds one index entry
 /// per chunk.
 const CHUNK_BYTES: usize = 16 << 10;
-/// The last bytes of every run file.
-const MAGIC: &[u8; 8] = b"sfdrun01";
+/// The last bytes of a run file whose chunks are LZ4-compressed.
+const MAGIC: &[u8; 8] = b"sfdrun02";
+/// The last bytes of a run file whose chunks are plain, as earlier versions wrote them.
+const MAGIC_PLAIN: &[u8; 8] = b"sfdrun01";
+/// The most bytes a chunk may claim to hold once decompressed: a larger claim is a damaged
+/// chunk, and is never allocated.
+const MAX_CHUNK: usize = 4 << 20;
 /// Footer length, CRC-32, magic.
 const TRAILER: usize = 4 + 4 + MAGIC.len();
 const WHAT: &str = "dedupe runs";
@@ -87,6 +96,8 @@ pub(super) struct Run {
     pub(super) covered: u64,
     filter: BloomFilter,
     chunks: Vec<Chunk>,
+    /// Whether its chunks are LZ4-compressed.
+    compressed: bool,
     file: File,
     path: PathBuf,
 }
@@ -127,9 +138,13 @@ impl Run {
         self.filter.contains_hash(hash)
     }
 
+    /// A chunk's entries, decompressed.
     fn read(&self, chunk: &Chunk) -> Result<Vec<u8>, StoreError> {
         let mut buf = vec![0; chunk.len as usize];
         self.file.read_exact_at(&mut buf, chunk.offset)?;
+        if self.compressed {
+            return super::lz4_decompress(WHAT, &buf, MAX_CHUNK);
+        }
         Ok(buf)
     }
 
@@ -312,8 +327,9 @@ impl RunWriter {
             return Ok(());
         }
         let out = self.out.as_mut().ok_or_else(|| corrupt(WHAT, "finished"))?;
-        out.write_all(&self.chunk)?;
-        let len = u32::try_from(self.chunk.len()).map_err(|e| corrupt(WHAT, e))?;
+        let block = lz4_flex::block::compress_prepend_size(&self.chunk);
+        out.write_all(&block)?;
+        let len = u32::try_from(block.len()).map_err(|e| corrupt(WHAT, e))?;
         let first = std::mem::take(&mut self.first);
         self.footer.chunks.push((first, self.offset, len));
         self.offset += u64::from(len);
@@ -357,7 +373,7 @@ impl RunWriter {
         sync_dir(&self.dir)?;
         let footer = std::mem::replace(&mut self.footer, empty_footer());
         let filter = std::mem::replace(&mut self.filter, BloomFilter::with_num_bits(64).hashes(1));
-        Ok(into_run(self.id, footer, filter, file, path))
+        Ok(into_run(self.id, footer, filter, file, true, path))
     }
 }
 
@@ -384,7 +400,15 @@ fn empty_footer() -> Footer {
     }
 }
 
-fn into_run(id: u64, footer: Footer, filter: BloomFilter, file: File, path: PathBuf) -> Run {
+/// The run a footer describes, in `file` (its chunks LZ4-compressed or not).
+fn into_run(
+    id: u64,
+    footer: Footer,
+    filter: BloomFilter,
+    file: File,
+    compressed: bool,
+    path: PathBuf,
+) -> Run {
     Run {
         id,
         level: footer.level,
@@ -403,6 +427,7 @@ fn into_run(id: u64, footer: Footer, filter: BloomFilter, file: File, path: Path
                 len,
             })
             .collect(),
+        compressed,
         file,
         path,
     }
@@ -419,9 +444,11 @@ fn read_run(id: u64, path: PathBuf) -> Result<(Run, Vec<u64>), StoreError> {
     let (len, rest) = trailer.split_at(4);
     let (crc, magic) = rest.split_at(4);
     let len = u64::from(u32::from_le_bytes(len.try_into().map_err(|_| damaged())?));
-    if magic != MAGIC {
-        return Err(damaged());
-    }
+    let compressed = match magic {
+        m if m == MAGIC => true,
+        m if m == MAGIC_PLAIN => false,
+        _ => return Err(damaged()),
+    };
     let footer_at = trailer_at.checked_sub(len).ok_or_else(damaged)?;
     let mut bytes = vec![0; usize::try_from(len).map_err(|_| damaged())?];
     file.read_exact_at(&mut bytes, footer_at)?;
@@ -441,7 +468,10 @@ fn read_run(id: u64, path: PathBuf) -> Result<(Run, Vec<u64>), StoreError> {
     let filter = BloomFilter::from_vec(words).seed(&0).hashes(footer.hashes);
     let replaces = std::mem::take(&mut footer.replaces);
     footer.bits = Vec::new();
-    Ok((into_run(id, footer, filter, file, path), replaces))
+    Ok((
+        into_run(id, footer, filter, file, compressed, path),
+        replaces,
+    ))
 }
 
 /// Reads the runs in `dir` (ordered by rank, oldest first) after finishing what a crash
@@ -470,4 +500,130 @@ pub(super) fn load(dir: &Path) -> Result<Vec<Run>, StoreError> {
     sync_dir(dir)?;
     kept.sort_by_key(|r| (r.rank, r.id));
     Ok(kept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u32) -> Vec<u8> {
+        format!("00D7F00000107XsUAI\x0104l7F0000{n:09}AAA").into_bytes()
+    }
+
+    fn seen(n: u32) -> Seen {
+        Seen {
+            received_ms: 1_764_000_000_000 + i64::from(n),
+            digest: (n % 3 == 0).then_some(u64::from(n) * 7),
+        }
+    }
+
+    /// Writes `n` entries as earlier versions did: plain chunks, ending in [`MAGIC_PLAIN`].
+    fn write_plain(dir: &Path, id: u64, n: u32, hash: &KeyHash) {
+        let mut filter = BloomFilter::with_false_pos(FALSE_POSITIVE)
+            .seed(&0)
+            .expected_items(n as usize);
+        let mut footer = empty_footer();
+        footer.rank = id;
+        let mut file = Vec::new();
+        let mut chunk = Vec::new();
+        let mut first = Vec::new();
+        for i in 0..n {
+            if chunk.is_empty() {
+                first = key(i);
+            }
+            push_entry(&mut chunk, &key(i), seen(i));
+            filter.insert_hash(hash.of(&key(i)));
+            footer.count += 1;
+            if chunk.len() >= CHUNK_BYTES || i + 1 == n {
+                let len = u32::try_from(chunk.len()).expect("len");
+                footer.chunks.push((first.clone(), file.len() as u64, len));
+                file.append(&mut chunk);
+            }
+        }
+        footer.hashes = filter.num_hashes();
+        footer.bits = filter
+            .as_slice()
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect();
+        let footer = postcard::to_stdvec(&footer).expect("footer");
+        file.extend_from_slice(&footer);
+        file.extend(u32::try_from(footer.len()).expect("len").to_le_bytes());
+        file.extend(crc32fast::hash(&footer).to_le_bytes());
+        file.extend_from_slice(MAGIC_PLAIN);
+        std::fs::write(run_path(dir, id), file).expect("write");
+    }
+
+    fn check(run: &Run, n: u32, hash: &KeyHash) {
+        for i in (0..n).step_by(97).chain([n - 1]) {
+            assert!(run.may_hold(hash.of(&key(i))));
+            assert_eq!(run.find(&key(i)).expect("find"), Some(seen(i)), "entry {i}");
+        }
+        assert_eq!(run.find(&key(n)).expect("find"), None);
+        let all: Vec<_> = run.entries().collect::<Result<_, _>>().expect("entries");
+        assert_eq!(all.len(), n as usize);
+        assert!(
+            all.iter()
+                .zip(0..)
+                .all(|((k, s), i)| *k == key(i) && *s == seen(i))
+        );
+    }
+
+    #[test]
+    fn runs_are_written_compressed_and_plain_runs_of_earlier_versions_still_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let hash = KeyHash::new(&[7; 16]);
+        let n = 5_000;
+        let mut writer = RunWriter::new(dir.path(), 1, 0, u64::from(n)).expect("writer");
+        for i in 0..n {
+            writer
+                .push(&key(i), seen(i), hash.of(&key(i)))
+                .expect("push");
+        }
+        let run = writer.finish().expect("finish");
+        assert!(run.chunks.len() > 1, "several chunks");
+        check(&run, n, &hash);
+        drop(run);
+        write_plain(dir.path(), 2, n, &hash);
+
+        let runs = load(dir.path()).expect("load");
+        let [compressed, plain] = &runs[..] else {
+            panic!("two runs, not {}", runs.len())
+        };
+        assert!(compressed.compressed && !plain.compressed);
+        check(compressed, n, &hash);
+        check(plain, n, &hash);
+        let size = |id| {
+            std::fs::metadata(run_path(dir.path(), id))
+                .expect("size")
+                .len()
+        };
+        assert!(
+            size(1) * 2 < size(2),
+            "compressed {} bytes, plain {}",
+            size(1),
+            size(2)
+        );
+    }
+
+    #[test]
+    fn a_damaged_compressed_chunk_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let hash = KeyHash::new(&[7; 16]);
+        let mut writer = RunWriter::new(dir.path(), 1, 0, 100).expect("writer");
+        for i in 0..100 {
+            writer
+                .push(&key(i), seen(i), hash.of(&key(i)))
+                .expect("push");
+        }
+        drop(writer.finish().expect("finish"));
+        let path = run_path(dir.path(), 1);
+        let mut bytes = std::fs::read(&path).expect("read");
+        // The prepended size now claims more than any chunk may hold.
+        bytes[3] = 0x7f;
+        std::fs::write(&path, bytes).expect("write");
+        let runs = load(dir.path()).expect("the footer is intact");
+        let err = runs[0].find(&key(5)).expect_err("damaged");
+        assert!(err.to_string().contains("dedupe runs"), "{err}");
+    }
 }
