@@ -10,10 +10,12 @@
 //!   crash, the unsynced bytes (a chunk of frames) may have landed not at all, cut after the
 //!   chunk's length, cut after any whole frame, cut inside any frame (after its length, after
 //!   its header, halfway), whole, whole but for the first frame (a later sector landed before an
-//!   earlier one), whole with the chunk's length garbled, or whole with a garbled tail; a segment
-//!   being created may be an empty file; retiring a segment (a rename to a spare or an unlink) is
-//!   undone unless the directory was synced after it (the next segment creation or reuse syncs
-//!   it).
+//!   earlier one), whole with the chunk's length garbled, or whole with a garbled tail; a
+//!   compressed chunk, whose frames have no place of their own, may be cut at each quarter of
+//!   its body or before its last byte, or have landed but for the first half of its body; a
+//!   segment being created may be an empty file; retiring a segment (a rename to a spare or an
+//!   unlink) is undone unless the directory was synced after it (the next segment creation or
+//!   reuse syncs it).
 //! - sled: its files are those copied right after the last durability point (sled's flush and
 //!   the `fsync` of its data file) before the crash, or none before the first one. sled's own
 //!   writes between those points are not seen, so the model does not try the partial states they
@@ -250,45 +252,68 @@ impl Disk {
 
 /// What of an unsynced write may have reached the disk (see the module's rules).
 fn pieces(pending: &[u8]) -> Vec<(String, Vec<u8>)> {
-    // Each frame's start and end in `pending`, which holds whole chunks of whole frames.
-    let mut spans = Vec::new();
-    let mut at = 0;
+    // Where the write may be cut, and which of its bytes may be missing while later ones landed:
+    // in a plain chunk, in and after each frame, and the first frame when there are two; in a
+    // compressed one, whose frames have no place of their own, through its body and the first
+    // half of it.
+    let header = wal::frame_len(&[]);
+    let mut cuts: Vec<(String, usize)> = vec![("torn after its length".into(), 4)];
+    let mut hole = None;
+    let (mut at, mut frame, mut chunk) = (0, 0, 0);
     while at < pending.len() {
-        let len = u32::from_le_bytes(pending[at..at + 4].try_into().expect("a chunk length"));
+        let word = u32::from_le_bytes(pending[at..at + 4].try_into().expect("a chunk length"));
         let body = at + wal::CHUNK_HEADER;
-        let end = body + len as usize;
-        let mut start = body;
-        for (_, payload) in wal::frames(&pending[body..end]) {
-            spans.push((start, start + wal::frame_len(payload)));
-            start += wal::frame_len(payload);
+        let end = body + (word & !wal::COMPRESSED) as usize;
+        if word & wal::COMPRESSED != 0 {
+            for quarter in 1..4 {
+                let cut = body + (end - body) * quarter / 4;
+                cuts.push((format!("compressed chunk {chunk} cut at {quarter}/4"), cut));
+            }
+            cuts.push((
+                format!("compressed chunk {chunk} cut before its last byte"),
+                end - 1,
+            ));
+            cuts.push((format!("cut after compressed chunk {chunk}"), end));
+            hole.get_or_insert((
+                format!("landed but the first half of compressed chunk {chunk}"),
+                body,
+                body + (end - body) / 2,
+            ));
+        } else {
+            let mut start = body;
+            for (_, payload) in wal::frames(&pending[body..end]) {
+                let stop = start + wal::frame_len(payload);
+                cuts.push((format!("frame {frame} torn after its length"), start + 4));
+                cuts.push((
+                    format!("frame {frame} torn after its header"),
+                    start + header,
+                ));
+                cuts.push((
+                    format!("frame {frame} torn after half of it"),
+                    start + (stop - start) / 2,
+                ));
+                cuts.push((format!("cut after frame {frame}"), stop));
+                if frame == 0 && stop < end {
+                    hole = Some(("landed but its first frame".into(), start, stop));
+                }
+                start = stop;
+                frame += 1;
+            }
+            assert_eq!(start, end, "a chunk is whole frames");
         }
-        assert_eq!(start, end, "a chunk is whole frames");
         at = end;
+        chunk += 1;
     }
     assert_eq!(at, pending.len(), "an unsynced write is whole chunks");
-    let mut out = vec![
-        ("lost".to_string(), Vec::new()),
-        ("torn after its length".to_string(), pending[..4].to_vec()),
-    ];
-    let header = wal::frame_len(&[]);
-    for (i, &(start, end)) in spans.iter().enumerate() {
-        let torn = [
-            ("its length", start + 4),
-            ("its header", start + header),
-            ("half of it", start + (end - start) / 2),
-        ];
-        for (what, cut) in torn {
-            out.push((
-                format!("frame {i} torn after {what}"),
-                pending[..cut].to_vec(),
-            ));
-        }
-        out.push((format!("cut after frame {i}"), pending[..end].to_vec()));
-    }
-    if let [(start, end), _, ..] = spans[..] {
-        let mut hole = pending.to_vec();
-        hole[start..end].fill(0);
-        out.push(("landed but its first frame".into(), hole));
+    let mut out = vec![("lost".to_string(), Vec::new())];
+    out.extend(
+        cuts.into_iter()
+            .map(|(what, cut)| (what, pending[..cut].to_vec())),
+    );
+    if let Some((what, start, end)) = hole {
+        let mut holed = pending.to_vec();
+        holed[start..end].fill(0);
+        out.push((what, holed));
     }
     let mut huge = pending.to_vec();
     huge[..4].copy_from_slice(&u32::MAX.to_le_bytes());
@@ -548,10 +573,14 @@ fn every_acknowledged_notification_and_committed_entry_survives_a_power_loss_at_
         .iter()
         .filter(|s| s.segments.iter().any(|f| f.base.len() > f.bytes.len()))
         .count();
+    let compressed = states
+        .iter()
+        .filter(|s| s.what.contains("compressed chunk"))
+        .count();
     println!(
-        "crash states tried: {} ({torn} with a torn or lost unsynced write, {log_ahead} with acks \
-         only in the log, {reused} with a reused segment) from {} events; {} acknowledged, {} \
-         committed; checked in {:.1} s",
+        "crash states tried: {} ({torn} with a torn or lost unsynced write, {compressed} of them \
+         inside a compressed chunk, {log_ahead} with acks only in the log, {reused} with a reused \
+         segment) from {} events; {} acknowledged, {} committed; checked in {:.1} s",
         states.len(),
         events.len(),
         seen.acked.len(),
@@ -563,7 +592,7 @@ fn every_acknowledged_notification_and_committed_entry_survives_a_power_loss_at_
         .iter()
         .filter(|s| s.what.contains("retirements undone"));
     assert!(
-        torn > 100 && log_ahead > 20 && reused > 20 && undone.count() > 0,
+        torn > 100 && compressed > 20 && log_ahead > 20 && reused > 20 && undone.count() > 0,
         "too few crash states of each kind"
     );
     assert!(!seen.committed.is_empty() && !seen.applied.is_empty());

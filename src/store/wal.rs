@@ -10,14 +10,18 @@
 //! before use, so that `fdatasync` never has file metadata to write: a new one is zero-filled,
 //! and a retired one is kept as a spare (`NNNNNNNNNNNNNNNNNNNN.spare`, up to [`SPARES`]) and
 //! renamed to the next segment's name when one is needed, its old bytes left in place. Each sync
-//! writes one chunk, `len u32 ‖ crc32 u32 ‖ frames [len]`, whose checksum covers the segment's
-//! number before the frames: a spare's old chunks were written under another number and fail it,
+//! writes one chunk, `len u32 ‖ crc32 u32 ‖ body [len]`, whose checksum covers the segment's
+//! number before the body: a spare's old chunks were written under another number and fail it,
 //! so reading a segment stops at the first chunk that is empty, cut short or fails its checksum
 //! (the zeroes or old bytes after the last write, or a write torn by a crash, which was never
-//! acknowledged). A frame is `len u32 ‖ crc32 u32 ‖ key [26] ‖ payload [len]` (little-endian
-//! numbers), the key being the journal key `org ‖ seq`; frames are also the format the
-//! checkpoint copies into sled. Earlier versions wrote bare frames to `NNNNNNNNNNNNNNNNNNNN.log`
-//! segments, which are still read, and deleted when retired.
+//! acknowledged). The body is the frames, or, when the length's top bit ([`COMPRESSED`]) is set,
+//! the frames as an LZ4 block with their size prepended: a message's frames repeat the org in
+//! every dedupe key and much of every record id, so the log writes about a third of their bytes.
+//! Chunks without the bit, as earlier versions wrote them all, are still read. A frame is
+//! `len u32 ‖ crc32 u32 ‖ key [26] ‖ payload [len]` (little-endian numbers), the key being the
+//! journal key `org ‖ seq`; frames are also the format the checkpoint copies into sled. Earlier
+//! versions wrote bare frames to `NNNNNNNNNNNNNNNNNNNN.log` segments, which are still read, and
+//! deleted when retired.
 
 use std::fs::File;
 use std::io;
@@ -35,6 +39,11 @@ const KEY: usize = 26;
 const HEADER: usize = 4 + 4 + KEY;
 /// A chunk's length and checksum.
 pub(super) const CHUNK_HEADER: usize = 8;
+/// The bit of a chunk's length that says its body is LZ4-compressed.
+pub(super) const COMPRESSED: u32 = 1 << 31;
+/// LZ4 expands at most about 255 times: a compressed body claiming more is damaged, and its
+/// claim is never allocated.
+const LZ4_MAX_RATIO: usize = 256;
 
 /// Appends one frame to `buf`.
 pub(super) fn push_frame(buf: &mut Vec<u8>, key: &[u8], payload: &[u8]) {
@@ -112,37 +121,83 @@ fn chunk_crc(segment: u64, frames: &[u8]) -> u32 {
     check.finalize()
 }
 
-/// The chunk that writes `frames` to segment `segment`.
-fn chunk(segment: u64, frames: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(CHUNK_HEADER + frames.len());
-    out.extend_from_slice(
-        &u32::try_from(frames.len())
-            .unwrap_or(u32::MAX)
-            .to_le_bytes(),
-    );
-    out.extend_from_slice(&chunk_crc(segment, frames).to_le_bytes());
-    out.extend_from_slice(frames);
+/// The chunk that writes `frames`, its header left to [`seal`]: the frames compressed when that
+/// makes them shorter, else as they are.
+fn unsealed_chunk(frames: &[u8]) -> Vec<u8> {
+    let mut out = vec![0; CHUNK_HEADER];
+    out.extend_from_slice(&(frames.len() as u32).to_le_bytes());
+    let bound = lz4_flex::block::get_maximum_output_size(frames.len());
+    out.resize(CHUNK_HEADER + 4 + bound, 0);
+    let compressed = lz4_flex::block::compress_into(frames, &mut out[CHUNK_HEADER + 4..])
+        .ok()
+        .filter(|n| 4 + n < frames.len());
+    match compressed {
+        Some(n) => {
+            out.truncate(CHUNK_HEADER + 4 + n);
+            out[..4].copy_from_slice(&COMPRESSED.to_le_bytes());
+        }
+        None => {
+            out.truncate(CHUNK_HEADER);
+            out.extend_from_slice(frames);
+        }
+    }
     out
 }
 
+/// Writes a chunk's header for segment `segment`: its body's length (with the [`COMPRESSED`]
+/// flag [`unsealed_chunk`] left) and its checksum.
+fn seal(segment: u64, chunk: &mut [u8]) {
+    let flag = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]) & COMPRESSED;
+    let body = &chunk[CHUNK_HEADER..];
+    let len = u32::try_from(body.len())
+        .ok()
+        .filter(|len| len & COMPRESSED == 0)
+        .unwrap_or(COMPRESSED - 1);
+    let crc = chunk_crc(segment, body);
+    chunk[..4].copy_from_slice(&(len | flag).to_le_bytes());
+    chunk[4..8].copy_from_slice(&crc.to_le_bytes());
+}
+
 /// The frames of the chunks of segment `segment` in `bytes`, in order, up to the first chunk
-/// that is empty, cut short or fails its checksum.
-pub(super) fn chunk_frames(segment: u64, bytes: &[u8]) -> Vec<(&[u8], &[u8])> {
+/// that is empty, cut short or fails its checksum. A compressed body that passes its checksum
+/// and still does not decompress is an error, not the end of the log: no crash writes that.
+pub(super) fn chunk_frames(segment: u64, bytes: &[u8]) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let owned = |(k, v): (&[u8], &[u8])| (k.to_vec(), v.to_vec());
     let mut out = Vec::new();
     let mut rest = bytes;
     while let Some(header) = rest.get(..CHUNK_HEADER) {
-        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let word = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
         let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        let Some(frames_bytes) = rest.get(CHUNK_HEADER..CHUNK_HEADER + len) else {
+        let len = (word & !COMPRESSED) as usize;
+        let Some(body) = rest.get(CHUNK_HEADER..CHUNK_HEADER + len) else {
             break;
         };
-        if len == 0 || chunk_crc(segment, frames_bytes) != crc {
+        if len == 0 || chunk_crc(segment, body) != crc {
             break;
         }
-        out.extend(frames(frames_bytes));
+        if word & COMPRESSED == 0 {
+            out.extend(frames(body).map(owned));
+        } else {
+            out.extend(frames(&decompress(segment, body)?).map(owned));
+        }
         rest = &rest[CHUNK_HEADER + len..];
     }
-    out
+    Ok(out)
+}
+
+/// A compressed chunk's frames.
+fn decompress(segment: u64, body: &[u8]) -> io::Result<Vec<u8>> {
+    let damaged = |e: &dyn std::fmt::Display| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("inbox log segment {segment}: a checksummed chunk does not decompress: {e}"),
+        )
+    };
+    let (size, _) = lz4_flex::block::uncompressed_size(body).map_err(|e| damaged(&e))?;
+    if size > body.len().saturating_mul(LZ4_MAX_RATIO) {
+        return Err(damaged(&format!("it claims {size} bytes")));
+    }
+    lz4_flex::block::decompress_size_prepended(body).map_err(|e| damaged(&e))
 }
 
 /// A segment file's kind, by its name.
@@ -202,14 +257,12 @@ pub(super) fn segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
 /// The `(key, payload)` frames the segment at `path` holds, as a reopen reads them.
 pub(super) fn read_segment(path: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let bytes = std::fs::read(path)?;
-    let owned = |(k, v): (&[u8], &[u8])| (k.to_vec(), v.to_vec());
-    Ok(match name_of(path) {
-        Some((number, Kind::Chunks)) => chunk_frames(number, &bytes)
-            .into_iter()
-            .map(owned)
-            .collect(),
-        _ => frames(&bytes).map(owned).collect(),
-    })
+    match name_of(path) {
+        Some((number, Kind::Chunks)) => chunk_frames(number, &bytes),
+        _ => Ok(frames(&bytes)
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect()),
+    }
 }
 
 /// How much of a segment one zero-filling write covers: one page. The page cache keeps a file
@@ -374,7 +427,8 @@ impl Wal {
         if self.unsynced.is_empty() {
             return Ok(None);
         }
-        let len = (CHUNK_HEADER + self.unsynced.len()) as u64;
+        let mut chunk = unsealed_chunk(&self.unsynced);
+        let len = chunk.len() as u64;
         let fits = self
             .current
             .as_ref()
@@ -385,7 +439,7 @@ impl Wal {
         let Some(seg) = self.current.as_mut() else {
             return Ok(None);
         };
-        let chunk = chunk(seg.number, &self.unsynced);
+        seal(seg.number, &mut chunk);
         let written = seg.file.write_all_at(&chunk, seg.offset).and_then(|()| {
             #[cfg(test)]
             super::tap::wrote(&self.dir, seg.number, seg.offset, &chunk);
@@ -480,8 +534,9 @@ mod tests {
         wal.append(buf.clone());
         let first = wal.sync().expect("sync").expect("bytes");
         assert_eq!(first.bytes, buf);
-        // A round bigger than what is left starts a new segment (of its own size if need be).
-        let big = vec![7u8; SEGMENT_BYTES as usize];
+        // A round bigger than what is left starts a new segment (of its own size if need be);
+        // its bytes do not compress.
+        let big = noise(SEGMENT_BYTES as usize);
         let mut buf = Vec::new();
         push_frame(&mut buf, &key(2), &big);
         wal.append(buf.clone());
@@ -505,6 +560,76 @@ mod tests {
             .map(|(n, k, _)| (n, k))
             .collect();
         assert_eq!(kinds, vec![(first.segment, Kind::Spare)]);
+    }
+
+    /// `n` bytes that LZ4 cannot shorten (xorshift).
+    fn noise(n: usize) -> Vec<u8> {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_round_is_written_compressed_when_that_is_shorter_and_plain_chunks_still_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut wal, _, _) = Wal::open(dir.path()).expect("open");
+        let mut alike = Vec::new();
+        for seq in 1..=20 {
+            push_frame(
+                &mut alike,
+                &key(seq),
+                b"00D7F00000107XsUAI\x0104l7F000000ABCDEFGH",
+            );
+        }
+        let mut unlike = Vec::new();
+        push_frame(&mut unlike, &key(21), &noise(300));
+        let segment = write(&mut wal, &alike);
+        write(&mut wal, &unlike);
+        drop(wal);
+        let path = segment_path(dir.path(), segment);
+        let bytes = std::fs::read(&path).expect("read");
+        let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("word"));
+        let first = word(0);
+        assert_ne!(first & COMPRESSED, 0, "alike frames are compressed");
+        let first_len = (first & !COMPRESSED) as usize;
+        assert!(
+            first_len * 3 < alike.len(),
+            "{first_len} of {}",
+            alike.len()
+        );
+        let second = word(CHUNK_HEADER + first_len);
+        assert_eq!(second & COMPRESSED, 0, "noise is written as it is");
+        assert_eq!(second as usize, unlike.len());
+        let found = read_segment(&path).expect("read back");
+        assert_eq!(found.len(), 21);
+        assert!(found.iter().zip(1..).all(|((k, _), seq)| *k == key(seq)));
+
+        // What earlier versions wrote: every chunk plain.
+        let mut plain = Vec::new();
+        for frames in [&alike, &unlike] {
+            let mut chunk = vec![0; CHUNK_HEADER];
+            chunk.extend_from_slice(frames);
+            let len = u32::try_from(frames.len()).expect("len");
+            chunk[..4].copy_from_slice(&len.to_le_bytes());
+            chunk[4..8].copy_from_slice(&chunk_crc(7, frames).to_le_bytes());
+            plain.extend(chunk);
+        }
+        assert_eq!(chunk_frames(7, &plain).expect("plain"), found);
+
+        // A compressed body that passes its checksum but does not decompress is an error.
+        let mut chunk = unsealed_chunk(&alike);
+        let last = chunk.len() - 1;
+        chunk[last] ^= 0xff;
+        chunk[CHUNK_HEADER..CHUNK_HEADER + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        seal(7, &mut chunk);
+        let err = chunk_frames(7, &chunk).expect_err("damaged");
+        assert!(err.to_string().contains("does not decompress"), "{err}");
     }
 
     /// Writes `frames` as one sync and returns its segment.
@@ -540,7 +665,7 @@ mod tests {
         let old = std::fs::read(&reused).expect("read");
         assert_eq!(old.len() as u64, SEGMENT_BYTES);
         assert_eq!(
-            chunk_frames(first, &old).len(),
+            chunk_frames(first, &old).expect("frames").len(),
             3,
             "its old chunks are still there"
         );
