@@ -10,9 +10,19 @@
 //! The provenance tree also holds entries written one per key as JSON (`record key ‖ seq`), as
 //! earlier versions did; a chunk starts with [`CHUNK`], which no JSON value starts with. Every
 //! `seq` comes from one counter, so a record's entries, chunks before inline ones, are in order.
+//!
+//! Entries, inline or in a chunk, are postcard in the compact layout: [`COMPACT`], then each
+//! entry's seq, its side as a code when it is `salesforce` or `local`, its event and rule, and its
+//! time as nanoseconds since the epoch when that gives back the same RFC 3339 text (the text
+//! itself otherwise). The 35 bytes of `2026-12-01T10:00:00.123456789+00:00` become 9. Entries
+//! written by earlier versions, postcard of `(seq, Provenance)` pairs, are still read: that
+//! layout starts with the count of entries, which is never zero.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+
+use chrono::{DateTime, TimeZone as _, Utc};
+use serde::{Deserialize, Serialize};
 
 use super::keys;
 use super::outbox::abort;
@@ -29,8 +39,90 @@ const CHUNK: u8 = 0x01;
 /// The most entries a record's value holds before they move to the tree as one chunk.
 pub(super) const INLINE_MAX: usize = 4;
 
+/// Starts entries in the compact layout.
+const COMPACT: u8 = 0x00;
+
 /// One entry and its sequence number.
 type Entry = (u64, Provenance);
+
+/// An entry's side in the compact layout.
+#[derive(Serialize, Deserialize)]
+enum Side {
+    Salesforce,
+    Local,
+    Other(String),
+}
+
+/// An entry's time in the compact layout.
+#[derive(Serialize, Deserialize)]
+enum At {
+    /// Nanoseconds since the epoch, whose RFC 3339 text (`DateTime<Utc>::to_rfc3339`) is the
+    /// entry's.
+    Nanos(i64),
+    /// Any other text, as it is.
+    Text(String),
+}
+
+/// One entry in the compact layout: seq, side, event, rule, time.
+#[derive(Serialize, Deserialize)]
+struct Compact(u64, Side, String, String, At);
+
+impl Compact {
+    fn of((seq, p): &Entry) -> Self {
+        let side = match p.side.as_str() {
+            "salesforce" => Side::Salesforce,
+            "local" => Side::Local,
+            other => Side::Other(other.to_owned()),
+        };
+        let nanos = DateTime::parse_from_rfc3339(&p.at)
+            .ok()
+            .and_then(|t| t.timestamp_nanos_opt())
+            .filter(|n| Utc.timestamp_nanos(*n).to_rfc3339() == p.at);
+        let at = nanos.map_or_else(|| At::Text(p.at.clone()), At::Nanos);
+        Self(*seq, side, p.event.clone(), p.rule.clone(), at)
+    }
+
+    fn entry(self) -> Entry {
+        let Self(seq, side, event, rule, at) = self;
+        let side = match side {
+            Side::Salesforce => "salesforce".to_owned(),
+            Side::Local => "local".to_owned(),
+            Side::Other(other) => other,
+        };
+        let at = match at {
+            At::Nanos(n) => Utc.timestamp_nanos(n).to_rfc3339(),
+            At::Text(text) => text,
+        };
+        (
+            seq,
+            Provenance {
+                side,
+                event,
+                rule,
+                at,
+            },
+        )
+    }
+}
+
+/// Entries in the compact layout, appended to `out`.
+fn encode(entries: &[Entry], out: &mut Vec<u8>, tree: &'static str) -> Result<(), StoreError> {
+    out.push(COMPACT);
+    let compact: Vec<Compact> = entries.iter().map(Compact::of).collect();
+    postcard::to_io(&compact, out).map_err(|e| corrupt(tree, e))?;
+    Ok(())
+}
+
+/// Entries in either layout.
+fn decode(bytes: &[u8], tree: &'static str) -> Result<Vec<Entry>, StoreError> {
+    match bytes.split_first() {
+        Some((&COMPACT, rest)) => {
+            let compact: Vec<Compact> = postcard::from_bytes(rest).map_err(|e| corrupt(tree, e))?;
+            Ok(compact.into_iter().map(Compact::entry).collect())
+        }
+        _ => postcard::from_bytes(bytes).map_err(|e| corrupt(tree, e)),
+    }
+}
 
 fn corrupt(tree: &'static str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt {
@@ -45,13 +137,13 @@ fn inline_part(value: &[u8]) -> Result<Vec<Entry>, StoreError> {
     if bytes.is_empty() {
         return Ok(Vec::new());
     }
-    postcard::from_bytes(bytes).map_err(|e| corrupt("records", e))
+    decode(bytes, "records")
 }
 
 /// The entries of one provenance tree value: a chunk, or one JSON entry numbered by its key.
 fn tree_entries(key: &[u8], value: &[u8]) -> Result<Vec<Entry>, StoreError> {
     if let Some(chunk) = value.strip_prefix(&[CHUNK]) {
-        return postcard::from_bytes(chunk).map_err(|e| corrupt("provenance", e));
+        return decode(chunk, "provenance");
     }
     let seq = key
         .len()
@@ -86,11 +178,10 @@ impl Tx<'_> {
             self.put_chunk(org, target, &inline)?;
             inline.clear();
         }
-        let encoded = if inline.is_empty() {
-            Vec::new()
-        } else {
-            postcard::to_stdvec(&inline).map_err(|e| abort(corrupt("records", e)))?
-        };
+        let mut encoded = Vec::new();
+        if !inline.is_empty() {
+            encode(&inline, &mut encoded, "records").map_err(abort)?;
+        }
         let mut parts = Parts::of(&value).map_err(abort)?;
         parts.provenance = &encoded;
         self.records.insert(key, parts.to_value())?;
@@ -114,7 +205,7 @@ impl Tx<'_> {
         };
         let key = keys::provenance(self.org_key(org)?, target.kind.code(), target.id, *first);
         let mut value = vec![CHUNK];
-        postcard::to_io(entries, &mut value).map_err(|e| abort(corrupt("provenance", e)))?;
+        encode(entries, &mut value, "provenance").map_err(abort)?;
         self.provenance.insert(key, value)?;
         Ok(())
     }
@@ -435,6 +526,103 @@ mod tests {
         assert_eq!(
             events(&store.provenance(&org(), me).expect("read")),
             events(&[entry(0), entry(1)])
+        );
+    }
+
+    #[test]
+    fn entries_are_kept_compact_and_read_back_as_written() {
+        let now = Utc::now().to_rfc3339();
+        let entries: Vec<Entry> = vec![
+            (1, entry(1)),
+            (
+                2,
+                Provenance {
+                    at: now.clone(),
+                    ..entry(2)
+                },
+            ),
+            (
+                3,
+                Provenance {
+                    side: "local".into(),
+                    at: "2026-12-01T12:00:00.5+02:00".into(),
+                    ..entry(3)
+                },
+            ),
+            (
+                4,
+                Provenance {
+                    side: "import".into(),
+                    at: "yesterday".into(),
+                    ..entry(4)
+                },
+            ),
+        ];
+        let mut compact = Vec::new();
+        encode(&entries, &mut compact, "records").expect("encode");
+        assert_eq!(decode(&compact, "records").expect("decode"), entries);
+        // The times that `to_rfc3339` wrote are kept as numbers.
+        let one = |e: &Entry| {
+            let mut out = Vec::new();
+            encode(std::slice::from_ref(e), &mut out, "records").expect("encode");
+            out.len()
+        };
+        let legacy = |e: &Entry| postcard::to_stdvec(&vec![e]).expect("legacy").len();
+        assert!(
+            one(&entries[1]) + 30 <= legacy(&entries[1]),
+            "{} against {}",
+            one(&entries[1]),
+            legacy(&entries[1])
+        );
+        assert!(one(&entries[3]) <= legacy(&entries[3]) + 3);
+        // What earlier versions wrote still reads.
+        let old = postcard::to_stdvec(&entries).expect("legacy");
+        assert_eq!(decode(&old, "records").expect("legacy"), entries);
+        assert!(decode(&[COMPACT, 0xff], "records").is_err());
+    }
+
+    #[test]
+    fn inline_entries_and_chunks_of_earlier_versions_still_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        let me = LocalRef::new(RecordKind::Company, 1);
+        company(&store, 1, "Acme");
+        let key = me.key(short(&store));
+        // A chunk of two, and one entry inline, as earlier versions wrote them.
+        let seq = || store.inner.db.generate_id().expect("seq");
+        let (first, second, third) = (seq(), seq(), seq());
+        let mut chunk = vec![CHUNK];
+        let two = vec![(first, entry(1)), (second, entry(2))];
+        chunk.extend(postcard::to_stdvec(&two).expect("chunk"));
+        store
+            .inner
+            .provenance
+            .insert(
+                keys::provenance(short(&store), me.kind.code(), me.id, first),
+                chunk,
+            )
+            .expect("chunk");
+        let value = store.inner.records.get(&key).expect("get").expect("record");
+        let inline = postcard::to_stdvec(&vec![(third, entry(3))]).expect("inline");
+        let mut parts = Parts::of(&value).expect("parts");
+        parts.provenance = &inline;
+        store
+            .inner
+            .records
+            .insert(&key, parts.to_value())
+            .expect("inline");
+        let want = |n: usize| events(&(1..=n).map(entry).collect::<Vec<_>>());
+        assert_eq!(
+            events(&store.provenance(&org(), me).expect("read")),
+            want(3)
+        );
+        // The next entry rewrites the inline ones in the compact layout.
+        add(&store, me, 4, 5);
+        let value = store.inner.records.get(&key).expect("get").expect("record");
+        assert_eq!(Parts::of(&value).expect("parts").provenance[0], COMPACT);
+        assert_eq!(
+            events(&store.provenance(&org(), me).expect("read")),
+            want(4)
         );
     }
 }
