@@ -581,6 +581,55 @@ mod tests {
         assert!(decode(&[COMPACT, 0xff], "records").is_err());
     }
 
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn any_at() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<i64>().prop_map(|n| Utc.timestamp_nanos(n).to_rfc3339()),
+                (0i64..4_000_000_000_000, 0u32..1_000_000_000).prop_map(|(ms, ns)| {
+                    let t = Utc.timestamp_millis_opt(ms).single().expect("in range");
+                    chrono::Timelike::with_nanosecond(&t, ns)
+                        .unwrap_or(t)
+                        .to_rfc3339()
+                }),
+                ".{0,40}",
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn any_entries_come_back_from_the_compact_layout(
+                entries in proptest::collection::vec(
+                    (
+                        any::<u64>(),
+                        prop_oneof![Just("salesforce".to_owned()), Just("local".to_owned()), ".{0,12}"],
+                        ".{0,30}",
+                        ".{0,30}",
+                        any_at(),
+                    ),
+                    1..6,
+                ),
+            ) {
+                let entries: Vec<Entry> = entries
+                    .into_iter()
+                    .map(|(seq, side, event, rule, at)| (seq, Provenance { side, event, rule, at }))
+                    .collect();
+                let mut bytes = Vec::new();
+                encode(&entries, &mut bytes, "records").expect("encode");
+                prop_assert_eq!(decode(&bytes, "records").expect("decode"), entries);
+            }
+
+            #[test]
+            fn any_bytes_decode_to_entries_or_an_error(
+                bytes in proptest::collection::vec(any::<u8>(), 0..256),
+            ) {
+                let _ = decode(&bytes, "records");
+            }
+        }
+    }
+
     #[test]
     fn inline_entries_and_chunks_of_earlier_versions_still_read() {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -632,6 +632,56 @@ mod tests {
         assert!(err.to_string().contains("does not decompress"), "{err}");
     }
 
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn any_frames_come_back_from_their_chunk(
+                payloads in proptest::collection::vec(
+                    prop_oneof![
+                        proptest::collection::vec(any::<u8>(), 0..200),
+                        "[a-c0-9]{0,300}".prop_map(String::into_bytes),
+                    ],
+                    1..12,
+                ),
+                segment in any::<u64>(),
+            ) {
+                let mut frames_bytes = Vec::new();
+                for (seq, payload) in (1..).zip(&payloads) {
+                    push_frame(&mut frames_bytes, &key(seq), payload);
+                }
+                let mut chunk = unsealed_chunk(&frames_bytes);
+                seal(segment, &mut chunk);
+                prop_assert!(chunk.len() <= CHUNK_HEADER + frames_bytes.len());
+                let found = chunk_frames(segment, &chunk).expect("frames");
+                let want: Vec<_> = frames(&frames_bytes)
+                    .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .collect();
+                prop_assert_eq!(found, want);
+                // Under another segment's number it is not read at all.
+                prop_assert!(chunk_frames(segment ^ 1, &chunk).expect("frames").is_empty());
+            }
+
+            #[test]
+            fn any_bytes_read_as_a_segment_give_frames_or_an_error(
+                bytes in proptest::collection::vec(any::<u8>(), 0..512),
+                flag in any::<bool>(),
+            ) {
+                // With a valid checksum over whatever body follows, so the body is decoded.
+                let mut chunk = vec![0; CHUNK_HEADER];
+                chunk.extend_from_slice(&bytes);
+                if flag {
+                    chunk[..4].copy_from_slice(&COMPRESSED.to_le_bytes());
+                }
+                seal(3, &mut chunk);
+                let _ = chunk_frames(3, &chunk);
+                let _ = chunk_frames(3, &bytes);
+            }
+        }
+    }
+
     /// Writes `frames` as one sync and returns its segment.
     fn write(wal: &mut Wal, frames: &[u8]) -> u64 {
         wal.append(frames.to_vec());
