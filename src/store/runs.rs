@@ -11,7 +11,7 @@
 //! its CRC-32 and [`MAGIC`]. An entry is `len u32 ‖ key ‖ received_ms i64 ‖ has_digest u8 ‖
 //! [digest u64]` (little-endian numbers). A chunk is stored as an LZ4 block with its size
 //! prepended: sorted keys share the org and most of the id, and neighbours' arrival times share
-//! their high bytes, so a chunk takes about a third of its bytes, and every merge writes that much
+//! their high bytes, so a chunk takes about a fifth of its bytes, and every merge writes that much
 //! less. Files ending in [`MAGIC_PLAIN`], written by earlier versions, hold plain chunks and are
 //! still read.
 //!

@@ -16,7 +16,7 @@
 //! (the zeroes or old bytes after the last write, or a write torn by a crash, which was never
 //! acknowledged). The body is the frames, or, when the length's top bit ([`COMPRESSED`]) is set,
 //! the frames as an LZ4 block with their size prepended: a message's frames repeat the org in
-//! every dedupe key and much of every record id, so the log writes about a third of their bytes.
+//! every dedupe key and much of every record id, so the log writes about a fifth of their bytes.
 //! Chunks without the bit, as earlier versions wrote them all, are still read. A frame is
 //! `len u32 ‖ crc32 u32 ‖ key [26] ‖ payload [len]` (little-endian numbers), the key being the
 //! journal key `org ‖ seq`; frames are also the format the checkpoint copies into sled. Earlier
