@@ -187,17 +187,14 @@ pub(super) fn chunk_frames(segment: u64, bytes: &[u8]) -> io::Result<Vec<(Vec<u8
 
 /// A compressed chunk's frames.
 fn decompress(segment: u64, body: &[u8]) -> io::Result<Vec<u8>> {
-    let damaged = |e: &dyn std::fmt::Display| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("inbox log segment {segment}: a checksummed chunk does not decompress: {e}"),
-        )
-    };
-    let (size, _) = lz4_flex::block::uncompressed_size(body).map_err(|e| damaged(&e))?;
-    if size > body.len().saturating_mul(LZ4_MAX_RATIO) {
-        return Err(damaged(&format!("it claims {size} bytes")));
-    }
-    lz4_flex::block::decompress_size_prepended(body).map_err(|e| damaged(&e))
+    super::lz4_decompress("inbox log", body, body.len().saturating_mul(LZ4_MAX_RATIO)).map_err(
+        |e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("segment {segment}: a checksummed chunk does not decompress: {e}"),
+            )
+        },
+    )
 }
 
 /// A segment file's kind, by its name.
