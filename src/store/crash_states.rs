@@ -253,7 +253,7 @@ impl Disk {
 /// What of an unsynced write may have reached the disk (see the module's rules).
 fn pieces(pending: &[u8]) -> Vec<(String, Vec<u8>)> {
     // Where the write may be cut, and which of its bytes may be missing while later ones landed:
-    // in a plain chunk, in and after each frame, and the first frame when there are two; in a
+    // in a plain chunk, in and after each frame, and the first frame when more follows; in a
     // compressed one, whose frames have no place of their own, through its body and the first
     // half of it.
     let header = wal::frame_len(&[]);
@@ -293,7 +293,7 @@ fn pieces(pending: &[u8]) -> Vec<(String, Vec<u8>)> {
                     start + (stop - start) / 2,
                 ));
                 cuts.push((format!("cut after frame {frame}"), stop));
-                if frame == 0 && stop < end {
+                if frame == 0 && stop < pending.len() {
                     hole = Some(("landed but its first frame".into(), start, stop));
                 }
                 start = stop;
